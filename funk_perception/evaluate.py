@@ -1,0 +1,603 @@
+"""PCK evaluation of functional correspondence against baselines (SPEC section 7).
+
+``python -m funk_perception.evaluate --data CSV --model CKPT [--model CKPT2 ...]``
+
+On the (reference, target, task) triplets of :func:`evaluation_pairs`, every method
+predicts where each reference keypoint lands on the target; a prediction is correct
+when its distance to the ground truth, measured in normalised image coordinates,
+is at most the threshold::
+
+    d = sqrt(((x_pred - x_true) / W)^2 + ((y_pred - y_true) / H)^2) <= alpha
+
+with W, H the target image's width and height. This is the distance after resizing
+the target to a square (the network input, 224 x 224 in the paper), divided by
+the side: alpha = 0.1 is 22.4 px at 224 x 224 (the paper's "23 px"). For a
+non-square W x H image the accepted region in the original pixels is an ellipse
+with semi-axes alpha * W and alpha * H. A distance exactly at the threshold counts
+as correct (a 1e-9 tolerance absorbs floating-point rounding). Only keypoints
+visible in both images count (all of them when the CSV has no v1..v5 columns).
+PCK is the percentage of such keypoints that are correct, pooled over all triplets
+(per task and per same-/cross-category split likewise).
+
+Methods, all on the same triplets:
+- image-blind prior: each keypoint predicted at its normalised position in the reference;
+- trunk-only ("ImageNet" row of the paper): L2-normalised features of each checkpoint's trunk;
+- every checkpoint given with ``--model``, labelled by its gating and file name.
+Each learned method is reported by argmax over the feature grid and by sub-cell
+refinement (:mod:`funk_perception.matching`). Features are computed once per image
+(all needed tasks in one batched forward pass) and kept in memory as float16;
+matching is a batched matrix product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch.nn.functional as F
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from funk_perception.data.annotations import Annotation, FunKPointDataset
+from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
+from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
+from funk_perception.matching import REFINE_METHODS, match, sample_features
+from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
+from funk_perception.tasks import TASKS
+
+#: PCK thresholds reported (fractions of the normalised image size).
+THRESHOLDS: tuple[float, ...] = (0.05, 0.1, 0.15)
+#: Tolerance so that a distance exactly at the threshold counts as correct despite rounding.
+BOUNDARY_TOLERANCE = 1e-9
+#: SPEC section 7, paper Table 2: PCK@0.1 (%) on the real FunKPoint test set, ResNet-50 trunk.
+PAPER_TABLE2: Mapping[str, float] = {
+    "ImageNet ResNet-50 features": 22.0,
+    "ours, uniform gating": 52.8,
+    "ours, shared learned gating": 52.5,
+    "ours, task embedding": 58.4,
+    "second human annotator": 82.5,
+}
+PREDICTION_MODES: tuple[str, ...] = ("argmax", "refined")
+SPLITS: tuple[str, ...] = ("same_category", "cross_category")
+
+
+# --------------------------------------------------------------------------- PCK math
+
+
+def keypoint_distances(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Euclidean distance in normalised coordinates, (..., K, 2) x 2 -> (..., K)."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if predicted.shape != truth.shape or predicted.shape[-1] != 2:
+        raise ValueError(f"keypoint_distances: expected two (..., 2) arrays of one shape, found {predicted.shape} "
+                         f"and {truth.shape}")
+    return np.sqrt(((predicted - truth) ** 2).sum(axis=-1))
+
+
+def pck_correct(predicted: np.ndarray, truth: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean (..., K): prediction within ``threshold`` of the truth (normalised coordinates)."""
+    return keypoint_distances(predicted, truth) <= threshold + BOUNDARY_TOLERANCE
+
+
+def pck(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray, threshold: float) -> float:
+    """PCK in percent over the ``valid`` keypoints; NaN when none is valid."""
+    valid = np.asarray(valid, dtype=bool)
+    correct = pck_correct(predicted, truth, threshold)
+    if correct.shape != valid.shape:
+        raise ValueError(f"pck: expected valid of shape {correct.shape}, found {valid.shape}")
+    count = int(valid.sum())
+    if count == 0:
+        return float("nan")
+    return 100.0 * float((correct & valid).sum()) / count
+
+
+def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pixel ``(x, y)`` -> normalised ``(x / W, y / H)``."""
+    return np.asarray(points, dtype=np.float64) / np.array([width, height], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and where to write it; the defaults run on any FunKPoint-style CSV."""
+
+    data: Path = Path("datasets/synthetic/annotations.csv")
+    models: list[Path] = field(default_factory=list)
+    #: Extra trunk-only baselines by trunk name (one per distinct checkpoint trunk is always added).
+    trunks: list[str] = field(default_factory=list)
+    out: Path | None = None  # default results/eval-<csv folder>-<csv stem>
+    seed: int = 0
+    references_per_task: int = 20
+    max_targets_per_task: int | None = None
+    size: int | None = None  # None: each checkpoint's own input size
+    refine: str = "parabolic"
+    device: str = "auto"
+    trunk_weights: Path | None = None
+    batch_size: int = 16
+    figure_tasks: int = 4
+    dense_examples: int = 3
+    dense_points: int = 150
+    figures: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.data = Path(self.data)
+        self.models = [Path(m) for m in self.models]
+        self.out = None if self.out is None else Path(self.out)
+        if self.refine not in REFINE_METHODS:
+            raise ValueError(f"EvalConfig.refine: expected one of {', '.join(REFINE_METHODS)}, found {self.refine!r}")
+        if self.size is not None and self.size < 16:
+            raise ValueError(f"EvalConfig.size: expected >= 16 (one stride-16 cell), found {self.size}")
+        if self.batch_size < 1:
+            raise ValueError(f"EvalConfig.batch_size: expected >= 1, found {self.batch_size}")
+
+    def output_dir(self) -> Path:
+        if self.out is not None:
+            return self.out
+        return Path("results") / f"eval-{self.data.resolve().parent.name}-{self.data.stem}"
+
+
+# --------------------------------------------------------------------------- feature extraction
+
+#: A feature extractor: (B, 3, S, S) normalised images, tasks -> (B, T, D, h, w); tasks=None for
+#: task-independent features (T = 1).
+Extractor = Callable[[torch.Tensor, list[str] | None], torch.Tensor]
+
+
+@dataclass
+class Method:
+    """One row of the results table."""
+
+    name: str
+    kind: str  # "prior" | "trunk" | "model"
+    extractor: Extractor | None = None
+    image_size: int = 224
+    task_conditioned: bool = False
+    info: dict = field(default_factory=dict)
+
+
+def _trunk_extractor(trunk: torch.nn.Module, device: torch.device) -> Extractor:
+    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
+        features = trunk(images.to(device)).float()
+        return F.normalize(features, dim=1).unsqueeze(1)
+
+    return extract
+
+
+def _encoder_extractor(encoder: torch.nn.Module, device: torch.device) -> Extractor:
+    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
+        return encoder(images.to(device), tasks).float()
+
+    return extract
+
+
+def compute_features(
+    method: Method,
+    dataset: FunKPointDataset,
+    needs: Mapping[Path, set[str]],
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict[tuple[Path, str | None], torch.Tensor]:
+    """Features of every needed image, once each: key (image path, task) -> (D, h, w) float16
+    on the CPU; task is None for task-independent (trunk-only) features.
+
+    Images are resized to the method's square input size, so every map has the same
+    grid and the cells map back onto the original image's normalised coordinates.
+    """
+    if method.extractor is None:
+        raise ValueError(f"compute_features: method {method.name!r} has no feature extractor")
+    paths = list(needs)
+    cache: dict[tuple[Path, str | None], torch.Tensor] = {}
+    starts = range(0, len(paths), batch_size)
+    for start in tqdm(starts, desc=f"features {method.name}", disable=not progress, leave=False):
+        chunk = paths[start : start + batch_size]
+        images = preprocess([dataset.load_image(p) for p in chunk], size=method.image_size)
+        if method.task_conditioned:
+            tasks = [t for t in TASKS if any(t in needs[p] for p in chunk)]
+            with torch.inference_mode():
+                feats = method.extractor(images, tasks).to("cpu", torch.float16)
+            for b, path in enumerate(chunk):
+                for t_index, task in enumerate(tasks):
+                    if task in needs[path]:
+                        cache[(path, task)] = feats[b, t_index].clone()
+        else:
+            with torch.inference_mode():
+                feats = method.extractor(images, None).to("cpu", torch.float16)
+            for b, path in enumerate(chunk):
+                cache[(path, None)] = feats[b, 0].clone()
+    return cache
+
+
+def _feature(cache: Mapping[tuple[Path, str | None], torch.Tensor], method: Method, path: Path, task: str) -> torch.Tensor:
+    return cache[(path, task if method.task_conditioned else None)]
+
+
+def predict_pairs(
+    method: Method,
+    annotations: Sequence[Annotation],
+    pairs: Sequence[Pair],
+    cache: Mapping[tuple[Path, str | None], torch.Tensor] | None,
+    refine: str = "parabolic",
+    chunk: int = 256,
+) -> dict[str, np.ndarray]:
+    """Predicted target keypoints (P, K, 2) normalised, for ``argmax`` and ``refined``."""
+    sources = np.stack([annotations[p.source].keypoints for p in pairs])
+    if method.kind == "prior":
+        # Image-blind: the reference position is the prediction, for both modes.
+        return {"argmax": sources.copy(), "refined": sources.copy()}
+    if cache is None:
+        raise ValueError(f"predict_pairs: method {method.name!r} needs a feature cache")
+    out = {mode: np.zeros_like(sources) for mode in PREDICTION_MODES}
+    for start in range(0, len(pairs), chunk):
+        block = pairs[start : start + chunk]
+        ref = torch.stack([_feature(cache, method, annotations[p.source].image_path, p.task) for p in block]).float()
+        tgt = torch.stack([_feature(cache, method, annotations[p.target].image_path, p.task) for p in block]).float()
+        points = torch.from_numpy(sources[start : start + len(block)]).float()
+        result = match(sample_features(ref, points), tgt, refine=refine)
+        out["argmax"][start : start + len(block)] = result.argmax.numpy()
+        out["refined"][start : start + len(block)] = result.refined.numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_predictions(
+    annotations: Sequence[Annotation], pairs: Sequence[Pair], predicted: np.ndarray, thresholds: Sequence[float] = THRESHOLDS
+) -> dict:
+    """PCK (%) overall, per split and per task for one (P, K, 2) prediction array."""
+    truth = np.stack([annotations[p.target].keypoints for p in pairs])
+    valid = np.stack([annotations[p.source].visible & annotations[p.target].visible for p in pairs])
+    kinds = np.array([pair_kind(annotations, p) for p in pairs])
+    tasks = np.array([p.task for p in pairs])
+
+    def block(mask: np.ndarray) -> dict:
+        entry = {str(t): pck(predicted[mask], truth[mask], valid[mask], t) for t in thresholds}
+        entry["pairs"] = int(mask.sum())
+        entry["keypoints"] = int(valid[mask].sum())
+        return entry
+
+    everything = np.ones(len(pairs), dtype=bool)
+    return {
+        "overall": block(everything),
+        **{split: block(kinds == split) for split in SPLITS},
+        "per_task": {task: block(tasks == task) for task in TASKS if (tasks == task).any()},
+    }
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def _load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
+    methods = [Method(name="image-blind prior", kind="prior")]
+    trunk_rows: dict[str, Method] = {}
+    model_rows: list[Method] = []
+    for path in config.models:
+        encoder = FunctionalEncoder.load(path, device, trunk_weights=config.trunk_weights)
+        encoder.eval()
+        size = config.size or int(encoder.config.image_size)
+        gating = str(encoder.config.modular.gating)
+        trunk_name = str(encoder.config.trunk)
+        extra = dict(getattr(encoder, "loaded_extra", {}) or {})
+        info = {
+            "checkpoint": str(path),
+            "checkpoint_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "logit_scale": float(encoder.logit_scale.detach()),
+            "gating": gating,
+            "trunk": trunk_name,
+            "image_size": size,
+            "metadata": {k: v for k, v in extra.items() if k != "prototypes" and _jsonable(v)},
+        }
+        model_rows.append(
+            Method(f"{gating} gating ({path.name})", "model", _encoder_extractor(encoder, device), size, True, info)
+        )
+        key = f"{trunk_name}@{size}"
+        if key not in trunk_rows:
+            trunk_rows[key] = Method(f"trunk-only {key}", "trunk", _trunk_extractor(encoder.trunk, device), size, False,
+                                     {"trunk": trunk_name, "image_size": size})
+    for name in config.trunks:
+        size = config.size or 224
+        key = f"{name}@{size}"
+        if key not in trunk_rows:
+            trunk = build_trunk(name, weights=config.trunk_weights if name == "resnet50" else None).to(device)
+            trunk_rows[key] = Method(f"trunk-only {key}", "trunk", _trunk_extractor(trunk, device), size, False,
+                                     {"trunk": name, "image_size": size})
+    return methods + list(trunk_rows.values()) + model_rows
+
+
+def _finite_or_none(value: object) -> object:
+    """NaN (a split without keypoints) -> None, so the JSON stays standard."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _jsonable(value: object) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _machine() -> dict:
+    info = {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1f}"  # NaN: no keypoints in a split
+
+
+def markdown_report(results: dict) -> str:
+    """Markdown tables: methods x (PCK@thresholds argmax/refined, same-/cross-category) and per task."""
+    t_cols = [str(t) for t in results["thresholds"]]
+    lines = [
+        f"# PCK evaluation: {results['data']}",
+        "",
+        f"{results['pairs']['total']} triplets ({results['pairs']['same_category']} same-category, "
+        f"{results['pairs']['cross_category']} cross-category), seed {results['seed']}, "
+        f"refinement: {results['refine']}. PCK in %, keypoints visible in both images; "
+        "distance in normalised coordinates (x/W, y/H): 0.1 = 22.4 px at 224 x 224.",
+        "",
+        "| method | " + " | ".join(f"PCK@{t} argmax | PCK@{t} refined" for t in t_cols)
+        + " | same-cat @0.1 (refined) | cross-cat @0.1 (refined) |",
+        "|---" * (1 + 2 * len(t_cols) + 2) + "|",
+    ]
+    for row in results["methods"]:
+        r = row["results"]
+        cells = [f"{_fmt(r['argmax']['overall'][t])} | {_fmt(r['refined']['overall'][t])}" for t in t_cols]
+        lines.append(
+            f"| {row['name']} | " + " | ".join(cells)
+            + f" | {_fmt(r['refined']['same_category']['0.1'])} | {_fmt(r['refined']['cross_category']['0.1'])} |"
+        )
+    for name, value in results["paper_table2"].items():
+        # The paper reports PCK@0.1 by argmax only, on real images with a ResNet-50 trunk.
+        cells = [f"{value:.1f} | -" if t == "0.1" else "- | -" for t in t_cols]
+        lines.append(f"| paper Table 2: {name} | " + " | ".join(cells) + " | - | - |")
+    tasks = [t for t in TASKS if any(t in row["results"]["refined"]["per_task"] for row in results["methods"])]
+    lines += [
+        "",
+        "## Per task, PCK@0.1 (refined)",
+        "",
+        "| method | " + " | ".join(tasks) + " |",
+        "|---" * (1 + len(tasks)) + "|",
+    ]
+    for row in results["methods"]:
+        per = row["results"]["refined"]["per_task"]
+        lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[t]["0.1"]) if t in per else "-" for t in tasks) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figure_pairs(annotations: Sequence[Annotation], pairs: Sequence[Pair], count: int) -> list[int]:
+    """One triplet per task for the first ``count`` tasks, cross-category when there is one."""
+    chosen: list[int] = []
+    for task in TASKS:
+        indices = [i for i, p in enumerate(pairs) if p.task == task]
+        if not indices:
+            continue
+        cross = [i for i in indices if pair_kind(annotations, pairs[i]) == "cross_category"]
+        chosen.append((cross or indices)[0])
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def _load_mask(dataset: FunKPointDataset, annotation: Annotation) -> np.ndarray | None:
+    relative = annotation.extras.get("mask_path", "")
+    if not relative:
+        return None
+    mask = cv2.imread(str(dataset.root / relative), cv2.IMREAD_UNCHANGED)
+    return mask  # None when unreadable: the keypoint box is used instead
+
+
+def _write_figures(
+    config: EvalConfig,
+    dataset: FunKPointDataset,
+    pairs: Sequence[Pair],
+    methods: Sequence[Method],
+    predictions: Mapping[str, Mapping[str, np.ndarray]],
+    caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
+    out_dir: Path,
+) -> list[str]:
+    annotations = dataset.annotations
+    learned = [m for m in methods if m.kind == "model"] or [m for m in methods if m.kind == "trunk"]
+    if not learned:
+        return []
+    primary = learned[0]
+    chosen = _figure_pairs(annotations, pairs, config.figure_tasks)
+    written: list[str] = []
+    examples = []
+    for i in chosen:
+        p = pairs[i]
+        src, tgt = annotations[p.source], annotations[p.target]
+        examples.append(
+            QualitativeExample(
+                task=p.task,
+                reference_image=dataset.load_image(src.image_path),
+                reference_keypoints=src.keypoints,
+                reference_visible=src.visible,
+                target_image=dataset.load_image(tgt.image_path),
+                target_keypoints=tgt.keypoints,
+                target_visible=tgt.visible,
+                predictions=predictions[primary.name]["refined"][i],
+                caption=f"({src.category} -> {tgt.category})",
+            )
+        )
+    if examples:
+        plot_qualitative(examples, out_dir / "qualitative.png", title=f"Keypoint transfer: {primary.name}")
+        written.append("qualitative.png")
+
+    dense_methods = [primary] + [m for m in methods if m.kind == "trunk"][:1]
+    dense = []
+    for i in chosen[: config.dense_examples]:
+        p = pairs[i]
+        src, tgt = annotations[p.source], annotations[p.target]
+        ref_image = dataset.load_image(src.image_path)
+        points = object_region_points(src.keypoints, ref_image.shape, config.dense_points, _load_mask(dataset, src))
+        query_points = torch.from_numpy(points).float().unsqueeze(0)
+        matches = {}
+        for m in dense_methods:
+            ref = _feature(caches[m.name], m, src.image_path, p.task).float().unsqueeze(0)
+            tgt_f = _feature(caches[m.name], m, tgt.image_path, p.task).float().unsqueeze(0)
+            matches[m.name] = match(sample_features(ref, query_points), tgt_f, refine=config.refine).refined[0].numpy()
+        dense.append(
+            DenseExample(p.task, ref_image, points, dataset.load_image(tgt.image_path), matches,
+                         f"({src.category} -> {tgt.category})")
+        )
+    if dense:
+        plot_dense(dense, out_dir / "dense.png", title="Dense correspondence (colours follow reference position)")
+        written.append("dense.png")
+    return written
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def evaluate(config: EvalConfig, command: str | None = None) -> dict:
+    """Run the whole evaluation and write JSON, markdown and figures into ``config.output_dir()``."""
+    dataset = FunKPointDataset(config.data, check_images=True)
+    annotations = dataset.annotations
+    pairs = evaluation_pairs(annotations, config.seed, config.references_per_task, config.max_targets_per_task)
+    device = resolve_device(config.device)
+    methods = _load_methods(config, device)
+
+    needs: dict[Path, set[str]] = defaultdict(set)
+    for p in pairs:
+        needs[annotations[p.source].image_path].add(p.task)
+        needs[annotations[p.target].image_path].add(p.task)
+
+    predictions: dict[str, dict[str, np.ndarray]] = {}
+    caches: dict[str, dict] = {}
+    rows = []
+    for method in methods:
+        cache = None
+        if method.kind != "prior":
+            cache = compute_features(method, dataset, needs, config.batch_size, config.progress)
+            caches[method.name] = cache
+        predictions[method.name] = predict_pairs(method, annotations, pairs, cache, config.refine)
+        rows.append(
+            {
+                "name": method.name,
+                "kind": method.kind,
+                **({"info": method.info} if method.info else {}),
+                "results": {mode: score_predictions(annotations, pairs, predictions[method.name][mode])
+                            for mode in PREDICTION_MODES},
+            }
+        )
+
+    kinds = [pair_kind(annotations, p) for p in pairs]
+    results = {
+        "command": command or "evaluate(" + json.dumps({k: str(v) for k, v in asdict(config).items()}) + ")",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "device": str(device),
+        "data": str(config.data),
+        "checkpoints": [str(m) for m in config.models],
+        "seed": config.seed,
+        "references_per_task": config.references_per_task,
+        "max_targets_per_task": config.max_targets_per_task,
+        "refine": config.refine,
+        "thresholds": list(THRESHOLDS),
+        "pck_definition": "percent of keypoints visible in both images whose predicted target position lies "
+        "within alpha of the truth in normalised coordinates (x/W, y/H), distance <= alpha",
+        "pairs": {"total": len(pairs), **{s: kinds.count(s) for s in SPLITS}},
+        "methods": rows,
+        "paper_table2": dict(PAPER_TABLE2),
+    }
+    out_dir = config.output_dir()
+    results["figures"] = (
+        _write_figures(config, dataset, pairs, methods, predictions, caches, out_dir) if config.figures else []
+    )
+    _write_atomic(out_dir / "results.json", json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n")
+    _write_atomic(out_dir / "results.md", markdown_report(results))
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = EvalConfig()
+    parser = argparse.ArgumentParser(prog="python -m funk_perception.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="FunKPoint-style CSV")
+    parser.add_argument("--model", type=Path, action="append", default=[], help="checkpoint (repeatable)")
+    parser.add_argument("--trunk", action="append", default=[], help="extra trunk-only baseline (lite0, lite2, resnet50)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default results/eval-<data name>)")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--references-per-task", type=int, default=d.references_per_task)
+    parser.add_argument("--max-targets-per-task", type=int, default=d.max_targets_per_task)
+    parser.add_argument("--size", type=int, default=d.size, help="input size (default: each checkpoint's own)")
+    parser.add_argument("--refine", choices=REFINE_METHODS, default=d.refine)
+    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--trunk-weights", type=Path, default=None, help="weights file for a resnet50 trunk")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--no-figures", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = EvalConfig(
+        data=args.data, models=args.model, trunks=args.trunk, out=args.out, seed=args.seed,
+        references_per_task=args.references_per_task, max_targets_per_task=args.max_targets_per_task,
+        size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
+        batch_size=args.batch_size, figures=not args.no_figures,
+    )
+    command = "python -m funk_perception.evaluate " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+    results = evaluate(config, command=command)
+    print(markdown_report(results))
+    print(f"wrote {config.output_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

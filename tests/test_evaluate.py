@@ -1,0 +1,289 @@
+"""PCK math, baselines, and the evaluation CLI end to end on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from funk_perception.data.annotations import Annotation, FunKPointDataset, write_annotations
+from funk_perception.data.pairs import Pair, evaluation_pairs
+from funk_perception.evaluate import (
+    PAPER_TABLE2,
+    THRESHOLDS,
+    EvalConfig,
+    Method,
+    evaluate,
+    keypoint_distances,
+    main,
+    pck,
+    pck_correct,
+    pixels_to_normalized,
+    predict_pairs,
+    score_predictions,
+)
+from funk_perception.figures import object_region_points, position_colors
+from funk_perception.matching import sample_features
+from funk_perception.model import FunctionalEncoder, Trunk, build_trunk, named_config, preprocess
+
+# --------------------------------------------------------------------------- PCK math
+
+
+def test_pck_threshold_boundary_is_inclusive() -> None:
+    truth = np.array([[[0.5, 0.5], [0.2, 0.2], [0.0, 0.0]]])
+    # Exactly 0.1 away (a 3-4-5 triangle: 0.06, 0.08), just beyond, and exactly 0.1 along x.
+    pred = np.array([[[0.56, 0.58], [0.2 + 0.1000001, 0.2], [0.1, 0.0]]])
+    assert np.allclose(keypoint_distances(pred, truth)[0, [0, 2]], 0.1)
+    assert pck_correct(pred, truth, 0.1).tolist() == [[True, False, True]]
+    assert pck(pred, truth, np.ones((1, 3), bool), 0.1) == pytest.approx(200.0 / 3)
+    assert pck(pred, truth, np.ones((1, 3), bool), 0.15) == pytest.approx(100.0)
+    assert pck(pred, truth, np.ones((1, 3), bool), 0.05) == pytest.approx(0.0)
+
+
+def test_pck_excludes_invisible_keypoints() -> None:
+    truth = np.zeros((2, 5, 2))
+    pred = np.zeros((2, 5, 2))
+    pred[0, 1] = [0.9, 0.9]  # wrong, but invisible: must not count
+    pred[1, 4] = [0.5, 0.0]  # wrong and visible
+    valid = np.ones((2, 5), bool)
+    valid[0, 1] = False
+    assert pck(pred, truth, valid, 0.1) == pytest.approx(100.0 * 8 / 9)
+    assert np.isnan(pck(pred, truth, np.zeros((2, 5), bool), 0.1))
+
+
+def test_pck_normalises_non_square_images_per_axis() -> None:
+    # A 200 x 100 (W x H) image: 15 px is 0.075 of the width but 0.15 of the height.
+    width, height = 200, 100
+    truth = pixels_to_normalized(np.array([[[100.0, 50.0], [100.0, 50.0]]]), width, height)
+    pred = pixels_to_normalized(np.array([[[115.0, 50.0], [100.0, 65.0]]]), width, height)
+    assert pck_correct(pred, truth, 0.1).tolist() == [[True, False]]
+    # 0.1 is 22.4 px on a 224 x 224 input, whichever axis.
+    square = pixels_to_normalized(np.array([[[22.4, 0.0], [0.0, 22.5]]]), 224, 224)
+    assert pck_correct(square, np.zeros_like(square), 0.1).tolist() == [[True, False]]
+
+
+# --------------------------------------------------------------------------- tiny dataset
+
+
+def _draw_tool(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured background with a 'tool' (handle + head) whose five keypoints follow SPEC section 3."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = rng.integers(40, 200, size=3)
+    image = (base[None, None, :] + 30 * np.sin(xx / rng.uniform(6, 14))[..., None]
+             + rng.normal(0, 8, (height, width, 3))).clip(0, 255).astype(np.uint8)
+    angle = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    centre = np.array([width, height]) * rng.uniform(0.4, 0.6, 2)
+    length = 0.35 * min(width, height)
+    tip = centre + direction * length
+    end = centre - direction * length
+    chain = np.stack([tip, tip - 0.25 * direction * length, tip - 0.5 * direction * length,
+                      centre - 0.2 * direction * length, end])
+    mask = np.zeros((height, width), np.uint8)
+    for img, value in ((image, None), (mask, 255)):
+        handle_colour = (30, 30, 230) if value is None else value
+        head_colour = (240, 200, 20) if value is None else value
+        cv2.line(img, tuple(int(v) for v in chain[3]), tuple(int(v) for v in end), handle_colour,
+                 max(2, int(0.06 * min(width, height))))
+        cv2.circle(img, tuple(int(v) for v in chain[1]), int(0.14 * min(width, height)), head_colour, -1)
+    keypoints = chain / np.array([width, height])
+    return image, np.clip(keypoints, 0.0, 1.0), mask
+
+
+def _make_dataset(root: Path, seed: int = 0) -> Path:
+    """Two tasks, two categories each, reference/test/train roles, mixed image sizes, masks on some rows."""
+    rng = np.random.default_rng(seed)
+    plan = [("pour", "bottle"), ("pour", "cup"), ("mix", "spoon"), ("mix", "whisk")]
+    sizes = [(224, 224), (160, 120), (96, 200)]
+    annotations = []
+    counter = 0
+    for task, category in plan:
+        for role in ("reference", "test", "test"):
+            width, height = sizes[counter % len(sizes)]
+            image, keypoints, mask = _draw_tool(rng, width, height)
+            name = f"img_{counter:02d}.png"
+            cv2.imwrite(str(root / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            extras = {}
+            if counter % 2 == 0:
+                cv2.imwrite(str(root / f"mask_{counter:02d}.png"), mask)
+                extras["mask_path"] = f"mask_{counter:02d}.png"
+            visible = np.ones(5, bool)
+            if counter == 4:
+                visible[2] = False
+            annotations.append(Annotation(root / name, name, task, category, role, keypoints, visible,
+                                          instance_id=f"{category}_{counter}", extras=extras))
+            counter += 1
+    csv_path = root / "annotations.csv"
+    write_annotations(csv_path, annotations)
+    return csv_path
+
+
+def _save_tiny_checkpoint(path: Path, csv_path: Path, gating: str = "task", trunk: Trunk | None = None) -> Path:
+    """A tiny untrained encoder whose prototypes are real mean embeddings of the dataset's keypoints."""
+    torch.manual_seed(0)
+    config = named_config("tiny")
+    config.modular.gating = gating
+    encoder = FunctionalEncoder(config, trunk).eval()
+    dataset = FunKPointDataset(csv_path)
+    prototypes = {}
+    for task, indices in dataset.indices_by_task().items():
+        rows = [dataset.annotations[i] for i in indices]
+        images = preprocess([dataset.load_image(a.image_path) for a in rows], size=config.image_size)
+        with torch.no_grad():
+            feats = encoder(images, [task])[:, 0]
+        points = torch.from_numpy(np.stack([a.keypoints for a in rows])).float()
+        prototypes[task] = F.normalize(sample_features(feats, points).mean(0), dim=-1)
+    encoder.save(path, extra={"prototypes": prototypes, "note": "untrained test model"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("tinyset")
+    csv_path = _make_dataset(root)
+    trunk = build_trunk("lite0")  # the pretrained trunk evaluation will load, built once here
+    return csv_path, _save_tiny_checkpoint(root / "tiny.pt", csv_path, trunk=trunk), _save_tiny_checkpoint(
+        root / "tiny_uniform.pt", csv_path, gating="uniform", trunk=trunk)
+
+
+# --------------------------------------------------------------------------- baselines and scoring
+
+
+def test_image_blind_prior_predicts_reference_positions(tiny: tuple[Path, Path, Path]) -> None:
+    dataset = FunKPointDataset(tiny[0])
+    pairs = evaluation_pairs(dataset.annotations)
+    out = predict_pairs(Method("prior", "prior"), dataset.annotations, pairs, None)
+    for mode in ("argmax", "refined"):
+        for i, p in enumerate(pairs):
+            assert np.array_equal(out[mode][i], dataset.annotations[p.source].keypoints)
+
+
+def test_scores_split_by_category_and_task(tiny: tuple[Path, Path, Path]) -> None:
+    dataset = FunKPointDataset(tiny[0])
+    annotations = dataset.annotations
+    pairs = evaluation_pairs(annotations)
+    perfect = np.stack([annotations[p.target].keypoints for p in pairs])
+    scores = score_predictions(annotations, pairs, perfect)
+    assert scores["overall"]["0.1"] == 100.0
+    assert scores["same_category"]["pairs"] + scores["cross_category"]["pairs"] == len(pairs)
+    assert scores["same_category"]["pairs"] > 0 and scores["cross_category"]["pairs"] > 0
+    assert set(scores["per_task"]) == {"pour", "mix"}
+    # The row with keypoint p3 hidden takes part in pairs whose p3 must not be counted.
+    hidden = sum(1 for p in pairs for a in (annotations[p.source], annotations[p.target]) if not a.visible[2])
+    assert hidden > 0
+    assert scores["overall"]["keypoints"] == 5 * len(pairs) - hidden
+    shifted = perfect + np.array([0.12, 0.0])
+    assert score_predictions(annotations, pairs, shifted)["overall"]["0.1"] == 0.0
+    assert score_predictions(annotations, pairs, shifted)["overall"]["0.15"] == 100.0
+
+
+def test_figure_helpers_sample_inside_object() -> None:
+    keypoints = np.array([[0.2, 0.3], [0.3, 0.3], [0.4, 0.4], [0.5, 0.5], [0.6, 0.7]])
+    box = object_region_points(keypoints, (100, 200, 3), count=60)
+    assert 40 <= len(box) <= 80
+    assert (box >= 0.1 - 1e-9).all() and (box[:, 0] <= 0.7 + 1e-9).all() and (box[:, 1] <= 0.8 + 1e-9).all()
+    mask = np.zeros((50, 100), np.uint8)
+    mask[10:20, 30:60] = 255
+    inside = object_region_points(keypoints, (100, 200, 3), count=50, mask=mask)  # mask is resized to the image
+    assert len(inside) > 10
+    assert ((inside[:, 0] >= 0.3) & (inside[:, 0] <= 0.6) & (inside[:, 1] >= 0.2) & (inside[:, 1] <= 0.4)).all()
+    colors = position_colors(inside)
+    assert colors.shape == (len(inside), 3) and (colors >= 0).all() and (colors <= 1).all()
+    assert not np.allclose(colors[0], colors[-1])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_evaluate_end_to_end_writes_json_markdown_figures(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    csv_path, model, uniform = tiny
+    out = tmp_path / "eval"
+    assert main(["--data", str(csv_path), "--model", str(model), "--model", str(uniform), "--out", str(out),
+                 "--seed", "3"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    for key in ("command", "date", "machine", "data", "checkpoints", "pairs", "methods", "paper_table2", "figures"):
+        assert key in results
+    assert results["command"].startswith("python -m funk_perception.evaluate --data")
+    assert results["paper_table2"] == dict(PAPER_TABLE2)
+    names = [m["name"] for m in results["methods"]]
+    assert names == ["image-blind prior", "trunk-only lite0@224", "task gating (tiny.pt)",
+                     "uniform gating (tiny_uniform.pt)"]
+    for method in results["methods"]:
+        for mode in ("argmax", "refined"):
+            block = method["results"][mode]
+            for split in ("overall", "same_category", "cross_category"):
+                for t in THRESHOLDS:
+                    assert 0.0 <= block[split][str(t)] <= 100.0
+            assert set(block["per_task"]) == {"pour", "mix"}
+            # PCK grows with the threshold.
+            assert block["overall"]["0.05"] <= block["overall"]["0.1"] <= block["overall"]["0.15"]
+    prior = results["methods"][0]["results"]
+    assert prior["argmax"] == prior["refined"]
+    markdown = (out / "results.md").read_text()
+    assert "| image-blind prior |" in markdown and "PCK@0.1 refined" in markdown and "Per task" in markdown
+    assert "paper Table 2: ours, task embedding" in markdown
+    for name in ("qualitative.png", "dense.png"):
+        assert results["figures"].count(name) == 1
+        image = cv2.imread(str(out / name))
+        assert image is not None and image.shape[0] > 200 and image.std() > 5
+
+
+def test_evaluate_is_deterministic_and_matches_prior(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    csv_path, model, _ = tiny
+    config = dict(data=csv_path, models=[model], figures=False, progress=False, max_targets_per_task=2)
+    first = evaluate(EvalConfig(out=tmp_path / "a", **config))
+    second = evaluate(EvalConfig(out=tmp_path / "b", **config))
+    assert [m["results"] for m in first["methods"]] == [m["results"] for m in second["methods"]]
+    # The prior scored through the whole pipeline equals scoring the reference positions directly.
+    dataset = FunKPointDataset(csv_path)
+    pairs = evaluation_pairs(dataset.annotations, max_targets_per_task=2)
+    direct = score_predictions(dataset.annotations, pairs,
+                               np.stack([dataset.annotations[p.source].keypoints for p in pairs]))
+    assert first["methods"][0]["results"]["argmax"] == direct
+
+
+def test_feature_matching_on_identical_pair_is_near_perfect(tiny: tuple[Path, Path, Path]) -> None:
+    """A reference matched onto itself with real trunk features lands within one cell (PCK@0.1 = 100)."""
+    from funk_perception.evaluate import _load_methods, compute_features
+
+    csv_path, model, _ = tiny
+    dataset = FunKPointDataset(csv_path)
+    annotations = dataset.annotations
+    methods = _load_methods(EvalConfig(data=csv_path, models=[model]), torch.device("cpu"))
+    trunk = next(m for m in methods if m.kind == "trunk")
+    pairs = [Pair(i, i, a.task) for i, a in enumerate(annotations)]
+    needs = {a.image_path: {a.task} for a in annotations}
+    cache = compute_features(trunk, dataset, needs)
+    out = predict_pairs(trunk, annotations, pairs, cache)
+    truth = np.stack([a.keypoints for a in annotations])
+    cell = 1.0 / 14
+    assert (np.abs(out["argmax"] - truth) <= cell + 1e-6).all()
+    assert score_predictions(annotations, pairs, out["refined"])["overall"]["0.1"] == 100.0
+
+
+def test_evaluate_runs_on_a_plain_funkpoint_csv(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Only the required columns, display-name spellings, JPEGs of odd sizes, no reference rows."""
+    rng = np.random.default_rng(7)
+    rows = ["action,object_category,role,dataset_image_path," + ",".join(f"p{k}_x,p{k}_y" for k in range(1, 6))]
+    plan = [("Mash/Pound", "frying pan"), ("Mash/Pound", "hammer"), ("Brush/Dust", "scrub brush"),
+            ("Brush/Dust", "toothbrush")]
+    for i, (action, category) in enumerate(plan * 2):
+        width, height = int(rng.integers(90, 300)), int(rng.integers(90, 300))
+        image, keypoints, _ = _draw_tool(rng, width, height)
+        cv2.imwrite(str(tmp_path / f"photo_{i}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        role = "train" if i < len(plan) else "test"
+        coords = ",".join(f"{v:.4f}" for v in keypoints.reshape(-1))
+        rows.append(f"{action},{category},{role},photo_{i}.jpg,{coords}")
+    csv_path = tmp_path / "funkpoint_subset.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    results = evaluate(EvalConfig(data=csv_path, models=[tiny[1]], out=tmp_path / "out", references_per_task=2,
+                                  progress=False))
+    assert results["pairs"]["total"] > 0
+    assert set(results["methods"][0]["results"]["refined"]["per_task"]) == {"mash_pound", "brush_dust"}
+    assert results["methods"][0]["results"]["refined"]["overall"]["keypoints"] == 5 * results["pairs"]["total"]
+    assert (tmp_path / "out" / "dense.png").is_file() and (tmp_path / "out" / "results.md").is_file()
