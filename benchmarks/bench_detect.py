@@ -23,7 +23,6 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -35,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from funk_perception.atomic import write_text_atomic  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.matching import sample_features  # noqa: E402
 from funk_perception.model import FunctionalEncoder, named_config  # noqa: E402
@@ -148,14 +148,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="checkpoint (default: untrained --config)")
@@ -168,9 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for detect.json / detect.md")
     args = parser.parse_args(argv)
     results = run(args)
-    _write_atomic(args.out / "detect.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(args.out / "detect.json", json.dumps(results, indent=2) + "\n")
     text = markdown(results)
-    _write_atomic(args.out / "detect.md", text)
+    write_text_atomic(args.out / "detect.md", text)
     print(text)
     return 0
 

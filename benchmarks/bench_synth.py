@@ -25,6 +25,7 @@ import cv2  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from funk_perception.atomic import write_text_atomic  # noqa: E402
 from funk_perception.data.synth import SynthConfig, generate_dataset  # noqa: E402
 from funk_perception.tasks import CATEGORIES  # noqa: E402
 
@@ -52,13 +53,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text)
-    os.replace(temp, path)
 
 
 def run(instances: int, views: int, size: int, workers: list[int], seed: int) -> dict:
@@ -140,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     report = run(args.instances_per_category, args.views, args.size, args.workers, args.seed)
-    _atomic_write(RESULTS / "synth.json", json.dumps(report, indent=1) + "\n")
-    _atomic_write(RESULTS / "synth.md", to_markdown(report))
+    write_text_atomic(RESULTS / "synth.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomic(RESULTS / "synth.md", to_markdown(report))
     print(to_markdown(report))
     return 0
 

@@ -39,7 +39,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from funk_perception.atomic import write_text_atomic
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
@@ -402,19 +402,6 @@ def markdown_report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
 # --------------------------------------------------------------------------- figures
 
 
@@ -558,8 +545,8 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     results["figures"] = (
         _write_figures(config, dataset, pairs, methods, predictions, caches, out_dir) if config.figures else []
     )
-    _write_atomic(out_dir / "results.json", json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n")
-    _write_atomic(out_dir / "results.md", markdown_report(results))
+    write_text_atomic(out_dir / "results.json", json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out_dir / "results.md", markdown_report(results))
     return results
 
 

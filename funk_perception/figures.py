@@ -7,8 +7,6 @@ y / height), the convention of the annotations and of :mod:`funk_perception.matc
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -21,6 +19,7 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from funk_perception.atomic import atomic_open  # noqa: E402
 from funk_perception.tasks import KEYPOINTS  # noqa: E402
 
 #: One colour per keypoint index p1..p5 (matplotlib's tab10, distinct in print).
@@ -55,16 +54,9 @@ class DenseExample:
 
 
 def _save_atomic(fig: plt.Figure, path: Path, dpi: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(temp, dpi=dpi, format="png")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, dpi=dpi, format="png")
     finally:
         plt.close(fig)
 

@@ -8,9 +8,11 @@ import mujoco
 import numpy as np
 import pytest
 
-from funk_perception.data.objects.base import Geom, ObjectModel
+from funk_perception.data.objects.base import ObjectModel
 from funk_perception.data.objects.tools import BUILDERS
 from funk_perception.tasks import tasks_for_category
+
+from object_geometry import assert_same_object, compile_object, surface_distance
 
 CATEGORIES = ("hammer", "scraper", "trowel", "screwdriver", "scissors", "scrub_brush", "toothbrush", "letter_opener")
 SEEDS = (0, 1, 2, 3, 4)
@@ -31,82 +33,7 @@ def _build(category: str, seed: int) -> ObjectModel:
     return BUILDERS[category](np.random.default_rng(seed))
 
 
-# ----------------------------------------------------------------------------- distance from a point to the geometry
-
-
-def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ab = b - a
-    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-18), 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[..., None] * ab), axis=-1)
-
-
-def _mesh_distance(p: np.ndarray, verts: np.ndarray, faces: np.ndarray) -> float:
-    """Exact distance from p to a triangle mesh: the plane where p projects inside a triangle, else its edges."""
-    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    n = np.cross(b - a, c - a)
-    nn = np.linalg.norm(n, axis=1)
-    ok = nn > 1e-14
-    n = n[ok] / nn[ok, None]
-    a2, b2, c2 = a[ok], b[ok], c[ok]
-    h = ((p - a2) * n).sum(1)
-    q = p - h[:, None] * n
-    inside = ((np.cross(b2 - a2, q - a2) * n).sum(1) >= 0) & ((np.cross(c2 - b2, q - b2) * n).sum(1) >= 0) & ((np.cross(a2 - c2, q - c2) * n).sum(1) >= 0)
-    best = np.abs(h[inside]).min() if inside.any() else np.inf
-    edges = np.concatenate([_segment_distance(p, a, b), _segment_distance(p, b, c), _segment_distance(p, c, a)])
-    return float(min(best, edges.min()))
-
-
-def _rotation(g: Geom) -> np.ndarray:
-    m = np.zeros(9)
-    mujoco.mju_quat2Mat(m, np.asarray(g.quat, dtype=np.float64))
-    return m.reshape(3, 3)
-
-
-def _geom_distance(p: np.ndarray, g: Geom) -> float:
-    """Unsigned distance from p to the surface of one geom (ellipsoid: the usual first-order estimate)."""
-    if g.kind == "mesh":
-        return _mesh_distance(p, g.mesh.vertices, g.mesh.faces)
-    r = g.size[0]
-    if g.fromto is not None:
-        a, b = np.asarray(g.fromto[:3]), np.asarray(g.fromto[3:])
-        if g.kind == "capsule":
-            return abs(float(_segment_distance(p, a, b)) - r)
-        axis = (b - a) / np.linalg.norm(b - a)
-        d = p - (a + b) / 2
-        along = float(d @ axis)
-        radial = float(np.linalg.norm(d - along * axis))
-        q = np.array([radial - r, abs(along) - np.linalg.norm(b - a) / 2])
-        return abs(float(np.linalg.norm(np.maximum(q, 0)) + min(q.max(), 0.0)))
-    local = _rotation(g).T @ (p - np.asarray(g.pos))
-    if g.kind == "sphere":
-        return abs(float(np.linalg.norm(local)) - r)
-    half = np.asarray(g.size[:3])
-    if g.kind == "box":
-        q = np.abs(local) - half
-        return abs(float(np.linalg.norm(np.maximum(q, 0)) + min(q.max(), 0.0)))
-    k0 = np.linalg.norm(local / half)
-    k1 = np.linalg.norm(local / half**2)
-    return abs(float(k0 * (k0 - 1) / k1))
-
-
-def _surface_distance(p: np.ndarray, obj: ObjectModel) -> float:
-    return min(_geom_distance(p, g) for g in obj.geoms)
-
-
-def _compiled(obj: ObjectModel) -> tuple[mujoco.MjModel, mujoco.MjData]:
-    spec = mujoco.MjSpec()
-    materials = {}
-    for i, part in enumerate(obj.parts):
-        mat = spec.add_material()
-        mat.name = f"mat_{i}"
-        materials[part] = mat.name
-    body = spec.worldbody.add_body()
-    body.name = "object"
-    obj.add_to_spec(spec, body, materials)
-    model = spec.compile()
-    data = mujoco.MjData(model)
-    mujoco.mj_forward(model, data)
-    return model, data
+# ----------------------------------------------------------------------------- the compiled model's bounds
 
 
 def _world_aabb(model: mujoco.MjModel, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
@@ -137,15 +64,7 @@ def test_builders_cover_the_categories() -> None:
 
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_deterministic_and_varied(category: str) -> None:
-    a, b = _build(category, 7), _build(category, 7)
-    assert a.params == b.params
-    assert len(a.geoms) == len(b.geoms)
-    for ga, gb in zip(a.geoms, b.geoms):
-        assert ga.kind == gb.kind and ga.part == gb.part
-        if ga.kind == "mesh":
-            np.testing.assert_array_equal(ga.mesh.vertices, gb.mesh.vertices)
-    for task in a.keypoints:
-        np.testing.assert_array_equal(a.keypoints[task], b.keypoints[task])
+    assert_same_object(_build(category, 7), _build(category, 7))
     params = [_build(category, s).params for s in SEEDS]
     for p, q in itertools.combinations(params, 2):
         assert p != q, f"{category}: two seeds gave identical parameters"
@@ -163,7 +82,7 @@ def test_keypoints_on_the_object(category: str, seed: int) -> None:
     obj = _build(category, seed)
     assert obj.category == category
     assert set(obj.keypoints) == set(tasks_for_category(category))
-    model, data = _compiled(obj)
+    model, data = compile_object(obj)
     lo, hi = _world_aabb(model, data)
     assert lo[2] == pytest.approx(0.0, abs=2e-3), f"{category}: should rest on z=0, lowest point {lo[2]:.4f}"
     centre = (lo + hi) / 2
@@ -176,7 +95,7 @@ def test_keypoints_on_the_object(category: str, seed: int) -> None:
         assert kps.shape == (5, 3) and radii.shape == (5,)
         assert np.all(kps >= lo - 0.005) and np.all(kps <= hi + 0.005), f"{category}/{task}: keypoint outside the object's box"
         for k, (p, r) in enumerate(zip(kps, radii)):
-            d = _surface_distance(p, obj)
+            d = surface_distance(p, obj)
             assert d <= r + 0.01, f"{category}/{task}/p{k + 1}: {d * 1000:.1f} mm from the surface (radius {r * 1000:.1f} mm)"
         # a chain from the working end to the end of the grip
         assert np.linalg.norm(kps[0] - kps[4]) > 0.3 * size, f"{category}/{task}: p1 and p5 too close"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from funk_perception.atomic import atomic_open
 from funk_perception.tasks import (
     ALL_CATEGORIES,
     KEYPOINTS,
@@ -344,7 +344,7 @@ def _union_in_order(groups: Iterable[Iterable[str]]) -> list[str]:
 def write_annotations(
     csv_path: str | Path, annotations: Sequence[Annotation], extra_columns: Sequence[str] = ()
 ) -> None:
-    """Write annotations as a FunKPoint-style CSV, atomically (temp file + os.replace).
+    """Write annotations as a FunKPoint-style CSV, atomically (:func:`funk_perception.atomic.atomic_open`).
 
     Columns: REQUIRED_COLUMNS, v1..v5, instance_id, the union of the
     annotations' extras keys (first-appearance order), then ``extra_columns``
@@ -373,30 +373,21 @@ def write_annotations(
     extras_order = _union_in_order([a.extras.keys() for a in annotations] + [list(extra_columns)])
     header = list(STANDARD_COLUMNS) + extras_order
 
-    fd, temp_name = tempfile.mkstemp(prefix=f".{csv_path.name}.", suffix=".tmp", dir=csv_dir)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            for annotation in annotations:
-                row = [
-                    TASK_DISPLAY_NAMES[annotation.task],
-                    annotation.category,
-                    annotation.role,
-                    _written_path(annotation, csv_dir),
-                ]
-                row += [_format_float(v) for v in annotation.keypoints.reshape(-1)]
-                row += ["1" if v else "0" for v in annotation.visible]
-                row.append(annotation.instance_id)
-                row += [annotation.extras.get(c, "") for c in extras_order]
-                writer.writerow(row)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, csv_path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for annotation in annotations:
+            row = [
+                TASK_DISPLAY_NAMES[annotation.task],
+                annotation.category,
+                annotation.role,
+                _written_path(annotation, csv_dir),
+            ]
+            row += [_format_float(v) for v in annotation.keypoints.reshape(-1)]
+            row += ["1" if v else "0" for v in annotation.visible]
+            row.append(annotation.instance_id)
+            row += [annotation.extras.get(c, "") for c in extras_order]
+            writer.writerow(row)
 
 
 class FunKPointDataset:

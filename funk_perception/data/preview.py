@@ -12,7 +12,6 @@ written next to ``--out`` (``sheet_pour.png``, ``sheet_scoop.png``, ...).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from funk_perception.atomic import write_png_atomic
 from funk_perception.data.annotations import Annotation, read_annotations
 from funk_perception.tasks import ALL_CATEGORIES, KEYPOINT_MEANINGS, KEYPOINTS, TASK_DISPLAY_NAMES, TASKS, normalize_task
 
@@ -121,30 +121,20 @@ def contact_sheet(annotations: Sequence[Annotation], task: str, config: PreviewC
     return sheet
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"could not encode contact sheet {path}")
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temp.write_bytes(buf.tobytes())
-    os.replace(temp, path)
-
-
 def write_previews(csv_path: str | Path, out: str | Path, task: str | None = None, config: PreviewConfig | None = None) -> list[Path]:
     """Write one sheet (``task`` given) to ``out``, or one per task present as ``<out stem>_<task>.png``."""
     annotations = read_annotations(csv_path, check_images=False)
     out = Path(out)
     if task is not None:
         sheet = contact_sheet(annotations, task, config)
-        _write_png(out, sheet)
+        write_png_atomic(out, sheet)
         return [out]
     present = {a.task for a in annotations}
     paths = []
     for t in TASKS:
         if t in present:
             path = out.with_name(f"{out.stem}_{t}{out.suffix or '.png'}")
-            _write_png(path, contact_sheet(annotations, t, config))
+            write_png_atomic(path, contact_sheet(annotations, t, config))
             paths.append(path)
     return paths
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,8 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from funk_perception.atomic import torch_save_atomic
 
 from funk_perception.model.modular import ModularConfig, ModularNetwork
 from funk_perception.model.trunk import TRUNKS, Trunk, build_trunk
@@ -224,30 +224,26 @@ class FunctionalEncoder(nn.Module):
         """The learned state: modular network, gating, embeddings, temperature; never the trunk."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("trunk.")}
 
-    def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
-        """Write a checkpoint atomically (temp file in the same folder + ``os.replace``)."""
+    def save(self, path: str | Path, extra: Mapping[str, Any] | None = None, dtype: torch.dtype | None = None) -> None:
+        """Write a checkpoint atomically (:func:`funk_perception.atomic.torch_save_atomic`).
+
+        ``dtype`` (e.g. ``torch.float16``) stores the head's floating tensors at
+        that precision, halving a shipped checkpoint; :meth:`load` casts them back
+        into the model's float32 parameters.
+        """
         extra_dict = dict(extra) if extra is not None else {}
         _check_extra(extra_dict, "extra")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "config": dataclasses.asdict(self.config),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in self.head_state_dict().items()},
+            "state_dict": {
+                k: v.detach().cpu().to(dtype if dtype is not None and v.is_floating_point() else v.dtype).clone()
+                for k, v in self.head_state_dict().items()
+            },
             "extra": extra_dict,
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(payload, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        torch_save_atomic(payload, path)
 
     @staticmethod
     def read_checkpoint(path: str | Path) -> dict[str, Any]:

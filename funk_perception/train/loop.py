@@ -18,9 +18,7 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from funk_perception.atomic import atomic_open, torch_save_atomic
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.data.pairs import PairSampler
 from funk_perception.model.encoder import EncoderConfig, FunctionalEncoder, named_config, resolve_device
@@ -136,20 +135,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _atomic_torch_save(payload: Any, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            torch.save(payload, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def _sampler_state(sampler: PairSampler) -> dict:
@@ -296,11 +281,11 @@ def plot_loss_curve(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    fig.savefig(temp, dpi=100)
-    plt.close(fig)
-    os.replace(temp, path)
+    try:
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _tensorboard(out_dir: Path):
@@ -391,7 +376,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None)
     def save(final: bool) -> Path:
         state = trainer.state_dict()
         state["elapsed_s"] = elapsed_before + time.perf_counter() - started
-        _atomic_torch_save(state, state_path)
+        torch_save_atomic(state, state_path)
         extra: dict[str, Any] = {
             "step": trainer.step_count,
             "train_config": config.to_json(),

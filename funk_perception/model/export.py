@@ -1,0 +1,48 @@
+"""Re-save a trained checkpoint for shipping: ``python -m funk_perception.model.export SRC DST``.
+
+Training writes float32 checkpoints; the ones committed under ``models/`` are
+stored as float16 (half the size, so they stay well under git's comfortable
+limits) with every ``extra`` entry (prototypes, training metadata) kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from funk_perception.model.encoder import FunctionalEncoder
+from funk_perception.model.trunk import build_trunk
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def export_checkpoint(source: str | Path, destination: str | Path, dtype: str = "float16") -> Path:
+    """Load ``source`` and write it to ``destination`` with the head stored as ``dtype``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, found {dtype!r}")
+    # exporting touches only the head: an untrained trunk of the right kind avoids loading trunk weights
+    trunk = build_trunk(FunctionalEncoder.read_checkpoint(source)["config"]["trunk"], pretrained=False)
+    encoder = FunctionalEncoder.load(source, device="cpu", trunk=trunk)
+    extra = dict(encoder.loaded_extra)
+    extra["exported_from"] = str(source)
+    extra["stored_dtype"] = dtype
+    encoder.save(destination, extra=extra, dtype=DTYPES[dtype])
+    return Path(destination)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", help="checkpoint written by training (runs/NAME/checkpoint.pt)")
+    parser.add_argument("destination", help="where to write the shipped checkpoint (e.g. models/NAME.pt)")
+    parser.add_argument("--dtype", default="float16", choices=sorted(DTYPES))
+    args = parser.parse_args(argv)
+    out = export_checkpoint(args.source, args.destination, args.dtype)
+    print(f"{args.source} -> {out} ({out.stat().st_size / 1e6:.1f} MB, {args.dtype})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Shipping a checkpoint at half precision keeps its outputs and metadata."""
+
+import pytest
+import torch
+
+from funk_perception.model import CheckpointError, FunctionalEncoder, build_trunk, named_config
+from funk_perception.model.export import export_checkpoint, main
+
+
+def _trained_like_encoder() -> FunctionalEncoder:
+    torch.manual_seed(0)
+    config = named_config("paper")
+    encoder = FunctionalEncoder(config, trunk=build_trunk("lite0", pretrained=False)).eval()
+    # move BatchNorm statistics away from their 0/1 defaults, as training does
+    for module in encoder.head.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return encoder
+
+
+def test_float16_export_halves_the_file_and_keeps_outputs_and_extra(tmp_path):
+    encoder = _trained_like_encoder()
+    source, shipped = tmp_path / "full.pt", tmp_path / "half.pt"
+    prototypes = {"pour": torch.nn.functional.normalize(torch.randn(5, 128), dim=-1)}
+    encoder.save(source, extra={"prototypes": prototypes, "step": 7})
+    export_checkpoint(source, shipped)
+
+    assert shipped.stat().st_size < 0.55 * source.stat().st_size
+    loaded = FunctionalEncoder.load(shipped, trunk=encoder.trunk).eval()
+    assert loaded.loaded_extra["step"] == 7 and loaded.loaded_extra["stored_dtype"] == "float16"
+    assert torch.equal(loaded.loaded_extra["prototypes"]["pour"], prototypes["pour"])
+    assert all(p.dtype == torch.float32 for p in loaded.head.parameters())
+    features = torch.randn(2, encoder.trunk.out_channels, 8, 10)
+    with torch.no_grad():
+        a, b = encoder.embed(features, ["pour", "poke"]), loaded.embed(features, ["pour", "poke"])
+    cosine = (a * b).sum(dim=2)
+    assert cosine.min() > 0.999
+
+
+def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "notes.pt"
+    bogus.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="notes.pt"):
+        main([str(bogus), str(tmp_path / "out.pt")])
+    assert not (tmp_path / "out.pt").exists()
