@@ -117,7 +117,7 @@ def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndar
 class EvalConfig:
     """What to evaluate and where to write it; the defaults run on any FunKPoint-style CSV."""
 
-    data: Path = Path("datasets/synthetic/annotations.csv")
+    data: Path = Path("datasets/synth/annotations.csv")
     models: list[Path] = field(default_factory=list)
     #: Extra trunk-only baselines by trunk name (one per distinct checkpoint trunk is always added).
     trunks: list[str] = field(default_factory=list)
