@@ -40,7 +40,7 @@ import platform
 import shlex
 import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -118,6 +118,10 @@ class EvalConfig:
     """What to evaluate and where to write it; the defaults run on any FunKPoint-style CSV."""
 
     data: Path = Path("datasets/synth/annotations.csv")
+    #: Take the references from this CSV instead (a seeded sample of ``references_per_task``
+    #: rows per task) and use ``data``'s test-role rows as targets: e.g. references from the
+    #: training categories, targets from categories never trained on (``heldout.csv``).
+    references: Path | None = None
     models: list[Path] = field(default_factory=list)
     #: Extra trunk-only baselines by trunk name (one per distinct checkpoint trunk is always added).
     trunks: list[str] = field(default_factory=list)
@@ -138,6 +142,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
+        self.references = None if self.references is None else Path(self.references)
         self.models = [Path(m) for m in self.models]
         self.out = None if self.out is None else Path(self.out)
         if self.refine not in REFINE_METHODS:
@@ -365,7 +370,8 @@ def markdown_report(results: dict) -> str:
     """Markdown tables: methods x (PCK@thresholds argmax/refined, same-/cross-category) and per task."""
     t_cols = [str(t) for t in results["thresholds"]]
     lines = [
-        f"# PCK evaluation: {results['data']}",
+        f"# PCK evaluation: {results['data']}"
+        + (f" (references from {results['references']})" if results.get("references") else ""),
         "",
         f"{results['pairs']['total']} triplets ({results['pairs']['same_category']} same-category, "
         f"{results['pairs']['cross_category']} cross-category), seed {results['seed']}, "
@@ -419,24 +425,51 @@ def _figure_pairs(annotations: Sequence[Annotation], pairs: Sequence[Pair], coun
     return chosen
 
 
-def _load_mask(dataset: FunKPointDataset, annotation: Annotation) -> np.ndarray | None:
+def _load_mask(root: Path, annotation: Annotation) -> np.ndarray | None:
+    """The object mask of a generated image (``mask_path`` is relative to its CSV's folder ``root``)."""
     relative = annotation.extras.get("mask_path", "")
     if not relative:
         return None
-    mask = cv2.imread(str(dataset.root / relative), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(root / relative), cv2.IMREAD_UNCHANGED)
     return mask  # None when unreadable: the keypoint box is used instead
+
+
+def triplet_annotations(config: EvalConfig) -> tuple[FunKPointDataset, list[Annotation], dict[Path, Path]]:
+    """The data set, the annotation rows the triplets index, and each image's CSV folder.
+
+    Without ``config.references`` the rows are the data CSV's. With it, the rows
+    are the references CSV's reference- and train-role rows (relabelled ``train``,
+    so :func:`evaluation_pairs` draws a seeded sample of them per task) followed
+    by the data CSV's ``test`` rows as targets.
+    """
+    dataset = FunKPointDataset(config.data, check_images=True)
+    roots = {a.image_path: dataset.root for a in dataset.annotations}
+    if config.references is None:
+        return dataset, dataset.annotations, roots
+    references = FunKPointDataset(config.references, roles=["reference", "train"], check_images=True)
+    if not references.annotations:
+        raise ValueError(f"{config.references}: no reference- or train-role rows to take references from")
+    targets = [a for a in dataset.annotations if a.role == "test"]
+    if not targets:
+        raise ValueError(f"{config.data}: with --references the targets are the test-role rows, and there are none")
+    roots.update({a.image_path: references.root for a in references.annotations})
+    # instance ids name objects within one CSV; two CSVs may reuse them for different objects
+    rows = [replace(a, role="train", instance_id=f"references:{a.instance_id}") for a in references.annotations]
+    rows += targets
+    return dataset, rows, roots
 
 
 def _write_figures(
     config: EvalConfig,
     dataset: FunKPointDataset,
+    annotations: Sequence[Annotation],
+    roots: Mapping[Path, Path],
     pairs: Sequence[Pair],
     methods: Sequence[Method],
     predictions: Mapping[str, Mapping[str, np.ndarray]],
     caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
     out_dir: Path,
 ) -> list[str]:
-    annotations = dataset.annotations
     learned = [m for m in methods if m.kind == "model"] or [m for m in methods if m.kind == "trunk"]
     if not learned:
         return []
@@ -470,7 +503,7 @@ def _write_figures(
         p = pairs[i]
         src, tgt = annotations[p.source], annotations[p.target]
         ref_image = dataset.load_image(src.image_path)
-        points = object_region_points(src.keypoints, ref_image.shape, config.dense_points, _load_mask(dataset, src))
+        points = object_region_points(src.keypoints, ref_image.shape, config.dense_points, _load_mask(roots[src.image_path], src))
         query_points = torch.from_numpy(points).float().unsqueeze(0)
         matches = {}
         for m in dense_methods:
@@ -492,8 +525,7 @@ def _write_figures(
 
 def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     """Run the whole evaluation and write JSON, markdown and figures into ``config.output_dir()``."""
-    dataset = FunKPointDataset(config.data, check_images=True)
-    annotations = dataset.annotations
+    dataset, annotations, roots = triplet_annotations(config)
     pairs = evaluation_pairs(annotations, config.seed, config.references_per_task, config.max_targets_per_task)
     device = resolve_device(config.device)
     methods = _load_methods(config, device)
@@ -529,6 +561,7 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         "machine": _machine(),
         "device": str(device),
         "data": str(config.data),
+        "references": None if config.references is None else str(config.references),
         "checkpoints": [str(m) for m in config.models],
         "seed": config.seed,
         "references_per_task": config.references_per_task,
@@ -543,7 +576,7 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     }
     out_dir = config.output_dir()
     results["figures"] = (
-        _write_figures(config, dataset, pairs, methods, predictions, caches, out_dir) if config.figures else []
+        _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir) if config.figures else []
     )
     write_text_atomic(out_dir / "results.json", json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n")
     write_text_atomic(out_dir / "results.md", markdown_report(results))
@@ -554,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = EvalConfig()
     parser = argparse.ArgumentParser(prog="python -m funk_perception.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="FunKPoint-style CSV")
+    parser.add_argument("--references", type=Path, default=None,
+                        help="take references from this CSV and use --data's test rows as targets "
+                             "(e.g. training categories -> heldout.csv)")
     parser.add_argument("--model", type=Path, action="append", default=[], help="checkpoint (repeatable)")
     parser.add_argument("--trunk", action="append", default=[], help="extra trunk-only baseline (lite0, lite2, resnet50)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default results/eval-<data name>)")
@@ -572,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = EvalConfig(
-        data=args.data, models=args.model, trunks=args.trunk, out=args.out, seed=args.seed,
+        data=args.data, references=args.references, models=args.model, trunks=args.trunk, out=args.out, seed=args.seed,
         references_per_task=args.references_per_task, max_targets_per_task=args.max_targets_per_task,
         size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
         batch_size=args.batch_size, figures=not args.no_figures,

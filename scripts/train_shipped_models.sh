@@ -21,3 +21,6 @@ $py -m funk_perception.model.export runs/synth-uniform/checkpoint.pt models/funk
 $py -m funk_perception.model.export runs/synth-shared/checkpoint.pt models/funk-lite0-synth-shared.pt
 $py -m funk_perception.evaluate --data datasets/synth/annotations.csv --out results/eval-synth \
   --model models/funk-lite0-synth.pt --model models/funk-lite0-synth-uniform.pt --model models/funk-lite0-synth-shared.pt
+$py -m funk_perception.evaluate --data datasets/synth/heldout.csv --references datasets/synth/annotations.csv \
+  --out results/eval-synth-heldout \
+  --model models/funk-lite0-synth.pt --model models/funk-lite0-synth-uniform.pt --model models/funk-lite0-synth-shared.pt

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from funk_perception.data.annotations import Annotation, FunKPointDataset, write_annotations
 from funk_perception.data.pairs import Pair, evaluation_pairs
 from funk_perception.evaluate import (
+    triplet_annotations,
     PAPER_TABLE2,
     THRESHOLDS,
     EvalConfig,
@@ -287,3 +288,19 @@ def test_evaluate_runs_on_a_plain_funkpoint_csv(tiny: tuple[Path, Path, Path], t
     assert set(results["methods"][0]["results"]["refined"]["per_task"]) == {"mash_pound", "brush_dust"}
     assert results["methods"][0]["results"]["refined"]["overall"]["keypoints"] == 5 * results["pairs"]["total"]
     assert (tmp_path / "out" / "dense.png").is_file() and (tmp_path / "out" / "results.md").is_file()
+
+
+def test_references_from_another_csv_transfer_onto_its_test_rows(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """``--references``: e.g. training categories as references, never-trained categories as targets."""
+    targets_csv = _make_dataset(tmp_path, seed=1)
+    config = EvalConfig(data=targets_csv, references=tiny[0], models=[tiny[1]], out=tmp_path / "out",
+                        references_per_task=2, progress=False)
+    _, rows, roots = triplet_annotations(config)
+    results = evaluate(config)
+    pairs = evaluation_pairs(rows, config.seed, config.references_per_task)
+    assert results["pairs"]["total"] == len(pairs) == 2 * 2 * 4  # tasks x sampled references x test rows per task
+    for p in pairs:
+        assert roots[rows[p.source].image_path] == tiny[0].parent
+        assert roots[rows[p.target].image_path] == tmp_path and rows[p.target].role == "test"
+    assert results["references"] == str(tiny[0]) and "references from" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "dense.png").is_file()
