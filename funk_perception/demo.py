@@ -17,6 +17,7 @@ import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,9 +32,21 @@ from funk_perception.detector import FunctionalKeypointDetector, TaskKeypoints
 from funk_perception.evaluate import pck_correct
 from funk_perception.tasks import normalize_task
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = REPO / "models" / "funk-lite0-synth.pt"
-DEFAULT_DATA = REPO / "samples" / "synth" / "annotations.csv"
+
+def shipped_file(relative: str) -> Path:
+    """A file the package ships (``models/...``, ``samples/...``): from the source checkout, or from
+    ``share/funk_perception`` of a colcon or pip install prefix. The checkout path when none exists,
+    so the error that follows names where it was expected."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[1] / relative]
+    # .../<prefix>/lib/pythonX.Y/site-packages/funk_perception/demo.py -> <prefix>/share/funk_perception
+    candidates += [here.parents[4] / "share" / "funk_perception" / relative] if len(here.parents) > 4 else []
+    candidates.append(Path(sys.prefix) / "share" / "funk_perception" / relative)
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+DEFAULT_MODEL = shipped_file("models/funk-lite0-synth.pt")
+DEFAULT_DATA = shipped_file("samples/synth/annotations.csv")
 
 
 @dataclass
