@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from funk_perception.atomic import write_png_atomic
+from funk_perception.cli import command
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.data.preview import draw_keypoints
 from funk_perception.detector import FunctionalKeypointDetector, TaskKeypoints
@@ -139,6 +140,7 @@ def run_demo(config: DemoConfig) -> dict:
     return record
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="checkpoint (default: the shipped model)")

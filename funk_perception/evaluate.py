@@ -52,6 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from funk_perception.atomic import write_text_atomic
+from funk_perception.cli import command
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
@@ -605,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = EvalConfig(

@@ -38,9 +38,13 @@ def test_float16_export_halves_the_file_and_keeps_outputs_and_extra(tmp_path):
     assert cosine.min() > 0.999
 
 
-def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
+def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     bogus = tmp_path / "notes.pt"
     bogus.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="notes.pt"):
-        main([str(bogus), str(tmp_path / "out.pt")])
+        export_checkpoint(bogus, tmp_path / "out.pt")
+    assert main([str(bogus), str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "notes.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "out.pt").exists()
     assert not (tmp_path / "out.pt").exists()

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from funk_perception.atomic import write_png_atomic
+from funk_perception.cli import command
 from funk_perception.data.annotations import Annotation, read_annotations
 from funk_perception.tasks import ALL_CATEGORIES, KEYPOINT_MEANINGS, KEYPOINTS, TASK_DISPLAY_NAMES, TASKS, normalize_task
 
@@ -139,6 +140,7 @@ def write_previews(csv_path: str | Path, out: str | Path, task: str | None = Non
     return paths
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     d = PreviewConfig()
     p = argparse.ArgumentParser(prog="python -m funk_perception.data.preview", description=__doc__.split("\n")[0])

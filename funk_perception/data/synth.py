@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from funk_perception.atomic import write_bytes_atomic  # noqa: E402
+from funk_perception.cli import command  # noqa: E402
 from funk_perception.data.annotations import Annotation, write_annotations  # noqa: E402
 from funk_perception.data.objects import CATEGORY_BUILDERS, build_object  # noqa: E402
 from funk_perception.data.scene import SceneConfig, render_instance  # noqa: E402
@@ -496,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

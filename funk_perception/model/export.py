@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from funk_perception.cli import command
 from funk_perception.model.encoder import FunctionalEncoder
 from funk_perception.model.trunk import build_trunk
 
@@ -33,6 +34,7 @@ def export_checkpoint(source: str | Path, destination: str | Path, dtype: str = 
     return Path(destination)
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="checkpoint written by training (runs/NAME/checkpoint.pt)")

@@ -21,6 +21,7 @@ import json
 import sys
 from typing import Any, Sequence
 
+from funk_perception.cli import command
 from funk_perception.model.encoder import NAMED_CONFIGS
 from funk_perception.train.augment import AugmentConfig
 from funk_perception.train.loop import TrainConfig, train
@@ -67,6 +68,7 @@ def apply_overrides(config: TrainConfig, assignments: Sequence[str]) -> TrainCon
     return result
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m funk_perception.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="paper", choices=sorted(NAMED_CONFIGS), help="encoder config name")
