@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "atomic_open",
+    "save_figure_atomic",
     "torch_save_atomic",
     "write_bytes_atomic",
     "write_json_atomic",
@@ -144,3 +145,14 @@ def torch_save_atomic(payload: Any, path: str | Path) -> None:
 
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
+
+
+def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 100) -> None:
+    """Save a matplotlib figure as PNG to ``path`` atomically, then close it (also on failure)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_open(path, "wb") as handle:
+            fig.savefig(handle, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)

@@ -25,7 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from funk_perception.atomic import write_png_atomic
+from funk_perception.atomic import write_png_atomic, write_text_atomic
 from funk_perception.cli import command
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.data.preview import draw_keypoints
@@ -109,10 +109,13 @@ def run_demo(config: DemoConfig) -> dict:
             for task, kp in found.items():
                 tiles.append(_tile(draw_keypoints(image, kp.points, kp.confidence >= 0.05), f"{Path(path).name} {task}"))
     else:
-        dataset = FunKPointDataset(config.data, roles=["test"])
+        dataset = FunKPointDataset(config.data, roles=["test"], tasks=tasks)
+        rows_by_image: dict[Path, list] = {}
+        for ann in dataset.annotations:
+            rows_by_image.setdefault(ann.image_path, []).append(ann)
         correct = total = 0
         for path in dataset.image_paths[: config.max_images]:
-            rows = [a for a in dataset.annotations if a.image_path == path and (tasks is None or a.task in tasks)]
+            rows = rows_by_image.get(path, [])
             if not rows:
                 continue
             image = dataset.load_image(path)
@@ -134,9 +137,8 @@ def run_demo(config: DemoConfig) -> dict:
 
     if not tiles:
         raise ValueError(f"nothing to show: no test-role rows in {config.data} for tasks {tasks}")
-    config.out.mkdir(parents=True, exist_ok=True)
     write_png_atomic(config.out / "demo.png", _sheet(tiles))
-    (config.out / "demo.json").write_text(json.dumps(record, indent=1))
+    write_text_atomic(config.out / "demo.json", json.dumps(record, indent=1))
     return record
 
 

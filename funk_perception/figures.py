@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from funk_perception.atomic import atomic_open  # noqa: E402
+from funk_perception.atomic import save_figure_atomic  # noqa: E402
 from funk_perception.tasks import KEYPOINTS  # noqa: E402
 
 #: One colour per keypoint index p1..p5 (matplotlib's tab10, distinct in print).
@@ -51,14 +51,6 @@ class DenseExample:
     target_image: np.ndarray
     matches: Mapping[str, np.ndarray]  # method name -> (N, 2) normalised
     caption: str = ""
-
-
-def _save_atomic(fig: plt.Figure, path: Path, dpi: int) -> None:
-    try:
-        with atomic_open(path, "wb") as handle:
-            fig.savefig(handle, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
 
 
 def _to_pixels(points: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -111,7 +103,7 @@ def plot_qualitative(examples: Sequence[QualitativeExample], path: str | Path, t
     legend = ", ".join(f"{i + 1}={name}" for i, name in enumerate(KEYPOINTS))
     fig.suptitle(f"{title}\n{legend}".strip(), fontsize=9)
     fig.tight_layout()
-    _save_atomic(fig, path, dpi)
+    save_figure_atomic(fig, path, dpi)
     return path
 
 
@@ -197,5 +189,5 @@ def plot_dense(examples: Sequence[DenseExample], path: str | Path, title: str = 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _save_atomic(fig, path, dpi)
+    save_figure_atomic(fig, path, dpi)
     return path

@@ -123,3 +123,19 @@ def test_write_png_rejects_non_rgb_uint8(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="RGB uint8"):
         write_png_atomic(tmp_path / "g.png", np.zeros((4, 4), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_figure_atomic_writes_a_png_and_closes_the_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from funk_perception.atomic import save_figure_atomic
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure_atomic(fig, tmp_path / "plots" / "line.png", dpi=50)
+    assert (tmp_path / "plots" / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["line.png"]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from funk_perception.atomic import atomic_open, torch_save_atomic
+from funk_perception.atomic import save_figure_atomic, torch_save_atomic
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.data.pairs import PairSampler
 from funk_perception.model.encoder import EncoderConfig, FunctionalEncoder, named_config, resolve_device
@@ -281,11 +281,7 @@ def plot_loss_curve(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        with atomic_open(path, "wb") as handle:
-            fig.savefig(handle, dpi=100, format="png")
-    finally:
-        plt.close(fig)
+    save_figure_atomic(fig, path, dpi=100)
 
 
 def _tensorboard(out_dir: Path):
