@@ -22,15 +22,17 @@ keypoint is ambiguous (two equally good places, or a flat response).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from funk_perception.matching import REFINE_METHODS, peak_confidence, refine_points, sample_features, similarity_maps
-from funk_perception.model import FunctionalEncoder, Trunk, preprocess, resolve_device
+from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder, Trunk, preprocess, resolve_device
 from funk_perception.tasks import KEYPOINTS, NUM_KEYPOINTS, TASKS, normalize_task
 
 
@@ -201,3 +203,101 @@ class FunctionalKeypointDetector:
         confidence = peak_confidence(sim, self.logit_scale)[0].cpu().numpy().astype(np.float64)
         names = KEYPOINTS if len(keypoints) == NUM_KEYPOINTS else tuple(f"p{i + 1}" for i in range(len(keypoints)))
         return TaskKeypoints(name, _to_pixels(points, target_image), confidence, names)
+
+    # Batched, device-resident calls: the per-step path of the RL environment loop (issue 8). Frames go in
+    # once, results stay on the model's device, so N environments cost one forward pass and no host copies.
+
+    def _frames_on_device(self, images: np.ndarray | torch.Tensor, where: str) -> torch.Tensor:
+        """uint8 ``(N, H, W, 3)`` RGB (numpy or torch, any device) -> ImageNet-normalised ``(N, 3, S, S)``."""
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(images)
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"{where}: expected a uint8 (N, H, W, 3) numpy array or torch tensor, "
+                            f"found {type(images).__name__}")
+        if images.dtype != torch.uint8:
+            raise TypeError(f"{where}: expected dtype uint8, found {images.dtype}")
+        if images.dim() != 4 or images.shape[-1] != 3 or 0 in images.shape:
+            raise ValueError(f"{where}: expected a non-empty (N, H, W, 3) RGB batch, found {tuple(images.shape)}")
+        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        size = (self.image_size, self.image_size)
+        if tuple(x.shape[-2:]) != size:
+            # On the device, unlike preprocess()'s cv2 resize; frames rendered at the model's size skip this.
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def _autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+        if dtype is None or dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def features_batch(
+        self,
+        images: np.ndarray | torch.Tensor,
+        tasks: Sequence[str] | None = None,
+        pool: int | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Embeddings of N frames in one forward pass, returned float32 on the model's device.
+
+        ``images``: uint8 ``(N, H, W, 3)`` RGB, numpy or torch. Without ``pool``:
+        ``(N, T, D, h, w)`` unit-norm, as :meth:`features` per image; with ``pool=g``:
+        ``(N, T, D, g, g)`` averages over a ``g x g`` grid of regions. ``dtype``
+        (e.g. ``torch.bfloat16``) runs the forward pass under autocast.
+        """
+        names = self._resolve_tasks(tasks, TASKS)
+        x = self._frames_on_device(images, "features_batch(images)")
+        with torch.inference_mode(), self._autocast(dtype):
+            feats = self.encoder(x, names)
+        feats = feats.float()
+        if pool is None:
+            return feats
+        n, t, d, h, w = feats.shape
+        return F.adaptive_avg_pool2d(feats.reshape(n * t, d, h, w), int(pool)).reshape(n, t, d, int(pool), int(pool))
+
+    def trunk_features_batch(
+        self, images: np.ndarray | torch.Tensor, pool: int | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """The frozen ImageNet trunk alone (no modular network) on N frames: ``(N, C, h, w)`` or pooled ``(N, C, g, g)``."""
+        x = self._frames_on_device(images, "trunk_features_batch(images)")
+        with torch.inference_mode(), self._autocast(dtype):
+            feats = self.encoder.trunk(x)
+        feats = feats.float()
+        return feats if pool is None else F.adaptive_avg_pool2d(feats, int(pool))
+
+    def keypoints_batch(
+        self, images: np.ndarray | torch.Tensor, tasks: Sequence[str] | None = None, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`detect` for N frames in one pass, on the device: normalised points ``(N, T, K, 2)``
+        (x / width, y / height) and confidences ``(N, T, K)``, tasks as given (default: all with prototypes)."""
+        names = self._resolve_tasks(tasks, self.tasks)
+        feats = self.features_batch(images, names, dtype=dtype)
+        n, t, d, h, w = feats.shape
+        protos = torch.stack([self.prototypes[name] for name in names])  # (T, K, D)
+        queries = protos.unsqueeze(0).expand(n, -1, -1, -1).reshape(n * t, NUM_KEYPOINTS, d)
+        sim = similarity_maps(queries, feats.reshape(n * t, d, h, w))
+        points = refine_points(sim, self.refine).reshape(n, t, NUM_KEYPOINTS, 2)
+        confidence = peak_confidence(sim, self.logit_scale).reshape(n, t, NUM_KEYPOINTS)
+        confidence = torch.where(protos.norm(dim=-1) > 0, confidence, torch.zeros_like(confidence))
+        return points, confidence
+
+    def detect_region(
+        self, image: np.ndarray, roi: Sequence[int], tasks: Sequence[str] | None = None
+    ) -> dict[str, TaskKeypoints]:
+        """``detect`` on the region ``roi = (x, y, width, height)`` of ``image`` (clipped to it), with the
+        points in full-image pixels: lets an object detector point funk at one object in a cluttered scene."""
+        check_image(image, "detect_region(image)")
+        if len(roi) != 4:
+            raise ValueError(f"detect_region(roi): expected (x, y, width, height), found {tuple(roi)}")
+        x, y, w, h = (int(v) for v in roi)
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(image.shape[1], x + w), min(image.shape[0], y + h)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(
+                f"detect_region(roi): expected a region overlapping the {image.shape[1]}x{image.shape[0]} image, "
+                f"found (x={x}, y={y}, width={w}, height={h})"
+            )
+        found = self.detect(np.ascontiguousarray(image[y0:y1, x0:x1]), tasks)
+        offset = np.array([x0, y0], dtype=np.float64)
+        return {t: TaskKeypoints(t, kp.points + offset, kp.confidence, kp.names) for t, kp in found.items()}
