@@ -33,6 +33,7 @@ EXTRAS = {
         "ros-jazzy-sensor-msgs==5.3.6",
         "ros-jazzy-std-msgs==5.3.6",
         "ros-jazzy-visualization-msgs==5.3.6",
+        "ros-jazzy-diagnostic-msgs==5.3.6",
         "ros-jazzy-rmw-fastrtps-cpp==8.4.3",
         "rosbags==0.11.9",
     ],
@@ -83,6 +84,8 @@ setup(
             "funk-train = funk_perception.train.__main__:main",
             "funk-evaluate = funk_perception.evaluate:main",
             "funk-demo = funk_perception.demo:main",
+            "keypoint_node = funk_perception.ros.keypoint_node:main",
+            "funk-bag = funk_perception.bag:main",
         ],
     },
 )

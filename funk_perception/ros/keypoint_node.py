@@ -41,13 +41,7 @@ from visualization_msgs.msg import MarkerArray
 
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.ros.convert import FrameError, stamp_ns
-from funk_perception.ros.messages import (
-    diagnostics_message,
-    draw_frame,
-    image_message,
-    keypoint_markers,
-    keypoints_cloud,
-)
+from funk_perception.ros.messages import diagnostics_message, frame_outputs
 from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks, shipped_model
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
 from funk_perception.ros.sync import LatestSlot, StampBuffer
@@ -126,9 +120,11 @@ class KeypointNode(Node):
             self.create_subscription(Image, "depth", self._on_depth, qos)
             self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
         self.create_subscription(RegionOfInterest, "roi", self._on_roi, qos)
-        self.pub_keypoints = self.create_publisher(PointCloud2, "keypoints", 10)
-        self.pub_markers = self.create_publisher(MarkerArray, "keypoints/markers", 10)
-        self.pub_image = self.create_publisher(Image, "keypoints/image", 10)
+        self.publishers_by_topic = {
+            "keypoints": self.create_publisher(PointCloud2, "keypoints", 10),
+            "keypoints/markers": self.create_publisher(MarkerArray, "keypoints/markers", 10),
+            "keypoints/image": self.create_publisher(Image, "keypoints/image", 10),
+        }
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_timer(1.0, self.publish_diagnostics)
 
@@ -220,12 +216,10 @@ class KeypointNode(Node):
             if problem:
                 self.counts[f"no_3d.{problem}"] += 1
                 self._log_once(problem, f"keypoints without 3D: {frame.depth_message or 'no depth frame matched'}")
-        header = msg.header
-        self.pub_keypoints.publish(keypoints_cloud(make_message, header, found, min_confidence))
-        if self._value("publish_markers"):
-            self.pub_markers.publish(keypoint_markers(make_message, header, found, min_confidence, frame.k))
-        if self._value("publish_image"):
-            self.pub_image.publish(image_message(make_message, header, draw_frame(frame.rgb, found, min_confidence)))
+        outputs = frame_outputs(make_message, msg.header, frame, found, min_confidence,
+                                bool(self._value("publish_markers")), bool(self._value("publish_image")))
+        for topic, out in outputs.items():
+            self.publishers_by_topic[topic].publish(out)
         self.counts["processed"] += 1
         self.latencies_ms.append((time.monotonic() - received) * 1000.0)
 

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from funk_perception.ros.convert import ImageFields, rgb_to_image_fields
-from funk_perception.ros.pipeline import FrameKeypoints
+from funk_perception.ros.pipeline import Frame, FrameKeypoints
 from funk_perception.tasks import KEYPOINTS, NUM_KEYPOINTS, TASKS
 
 Factory = Callable[..., Any]
@@ -77,7 +77,9 @@ def keypoints_cloud(
         for i in range(len(kp.points)):
             if kp.confidence[i] >= min_confidence:
                 rows.append((*xyz[i], *kp.points[i], kp.confidence[i], TASKS.index(task), i))
-    points = np.array(rows, dtype=POINT_DTYPE) if rows else np.zeros(0, POINT_DTYPE)
+    points = np.zeros(len(rows), POINT_DTYPE)  # zeros: the pad byte at offset 27 is deterministic too
+    if rows:
+        points[:] = rows
     fields = [
         make("sensor_msgs/msg/PointField", name=name, offset=POINT_DTYPE.fields[name][1],
              datatype=_DATATYPES[POINT_DTYPE.fields[name][0].str], count=1)
@@ -137,7 +139,9 @@ def keypoint_markers(
 ) -> Any:
     """visualization_msgs/MarkerArray: per task (namespace = task) a sphere per keypoint, the p1-p5 chain
     and a label per keypoint, in the task's colour; a DELETEALL first so vanished tasks disappear."""
-    markers = [make("visualization_msgs/msg/Marker", header=header, action=_DELETEALL)]
+    identity = make("geometry_msgs/msg/Pose", orientation=make("geometry_msgs/msg/Quaternion", w=1.0))
+    # the pose is always given: rclpy's IDL default quaternion is w=1, rosbags' is all zeros
+    markers = [make("visualization_msgs/msg/Marker", header=header, action=_DELETEALL, pose=identity)]
     for task, kp in found.items():
         r, g, b = (c / 255.0 for c in TASK_COLORS[task])
         color = make("std_msgs/msg/ColorRGBA", r=r, g=g, b=b, a=1.0)
@@ -149,8 +153,7 @@ def keypoint_markers(
         size = max(0.004, 0.012 * depth)  # a few pixels wide at any distance
         pts = [make("geometry_msgs/msg/Point", x=float(where[i, 0]), y=float(where[i, 1]), z=float(where[i, 2]))
                for i in keep]
-        pose = make("geometry_msgs/msg/Pose", orientation=make("geometry_msgs/msg/Quaternion", w=1.0))
-        common = dict(header=header, ns=task, action=_ADD, pose=pose, color=color)
+        common = dict(header=header, ns=task, action=_ADD, pose=identity, color=color)
         markers.append(make("visualization_msgs/msg/Marker", id=0, type=_SPHERE_LIST, points=pts,
                             scale=make("geometry_msgs/msg/Vector3", x=size, y=size, z=size), **common))
         markers.append(make("visualization_msgs/msg/Marker", id=1, type=_LINE_STRIP, points=pts,
@@ -192,6 +195,19 @@ def image_message(make: Factory, header: Any, rgb: np.ndarray) -> Any:
     fields: ImageFields = rgb_to_image_fields(rgb)
     return make("sensor_msgs/msg/Image", header=header, height=fields.height, width=fields.width,
                 encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step, data=fields.data)
+
+
+def frame_outputs(
+    make: Factory, header: Any, frame: Frame, found: Mapping[str, FrameKeypoints], min_confidence: float = 0.0,
+    markers: bool = True, image: bool = True,
+) -> dict[str, Any]:
+    """Every per-frame output by topic name (relative, as the node publishes them): what node and bag share."""
+    out = {"keypoints": keypoints_cloud(make, header, found, min_confidence)}
+    if markers:
+        out["keypoints/markers"] = keypoint_markers(make, header, found, min_confidence, frame.k)
+    if image:
+        out["keypoints/image"] = image_message(make, header, draw_frame(frame.rgb, found, min_confidence))
+    return out
 
 
 def diagnostics_message(make: Factory, header: Any, name: str, values: Mapping[str, float | int | str],
