@@ -86,6 +86,9 @@ setup(
             "funk-demo = funk_perception.demo:main",
             "keypoint_node = funk_perception.ros.keypoint_node:main",
             "funk-bag = funk_perception.bag:main",
+            "funk-train-hammer = funk_rl.train_hammer:main",
+            "funk-rl-demos = funk_rl.demos:main",
+            "funk-rl-plot = funk_rl.plot:main",
         ],
     },
 )
