@@ -25,6 +25,8 @@ CORE = [
     "matplotlib==3.11.2",
     "scikit-image==0.26.0",
     "tqdm==4.70.1",
+    # the few-shot benchmark's linear probe (funk_perception.fewshot)
+    "scikit-learn==1.9.1",
 ]
 
 EXTRAS = {
@@ -84,6 +86,8 @@ setup(
             "funk-train = funk_perception.train.__main__:main",
             "funk-evaluate = funk_perception.evaluate:main",
             "funk-demo = funk_perception.demo:main",
+            "funk-classify = funk_perception.classify:main",
+            "funk-fewshot = funk_perception.fewshot:main",
             "keypoint_node = funk_perception.ros.keypoint_node:main",
             "funk-bag = funk_perception.bag:main",
             "funk-train-hammer = funk_rl.train_hammer:main",
