@@ -93,6 +93,12 @@ setup(
             "funk-train-hammer = funk_rl.train_hammer:main",
             "funk-rl-demos = funk_rl.demos:main",
             "funk-rl-plot = funk_rl.plot:main",
+            "funk-grasp-generate = funk_grasp.generate:main",
+            "funk-grasp-preview = funk_grasp.preview:main",
+            "funk-grasp-categories = funk_grasp.categories:main",
+            "funk-grasp-train = funk_grasp.train:main",
+            "funk-grasp-predict = funk_grasp.predict:main",
+            "funk-grasp-benchmark = funk_grasp.benchmark:main",
         ],
     },
 )

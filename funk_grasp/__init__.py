@@ -1,0 +1,13 @@
+"""funk_grasp: grasp-success prediction from functional features (paper Table 4, SPEC section 8).
+
+A simulated parallel-jaw grasp dataset (``sim``, ``generate``), a reader for
+the Pinto-Gupta patch layout (``data``), the success model (``model``), its
+training (``train``), ranking grasps on a new image (``predict``) and the
+three-row benchmark (``benchmark``). It uses only funk_perception's public
+encoder API.
+"""
+
+import os
+
+# Headless default: MuJoCo picks its GL backend when it is first imported.
+os.environ.setdefault("MUJOCO_GL", "egl")

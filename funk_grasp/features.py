@@ -1,0 +1,64 @@
+"""Base feature maps computed once and kept on disk: every benchmark row and seed starts from them.
+
+The frozen part of every feature kind (the trunk up to its last stage) is the
+same network in all three rows, so its maps are computed once per image set
+and stored under ``cache/grasp/`` as float16, keyed by the image bytes'
+digest and the trunk's weights file. Rerunning a benchmark or a training job
+skips the slowest step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from funk_grasp.model import GraspFeatures
+from funk_perception.atomic import torch_save_atomic
+from funk_perception.model import preprocess
+
+CACHE = Path("cache/grasp")
+
+
+def images_digest(images: np.ndarray, salt: str = "") -> str:
+    """A short digest of an image stack (and a salt: the encoder file, the input size)."""
+    h = hashlib.sha256(salt.encode())
+    h.update(str(images.shape).encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    return h.hexdigest()[:20]
+
+
+def base_maps(features: GraspFeatures, images: np.ndarray, batch_size: int = 32, cache: Path | None = CACHE,
+              progress: bool = True, desc: str = "base maps") -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, C, H/16, W/16) float16 maps of the frozen base (cached when ``cache``)."""
+    path = None
+    if cache is not None:
+        path = Path(cache) / f"base-{images_digest(images, features.config.encoder)}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+    device = features.in_scale.device
+    chunks = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=not progress):
+        batch = preprocess(list(images[start:start + batch_size]), size=features.config.image_size).to(device)
+        chunks.append(features.base_maps(batch).float().cpu().to(torch.float16))
+    maps = torch.cat(chunks)
+    if path is not None:
+        torch_save_atomic(maps, path)
+    return maps
+
+
+def top_features(features: GraspFeatures, maps: torch.Tensor, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+    """Base maps -> (N, out_dim) pooled float32 features, without gradients (the frozen-feature rows)."""
+    device = features.in_scale.device
+    out = []
+    features.eval()
+    with torch.no_grad():
+        for start in tqdm(range(0, len(maps), batch_size), desc="features", unit="batch", disable=not progress):
+            out.append(features.top(maps[start:start + batch_size].to(device)).float().cpu())
+    return torch.cat(out)
+
+
+__all__ = ["CACHE", "base_maps", "images_digest", "top_features"]
