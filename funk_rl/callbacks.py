@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import math
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,9 @@ class RunCallback(BaseCallback):
         buffer = io.BytesIO()
         self.model.save(buffer)
         write_bytes_atomic(self.out / "checkpoint.zip", buffer.getvalue())
+        normalizer = self.model.get_vec_normalize_env()
+        if normalizer is not None:  # its running return statistics, which a resumed run continues from
+            write_bytes_atomic(self.out / "vecnormalize.pkl", pickle.dumps(normalizer))
         self.ledger["checkpoint"] = self.ledger.get("checkpoint", 0.0) + time.perf_counter() - start
         self._tick()
         write_json_atomic(self.out / "state.json", {"steps": self.model.num_timesteps, "ledger": self.ledger},

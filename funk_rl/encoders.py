@@ -10,6 +10,10 @@
   pooled the same way (112-d): what funk's head adds is the difference to this.
 - ``state``: no frames at all; the environment's 46-d state (handled by the env).
 
+Mirror-averaging (the detector's ``flip``) is off by default: it makes keypoint
+embeddings mirror-equivariant for FunKPoint's semantic labels, which a policy
+watching one fixed camera does not need, and it doubles the forward pass.
+
 Precision: ``"auto"`` runs bf16 autocast on a GPU when, on the first batch, it
 keeps the output within :data:`BF16_TOLERANCE` (relative L2 per frame) of float32,
 and float32 otherwise; ``"bf16"`` asks for it anywhere (still checked), ``"fp32"``
@@ -48,6 +52,7 @@ class EncoderConfig:
     pool: int = 1
     precision: str = "auto"
     device: str = "auto"
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in ENCODERS:
@@ -88,11 +93,11 @@ class FrameEncoder:
     def _forward(self, frames: np.ndarray | torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
         config, detector = self.config, self.detector
         if config.name == "funk":
-            out = detector.features_batch(frames, config.tasks, pool=config.pool, dtype=dtype)
+            out = detector.features_batch(frames, config.tasks, pool=config.pool, dtype=dtype, flip=config.flip)
         elif config.name == "imagenet":
             out = detector.trunk_features_batch(frames, pool=config.pool, dtype=dtype)
         else:
-            points, confidence = detector.keypoints_batch(frames, config.tasks, dtype=dtype)
+            points, confidence = detector.keypoints_batch(frames, config.tasks, dtype=dtype, flip=config.flip)
             out = torch.cat([points, confidence.unsqueeze(-1)], dim=-1)
         return out.reshape(out.shape[0], -1)
 

@@ -16,6 +16,7 @@ environment run.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +134,13 @@ class PixelProprioObservation(gym.ObservationWrapper):
                 "state": spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
             }
         )
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        start = time.perf_counter()
+        observation = self.observation(obs)
+        # The worker's own render time: the benchmark's split of where a step's time goes.
+        return observation, reward, terminated, truncated, {**info, "render_s": time.perf_counter() - start}
 
     def observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
         frame = self.env.render()

@@ -1,0 +1,276 @@
+"""Environment steps per second of the RL hammer loop, and where a step's time goes.
+
+    python benchmarks/bench_rl.py [--sizes 1 4 8 16] [--steps 8] [--encoder funk] [--device auto]
+
+For N = 1, 4, 8, 16 environments in worker processes: ``state`` (no rendering),
+``render`` (frames rendered and sent back, no features), ``batched`` (frames +
+ONE forward pass of the frozen encoder per step) and ``per-env`` (one forward
+pass per environment per step, the RRL code's design). Each cell is the median
+over 3 timed runs of ``--steps`` vector steps (random actions, after 2 warm-up
+steps); steps/s counts environment steps (N per vector step). Also measured:
+the encoders alone on a batch of 16 frames in float32 and bf16 (autocast) with
+the bf16 error, and the PPO update's cost per sample. Writes
+benchmarks/results/rl.json and rl.md (machine, date, command).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import torch  # noqa: E402  (first, before anything that could create a GL context: FIELD-NOTES)
+import torchvision  # noqa: E402,F401
+
+import argparse  # noqa: E402
+import datetime as _dt  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_rl_report import write_report  # noqa: E402
+from funk_rl.encoders import VISUAL_ENCODERS, EncoderConfig, build_encoder  # noqa: E402
+from funk_rl.envs import ACTION_DIM, HammerConfig  # noqa: E402
+from funk_rl.features import FeatureVecEnv, make_worker_vec_env  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+VARIANTS = ("state", "render", "batched", "per-env")
+REPEATS = 3
+
+
+def _actions(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.uniform(-1, 1, (n, ACTION_DIM)).astype(np.float32)
+
+
+def time_loop(venv, steps: int, rng: np.random.Generator, device: torch.device) -> dict[str, float]:
+    """Median seconds per vector step over REPEATS runs, plus the split the wrappers measured."""
+    venv.reset()
+    for _ in range(2):
+        venv.step(_actions(rng, venv.num_envs))
+    per_step, render, encode, wait = [], [], [], []
+    for _ in range(REPEATS):
+        timings = getattr(venv, "timings", None)
+        before = dict(timings) if timings is not None else {}
+        render_s = 0.0
+        start = time.perf_counter()
+        for _ in range(steps):
+            _, _, _, infos = venv.step(_actions(rng, venv.num_envs))
+            render_s += sum(info.get("render_s", 0.0) for info in infos)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        per_step.append((time.perf_counter() - start) / steps)
+        render.append(render_s / steps)
+        if timings is not None:
+            encode.append((timings["encode"] - before.get("encode", 0.0)) / steps)
+            wait.append((timings["env"] - before.get("env", 0.0)) / steps)
+    return {
+        "s_per_step": statistics.median(per_step),
+        "render_cpu_s_per_step": statistics.median(render),
+        "encode_s_per_step": statistics.median(encode) if encode else 0.0,
+        "wait_s_per_step": statistics.median(wait) if wait else 0.0,
+    }
+
+
+def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device: torch.device) -> list[dict]:
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for n in args.sizes:
+        for variant in VARIANTS:
+            venv = make_worker_vec_env(hammer, n, args.seed, pixels=variant != "state")
+            try:
+                if variant in ("batched", "per-env"):
+                    venv = FeatureVecEnv(venv, encoder, batched=variant == "batched")
+                result = time_loop(venv, args.steps, rng, device)
+            finally:
+                venv.close()
+            result.update(n_envs=n, variant=variant, steps_per_s=n / result["s_per_step"])
+            rows.append(result)
+            print(f"N={n:>2} {variant:>8}: {result['steps_per_s']:7.1f} env steps/s "
+                  f"(encode {1000 * result['encode_s_per_step']:.0f} ms, render cpu "
+                  f"{1000 * result['render_cpu_s_per_step']:.0f} ms per vector step)", flush=True)
+    for row in rows:
+        same_n = {r["variant"]: r for r in rows if r["n_envs"] == row["n_envs"]}
+        row["vs_per_env"] = row["steps_per_s"] / same_n["per-env"]["steps_per_s"]
+        row["time_vs_render"] = row["s_per_step"] / same_n["render"]["s_per_step"]
+    return rows
+
+
+def bench_encoders(args: argparse.Namespace, image_size: int) -> list[dict]:
+    """Each visual encoder alone on 16 rendered-size frames: ms per frame in fp32 and bf16, bf16's error."""
+    frames = np.random.default_rng(args.seed).integers(0, 256, (16, image_size, image_size, 3), dtype=np.uint8)
+    rows = []
+    for name in VISUAL_ENCODERS:
+        encoder = build_encoder(EncoderConfig(name, args.model, precision="fp32", device=args.device), image_size)
+        outputs = {}
+        for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            encoder.dtype = dtype
+            encoder(frames)
+            times = []
+            for _ in range(REPEATS):
+                start = time.perf_counter()
+                outputs[label] = encoder(frames).cpu()
+                times.append(time.perf_counter() - start)
+            rows.append({"encoder": name, "precision": label, "dim": encoder.dim,
+                         "ms_per_frame": 1000 * statistics.median(times) / len(frames)})
+        error = ((outputs["bf16"] - outputs["fp32"]).norm(dim=1) / outputs["fp32"].norm(dim=1).clamp_min(1e-8)).max()
+        rows[-1]["bf16_relative_error"] = rows[-2]["bf16_relative_error"] = float(error)
+        print(f"{name:>15}: fp32 {rows[-2]['ms_per_frame']:.1f} ms/frame, bf16 {rows[-1]['ms_per_frame']:.1f} "
+              f"(relative error {float(error):.4f})", flush=True)
+    return rows
+
+
+def bench_learner(args: argparse.Namespace, obs_dim: int) -> dict:
+    """PPO's update cost per sample for an observation of ``obs_dim`` (the MLP sees only vectors)."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from funk_rl.train_hammer import TrainConfig
+
+    config = TrainConfig()
+    space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+
+    class Vectors(gym.Env):  # random vectors: the update's cost does not depend on their values
+        observation_space = space
+        action_space = gym.spaces.Box(-1, 1, (ACTION_DIM,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, False, False, {}
+
+    class UpdateTimer(BaseCallback):  # a rollout's end to the next one's start is exactly one PPO update
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+            self._start: float | None = None
+
+        def _on_rollout_end(self) -> None:
+            self._start = time.perf_counter()
+
+        def _on_rollout_start(self) -> None:
+            if self._start is not None:
+                self.seconds.append(time.perf_counter() - self._start)
+                self._start = None
+
+        def _on_step(self) -> bool:
+            return True
+
+    venv = DummyVecEnv([Vectors for _ in range(4)])
+    model = PPO("MlpPolicy", venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+                policy_kwargs={"net_arch": list(config.net)}, device=args.device if args.device != "auto" else "cpu",
+                seed=args.seed)
+    samples = config.n_steps * 4
+    timer = UpdateTimer()
+    model.learn(4 * samples, callback=timer)
+    seconds = statistics.median(timer.seconds)
+    return {"obs_dim": obs_dim, "samples_per_update": samples, "epochs": config.n_epochs,
+            "ms_per_sample": 1000 * seconds / samples}
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    hammer = HammerConfig(image_size=args.image_size)
+    encoder = build_encoder(EncoderConfig(args.encoder, args.model, precision=args.precision, device=str(device)),
+                            args.image_size)
+    loops = bench_loops(args, encoder, hammer, device)
+    encoders = bench_encoders(args, args.image_size)
+    learner = bench_learner(args, encoder.dim + 26)
+    return {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+            "torch": torch.__version__, "torch_threads": args.threads, "load_average": list(os.getloadavg()),
+        },
+        "encoder": args.encoder, "precision": "bf16" if encoder.dtype is not None else "fp32",
+        "image_size": args.image_size, "steps_per_cell": args.steps, "repeats": REPEATS,
+        "loops": loops, "encoders": encoders, "learner": learner,
+    }
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        "# RL hammer loop throughput",
+        "",
+        f"{results['date']}, `{results['command']}`.",
+        f"Machine: {m['processor']}, {m['cpu_count']} CPUs, device {m['device']}, torch {m['torch']} "
+        f"({m['torch_threads']} thread in the main process), load average {m['load_average']}. "
+        f"Encoder `{results['encoder']}` ({results['precision']}), frames {results['image_size']} px, "
+        f"median of {results['repeats']} runs of {results['steps_per_cell']} vector steps.",
+        "",
+        "Environment steps per second (N environments, worker processes):",
+        "",
+        "| N | state | render | render + batched features | render + per-env features | batched / per-env "
+        "| batched time / render time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in sorted({r["n_envs"] for r in results["loops"]}):
+        row = {r["variant"]: r for r in results["loops"] if r["n_envs"] == n}
+        lines.append(
+            f"| {n} | {row['state']['steps_per_s']:.0f} | {row['render']['steps_per_s']:.1f} | "
+            f"{row['batched']['steps_per_s']:.1f} | {row['per-env']['steps_per_s']:.1f} | "
+            f"{row['batched']['vs_per_env']:.2f}x | {row['batched']['time_vs_render']:.2f} |"
+        )
+    lines += [
+        "",
+        "Where a batched step's time goes (ms per environment step; render is the workers' CPU time, the rest of "
+        "the wait is simulation, frame transfer and scheduling):",
+        "",
+        "| N | total | waiting on workers | of which render (CPU) | encoder | PPO update |",
+        "|---|---|---|---|---|---|",
+    ]
+    learn_ms = results["learner"]["ms_per_sample"]
+    for r in (r for r in results["loops"] if r["variant"] == "batched"):
+        n = r["n_envs"]
+        lines.append(f"| {n} | {1000 * r['s_per_step'] / n + learn_ms:.1f} | {1000 * r['wait_s_per_step'] / n:.1f} "
+                     f"| {1000 * r['render_cpu_s_per_step'] / n:.1f} | {1000 * r['encode_s_per_step'] / n:.1f} | "
+                     f"{learn_ms:.2f} |")
+    lines += [
+        "",
+        "Encoders alone, batch of 16 frames:",
+        "",
+        "| encoder | dim | fp32 ms/frame | bf16 ms/frame | bf16 / fp32 time | bf16 relative error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r["encoder"] for r in results["encoders"]):
+        fp32, bf16 = (next(r for r in results["encoders"] if r["encoder"] == name and r["precision"] == p)
+                      for p in ("fp32", "bf16"))
+        lines.append(f"| {name} | {fp32['dim']} | {fp32['ms_per_frame']:.1f} | {bf16['ms_per_frame']:.1f} | "
+                     f"{bf16['ms_per_frame'] / fp32['ms_per_frame']:.2f} | {fp32['bf16_relative_error']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--steps", type=int, default=8, help="vector steps per timed run")
+    parser.add_argument("--encoder", choices=VISUAL_ENCODERS, default="funk")
+    parser.add_argument("--model", default=EncoderConfig().model)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    return write_report(args.out, "rl", run(args), markdown)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
