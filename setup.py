@@ -88,6 +88,7 @@ setup(
             "funk-demo = funk_perception.demo:main",
             "funk-classify = funk_perception.classify:main",
             "funk-fewshot = funk_perception.fewshot:main",
+            "funk-report = funk_perception.report:main",
             "keypoint_node = funk_perception.ros.keypoint_node:main",
             "funk-bag = funk_perception.bag:main",
             "funk-train-hammer = funk_rl.train_hammer:main",
