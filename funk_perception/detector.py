@@ -4,20 +4,25 @@
     found = detector.detect(rgb, tasks=["pour"])   # {"pour": TaskKeypoints}
     found["pour"].points                           # (5, 2) pixel x, y in ``rgb``
 
-``detect`` needs no reference image: each task's five keypoints are the
-locations whose embeddings best match the checkpoint's per-task keypoint
-prototypes (mean training embeddings). ``transfer`` is the paper's protocol:
-keypoints given on a reference image are matched in a target image.
+``detect`` needs no reference image. With ``method="bank"`` (the default when the
+checkpoint holds a reference bank) every keypoint is where a bank of labelled
+synthetic reference images, carried over one by one, agrees most (averaged soft
+votes, :func:`funk_perception.matching.vote_maps`); with ``method="prototypes"``
+it is the location whose embedding best matches the keypoint's mean training
+embedding. ``transfer`` is the paper's protocol: keypoints given on a reference
+image are matched in a target image. ``flip=True`` averages every feature map
+with that of the mirrored image (:func:`funk_perception.matching.flip_averaged`);
+it is off by default because it cost 7 PCK points on real photos (models/README.md).
 
 Images are numpy ``(H, W, 3)`` uint8 RGB of any size; they are resized to the
 model's square input size and the results mapped back to the input's pixels
 (pixel ``(x, y)`` with ``(0, 0)`` the top-left corner of the top-left pixel).
 
-Confidence is the softmax probability mass around the peak (3 x 3 cells) under
-``softmax(logit_scale * cosine)`` over all locations, with the checkpoint's own
-learned ``logit_scale``. That is the distribution the contrastive loss trains, so
-its scale is the one the model was fitted for; unlike a raw cosine it drops when a
-keypoint is ambiguous (two equally good places, or a flat response).
+Confidence is probability mass around the peak (3 x 3 cells): of the averaged
+votes for ``bank`` (how many references agree), of ``softmax(logit_scale *
+cosine)`` over all locations for ``prototypes`` and ``transfer``, with the
+checkpoint's own learned ``logit_scale``, the distribution the contrastive loss
+trains; unlike a raw cosine it drops when a keypoint is ambiguous.
 """
 
 from __future__ import annotations
@@ -31,8 +36,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from funk_perception.matching import REFINE_METHODS, peak_confidence, refine_points, sample_features, similarity_maps
+from funk_perception.matching import (
+    REFINE_METHODS,
+    flip_averaged,
+    map_confidence,
+    peak_confidence,
+    refine_points,
+    sample_features,
+    similarity_maps,
+    vote_maps,
+)
 from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder, Trunk, preprocess, resolve_device
+from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.tasks import KEYPOINTS, NUM_KEYPOINTS, TASKS, normalize_task
 
 
@@ -74,6 +89,10 @@ def check_image(image: object, where: str = "image") -> np.ndarray:
     return image
 
 
+#: Reference-free keypoint methods of :meth:`FunctionalKeypointDetector.detect`.
+DETECT_METHODS: tuple[str, ...] = ("heatmap", "bank", "prototypes")
+
+
 def _to_pixels(points: torch.Tensor, image: np.ndarray) -> np.ndarray:
     scale = np.array([image.shape[1], image.shape[0]], dtype=np.float64)
     return points.detach().cpu().double().numpy() * scale
@@ -88,24 +107,56 @@ class FunctionalKeypointDetector:
         prototypes: Mapping[str, torch.Tensor | np.ndarray] | None = None,
         refine: str = "parabolic",
         image_size: int | None = None,
+        bank: Mapping[str, Mapping[str, torch.Tensor | np.ndarray]] | None = None,
+        method: str = "auto",
+        flip: bool = False,
+        bank_top_k: int = 0,
+        heatmap_head: KeypointHeatmapHead | None = None,
     ) -> None:
         if refine not in REFINE_METHODS:
             raise ValueError(f"refine: expected one of {', '.join(REFINE_METHODS)}, found {refine!r}")
         self.encoder = encoder.eval()
         self.refine = refine
+        self.flip = bool(flip)
+        self.bank_top_k = int(bank_top_k)
         self.image_size = int(image_size or encoder.config.image_size)
         self.device = encoder.log_logit_scale.device
         self.logit_scale = float(encoder.logit_scale.detach())
+        dim = encoder.embedding_dim
         self.prototypes: dict[str, torch.Tensor] = {}
         for name, value in (prototypes or {}).items():
             task = normalize_task(name)
             proto = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value).float()
-            if proto.shape != (NUM_KEYPOINTS, encoder.embedding_dim):
+            if proto.shape != (NUM_KEYPOINTS, dim):
                 raise ValueError(
-                    f"prototypes[{name!r}]: expected shape ({NUM_KEYPOINTS}, {encoder.embedding_dim}), "
-                    f"found {tuple(proto.shape)}"
+                    f"prototypes[{name!r}]: expected shape ({NUM_KEYPOINTS}, {dim}), found {tuple(proto.shape)}"
                 )
             self.prototypes[task] = proto.to(self.device)
+        self.bank: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, entry in (bank or {}).items():
+            task = normalize_task(name)
+            if not isinstance(entry, Mapping) or "embeddings" not in entry or "visible" not in entry:
+                raise ValueError(f"bank[{name!r}]: expected a dict with 'embeddings' (M, 5, D) and 'visible' (M, 5)")
+            emb = torch.as_tensor(entry["embeddings"]).float()
+            vis = torch.as_tensor(entry["visible"]).bool()
+            if emb.dim() != 3 or emb.shape[1:] != (NUM_KEYPOINTS, dim) or vis.shape != emb.shape[:2]:
+                raise ValueError(
+                    f"bank[{name!r}]: expected embeddings (M, {NUM_KEYPOINTS}, {dim}) and visible (M, {NUM_KEYPOINTS}), "
+                    f"found {tuple(emb.shape)} and {tuple(vis.shape)}"
+                )
+            self.bank[task] = (emb.to(self.device), vis.to(self.device))
+        self.heatmap_head = None if heatmap_head is None else heatmap_head.to(self.device).eval()
+        if method == "auto":
+            method = "heatmap" if self.heatmap_head is not None else "bank" if self.bank else "prototypes"
+        if method not in DETECT_METHODS:
+            raise ValueError(f"method: expected auto or one of {', '.join(DETECT_METHODS)}, found {method!r}")
+        if method == "bank" and not self.bank:
+            raise ValueError("method='bank' needs a reference bank (extra['bank'] of the checkpoint); "
+                             "add one with python -m funk_perception.train.bank")
+        if method == "heatmap" and self.heatmap_head is None:
+            raise ValueError("method='heatmap' needs a keypoint heatmap head (extra['heatmap_head'] of the checkpoint); "
+                             "train one with python -m funk_perception.train.heatmap")
+        self.method = method
 
     @classmethod
     def load(
@@ -115,8 +166,10 @@ class FunctionalKeypointDetector:
         trunk_weights: str | Path | None = None,
         trunk: Trunk | None = None,
         refine: str = "parabolic",
+        method: str = "auto",
+        flip: bool = False,
     ) -> "FunctionalKeypointDetector":
-        """Load a checkpoint written by training (its ``extra["prototypes"]`` holds the prototypes)."""
+        """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present)."""
         encoder = FunctionalEncoder.load(path, resolve_device(device), trunk=trunk, trunk_weights=trunk_weights)
         prototypes = encoder.loaded_extra.get("prototypes")
         if not isinstance(prototypes, Mapping) or not prototypes:
@@ -125,12 +178,17 @@ class FunctionalKeypointDetector:
                 f"{path}: expected per-task keypoint prototypes in the checkpoint's extra['prototypes'] "
                 f"({{task: ({NUM_KEYPOINTS}, D) tensor}}), found {found}; the training command writes them"
             )
-        return cls(encoder, prototypes, refine=refine)
+        head = encoder.loaded_extra.get("heatmap_head")
+        return cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method, flip=flip,
+                   heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"))
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        """Tasks ``detect`` can answer (those with prototypes), in TASKS order."""
-        return tuple(t for t in TASKS if t in self.prototypes)
+        """Tasks ``detect`` can answer (those with a bank or prototypes, by ``method``), in TASKS order."""
+        if self.method == "heatmap":  # the head is task-conditioned through the embedding: any task
+            return TASKS
+        known = self.bank if self.method == "bank" else self.prototypes
+        return tuple(t for t in TASKS if t in known)
 
     def _resolve_tasks(self, tasks: Sequence[str] | str | None, available: Sequence[str]) -> list[str]:
         if tasks is None:
@@ -155,6 +213,8 @@ class FunctionalKeypointDetector:
     def _embed(self, images: Sequence[np.ndarray], tasks: Sequence[str]) -> torch.Tensor:
         batch = preprocess(list(images), size=self.image_size).to(self.device)
         with torch.inference_mode():
+            if self.flip:
+                return flip_averaged(lambda x: self.encoder(x, list(tasks)), batch)
             return self.encoder(batch, list(tasks)).float()
 
     def features(self, image: np.ndarray, tasks: Sequence[str] | None = None) -> torch.Tensor:
@@ -167,15 +227,39 @@ class FunctionalKeypointDetector:
         check_image(image, "detect(image)")
         names = self._resolve_tasks(tasks, self.tasks)
         feats = self._embed([image], names)[0]  # (T, D, h, w)
+        points, confidence = self.locate(feats, names)
+        pixels = _to_pixels(points, image)
+        conf = confidence.cpu().numpy().astype(np.float64)
+        return {t: TaskKeypoints(t, pixels[i], conf[i]) for i, t in enumerate(names)}
+
+    def locate(self, features: torch.Tensor, tasks: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference-free keypoints from unit embeddings ``features`` (T, D, h, w) of ``tasks``:
+        normalised ``(x, y)`` (T, 5, 2) and confidence (T, 5), by this detector's ``method``."""
+        names = [normalize_task(t) for t in tasks]
+        if features.dim() != 4 or features.shape[0] != len(names):
+            raise ValueError(f"locate: expected features ({len(names)}, D, h, w), found {tuple(features.shape)}")
+        features = features.to(self.device).float()
+        if self.method == "heatmap":
+            with torch.inference_mode():
+                logits = self.heatmap_head(features)
+            b, k, h, w = logits.shape
+            prob = torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
+            return refine_points(logits, self.refine), map_confidence(prob)
+        if self.method == "bank":
+            missing = [t for t in names if t not in self.bank]
+            if missing:
+                raise ValueError(f"tasks {missing} have no reference bank in this model")
+            votes = torch.stack([vote_maps(*self.bank[t], features[i], self.logit_scale, self.bank_top_k) for i, t in enumerate(names)])
+            # the parabola is fitted to log-votes, the scale on which a vote map is a softmax of cosines
+            points = refine_points(torch.log(votes.clamp(min=1e-12)), self.refine)
+            return points, map_confidence(votes)
         protos = torch.stack([self.prototypes[t] for t in names])  # (T, 5, D)
-        sim = similarity_maps(protos, feats)  # (T, 5, h, w)
+        sim = similarity_maps(protos, features)  # (T, 5, h, w)
         points = refine_points(sim, self.refine)
         confidence = peak_confidence(sim, self.logit_scale)
         # A keypoint never seen in training has a zero prototype: no evidence at all.
         confidence = torch.where(protos.norm(dim=-1) > 0, confidence, torch.zeros_like(confidence))
-        pixels = _to_pixels(points, image)
-        conf = confidence.cpu().numpy().astype(np.float64)
-        return {t: TaskKeypoints(t, pixels[i], conf[i]) for i, t in enumerate(names)}
+        return points, confidence
 
     def transfer(
         self, reference_image: np.ndarray, reference_keypoints: np.ndarray, target_image: np.ndarray, task: str
@@ -238,18 +322,24 @@ class FunctionalKeypointDetector:
         tasks: Sequence[str] | None = None,
         pool: int | None = None,
         dtype: torch.dtype | None = None,
+        flip: bool | None = None,
     ) -> torch.Tensor:
         """Embeddings of N frames in one forward pass, returned float32 on the model's device.
 
         ``images``: uint8 ``(N, H, W, 3)`` RGB, numpy or torch. Without ``pool``:
         ``(N, T, D, h, w)`` unit-norm, as :meth:`features` per image; with ``pool=g``:
         ``(N, T, D, g, g)`` averages over a ``g x g`` grid of regions. ``dtype``
-        (e.g. ``torch.bfloat16``) runs the forward pass under autocast.
+        (e.g. ``torch.bfloat16``) runs the forward pass under autocast. ``flip``:
+        mirror-average as :meth:`features` does (default: this detector's ``flip``);
+        ``False`` halves the cost where mirror-equivariance is not needed.
         """
         names = self._resolve_tasks(tasks, TASKS)
         x = self._frames_on_device(images, "features_batch(images)")
         with torch.inference_mode(), self._autocast(dtype):
-            feats = self.encoder(x, names)
+            if self.flip if flip is None else flip:
+                feats = flip_averaged(lambda batch: self.encoder(batch, names), x)
+            else:
+                feats = self.encoder(x, names)
         feats = feats.float()
         if pool is None:
             return feats
@@ -267,20 +357,15 @@ class FunctionalKeypointDetector:
         return feats if pool is None else F.adaptive_avg_pool2d(feats, int(pool))
 
     def keypoints_batch(
-        self, images: np.ndarray | torch.Tensor, tasks: Sequence[str] | None = None, dtype: torch.dtype | None = None
+        self, images: np.ndarray | torch.Tensor, tasks: Sequence[str] | None = None, dtype: torch.dtype | None = None,
+        flip: bool | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`detect` for N frames in one pass, on the device: normalised points ``(N, T, K, 2)``
-        (x / width, y / height) and confidences ``(N, T, K)``, tasks as given (default: all with prototypes)."""
+        """:meth:`detect` for N frames with one forward pass, on the device: normalised points ``(N, T, K, 2)``
+        (x / width, y / height) and confidences ``(N, T, K)``, tasks as given (default: all :attr:`tasks`)."""
         names = self._resolve_tasks(tasks, self.tasks)
-        feats = self.features_batch(images, names, dtype=dtype)
-        n, t, d, h, w = feats.shape
-        protos = torch.stack([self.prototypes[name] for name in names])  # (T, K, D)
-        queries = protos.unsqueeze(0).expand(n, -1, -1, -1).reshape(n * t, NUM_KEYPOINTS, d)
-        sim = similarity_maps(queries, feats.reshape(n * t, d, h, w))
-        points = refine_points(sim, self.refine).reshape(n, t, NUM_KEYPOINTS, 2)
-        confidence = peak_confidence(sim, self.logit_scale).reshape(n, t, NUM_KEYPOINTS)
-        confidence = torch.where(protos.norm(dim=-1) > 0, confidence, torch.zeros_like(confidence))
-        return points, confidence
+        feats = self.features_batch(images, names, dtype=dtype, flip=flip)
+        located = [self.locate(frame, names) for frame in feats]
+        return torch.stack([p for p, _ in located]), torch.stack([c for _, c in located])
 
     def detect_region(
         self, image: np.ndarray, roi: Sequence[int], tasks: Sequence[str] | None = None

@@ -24,7 +24,16 @@ Methods, all on the same triplets:
 - trunk-only ("ImageNet" row of the paper): L2-normalised features of each checkpoint's trunk;
 - every checkpoint given with ``--model``, labelled by its gating and file name.
 Each learned method is reported by argmax over the feature grid and by sub-cell
-refinement (:mod:`funk_perception.matching`). Features are computed once per image
+refinement (:mod:`funk_perception.matching`). ``--flip`` averages every feature
+map with the mirrored image's, as ``FunctionalKeypointDetector(flip=True)`` does. ``--mirror`` evaluates on mirrored copies of every image (keypoint
+identities kept, x -> 1 - x): a model should score the same either way.
+
+Reference-free detection (what ``FunctionalKeypointDetector.detect`` and the ROS
+node publish) is scored on every target row, with no reference: for each
+checkpoint by each detect method it holds (``bank``, ``prototypes``), beside an
+image-blind row that puts each keypoint at its mean position over the reference
+rows. Its confidence is judged by the ROC AUC of confidence for a hit (within
+0.1) against a miss. Features are computed once per image
 (all needed tasks in one batched forward pass) and kept in memory as float16;
 matching is a batched matrix product.
 """
@@ -56,8 +65,12 @@ from funk_perception.cli import command
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
-from funk_perception.matching import REFINE_METHODS, match, sample_features
+from scipy.stats import mannwhitneyu
+
+from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
+from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
+from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.tasks import TASKS
 
 #: PCK thresholds reported (fractions of the normalised image size).
@@ -140,6 +153,10 @@ class EvalConfig:
     dense_points: int = 150
     figures: bool = True
     progress: bool = True
+    flip: bool = False  # average each feature map with the mirrored image's (FunctionalKeypointDetector(flip=True))
+    mirror: bool = False  # evaluate on mirrored copies of every image
+    detect: bool = True  # score reference-free detection on the target rows
+    bank_top_k: int = 0  # detect by bank: only the best-matching k references vote (0: all)
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -176,6 +193,7 @@ class Method:
     image_size: int = 224
     task_conditioned: bool = False
     info: dict = field(default_factory=dict)
+    encoder: FunctionalEncoder | None = None  # for model rows: what detection needs
 
 
 def _trunk_extractor(trunk: torch.nn.Module, device: torch.device) -> Extractor:
@@ -193,12 +211,27 @@ def _encoder_extractor(encoder: torch.nn.Module, device: torch.device) -> Extrac
     return extract
 
 
+def load_view(dataset: FunKPointDataset, path: Path, mirror: bool = False) -> np.ndarray:
+    """An image of ``dataset``, mirrored left-right when ``mirror``."""
+    image = dataset.load_image(path)
+    return np.ascontiguousarray(image[:, ::-1]) if mirror else image
+
+
+def mirror_annotation(annotation: Annotation) -> Annotation:
+    """The annotation of the mirrored image: x -> 1 - x, each keypoint keeping its identity."""
+    points = np.array(annotation.keypoints, dtype=np.float64)
+    points[:, 0] = 1.0 - points[:, 0]
+    return replace(annotation, keypoints=points)
+
+
 def compute_features(
     method: Method,
     dataset: FunKPointDataset,
     needs: Mapping[Path, set[str]],
     batch_size: int = 16,
     progress: bool = False,
+    flip: bool = False,
+    mirror: bool = False,
 ) -> dict[tuple[Path, str | None], torch.Tensor]:
     """Features of every needed image, once each: key (image path, task) -> (D, h, w) float16
     on the CPU; task is None for task-independent (trunk-only) features.
@@ -211,20 +244,27 @@ def compute_features(
     paths = list(needs)
     cache: dict[tuple[Path, str | None], torch.Tensor] = {}
     starts = range(0, len(paths), batch_size)
+    extractor = method.extractor
+
+    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
+        if flip:
+            return flip_averaged(lambda x: extractor(x, tasks), images)
+        return extractor(images, tasks)
+
     for start in tqdm(starts, desc=f"features {method.name}", disable=not progress, leave=False):
         chunk = paths[start : start + batch_size]
-        images = preprocess([dataset.load_image(p) for p in chunk], size=method.image_size)
+        images = preprocess([load_view(dataset, p, mirror) for p in chunk], size=method.image_size)
         if method.task_conditioned:
             tasks = [t for t in TASKS if any(t in needs[p] for p in chunk)]
             with torch.inference_mode():
-                feats = method.extractor(images, tasks).to("cpu", torch.float16)
+                feats = extract(images, tasks).to("cpu", torch.float16)
             for b, path in enumerate(chunk):
                 for t_index, task in enumerate(tasks):
                     if task in needs[path]:
                         cache[(path, task)] = feats[b, t_index].clone()
         else:
             with torch.inference_mode():
-                feats = method.extractor(images, None).to("cpu", torch.float16)
+                feats = extract(images, None).to("cpu", torch.float16)
             for b, path in enumerate(chunk):
                 cache[(path, None)] = feats[b, 0].clone()
     return cache
@@ -287,6 +327,104 @@ def score_predictions(
     }
 
 
+# --------------------------------------------------------------------------- reference-free detection
+
+
+def confidence_auc(confidence: np.ndarray, hit: np.ndarray) -> dict:
+    """ROC AUC of ``confidence`` for hit vs miss (Mann-Whitney U / (hits x misses)), with the means."""
+    confidence, hit = np.asarray(confidence, dtype=np.float64), np.asarray(hit, dtype=bool)
+    hits, misses = confidence[hit], confidence[~hit]
+    auc = float("nan")
+    if len(hits) and len(misses):
+        auc = float(mannwhitneyu(hits, misses, alternative="two-sided").statistic) / (len(hits) * len(misses))
+    return {
+        "auc": auc,
+        "mean_hit": float(hits.mean()) if len(hits) else float("nan"),
+        "mean_miss": float(misses.mean()) if len(misses) else float("nan"),
+        "hits": int(len(hits)),
+        "misses": int(len(misses)),
+    }
+
+
+def score_detections(targets: Sequence[Annotation], predicted: np.ndarray, confidence: np.ndarray | None,
+                     thresholds: Sequence[float] = THRESHOLDS) -> dict:
+    """PCK (%) of reference-free keypoints (N, K, 2) on ``targets``, per task, and the confidence AUC."""
+    truth = np.stack([a.keypoints for a in targets])
+    valid = np.stack([a.visible for a in targets])
+    tasks = np.array([a.task for a in targets])
+
+    def block(mask: np.ndarray) -> dict:
+        entry = {str(t): pck(predicted[mask], truth[mask], valid[mask], t) for t in thresholds}
+        entry["rows"] = int(mask.sum())
+        entry["keypoints"] = int(valid[mask].sum())
+        return entry
+
+    result = {
+        "overall": block(np.ones(len(targets), dtype=bool)),
+        "per_task": {task: block(tasks == task) for task in TASKS if (tasks == task).any()},
+    }
+    if confidence is not None:
+        hit = pck_correct(predicted, truth, 0.1)
+        result["confidence"] = confidence_auc(confidence[valid], hit[valid])
+    return result
+
+
+def detection_rows(
+    methods: Sequence[Method],
+    annotations: Sequence[Annotation],
+    pairs: Sequence[Pair],
+    caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
+    refine: str,
+    bank_top_k: int = 0,
+) -> dict:
+    """Reference-free detection on every pair target row: the image-blind mean row and, for each
+    checkpoint, one row per detect method it holds."""
+    target_ids = sorted({p.target for p in pairs})
+    source_ids = sorted({p.source for p in pairs})
+    targets = [annotations[i] for i in target_ids]
+    mean = {}
+    for task in {a.task for a in targets}:
+        rows = [annotations[i] for i in source_ids if annotations[i].task == task]
+        points = np.stack([a.keypoints for a in rows])
+        seen = np.stack([a.visible for a in rows])[..., None]
+        mean[task] = (points * seen).sum(0) / np.maximum(seen.sum(0), 1)
+    out_rows = [{
+        "name": "image-blind mean of the references",
+        "kind": "prior",
+        "results": score_detections(targets, np.stack([mean[a.task] for a in targets]), None),
+    }]
+    for method in methods:
+        if method.kind != "model" or method.encoder is None:
+            continue
+        extra = method.encoder.loaded_extra
+        head = extra.get("heatmap_head")
+        head = None if head is None else KeypointHeatmapHead.from_extra(head)
+        for detect_method in DETECT_METHODS:
+            if not extra.get({"heatmap": "heatmap_head", "bank": "bank"}.get(detect_method, "prototypes")):
+                continue
+            detector = FunctionalKeypointDetector(
+                method.encoder, extra.get("prototypes"), refine=refine, image_size=method.image_size,
+                bank=extra.get("bank"), method=detect_method, bank_top_k=bank_top_k, heatmap_head=head,
+            )
+            # a model scores only the tasks it knows (a checkpoint trained on some tasks has no others)
+            known = [a for a in targets if a.task in detector.tasks]
+            if not known:
+                continue
+            points = np.zeros((len(known), len(known[0].keypoints), 2))
+            conf = np.zeros((len(known), len(known[0].keypoints)))
+            for i, a in enumerate(known):
+                feats = caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
+                located, confidence = detector.locate(feats, [a.task])
+                points[i], conf[i] = located[0].cpu().numpy(), confidence[0].cpu().numpy()
+            out_rows.append({
+                "name": f"{method.name}, detect by {detect_method}",
+                "kind": detect_method,
+                "model": method.info.get("checkpoint"),
+                "results": score_detections(known, points, conf),
+            })
+    return {"targets": len(targets), "rows": out_rows}
+
+
 # --------------------------------------------------------------------------- methods
 
 
@@ -311,7 +449,8 @@ def _load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
             "metadata": {k: v for k, v in extra.items() if k != "prototypes" and _jsonable(v)},
         }
         model_rows.append(
-            Method(f"{gating} gating ({path.name})", "model", _encoder_extractor(encoder, device), size, True, info)
+            Method(f"{gating} gating ({path.name})", "model", _encoder_extractor(encoder, device), size, True, info,
+                   encoder)
         )
         key = f"{trunk_name}@{size}"
         if key not in trunk_rows:
@@ -405,8 +544,32 @@ def markdown_report(results: dict) -> str:
     for row in results["methods"]:
         per = row["results"]["refined"]["per_task"]
         lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[t]["0.1"]) if t in per else "-" for t in tasks) + " |")
+    if results.get("detect"):
+        lines += _detect_markdown(results["detect"], t_cols, tasks)
     lines.append("")
     return "\n".join(lines)
+
+
+def _detect_markdown(detect: dict, t_cols: Sequence[str], tasks: Sequence[str]) -> list[str]:
+    lines = [
+        "",
+        f"## Reference-free detect ({detect['targets']} target rows, no reference image)",
+        "",
+        "| method | " + " | ".join(f"PCK@{t}" for t in t_cols) + " | confidence AUC (hit vs miss @0.1) "
+        "| mean confidence hit / miss |",
+        "|---" * (1 + len(t_cols) + 2) + "|",
+    ]
+    for row in detect["rows"]:
+        r = row["results"]
+        conf = r.get("confidence")
+        auc = f"{conf['auc']:.2f}" if conf and conf["auc"] is not None and conf["auc"] == conf["auc"] else "-"
+        means = f"{conf['mean_hit']:.2f} / {conf['mean_miss']:.2f}" if conf and conf["hits"] and conf["misses"] else "-"
+        lines.append(f"| {row['name']} | " + " | ".join(_fmt(r["overall"][t]) for t in t_cols) + f" | {auc} | {means} |")
+    lines += ["", "| detect, PCK@0.1 | " + " | ".join(tasks) + " |", "|---" * (1 + len(tasks)) + "|"]
+    for row in detect["rows"]:
+        per = row["results"]["per_task"]
+        lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[t]["0.1"]) if t in per else "-" for t in tasks) + " |")
+    return lines
 
 
 # --------------------------------------------------------------------------- figures
@@ -436,6 +599,14 @@ def _load_mask(root: Path, annotation: Annotation) -> np.ndarray | None:
 
 
 def triplet_annotations(config: EvalConfig) -> tuple[FunKPointDataset, list[Annotation], dict[Path, Path]]:
+    """:func:`_triplet_rows`, mirrored when ``config.mirror``."""
+    dataset, rows, roots = _triplet_rows(config)
+    if config.mirror:
+        rows = [mirror_annotation(a) for a in rows]
+    return dataset, rows, roots
+
+
+def _triplet_rows(config: EvalConfig) -> tuple[FunKPointDataset, list[Annotation], dict[Path, Path]]:
     """The data set, the annotation rows the triplets index, and each image's CSV folder.
 
     Without ``config.references`` the rows are the data CSV's. With it, the rows
@@ -484,10 +655,10 @@ def _write_figures(
         examples.append(
             QualitativeExample(
                 task=p.task,
-                reference_image=dataset.load_image(src.image_path),
+                reference_image=load_view(dataset, src.image_path, config.mirror),
                 reference_keypoints=src.keypoints,
                 reference_visible=src.visible,
-                target_image=dataset.load_image(tgt.image_path),
+                target_image=load_view(dataset, tgt.image_path, config.mirror),
                 target_keypoints=tgt.keypoints,
                 target_visible=tgt.visible,
                 predictions=predictions[primary.name]["refined"][i],
@@ -503,7 +674,7 @@ def _write_figures(
     for i in chosen[: config.dense_examples]:
         p = pairs[i]
         src, tgt = annotations[p.source], annotations[p.target]
-        ref_image = dataset.load_image(src.image_path)
+        ref_image = load_view(dataset, src.image_path, config.mirror)
         points = object_region_points(src.keypoints, ref_image.shape, config.dense_points, _load_mask(roots[src.image_path], src))
         query_points = torch.from_numpy(points).float().unsqueeze(0)
         matches = {}
@@ -512,7 +683,7 @@ def _write_figures(
             tgt_f = _feature(caches[m.name], m, tgt.image_path, p.task).float().unsqueeze(0)
             matches[m.name] = match(sample_features(ref, query_points), tgt_f, refine=config.refine).refined[0].numpy()
         dense.append(
-            DenseExample(p.task, ref_image, points, dataset.load_image(tgt.image_path), matches,
+            DenseExample(p.task, ref_image, points, load_view(dataset, tgt.image_path, config.mirror), matches,
                          f"({src.category} -> {tgt.category})")
         )
     if dense:
@@ -542,7 +713,8 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     for method in methods:
         cache = None
         if method.kind != "prior":
-            cache = compute_features(method, dataset, needs, config.batch_size, config.progress)
+            cache = compute_features(method, dataset, needs, config.batch_size, config.progress, config.flip,
+                                     config.mirror)
             caches[method.name] = cache
         predictions[method.name] = predict_pairs(method, annotations, pairs, cache, config.refine)
         rows.append(
@@ -572,9 +744,13 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         "pck_definition": "percent of keypoints visible in both images whose predicted target position lies "
         "within alpha of the truth in normalised coordinates (x/W, y/H), distance <= alpha",
         "pairs": {"total": len(pairs), **{s: kinds.count(s) for s in SPLITS}},
+        "flip": config.flip,
+        "mirror": config.mirror,
         "methods": rows,
         "paper_table2": dict(PAPER_TABLE2),
     }
+    if config.detect:
+        results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine, config.bank_top_k)
     out_dir = config.output_dir()
     results["figures"] = (
         _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir) if config.figures else []
@@ -603,6 +779,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trunk-weights", type=Path, default=None, help="weights file for a resnet50 trunk")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--flip", action="store_true",
+                        help="average every feature map with the mirrored image's (detector option flip=True)")
+    parser.add_argument("--mirror", action="store_true", help="evaluate on mirrored copies of every image")
+    parser.add_argument("--no-detect", action="store_true", help="skip reference-free detection")
+    parser.add_argument("--bank-top-k", type=int, default=d.bank_top_k,
+                        help="detect by bank: only the k best-matching references vote (0: all)")
     return parser
 
 
@@ -613,7 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data, references=args.references, models=args.model, trunks=args.trunk, out=args.out, seed=args.seed,
         references_per_task=args.references_per_task, max_targets_per_task=args.max_targets_per_task,
         size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
-        batch_size=args.batch_size, figures=not args.no_figures,
+        batch_size=args.batch_size, figures=not args.no_figures, flip=args.flip, mirror=args.mirror,
+        detect=not args.no_detect, bank_top_k=args.bank_top_k,
     )
     command = "python -m funk_perception.evaluate " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)

@@ -19,6 +19,7 @@ off the cell centre.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -193,3 +194,63 @@ def match(queries: torch.Tensor, features: torch.Tensor, refine: str = "paraboli
         refined=refine_points(sim, refine),
         score=sim.flatten(2).amax(dim=-1),
     )
+
+
+def vote_maps(
+    queries: torch.Tensor, visible: torch.Tensor, features: torch.Tensor, logit_scale: float, top_k: int = 0
+) -> torch.Tensor:
+    """Soft votes of a bank of references for each keypoint: (K, h, w) probability maps.
+
+    ``queries`` (M, K, D): keypoint embeddings of M reference images; ``visible``
+    (M, K) bool: which of them were labelled; ``features`` (D, h, w) one target
+    map. Each reference casts ``softmax(logit_scale * cosine)`` over the cells (the
+    distribution the contrastive loss trains) and the votes are averaged. Unlike
+    one mean prototype, which averages similarities and so blurs references that
+    disagree into a location none of them likes, averaging distributions keeps the
+    place most references agree on, and the mass at the peak says how many agree.
+    ``top_k`` > 0 lets only the references that match the target best vote (by
+    their mean peak cosine over their labelled keypoints): a nearest-neighbour
+    retrieval of the references that look most like the image. A keypoint no
+    voting reference saw gets an all-zero map.
+    """
+    if queries.dim() != 3 or visible.shape != queries.shape[:2] or features.dim() != 3:
+        raise ValueError(
+            f"expected queries (M, K, D), visible (M, K) and features (D, h, w), found {tuple(queries.shape)}, "
+            f"{tuple(visible.shape)} and {tuple(features.shape)}"
+        )
+    m, k, d = queries.shape
+    _, h, w = features.shape
+    sim = (queries.reshape(m * k, d).to(features.dtype) @ features.reshape(d, h * w)).reshape(m, k, h * w)
+    if 0 < top_k < m:
+        peaks = sim.amax(dim=-1).float() * visible.float()
+        score = peaks.sum(-1) / visible.sum(-1).clamp(min=1).float()
+        keep = torch.topk(score, top_k).indices
+        sim, visible = sim[keep], visible[keep]
+    prob = torch.softmax(sim.float() * float(logit_scale), dim=-1) * visible.unsqueeze(-1).float()
+    votes = prob.sum(0) / visible.sum(0).clamp(min=1).unsqueeze(-1).float()
+    return votes.reshape(k, h, w)
+
+
+def map_confidence(prob: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Mass of a (B, K, h, w) probability map in the ``(2 * radius + 1)^2`` cells around its peak: (B, K)."""
+    _check_map(prob)
+    b, k, h, w = prob.shape
+    size = 2 * radius + 1
+    local = F.avg_pool2d(prob.reshape(b * k, 1, h, w).float(), size, stride=1, padding=radius,
+                         count_include_pad=True) * size * size
+    rows, cols = _peak_indices(prob)
+    local = local.reshape(b, k, h * w).gather(-1, (rows * w + cols).unsqueeze(-1)).squeeze(-1)
+    return local.clamp(0.0, 1.0)
+
+
+def flip_averaged(extract: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """Features of ``images`` (B, 3, H, W) averaged with those of their mirror image, mirrored back.
+
+    FunKPoint labels are semantic (a mirrored photo keeps each keypoint's
+    identity), so a keypoint's embedding should not depend on which way the
+    object faces; averaging the two passes makes the map exactly mirror-equivariant.
+    ``extract`` returns (B, ..., D, h, w) maps; the result is re-normalised over D.
+    """
+    plain = extract(images)
+    mirrored = extract(torch.flip(images, dims=[-1])).flip(dims=[-1])
+    return F.normalize(plain.float() + mirrored.float(), dim=-3)

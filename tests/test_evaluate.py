@@ -304,3 +304,29 @@ def test_references_from_another_csv_transfer_onto_its_test_rows(tiny: tuple[Pat
         assert roots[rows[p.target].image_path] == tmp_path and rows[p.target].role == "test"
     assert results["references"] == str(tiny[0]) and "references from" in (tmp_path / "out" / "results.md").read_text()
     assert (tmp_path / "out" / "dense.png").is_file()
+
+
+def test_detect_rows_and_mirrored_copies(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    csv_path, model, _ = tiny
+    config = dict(data=csv_path, models=[model], figures=False, progress=False, max_targets_per_task=2)
+    plain = evaluate(EvalConfig(out=tmp_path / "plain", **config))
+    mirrored = evaluate(EvalConfig(out=tmp_path / "mirror", mirror=True, **config))
+    assert mirrored["mirror"] is True and plain["mirror"] is False
+    # mirroring reference and target alike moves no keypoint relative to another: the prior is unchanged
+    assert mirrored["methods"][0]["results"] == plain["methods"][0]["results"]
+    rows = {r["kind"]: r for r in plain["detect"]["rows"]}
+    assert set(rows) == {"prior", "prototypes"}
+    conf = rows["prototypes"]["results"]["confidence"]
+    assert conf["hits"] + conf["misses"] == rows["prototypes"]["results"]["overall"]["keypoints"]
+    assert conf["auc"] is None or 0.0 <= conf["auc"] <= 1.0
+    assert "Reference-free detect" in (tmp_path / "plain" / "results.md").read_text()
+
+
+def test_confidence_auc_ranks_hits_above_misses() -> None:
+    from funk_perception.evaluate import confidence_auc
+
+    perfect = confidence_auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([True, True, False, False]))
+    assert perfect["auc"] == 1.0 and perfect["hits"] == 2 and perfect["mean_miss"] == pytest.approx(0.15)
+    assert confidence_auc(np.array([0.1, 0.9]), np.array([True, False]))["auc"] == 0.0
+    assert confidence_auc(np.array([0.5, 0.5]), np.array([True, False]))["auc"] == 0.5
+    assert confidence_auc(np.array([0.5]), np.array([True]))["auc"] != confidence_auc(np.array([0.5]), np.array([True]))["auc"]

@@ -124,7 +124,7 @@ def test_backgrounds_are_varied_and_never_flat() -> None:
     rng = np.random.default_rng(0)
     kinds = set()
     for _ in range(60):
-        image, kind = make_background(rng, 64, 64, photo_probability=0.3)
+        image, kind = make_background(rng, 64, 64, photo_probability=0.3, plain_probability=0.2)
         kinds.add(kind)
         assert image.shape == (64, 64, 3) and image.dtype == np.uint8
         assert image.astype(np.float32).std() > 2.0, kind

@@ -51,10 +51,14 @@ class SceneConfig:
     width: int = 224
     height: int = 224
     table_probability: float = 0.65  # else the object floats over a 2D background
-    fill_range: tuple[float, float] = (0.4, 0.9)  # bounding-sphere diameter / image size
+    # the object's projected bounding box, longer side / image side: photos of tools are
+    # framed on the object, so most renders must be too (1.1.0 framed a bounding sphere
+    # at 0.4-0.9, which left elongated objects small in the frame)
+    fill_range: tuple[float, float] = (0.55, 0.95)
     fovy_range: tuple[float, float] = (30.0, 55.0)  # vertical field of view, degrees
-    elevation_range_table: tuple[float, float] = (12.0, 80.0)  # degrees above the table
-    elevation_range_free: tuple[float, float] = (-35.0, 80.0)
+    # photos are mostly taken from the side or a little above; top-down views stay possible
+    elevation_range_table: tuple[float, float] = (8.0, 60.0)  # degrees above the table
+    elevation_range_free: tuple[float, float] = (-25.0, 60.0)
     roll_std: float = 20.0  # in-plane camera rotation, degrees (clipped at roll_max)
     roll_max: float = 60.0
     lying_probability: float = 0.15  # object turned onto its side (90 degrees)
@@ -67,6 +71,8 @@ class SceneConfig:
     texture_size: int = 64
     reflectance_probability: float = 0.2
     photo_background_probability: float = 0.35
+    # product shots: white or one soft colour behind the object
+    plain_background_probability: float = 0.3
     blur_probability: float = 0.3
     noise_std_max: float = 4.0  # sensor noise, in 8-bit levels
     visibility_tolerance: float = 0.003  # metres, on top of each keypoint's radius
@@ -401,19 +407,39 @@ def _photo_crop(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-BACKGROUND_KINDS: tuple[str, ...] = ("gradient", "noise", "stripes", "checks", "shapes", "photo")
+BACKGROUND_KINDS: tuple[str, ...] = ("gradient", "noise", "stripes", "checks", "shapes", "plain", "photo")
+_PROCEDURAL_KINDS = BACKGROUND_KINDS[:5]
 
 
-def make_background(rng: np.random.Generator, height: int, width: int, photo_probability: float = 0.35) -> tuple[np.ndarray, str]:
+def _plain_background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A studio backdrop: mostly white or light grey, else one colour, with soft shading."""
+    if rng.random() < 0.6:
+        base = np.full(3, rng.uniform(0.82, 1.0)) * rng.uniform(0.97, 1.0, 3)
+    else:
+        base = _random_color(rng)
+    ramp = (u - u.min()) / max(float(u.max() - u.min()), 1e-6)
+    r2 = (x - rng.uniform(0.3, 0.7)) ** 2 + (y - rng.uniform(0.3, 0.7)) ** 2
+    shade = 1.0 - rng.uniform(0.0, 0.15) * ramp - rng.uniform(0.0, 0.25) * r2
+    return np.clip(base[None, None, :] * shade[..., None] * 255, 0, 255).astype(np.float32)
+
+
+def make_background(
+    rng: np.random.Generator, height: int, width: int, photo_probability: float = 0.35, plain_probability: float = 0.0
+) -> tuple[np.ndarray, str]:
     """A varied, never flat, HxWx3 uint8 background and its kind (one of BACKGROUND_KINDS)."""
     if rng.random() < photo_probability:
         photo = _photo_crop(rng, height, width)
         if photo is not None:
             return photo, "photo"
-    kind = BACKGROUND_KINDS[int(rng.integers(0, len(BACKGROUND_KINDS) - 1))]
     x, y = _coords(height, width)
     angle = rng.uniform(0, 2 * np.pi)
     u = x * math.cos(angle) + y * math.sin(angle)
+    if rng.random() < plain_probability / max(1.0 - photo_probability, 1e-6):
+        kind = "plain"
+        image = _plain_background(rng, x, y, u)
+        grain = 3.0 * rng.standard_normal((height, width, 1), dtype=np.float32)
+        return np.clip(image + grain, 0, 255).astype(np.uint8), kind
+    kind = _PROCEDURAL_KINDS[int(rng.integers(0, len(_PROCEDURAL_KINDS)))]
     c1, c2, c3 = _random_color(rng), _random_color(rng), _random_color(rng)
     if kind == "gradient":
         values = (u - u.min()) / max(float(u.max() - u.min()), 1e-6)
@@ -495,8 +521,9 @@ def _add_material(spec: mujoco.MjSpec, name: str, rng: np.random.Generator, conf
     mat = spec.add_material()
     mat.name = name
     color = _random_color(rng)
-    mat.specular = float(rng.uniform(0.0, 0.8))
-    mat.shininess = float(rng.uniform(0.0, 1.0))
+    # steel, glass and glazed ceramic in photos carry strong highlights
+    mat.specular = float(rng.uniform(0.1, 1.0))
+    mat.shininess = float(rng.uniform(0.1, 1.0))
     mat.reflectance = float(rng.uniform(0.05, 0.25)) if rng.random() < config.reflectance_probability else 0.0
     u = rng.random()
     if textured:
@@ -758,8 +785,24 @@ class RenderedView:
     has_table: bool
 
 
+def _reframe(points_world: np.ndarray, camera: Camera, fill: float, aim: np.ndarray) -> Camera:
+    """Move ``camera`` along its own axes so the points' projected box has longer side ``fill`` (of the
+    image) and its centre at pixel ``aim``; pinhole geometry makes one such step nearly exact."""
+    pixels, depth = project(points_world, camera)
+    lo, hi = pixels.min(axis=0), pixels.max(axis=0)
+    extent = max((hi[0] - lo[0]) / camera.width, (hi[1] - lo[1]) / camera.height, 1e-6)
+    z = float(np.median(depth))
+    centre = (lo + hi) / 2
+    right, up, back = camera.rotation[:, 0], camera.rotation[:, 1], camera.rotation[:, 2]
+    # image x follows the camera's right axis and image y its down axis: shifting the camera by d
+    # moves every point by -focal * d / z pixels along that axis
+    lateral = (centre[0] - aim[0]) * z / camera.focal * right - (centre[1] - aim[1]) * z / camera.focal * up
+    axial = (extent / fill - 1.0) * z * back
+    return Camera(camera.width, camera.height, camera.fovy, camera.position + lateral + axial, camera.rotation)
+
+
 def sample_camera(points_world: np.ndarray, rng: np.random.Generator, config: SceneConfig, has_table: bool) -> Camera:
-    """A random camera whose view holds every point, the bounding sphere filling fill_range of the frame."""
+    """A random camera whose view holds every point, the object's projected box filling fill_range of the frame."""
     lo, hi = points_world.min(axis=0), points_world.max(axis=0)
     center = (lo + hi) / 2
     radius = float(np.linalg.norm(points_world - center, axis=1).max())
@@ -771,19 +814,21 @@ def sample_camera(points_world: np.ndarray, rng: np.random.Generator, config: Sc
     fill = rng.uniform(*config.fill_range)
     half = math.tan(math.radians(fovy) / 2)
     distance = radius / math.sin(math.atan(fill * half))
-    # shift the aim within the slack the sphere leaves, so the object is not always centred
-    shift = rng.uniform(-1, 1, 2) * 0.6 * (1 - fill) * half
+    camera = look_at_camera(center, distance, azimuth, elevation, roll, fovy, config.width, config.height)
+    # aim the box centre within the slack it leaves, so the object is not always centred
+    size = np.array([config.width, config.height], dtype=np.float64)
+    aim = size / 2 + rng.uniform(-1, 1, 2) * 0.4 * (1 - fill) * size
+    for _ in range(2):
+        camera = _reframe(points_world, camera, fill, aim)
+    m = config.margin_px
     for _ in range(config.max_framing_attempts):
-        camera = look_at_camera(center, distance, azimuth, elevation, roll, fovy, config.width, config.height)
-        offset = (camera.rotation[:, 0] * shift[0] + camera.rotation[:, 1] * shift[1]) * distance
-        camera = Camera(camera.width, camera.height, camera.fovy, camera.position + offset, camera.rotation)
         pixels, depth = project(points_world, camera)
-        m = config.margin_px
         inside = (pixels[:, 0] >= m) & (pixels[:, 0] <= config.width - m) & (pixels[:, 1] >= m) & (pixels[:, 1] <= config.height - m)
         if np.all(inside) and np.all(depth > 0.02):
             return camera
-        distance *= 1.08
-        shift *= 0.7
+        fill *= 0.93
+        aim = 0.7 * aim + 0.3 * size / 2
+        camera = _reframe(points_world, camera, fill, aim)
     raise RuntimeError(f"could not frame the object in {config.max_framing_attempts} attempts (radius {radius:.3f} m)")
 
 
@@ -814,7 +859,8 @@ def render_instance(
             camera = sample_camera(world_points, rng, config, info.has_table)
             rgb, depth, mask, background = renderer.render(camera, timing)
             t3 = time.perf_counter()
-            bg, kind = make_background(rng, config.height, config.width, config.photo_background_probability)
+            bg, kind = make_background(rng, config.height, config.width, config.photo_background_probability,
+                                       config.plain_background_probability)
             rgb = np.where(background[..., None], bg, rgb)
             if rng.random() < config.blur_probability:
                 rgb = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.3, 0.9) * config.width / 224)

@@ -59,7 +59,7 @@ from funk_perception.data.objects import CATEGORY_BUILDERS, build_object  # noqa
 from funk_perception.data.scene import SceneConfig, render_instance  # noqa: E402
 from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_category, tasks_for_category  # noqa: E402
 
-GENERATOR_VERSION = "1.1.0"  # 1.1.0: background photos limited to public-domain/CC0 ones
+GENERATOR_VERSION = "1.2.0"  # 1.2.0: object-box framing, side views, plain backdrops, shinier materials (1.1.0: CC0 photos only)
 LOG = logging.getLogger("funk_perception.data.synth")
 EXTRA_COLUMNS: tuple[str, ...] = ("split", "view_id", "image_width", "image_height", "depth_path", "mask_path")
 TEMP_MARK = ".tmp-"

@@ -1,0 +1,155 @@
+"""Reference-free detect methods: bank voting, the heatmap head, flip averaging, and their checkpoint round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from funk_perception.data.annotations import FunKPointDataset
+from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
+from funk_perception.evaluate import pck
+from funk_perception.matching import flip_averaged, map_confidence, vote_maps
+from funk_perception.model import FunctionalEncoder, build_trunk, named_config
+from funk_perception.model.heatmap import HeatmapConfig, KeypointHeatmapHead
+from funk_perception.tasks import TASKS
+from funk_perception.train import TrainConfig
+from funk_perception.train.bank import BankConfig, add_bank, build_reference_bank, choose_references
+from funk_perception.train.heatmap import HeatmapTrainConfig, gaussian_targets, heatmap_loss, train_heatmap_head
+from funk_perception.train.loop import prepare_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "synth" / "annotations.csv"
+SHIPPED = ROOT / "models" / "funk-lite0-synth.pt"
+
+
+def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(*shape, generator=g), dim=-1 if len(shape) < 4 else 1)
+
+
+def test_vote_maps_follow_the_majority_and_ignore_unlabelled_references() -> None:
+    d, h, w = 16, 6, 6
+    features = torch.zeros(d, h, w)
+    a, b = torch.eye(d)[0], torch.eye(d)[1]
+    features[:, 1, 1] = a  # the place 3 references point to
+    features[:, 4, 4] = b  # the place 1 reference points to
+    queries = torch.stack([a, a, a, b]).unsqueeze(1)  # (M=4, K=1, D)
+    visible = torch.ones(4, 1, dtype=torch.bool)
+    votes = vote_maps(queries, visible, features, logit_scale=20.0)
+    assert votes.shape == (1, h, w)
+    assert torch.isclose(votes.sum(), torch.tensor(1.0), atol=1e-5)
+    assert votes[0].flatten().argmax() == 1 * w + 1
+    # the minority alone wins once the majority is marked unlabelled
+    visible[:3] = False
+    assert vote_maps(queries, visible, features, 20.0)[0].flatten().argmax() == 4 * w + 4
+    # top_k keeps only the best-matching references: all four match perfectly, so it is the same vote
+    visible[:] = True
+    assert torch.allclose(vote_maps(queries, visible, features, 20.0, top_k=2).sum(), torch.tensor(1.0))
+    # agreement shows in the peak mass
+    conf_all = map_confidence(vote_maps(queries, torch.ones(4, 1, dtype=torch.bool), features, 20.0)[None])
+    conf_one = map_confidence(vote_maps(queries[:1], torch.ones(1, 1, dtype=torch.bool), features, 20.0)[None])
+    assert conf_one.item() > conf_all.item() > 0.5
+
+
+def test_flip_averaged_is_mirror_equivariant() -> None:
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 8, 10)
+    with torch.no_grad():
+        plain = flip_averaged(conv, images)
+        mirrored = flip_averaged(conv, images.flip(-1))
+    assert torch.allclose(mirrored, plain.flip(-1), atol=1e-5)
+    assert torch.allclose(plain.norm(dim=1), torch.ones(2, 8, 10), atol=1e-5)
+
+
+def test_gaussian_targets_peak_on_the_keypoint_and_loss_prefers_it() -> None:
+    keypoints = torch.tensor([[[0.1, 0.9], [0.55, 0.45]]])  # (1, 2, 2)
+    target = gaussian_targets(keypoints, 5, 5, 0.75)
+    assert torch.allclose(target.sum(-1), torch.ones(1, 2))
+    assert target[0, 0].argmax() == 4 * 5 + 0 and target[0, 1].argmax() == 2 * 5 + 2
+    good = torch.log(target.reshape(1, 2, 5, 5) + 1e-6)
+    bad = good.flip(-1).flip(-2)
+    visible = torch.ones(1, 2, dtype=torch.bool)
+    assert heatmap_loss(good, keypoints, visible, 0.75) < heatmap_loss(bad, keypoints, visible, 0.75)
+    assert heatmap_loss(bad, keypoints, torch.zeros(1, 2, dtype=torch.bool), 0.75) == 0
+
+
+def test_choose_references_round_robin_over_categories() -> None:
+    dataset = FunKPointDataset(SAMPLES, roles=["train"])
+    chosen = choose_references(dataset.annotations, per_task=4, seed=0)
+    for task, rows in chosen.items():
+        categories = sorted({a.category for a in dataset.annotations if a.task == task})
+        assert len(rows) == min(4, sum(a.task == task for a in dataset.annotations))
+        # the first len(categories) picks cover every category once
+        first = [a.category for a in rows[: len(categories)]]
+        assert len(set(first)) == min(len(categories), len(rows)), (task, first)
+    assert chosen == choose_references(dataset.annotations, per_task=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def banked(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bank") / "banked.pt"
+    add_bank(SHIPPED, SAMPLES, out, BankConfig(per_task=6, progress=False), device="cpu")
+    return out
+
+
+def test_bank_round_trips_and_detects_its_own_images(banked: Path) -> None:
+    detector = FunctionalKeypointDetector.load(banked, device="cpu")
+    assert detector.method == "bank" and set(detector.bank) <= set(TASKS)
+    emb, vis = next(iter(detector.bank.values()))
+    assert emb.shape[1:] == (5, detector.encoder.embedding_dim) and vis.dtype == torch.bool
+    # on images the bank was built from, voting must beat a fixed guess (the image centre) by far
+    dataset = FunKPointDataset(SAMPLES, roles=["train"])
+    rows = [a for a in dataset.annotations if a.task in detector.bank][:12]
+    predicted = []
+    for a in rows:
+        image = dataset.load_image(a.image_path)
+        found = detector.detect(image, [a.task])[a.task]
+        predicted.append(found.points / np.array([image.shape[1], image.shape[0]]))
+        assert found.confidence.shape == (5,) and np.all((found.confidence >= 0) & (found.confidence <= 1))
+    truth = np.stack([a.keypoints for a in rows])
+    valid = np.stack([a.visible for a in rows])
+    ours = pck(np.stack(predicted), truth, valid, 0.1)
+    centre = pck(np.full_like(truth, 0.5), truth, valid, 0.1)
+    assert ours > centre + 20, (ours, centre)
+    prototypes = FunctionalKeypointDetector.load(banked, device="cpu", method="prototypes")
+    assert prototypes.method == "prototypes"
+
+
+def test_detector_rejects_a_method_the_checkpoint_lacks() -> None:
+    with pytest.raises(ValueError, match="reference bank"):
+        FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="bank")
+    with pytest.raises(ValueError, match="heatmap head"):
+        FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="heatmap")
+    with pytest.raises(ValueError, match="method"):
+        FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="nearest")
+    assert set(DETECT_METHODS) == {"heatmap", "bank", "prototypes"}
+
+
+def test_heatmap_head_learns_on_a_cache_and_drives_detect(tmp_path: Path) -> None:
+    config = TrainConfig(encoder="tiny", data=str(SAMPLES), pretrained_trunk=False, image_size=64, views=1,
+                         device="cpu", cache_root=str(tmp_path / "cache"), progress=False, num_threads=1)
+    torch.manual_seed(0)
+    trunk = build_trunk("lite0", pretrained=False)
+    dataset = FunKPointDataset(SAMPLES, roles=["train"])
+    cache = prepare_cache(config, config.encoder_config(), trunk, dataset)
+    encoder = FunctionalEncoder(named_config("tiny"), trunk=trunk)
+    head, losses = train_heatmap_head(encoder, cache, HeatmapTrainConfig(steps=40, batch=16, lr=3e-3, hidden=16,
+                                                                          num_threads=1, progress=False))
+    assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5]), losses  # 2.77 (uniform over 16 cells) -> ~2.5
+    again, losses_again = train_heatmap_head(encoder, cache, HeatmapTrainConfig(steps=40, batch=16, lr=3e-3, hidden=16,
+                                                                                num_threads=1, progress=False))
+    assert losses == losses_again  # seeded
+    restored = KeypointHeatmapHead.from_extra(head.to_extra())
+    probe = torch.randn(2, encoder.embedding_dim, 4, 4)
+    assert torch.equal(restored(probe), head(probe))
+    detector = FunctionalKeypointDetector(encoder, heatmap_head=restored, image_size=64)
+    assert detector.method == "heatmap" and detector.tasks == TASKS
+    found = detector.detect(np.zeros((48, 80, 3), dtype=np.uint8), ["pour"])["pour"]
+    assert found.points.shape == (5, 2) and np.all(found.points[:, 0] <= 80) and np.all(found.points[:, 1] <= 48)
+    with pytest.raises(ValueError, match="heatmap head"):
+        KeypointHeatmapHead.from_extra({"config": {"in_channels": 3}, "state_dict": {}})
+    assert HeatmapConfig().keypoints == 5
