@@ -34,7 +34,7 @@ import cv2
 from funk_perception.atomic import save_figure_atomic, write_bytes_atomic, write_text_atomic
 from funk_perception.cli import command
 
-FIGURE_WIDTH = 900
+FIGURE_WIDTH = 640
 RL_FIGURE = "rl-curve.png"
 DEFAULT_INPUTS = Path("docs/results")
 DEFAULT_OUT = Path("docs/RESULTS.md")
@@ -424,10 +424,11 @@ def fewshot_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path)
         shots = [str(k) for k in data["shots"]]
         rows = [[r["name"]] + [f"{r['results'][k]['accuracy_mean']:.1f} ± {r['results'][k]['accuracy_std']:.1f}"
                                if k in r["results"] else "-" for k in shots] for r in data["methods"]]
-        rows += [[f"paper Table 3: {name}"] + [_num(v.get(k), 2) for k in shots]
-                 for name, v in (data.get("paper_table3") or {}).items()]
         counts = data.get("images_per_class", {})
         seen = data.get("classes_seen_in_training") or []
+        if not seen:  # the paper's Table 3 is on categories outside training: set beside those only
+            rows += [[f"paper Table 3: {name}"] + [_num(v.get(k), 2) for k in shots]
+                     for name, v in (data.get("paper_table3") or {}).items()]
         size = (f"{len(data['classes'])} classes, {sum(counts.values())} distinct images "
                 f"({min(counts.values())}-{max(counts.values())} per class), {data.get('splits_per_shot')} splits per "
                 "shot count" if counts else f"{len(data['classes'])} classes")
@@ -509,15 +510,15 @@ def plot_rl(data: Mapping, path: Path) -> None:
 def rl_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> list[str]:
     spec = INPUT_BY_NAME["rl.json"]
     data = loaded["rl.json"]
-    lines = ["## The hammer curve (ADROIT Tool Use, paper Figure 6)", ""]
+    lines = ["## The hammer curve (ADROIT Tool Use: success against environment steps)", ""]
     if data is None:
         return lines + _not_run(spec)
-    rows = [[r["encoder"], str(r.get("seed", "-")), f"{r['steps'][-1]:,}",
+    rows = [[f"`{Path(r['folder']).name}`", r["encoder"], str(r.get("seed", "-")), f"{r['steps'][-1]:,}",
              f"{r['planned_steps']:,}" if isinstance(r.get("planned_steps"), int) else "-",
              _num(r["success_rate"][-1]), _num(max(r["success_rate"])), "yes" if r.get("finished") else "no",
              str(r.get("date", ""))[:10]]
             for r in data["runs"]]
-    lines += _table(["encoder", "seed", "steps so far", "planned steps", "last success (%)", "best success (%)",
+    lines += _table(["run", "encoder", "seed", "steps so far", "planned steps", "last success (%)", "best success (%)",
                      "finished", "date"], rows) + [""]
     lines += [f"Success rule: {data.get('success_rule', 'see funk_rl')}. The paper (RRL's protocol, ResNet features, "
               "DAPG) reports curves up to 4M samples; funk's runs are CPU-sized. From "

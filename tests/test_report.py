@@ -42,7 +42,7 @@ def test_page_from_fixtures(inputs):
     assert "detect by bank" in text and "confidence AUC" in text
     # the grasp fractions are shown in percent, with the paper's accuracy
     assert "| funk features (head) | 74.0 ± 2.0 | 0.810 ± 0.010 | 89.85 |" in text
-    assert "| imagenet | 0 | 10,000 | 20,000 | 5.0 | 5.0 | no |" in text
+    assert "| `imagenet-s0` | imagenet | 0 | 10,000 | 20,000 | 5.0 | 5.0 | no |" in text
     # absent optional inputs are named as not run yet, with the job that writes them
     assert "*Not run yet* (`docs/results/fewshot-real-dev.json` is absent" in text
     assert "evaluate-real-dev.json: *not run yet*" in text
@@ -106,7 +106,7 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
                        "rl.json", "figures/rl-curve.png"]
     assert (inputs / "evaluate-synth.json").read_bytes() == (eval_dir / "results.json").read_bytes()
     small = cv2.imread(str(inputs / "figures" / "evaluate-synth-qualitative.jpg"))
-    assert small.shape == (270, report.FIGURE_WIDTH, 3)
+    assert small.shape == (192, report.FIGURE_WIDTH, 3)
     rl = json.loads((inputs / "rl.json").read_text())
     assert rl["runs"][0]["steps"] == [0, 2000] and rl["runs"][0]["success_rate"] == [0.0, 25.0]
     assert rl["runs"][0]["finished"] is False
@@ -114,7 +114,7 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     text = report.build_page(inputs, root / "docs" / "RESULTS.md")
     assert "![Figure 4-style: keypoint transfer" in text and "](results/figures/evaluate-synth-qualitative.jpg)" in text
     assert "](results/figures/rl-curve.png)" in text
-    assert "| funk | 0 | 2,000 | 4,000 | 25.0 | 25.0 | no |" in text
+    assert "| `funk-s0` | funk | 0 | 2,000 | 4,000 | 25.0 | 25.0 | no |" in text
     assert "## Table 4: grasp success prediction\n\n*Not run yet*" in text
 
     (eval_dir / "results.json").write_text('{"command": 1}')
