@@ -2,6 +2,13 @@
 
 ``python -m funk_perception.fewshot --data CSV --model CKPT [--finetuned CLASSIFIER_CKPT]``
 
+The default data are 20 distinct objects (one view each) of each of the 5 held-out
+categories, rendered in seconds by ``python -m funk_perception.data.synth --out
+datasets/synth-fewshot --categories bottle --instances-per-category 1
+--views-per-instance 1 --heldout-instances-per-category 20`` (``heldout.csv``; the
+one bottle is unused). ``scripts/make_results.sh`` runs both protocols of the
+results page: that one, and the real-photo dev set.
+
 The question is whether features learned for functional correspondence
 describe objects well enough to tell new categories apart from one to five
 examples. Every distinct image of the CSV is one sample labelled with its

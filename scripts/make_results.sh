@@ -9,6 +9,7 @@
 #
 #   bash scripts/make_results.sh                 # everything (about 30 minutes on a loaded 2-core CPU)
 #   MODEL=models/other.pt bash scripts/make_results.sh
+#   STEPS="fewshot report" bash scripts/make_results.sh   # only some stages (evaluate, fewshot, report)
 #
 # Needs datasets/synth (python -m funk_perception.data.synth --out datasets/synth --workers 2).
 # Renders datasets/synth-fewshot (seconds) and trains the category-fine-tuned trunk
@@ -25,33 +26,39 @@ REAL=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
 CLASSIFIER=${CLASSIFIER:-runs/classify-lite0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
+STEPS=${STEPS:-evaluate fewshot report}
 
 run() { echo "+ $*" >&2; nice -n 10 "$@"; }
+step() { [[ " $STEPS " == *" $1 "* ]]; }
 
 models=(--model "$MODEL")
 for m in $ABLATIONS; do [ -f "$m" ] && models+=(--model "$m"); done
 
-if [ ! -f datasets/synth-fewshot/heldout.csv ]; then
+if step fewshot && [ ! -f datasets/synth-fewshot/heldout.csv ]; then
   # 20 distinct objects, one view each, of every held-out category (the training categories get one
   # token instance, unused here)
   run "$PY" -m funk_perception.data.synth --out datasets/synth-fewshot --categories bottle \
     --instances-per-category 1 --views-per-instance 1 --heldout-instances-per-category 20 --workers 2 --no-progress
 fi
-if [ ! -f "$CLASSIFIER/summary.json" ]; then
+if step fewshot && [ ! -f "$CLASSIFIER/summary.json" ]; then
   run "$PY" -m funk_perception.classify --data datasets/synth/annotations.csv --out "$CLASSIFIER" --resume --no-progress
 fi
 
-run "$PY" -m funk_perception.evaluate --data datasets/synth/annotations.csv "${models[@]}" --out results/eval-synth
-run "$PY" -m funk_perception.evaluate --data datasets/synth/heldout.csv --references datasets/synth/annotations.csv \
-  "${models[@]}" --out results/eval-synth-heldout
-run "$PY" -m funk_perception.fewshot --data datasets/synth-fewshot/heldout.csv --model "$MODEL" \
-  --finetuned "$CLASSIFIER/checkpoint.pt" --shots 1 2 5 --splits 3 --images-per-class 20 \
-  --label "synthetic held-out categories" --out results/fewshot-synth-heldout --no-progress
-if [ -f "$REAL" ]; then
-  run "$PY" -m funk_perception.evaluate --data "$REAL" "${models[@]}" --out results/eval-real-dev
+if step evaluate; then
+  run "$PY" -m funk_perception.evaluate --data datasets/synth/annotations.csv "${models[@]}" --out results/eval-synth
+  run "$PY" -m funk_perception.evaluate --data datasets/synth/heldout.csv --references datasets/synth/annotations.csv \
+    "${models[@]}" --out results/eval-synth-heldout
+  [ -f "$REAL" ] && run "$PY" -m funk_perception.evaluate --data "$REAL" "${models[@]}" --out results/eval-real-dev
+fi
+if step fewshot; then
+  run "$PY" -m funk_perception.fewshot --data datasets/synth-fewshot/heldout.csv --model "$MODEL" \
+    --finetuned "$CLASSIFIER/checkpoint.pt" --shots 1 2 5 --splits 3 --images-per-class 20 \
+    --label "synthetic held-out categories" --out results/fewshot-synth-heldout --no-progress
   # 1- and 2-shot on the categories with at least 4 distinct photos, many splits (the set is small)
-  run "$PY" -m funk_perception.fewshot --data "$REAL" --model "$MODEL" --finetuned "$CLASSIFIER/checkpoint.pt" \
-    --shots 1 2 --splits 100 --images-per-class 0 --min-images-per-class 4 \
+  [ -f "$REAL" ] && run "$PY" -m funk_perception.fewshot --data "$REAL" --model "$MODEL" \
+    --finetuned "$CLASSIFIER/checkpoint.pt" --shots 1 2 --splits 100 --images-per-class 0 --min-images-per-class 4 \
     --label "real photos (dev set)" --out results/fewshot-real-dev --no-progress
 fi
-run "$PY" -m funk_perception.report --collect
+if step report; then
+  run "$PY" -m funk_perception.report --collect
+fi
