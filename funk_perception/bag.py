@@ -23,7 +23,6 @@ import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES
 
 import argparse
 import os
-import secrets
 import shutil
 import sys
 from collections import Counter
@@ -41,6 +40,7 @@ from funk_perception.ros.convert import FrameError, stamp_ns
 from funk_perception.ros.messages import RosbagsFactory, diagnostics_message, frame_outputs
 from funk_perception.ros.params import parse_tasks, shipped_model
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
+from funk_perception.ros.staging import staged_bag
 from funk_perception.ros.sync import StampBuffer
 from funk_perception.tasks import TASKS
 
@@ -88,12 +88,14 @@ def _open_reader(path: Path) -> Reader:
     return reader
 
 
-def _pick_topic(reader: Reader, wanted: str | None, types: Sequence[str], what: str, path: Path) -> Any:
-    """The connection of topic ``wanted`` (or the bag's only topic of ``types``), checked to have such a type."""
+def _pick_topic(reader: Reader, wanted: str | None, types: Sequence[str], what: str, path: Path,
+                exclude: str | None = None) -> Any:
+    """The connection of topic ``wanted`` (or the bag's only topic of ``types`` other than ``exclude``),
+    checked to have such a type."""
     found = {c.topic: c for c in reader.connections}
     listing = ", ".join(f"{t} ({c.msgtype})" for t, c in sorted(found.items())) or "none"
     if wanted is None:
-        candidates = [c for c in found.values() if c.msgtype in types]
+        candidates = [c for c in found.values() if c.msgtype in types and c.topic != exclude]
         if len(candidates) != 1:
             raise ValueError(f"{path}: expected exactly one {what} topic ({' or '.join(types)}) or --{what}-topic, "
                              f"found topics: {listing}")
@@ -115,10 +117,6 @@ def _copy_connection(writer: Writer, conn: Any, typestore: Any) -> Any:
     return writer.add_connection(conn.topic, conn.msgtype, typestore=typestore, **kwargs)
 
 
-def _temp_folder(output: Path) -> Path:
-    return output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
-
-
 def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None = None) -> Counter:
     """Run the node's pipeline over every colour frame of ``config.input``; write ``config.output``; return counts."""
     output = Path(config.output)
@@ -132,24 +130,25 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
     try:
         if reader.message_count == 0:
             raise ValueError(f"{config.input}: the bag holds no messages")
-        image_conn = _pick_topic(reader, config.image_topic, (IMAGE, COMPRESSED), "image", config.input)
         depth_conn = info_conn = None
         if config.depth_topic or config.camera_info_topic:
             if not (config.depth_topic and config.camera_info_topic):
                 raise ValueError("--depth-topic and --camera-info-topic: expected both or neither, found one")
             depth_conn = _pick_topic(reader, config.depth_topic, (IMAGE,), "depth", config.input)
             info_conn = _pick_topic(reader, config.camera_info_topic, (CAMERA_INFO,), "camera-info", config.input)
+        image_conn = _pick_topic(reader, config.image_topic, (IMAGE, COMPRESSED), "image", config.input,
+                                 exclude=depth_conn.topic if depth_conn is not None else None)
         detector = detector or FunctionalKeypointDetector.load(config.model or shipped_model(), device=config.device)
         tasks = parse_tasks(config.tasks, detector.tasks)
-        namespace = config.namespace if config.namespace is not None else image_conn.topic.rsplit("/", 1)[0]
-        temp = _temp_folder(output)
+        base = image_conn.topic.removesuffix("/compressed")  # image_transport's name for the jpeg/png stream
+        namespace = config.namespace if config.namespace is not None else base.rsplit("/", 1)[0]
+        temp = staged_bag(output)
         try:
             _write(config, reader, temp, typestore, make, detector, tasks, namespace.rstrip("/"),
                    image_conn, depth_conn, info_conn)
             os.replace(temp, output)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
+        finally:
+            shutil.rmtree(temp.parent, ignore_errors=True)
     finally:
         reader.close()
     return config.counts
@@ -172,7 +171,7 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
         writer.open()
     except WriterError as exc:
         raise OSError(f"{config.output}: cannot write a bag there: {exc}") from exc
-    with writer:
+    try:
         copies = {c.id: _copy_connection(writer, c, typestore) for c in reader.connections}
         outputs = {name: writer.add_connection(f"{namespace}/{name}", msgtype, typestore=typestore)
                    for name, msgtype in OUTPUT_TYPES.items()}
@@ -237,6 +236,8 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
             diag = diagnostics_message(make, last_header[1], "funk_perception: bag", stats,
                                        f"{rejected} frames rejected" if rejected else "")
             writer.write(outputs["diagnostics"], last_header[0], typestore.serialize_cdr(diag, OUTPUT_TYPES["diagnostics"]))
+    finally:
+        writer.close()
 
 
 def _roi(text: str) -> tuple[int, int, int, int]:

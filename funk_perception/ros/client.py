@@ -25,8 +25,10 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
 from std_msgs.msg import Header
@@ -87,8 +89,8 @@ def rss_mib(pid: int) -> float:
 class NodeClient(Node):
     """Publishes inputs to the node and records its outputs; spins itself in a background thread."""
 
-    def __init__(self, name: str = "funk_client", reliable: bool = True) -> None:
-        super().__init__(name)
+    def __init__(self, name: str = "funk_client", namespace: str = "", reliable: bool = True) -> None:
+        super().__init__(name, namespace=namespace)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
         self.pub_image = self.create_publisher(Image, "image", qos)
         self.pub_compressed = self.create_publisher(CompressedImage, "image/compressed", qos)
@@ -169,6 +171,24 @@ class NodeClient(Node):
             if not self._cond.wait_for(lambda: found() is not None, timeout):
                 raise TimeoutError(f"no diagnostics satisfied the condition within {timeout:g} s")
             return found()
+
+    def set_parameters(self, node: str, values: dict[str, Any], timeout: float = 10.0) -> list[tuple[bool, str]]:
+        """Set parameters of ``node`` (its full name) through its service: [(successful, reason)] per value."""
+        service = self.create_client(SetParameters, f"{node}/set_parameters")
+        try:
+            if not service.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"{node}/set_parameters did not appear within {timeout:g} s")
+            request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                        for k, v in values.items()])
+            future = service.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not future.done():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{node}/set_parameters did not answer within {timeout:g} s")
+                time.sleep(0.01)
+            return [(r.successful, r.reason) for r in future.result().results]
+        finally:
+            self.destroy_client(service)
 
     def close(self) -> None:
         self._executor.shutdown()

@@ -1,0 +1,218 @@
+"""keypoint_node end to end on a real rclpy graph: the installed executable as a subprocess, started the
+way the launch file starts it (--params-file config/keypoints.yaml), fed by a client node on localhost
+with a domain id and namespace of this test process alone."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
+from funk_perception.ros import client  # noqa: E402
+from funk_perception.ros.messages import decode_keypoints  # noqa: E402
+from funk_perception.ros.pipeline import backproject, robust_depth  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "synth"
+DOMAIN = 20 + os.getpid() % 80
+NAMESPACE = f"/funk_test_{os.getpid()}"
+NODE = f"{NAMESPACE}/keypoint_node"
+TASKS = ["pour", "scoop"]
+K = np.array([[316.0, 0.0, 111.5], [0.0, 316.0, 111.5], [0.0, 0.0, 1.0]])
+
+
+def sample(name: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(SAMPLES / "images" / name)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    import torch
+
+    torch.set_num_threads(1)
+    return FunctionalKeypointDetector.load(ROOT / "models" / "funk-lite0-synth.pt", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """(client, node process): one node for the whole module (starting one costs seconds)."""
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    client.init(DOMAIN)
+    log = tmp_path_factory.mktemp("node") / "keypoint_node.log"
+    proc = client.start_node(
+        DOMAIN, ROOT / "config" / "keypoints.yaml",
+        parameters={"threads": 1, "tasks": TASKS, "use_depth": True, "device": "cpu"},
+        remap={"__ns": NAMESPACE}, log=log,
+    )
+    probe = client.NodeClient(namespace=NAMESPACE)
+    try:
+        probe.wait_connected(90.0)
+        yield probe, proc, log
+    finally:
+        probe.close()
+        proc.terminate()
+        proc.wait(20)
+        rclpy.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def send(probe, rgb, stamp, encoding="rgb8", step=None, depth=None, info=True):
+    """Publish (depth, camera_info and) the colour frame stamped ``stamp``; return the node's keypoints."""
+    pixels = rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[:, :, ::-1])
+
+    def publish():
+        if depth is not None:
+            probe.pub_depth.publish(client.image_msg(depth, "16UC1", stamp))
+        if info:
+            probe.pub_info.publish(client.camera_info_msg(K, rgb.shape[1], rgb.shape[0], stamp))
+        probe.pub_image.publish(client.image_msg(pixels, encoding, stamp, step=step))
+
+    return probe.exchange(publish, stamp, timeout=60.0)
+
+
+def counters(probe, **at_least):
+    return probe.wait_diagnostics(lambda v: all(int(v.get(k, 0)) >= n for k, n in at_least.items()), 30.0)
+
+
+def test_bad_input_is_counted_and_the_node_keeps_answering(graph, detector):
+    probe, proc, log = graph
+    rgb = sample("cup/cup_0000_v0.jpg")
+    # depth before any camera_info ever came: 2D keypoints, no 3D, counted
+    depth = np.full(rgb.shape[:2], 700, np.uint16)
+    cloud = send(probe, rgb, 5_000_000_000, depth=depth, info=False)
+    assert np.isnan(decode_keypoints(cloud)["pour"].xyz).all()
+    good = client.image_msg(rgb, "rgb8", 0)
+    bad = {
+        "encoding": dict(encoding="yuv422"),
+        "size": dict(step=good.step - 1),
+        "truncated": dict(data=good.data[:-10]),
+        "empty": dict(height=0, width=0, step=0, data=[]),
+        "too_large": dict(height=20000, width=20000, step=60000),
+    }
+    for n, (reason, change) in enumerate(bad.items()):
+        msg = client.image_msg(rgb, "rgb8", 6_000_000_000 + n)
+        for key, value in change.items():
+            setattr(msg, key, value)
+        probe.pub_image.publish(msg)
+        time.sleep(0.3)  # one at a time: the node keeps only the newest frame
+    # depth of another size and all-zero depth, each with camera_info now
+    small = np.full((10, 10), 700, np.uint16)
+    cloud = send(probe, rgb, 7_000_000_000, depth=small)
+    assert np.isnan(decode_keypoints(cloud)["pour"].xyz).all()
+    cloud = send(probe, rgb, 7_100_000_000, depth=np.zeros(rgb.shape[:2], np.uint16))
+    assert np.isnan(decode_keypoints(cloud)["pour"].xyz).all()
+    values = counters(probe, **{f"rejected.{r}": 1 for r in bad}, **{"no_3d.no_camera_info": 1, "no_3d.depth_size": 1})
+    assert int(values["rejected"]) >= len(bad)
+    assert proc.poll() is None
+    # still answering, and still right
+    cloud = send(probe, rgb, 8_000_000_000)
+    assert np.allclose(decode_keypoints(cloud)["pour"].points, detector.detect(rgb, ["pour"])["pour"].points, atol=1e-3)
+    text = log.read_text()
+    for reason in bad:
+        assert f"[{reason};" in text
+        assert text.count(f"[{reason};") == 1  # throttled: once per kind
+
+
+def test_keypoints_equal_detect_with_header_kept(graph, detector):
+    probe, _, _ = graph
+    for n, (name, encoding, step) in enumerate([("bottle/bottle_0000_v0.jpg", "rgb8", None),
+                                                 ("hammer/hammer_0000_v0.jpg", "bgr8", 224 * 3 + 8)]):
+        rgb = sample(name)
+        stamp = 10_000_000_000 + n * 33_000_000
+        cloud = send(probe, rgb, stamp, encoding, step)
+        assert cloud.header.frame_id == "camera_optical"
+        got, want = decode_keypoints(cloud), detector.detect(rgb, TASKS)
+        assert list(got) == TASKS
+        for task in TASKS:
+            assert np.allclose(got[task].points, want[task].points, atol=1e-3)
+            assert np.allclose(got[task].confidence, want[task].confidence, atol=1e-5)
+        with probe._cond:
+            assert probe.wait_keypoints(stamp) is cloud
+        deadline = time.monotonic() + 10
+        while stamp not in probe.images and time.monotonic() < deadline:
+            time.sleep(0.05)
+        annotated = probe.images[stamp]
+        assert (annotated.width, annotated.height, annotated.encoding) == (224, 224, "rgb8")
+
+
+def test_3d_keypoints_equal_the_back_projection(graph):
+    probe, _, _ = graph
+    rgb = sample("bottle/bottle_0000_v0.jpg")
+    depth_mm = cv2.imread(str(SAMPLES / "depth" / "bottle" / "bottle_0000_v0.png"), cv2.IMREAD_UNCHANGED)
+    cloud = send(probe, rgb, 20_000_000_000, depth=depth_mm)
+    got = decode_keypoints(cloud)
+    metres = depth_mm.astype(np.float32) * np.float32(0.001)
+    metres[depth_mm == 0] = np.nan
+    for task in TASKS:
+        want = backproject(got[task].points, robust_depth(metres, got[task].points, 5), K)
+        assert np.isfinite(want).any()
+        assert np.allclose(got[task].xyz, want, atol=1e-4, equal_nan=True)
+    deadline = time.monotonic() + 10
+    while 20_000_000_000 not in probe.markers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spheres = [m for m in probe.markers[20_000_000_000].markers if m.type == 7]
+    assert [m.ns for m in spheres] == TASKS and spheres[0].points[0].z > 0.1
+
+
+def test_parameters_change_at_run_time_and_bad_values_are_refused(graph, detector):
+    probe, _, _ = graph
+    rgb = sample("spoon/spoon_0000_v0.jpg")
+    assert probe.set_parameters(NODE, {"tasks": ["Poke"]}) == [(True, "")]
+    assert list(decode_keypoints(send(probe, rgb, 30_000_000_000))) == ["poke"]
+    ((ok, reason),) = probe.set_parameters(NODE, {"tasks": ["juggle"]})
+    assert not ok and "unknown task 'juggle'" in reason
+    assert not probe.set_parameters(NODE, {"min_confidence": 2.0})[0][0]
+    assert not probe.set_parameters(NODE, {"model": "/elsewhere.pt"})[0][0]  # read-only
+    assert probe.set_parameters(NODE, {"min_confidence": 0.3}) == [(True, "")]
+    got = decode_keypoints(send(probe, rgb, 30_100_000_000))["poke"]  # the old tasks were kept
+    want = detector.detect(rgb, ["poke"])["poke"]
+    assert np.array_equal(np.isnan(got.points[:, 0]), want.confidence < 0.3)
+    assert probe.set_parameters(NODE, {"tasks": TASKS, "min_confidence": 0.0}) == [(True, ""), (True, "")]
+
+
+def test_flood_keeps_memory_flat_processes_the_newest_and_counts_drops(graph):
+    probe, proc, _ = graph
+    rgb = sample("whisk/whisk_0000_v0.jpg")
+    send(probe, rgb, 40_000_000_000)
+    before = counters(probe)
+    msgs = [client.image_msg(rgb, "rgb8", 0) for _ in range(2)]
+    rss, stamp = [], 0
+    start = time.monotonic()
+    for n in range(300):  # 100 Hz for 3 s: about 10x what one CPU thread answers
+        stamp = 41_000_000_000 + n * 10_000_000
+        msg = msgs[n % 2]
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        probe.pub_image.publish(msg)
+        if n % 50 == 49:
+            rss.append(client.rss_mib(proc.pid))
+        time.sleep(max(0.0, start + (n + 1) * 0.01 - time.monotonic()))
+    probe.wait_keypoints(stamp, 30.0)  # the newest frame is processed
+    after = counters(probe, received=int(before["received"]) + 250)
+    assert int(after["dropped"]) - int(before["dropped"]) > 100
+    processed = int(after["processed"]) - int(before["processed"])
+    assert 1 <= processed < 150
+    assert max(rss[1:]) - rss[1] < 40, rss  # no backlog piling up in memory
+    assert proc.poll() is None
+
+
+def test_missing_or_corrupt_model_exits_with_a_clear_error(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((ROOT / "models" / "funk-lite0-synth.pt").read_bytes()[:4096])
+    for path, words in ((tmp_path / "missing.pt", "not found"), (corrupt, "corrupt")):
+        cmd = client.node_executable() + ["--ros-args", "-p", f"model:={path}", "-r", f"__ns:={NAMESPACE}_bad"]
+        done = subprocess.run(cmd, env=client.ros_environment(DOMAIN), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert f"error: keypoint_node: {path}" in done.stderr and words in done.stderr
+        assert "Traceback" not in done.stderr
+    assert sys.executable
