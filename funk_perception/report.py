@@ -9,7 +9,7 @@ made from the JSON files in ``docs/results/`` (committed, so anyone can rebuild
 it and see what it was built from) and the figures beside them; nothing on it
 is typed by hand. :data:`INPUTS` names every input, where ``--collect`` takes
 it from and which job writes it. A missing input shows as "not run yet"; a
-required one (the synthetic PCK evaluation and few-shot benchmark) or a
+required one (the few-shot benchmark on the synthetic held-out categories) or a
 malformed one ends in an error naming the file.
 
 ``--collect`` copies JSON verbatim (after checking it) and re-encodes figures as
@@ -59,7 +59,7 @@ class Input:
 INPUTS: tuple[Input, ...] = (
     Input("evaluate-synth.json", "evaluate", "results/eval-synth/results.json",
           "python -m funk_perception.evaluate --data datasets/synth/annotations.csv --model ... --out results/eval-synth",
-          True, ("qualitative.png", "dense.png")),
+          False, ("qualitative.png", "dense.png")),
     Input("evaluate-synth-heldout.json", "evaluate", "results/eval-synth-heldout/results.json",
           "python -m funk_perception.evaluate --data datasets/synth/heldout.csv --references "
           "datasets/synth/annotations.csv --model ... --out results/eval-synth-heldout", False, ("qualitative.png",)),
@@ -316,19 +316,23 @@ PAPER_ROW = {"trunk": "ImageNet ResNet-50 features", "task": "ours, task embeddi
              "uniform": "ours, uniform gating", "shared": "ours, shared learned gating"}
 
 
-def _paper_pck(data: Mapping, row: Mapping) -> str:
+def _paper_pck(paper: Mapping, row: Mapping) -> str:
     key = row.get("kind") if row.get("kind") == "trunk" else (row.get("info") or {}).get("gating")
-    value = (data.get("paper_table2") or {}).get(PAPER_ROW.get(str(key), ""))
+    value = paper.get(PAPER_ROW.get(str(key), ""))
     return _num(value) if value is not None else "-"
 
 
 def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> list[str]:
-    synth = loaded["evaluate-synth.json"]
+    evaluations = [loaded[k] for k in INPUT_BY_NAME if k.startswith("evaluate") and loaded[k]]
+    title = ["## Table 2: functional correspondence (PCK@0.1, %)", ""]
+    if not evaluations:
+        return title + ["*Not run yet* (no `evaluate-*.json` in `docs/results/`; `bash scripts/make_results.sh` "
+                        "runs the evaluations).", ""]
+    paper = next((d["paper_table2"] for d in evaluations if isinstance(d.get("paper_table2"), dict)), {})
     columns = [("evaluate-synth.json", "synthetic test: all"), ("evaluate-synth.json:same", "same category"),
                ("evaluate-synth.json:cross", "cross category"), ("evaluate-synth-heldout.json", "synthetic held-out categories"),
                ("evaluate-real-dev.json", "real photos (dev)")]
-    names = list(dict.fromkeys(r["name"] for d in (loaded[k] for k in INPUT_BY_NAME if k.startswith("evaluate"))
-                               if d for r in d["methods"]))
+    names = list(dict.fromkeys(r["name"] for d in evaluations for r in d["methods"]))
 
     def cell(key: str, name: str) -> str:
         file, _, split = key.partition(":")
@@ -343,16 +347,13 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
 
     rows = []
     for name in names:
-        row = next(r for d in (loaded[k] for k in INPUT_BY_NAME if k.startswith("evaluate")) if d
-                   for r in d["methods"] if r["name"] == name)
-        rows.append([name] + [cell(k, name) for k, _ in columns] + [_paper_pck(synth, row)])
+        row = next(r for d in evaluations for r in d["methods"] if r["name"] == name)
+        rows.append([name] + [cell(k, name) for k, _ in columns] + [_paper_pck(paper, row)])
     matched = {PAPER_ROW[k] for k in PAPER_ROW}
-    others = {**PAPER_TABLE2_OTHERS, **{k: v for k, v in (synth.get("paper_table2") or {}).items() if k not in matched}}
+    others = {**PAPER_TABLE2_OTHERS, **{k: v for k, v in paper.items() if k not in matched}}
     for paper_name, value in others.items():
         rows.append([f"paper only: {paper_name}"] + ["-"] * len(columns) + [_num(value)])
-    lines = [
-        "## Table 2: functional correspondence (PCK@0.1, %)",
-        "",
+    lines = title + [
         "Keypoints of a reference image carried to a target image of the same task (the paper's protocol), "
         "correct within 0.1 of the image size (22.4 px at 224 x 224), sub-cell refined. The paper's column "
         "is FunKPoint's real test set with a ResNet-50 trunk: beside funk's numbers for scale, not a like-for-like "

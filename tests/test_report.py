@@ -77,7 +77,10 @@ def test_malformed_file_is_named(inputs, capsys, name, damage, message):
     assert not (inputs.parent / "RESULTS.md").exists()
 
 
-def test_missing_required_file_names_its_command(inputs, capsys):
+def test_missing_files(inputs, capsys):
+    (inputs / "evaluate-synth.json").unlink()  # optional: its table says not run yet
+    text = report.build_page(inputs, inputs.parent / "P.md")
+    assert "## Table 2: functional correspondence (PCK@0.1, %)\n\n*Not run yet*" in text
     (inputs / "fewshot-synth-heldout.json").unlink()
     assert report.main(["--inputs", str(inputs), "--out", str(inputs.parent / "RESULTS.md")]) == 2
     err = capsys.readouterr().err
