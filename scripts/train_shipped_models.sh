@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
-# Reproduce the checkpoints shipped in models/ and their evaluation (models/README.md).
-# About 75 minutes on a 2-core CPU machine; a GPU is used when present.
-# Usage: bash scripts/train_shipped_models.sh [STEPS]
+# Reproduce the checkpoints shipped in models/ (models/README.md): render the synthetic
+# data (generator 1.2.0), train the encoder, add the reference bank and the heatmap head
+# that reference-free detect uses, export as float16.
+# About 75 minutes for one variant on this 2-core CPU VM (a GPU is used when present).
+# Usage: bash scripts/train_shipped_models.sh [CONFIG ...]   (default: paper; also uniform, shared)
+# Env: STEPS (300), SEED (0), DATA (datasets/synth-v12), THREADS (2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-300}
 py=.venv/bin/python
 export MUJOCO_GL=${MUJOCO_GL:-egl}
+steps=${STEPS:-300}
+seed=${SEED:-0}
+data=${DATA:-datasets/synth-v12}
+threads=${THREADS:-2}
+configs=("${@:-paper}")
 
-$py -m funk_perception.data.synth --out datasets/synth --workers 2
-# The three variants train side by side, one thread each (on 2 cores that beats
-# running them one after another with 2 threads, which contend anyway).
-for config in paper uniform shared; do
-  $py -m funk_perception.train --config "$config" --data datasets/synth/annotations.csv --out "runs/synth-$config" \
-    --steps "$steps" --set num_threads=1 --set prototype_views=2 --set progress=false &
+$py -m funk_perception.data.synth --out "$data" --workers 2
+for config in "${configs[@]}"; do
+  run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+  name="funk-lite0-synth"; [ "$config" = paper ] || name="$name-$config"; [ "$seed" = 0 ] || name="$name-seed$seed"
+  # --resume continues a killed run (and starts a new one when there is none)
+  $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
+    --steps "$steps" --seed "$seed" --set num_threads="$threads" --set prototype_views=2 --set progress=false
+  $py -m funk_perception.train.bank --model "$run/checkpoint.pt" --data "$data/annotations.csv" --out "$run/with-bank.pt"
+  $py -m funk_perception.train.heatmap --model "$run/with-bank.pt" --data "$data/annotations.csv" \
+    --out "$run/with-head.pt" --seed "$seed" --threads "$threads"
+  $py -m funk_perception.model.export "$run/with-head.pt" "models/$name.pt"
 done
-wait
-$py -m funk_perception.model.export runs/synth-paper/checkpoint.pt models/funk-lite0-synth.pt
-$py -m funk_perception.model.export runs/synth-uniform/checkpoint.pt models/funk-lite0-synth-uniform.pt
-$py -m funk_perception.model.export runs/synth-shared/checkpoint.pt models/funk-lite0-synth-shared.pt
-$py -m funk_perception.evaluate --data datasets/synth/annotations.csv --out results/eval-synth \
-  --model models/funk-lite0-synth.pt --model models/funk-lite0-synth-uniform.pt --model models/funk-lite0-synth-shared.pt
-$py -m funk_perception.evaluate --data datasets/synth/heldout.csv --references datasets/synth/annotations.csv \
-  --out results/eval-synth-heldout \
-  --model models/funk-lite0-synth.pt --model models/funk-lite0-synth-uniform.pt --model models/funk-lite0-synth-shared.pt

@@ -38,9 +38,9 @@ log = logging.getLogger("funk_perception.train.heatmap")
 
 @dataclass
 class HeatmapTrainConfig:
-    """Defaults train in about 10 minutes on two CPU cores."""
+    """Defaults train in about 10 minutes on two (shared) CPU cores."""
 
-    steps: int = 600
+    steps: int = 400
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
