@@ -7,7 +7,8 @@ For N = 1, 4, 8, 16 environments in worker processes: ``state`` (no rendering),
 ONE forward pass of the frozen encoder per step) and ``per-env`` (one forward
 pass per environment per step, the RRL code's design). Each cell is the median
 over 3 timed runs of ``--steps`` vector steps (random actions, after 2 warm-up
-steps); steps/s counts environment steps (N per vector step). Also measured:
+steps), the variants taking turns on the same workers; steps/s counts
+environment steps (N per vector step). Also measured:
 the encoders alone on a batch of 16 frames in float32 and bf16 (autocast) with
 the bf16 error, and the PPO update's cost per sample. Writes
 benchmarks/results/rl.json and rl.md (machine, date, command).
@@ -50,52 +51,55 @@ def _actions(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.uniform(-1, 1, (n, ACTION_DIM)).astype(np.float32)
 
 
-def time_loop(venv, steps: int, rng: np.random.Generator, device: torch.device) -> dict[str, float]:
-    """Median seconds per vector step over REPEATS runs, plus the split the wrappers measured."""
-    venv.reset()
-    for _ in range(2):
-        venv.step(_actions(rng, venv.num_envs))
-    per_step, render, encode, wait = [], [], [], []
-    for _ in range(REPEATS):
-        timings = getattr(venv, "timings", None)
-        before = dict(timings) if timings is not None else {}
-        render_s = 0.0
-        start = time.perf_counter()
-        for _ in range(steps):
-            _, _, _, infos = venv.step(_actions(rng, venv.num_envs))
-            render_s += sum(info.get("render_s", 0.0) for info in infos)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        per_step.append((time.perf_counter() - start) / steps)
-        render.append(render_s / steps)
-        if timings is not None:
-            encode.append((timings["encode"] - before.get("encode", 0.0)) / steps)
-            wait.append((timings["env"] - before.get("env", 0.0)) / steps)
-    return {
-        "s_per_step": statistics.median(per_step),
-        "render_cpu_s_per_step": statistics.median(render),
-        "encode_s_per_step": statistics.median(encode) if encode else 0.0,
-        "wait_s_per_step": statistics.median(wait) if wait else 0.0,
-    }
+def time_block(venv, steps: int, rng: np.random.Generator, device: torch.device) -> dict[str, float]:
+    """Seconds per vector step of ``steps`` random-action steps, with the split the wrappers measured."""
+    timings = getattr(venv, "timings", None)
+    before = dict(timings) if timings is not None else {}
+    render, render_cpu = 0.0, 0.0
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, _, infos = venv.step(_actions(rng, venv.num_envs))
+        render += sum(info.get("render_s", 0.0) for info in infos)
+        render_cpu += sum(info.get("render_cpu_s", 0.0) for info in infos)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    spent = {k: (timings[k] - before.get(k, 0.0)) / steps for k in ("encode", "encode_cpu", "env")} if timings else {}
+    return {"s_per_step": wall / steps, "render_s_per_step": render / steps, "render_cpu_s_per_step": render_cpu / steps,
+            "encode_s_per_step": spent.get("encode", 0.0), "encode_cpu_s_per_step": spent.get("encode_cpu", 0.0),
+            "wait_s_per_step": spent.get("env", wall / steps)}
 
 
 def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device: torch.device) -> list[dict]:
+    """Per N: the variants take turns, REPEATS rounds, on the same workers (render, batched and per-env share
+    one pixel VecEnv), so that the load of other jobs on a shared machine falls on all of them alike."""
     rng = np.random.default_rng(args.seed)
     rows = []
     for n in args.sizes:
+        state = make_worker_vec_env(hammer, n, args.seed, pixels=False)
+        pixels = make_worker_vec_env(hammer, n, args.seed, pixels=True)
+        features = FeatureVecEnv(pixels, encoder)
+        try:
+            loops = {"state": state, "render": pixels, "batched": features, "per-env": features}
+            for venv in (state, features):
+                venv.reset()
+                for _ in range(2):
+                    venv.step(_actions(rng, n))
+            samples: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+            for _ in range(REPEATS):
+                for variant in VARIANTS:
+                    features.batched = variant != "per-env"
+                    samples[variant].append(time_block(loops[variant], args.steps, rng, device))
+        finally:
+            state.close()
+            features.close()
         for variant in VARIANTS:
-            venv = make_worker_vec_env(hammer, n, args.seed, pixels=variant != "state")
-            try:
-                if variant in ("batched", "per-env"):
-                    venv = FeatureVecEnv(venv, encoder, batched=variant == "batched")
-                result = time_loop(venv, args.steps, rng, device)
-            finally:
-                venv.close()
+            result = {key: statistics.median(s[key] for s in samples[variant]) for key in samples[variant][0]}
             result.update(n_envs=n, variant=variant, steps_per_s=n / result["s_per_step"])
             rows.append(result)
-            print(f"N={n:>2} {variant:>8}: {result['steps_per_s']:7.1f} env steps/s "
-                  f"(encode {1000 * result['encode_s_per_step']:.0f} ms, render cpu "
-                  f"{1000 * result['render_cpu_s_per_step']:.0f} ms per vector step)", flush=True)
+            print(f"N={n:>2} {variant:>8}: {result['steps_per_s']:7.1f} env steps/s (encode "
+                  f"{1000 * result['encode_s_per_step']:.0f} ms wall / {1000 * result['encode_cpu_s_per_step']:.0f} "
+                  f"ms CPU, render {1000 * result['render_cpu_s_per_step']:.0f} ms CPU per vector step)", flush=True)
     for row in rows:
         same_n = {r["variant"]: r for r in rows if r["n_envs"] == row["n_envs"]}
         row["vs_per_env"] = row["steps_per_s"] / same_n["per-env"]["steps_per_s"]
@@ -157,11 +161,11 @@ def bench_learner(args: argparse.Namespace, obs_dim: int) -> dict:
             self._start: float | None = None
 
         def _on_rollout_end(self) -> None:
-            self._start = time.perf_counter()
+            self._start = time.process_time()
 
         def _on_rollout_start(self) -> None:
             if self._start is not None:
-                self.seconds.append(time.perf_counter() - self._start)
+                self.seconds.append(time.process_time() - self._start)
                 self._start = None
 
         def _on_step(self) -> bool:
@@ -217,29 +221,35 @@ def markdown(results: dict) -> str:
         "Environment steps per second (N environments, worker processes):",
         "",
         "| N | state | render | render + batched features | render + per-env features | batched / per-env "
-        "| batched time / render time |",
-        "|---|---|---|---|---|---|---|",
+        "| batched time / render time | encoder CPU: per-env / batched |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n in sorted({r["n_envs"] for r in results["loops"]}):
         row = {r["variant"]: r for r in results["loops"] if r["n_envs"] == n}
         lines.append(
             f"| {n} | {row['state']['steps_per_s']:.0f} | {row['render']['steps_per_s']:.1f} | "
             f"{row['batched']['steps_per_s']:.1f} | {row['per-env']['steps_per_s']:.1f} | "
-            f"{row['batched']['vs_per_env']:.2f}x | {row['batched']['time_vs_render']:.2f} |"
+            f"{row['batched']['vs_per_env']:.2f}x | {row['batched']['time_vs_render']:.2f} | "
+            f"{row['per-env']['encode_cpu_s_per_step'] / row['batched']['encode_cpu_s_per_step']:.2f}x |"
         )
     lines += [
         "",
-        "Where a batched step's time goes (ms per environment step; render is the workers' CPU time, the rest of "
-        "the wait is simulation, frame transfer and scheduling):",
+        "Where a batched step's time goes, ms per environment step. Wall: waiting on the workers (simulation, "
+        "rendering, frame transfer, scheduling) and the encoder call in the main process. CPU: seconds of CPU "
+        "actually used, which the other jobs on a shared machine do not inflate; simulation + IPC is the state "
+        "variant's wall time. PPO update: CPU ms per sample of one update (4 x 256 samples, 5 epochs):",
         "",
-        "| N | total | waiting on workers | of which render (CPU) | encoder | PPO update |",
-        "|---|---|---|---|---|---|",
+        "| N | total wall | wait wall | encoder wall | render CPU | encoder CPU | simulation + IPC (state, wall) "
+        "| PPO update |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     learn_ms = results["learner"]["ms_per_sample"]
     for r in (r for r in results["loops"] if r["variant"] == "batched"):
         n = r["n_envs"]
-        lines.append(f"| {n} | {1000 * r['s_per_step'] / n + learn_ms:.1f} | {1000 * r['wait_s_per_step'] / n:.1f} "
-                     f"| {1000 * r['render_cpu_s_per_step'] / n:.1f} | {1000 * r['encode_s_per_step'] / n:.1f} | "
+        state = next(s for s in results["loops"] if s["variant"] == "state" and s["n_envs"] == n)
+        lines.append(f"| {n} | {1000 * r['s_per_step'] / n:.1f} | {1000 * r['wait_s_per_step'] / n:.1f} | "
+                     f"{1000 * r['encode_s_per_step'] / n:.1f} | {1000 * r['render_cpu_s_per_step'] / n:.1f} | "
+                     f"{1000 * r['encode_cpu_s_per_step'] / n:.1f} | {1000 * state['s_per_step'] / n:.2f} | "
                      f"{learn_ms:.2f} |")
     lines += [
         "",

@@ -46,7 +46,8 @@ class FeatureVecEnv(VecEnvWrapper):
     """Wrap a VecEnv of ``{"pixels", "proprio", ...}`` observations: observation = [features, proprio].
 
     ``timings`` accumulates seconds spent waiting for the workers (simulation,
-    rendering, IPC: ``env``) and in the encoder (``encode``, including the copies).
+    rendering, IPC: ``env``) and in the encoder (``encode``, including the copies;
+    ``encode_cpu``: this process's CPU seconds there, which other jobs' load does not inflate).
     """
 
     def __init__(self, venv: VecEnv, encoder: FrameEncoder, batched: bool = True) -> None:
@@ -60,7 +61,7 @@ class FeatureVecEnv(VecEnvWrapper):
         self.timings: dict[str, float] = defaultdict(float)
 
     def _features(self, frames: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             if self.batched:
                 feats = self.encoder(frames)
@@ -68,6 +69,7 @@ class FeatureVecEnv(VecEnvWrapper):
                 feats = torch.cat([self.encoder(frames[i : i + 1]) for i in range(len(frames))])
             host = feats.cpu().numpy()
         self.timings["encode"] += time.perf_counter() - start
+        self.timings["encode_cpu"] += time.process_time() - cpu
         return host
 
     def reset(self) -> np.ndarray:
