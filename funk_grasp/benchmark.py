@@ -27,21 +27,19 @@ import torch  # before anything that could create a GL context (FIELD-NOTES)
 
 import argparse
 import csv
-import json
 import logging
 import platform
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from funk_grasp.data import ANGLE_BINS
 from funk_grasp.draw import draw_angle_fan
-from funk_grasp.features import top_features
+from funk_grasp.features import CACHE, top_features
 from funk_grasp.model import DEFAULT_ENCODER, FEATURE_KINDS, POOLINGS, FeatureConfig, GraspModel, load_encoder
 from funk_grasp.predict import score_grasps
 from funk_grasp.train import MODES, Split, TrainConfig, fit, load_split, metrics, predict_split
@@ -62,6 +60,7 @@ TEST_SPLITS: tuple[str, ...] = ("Test", "TestHeldout")
 @dataclass
 class BenchmarkConfig:
     data: Path = Path("datasets/grasp")
+    heldout_data: Path | None = None  # a dataset whose TestHeldout replaces data's (generate --categories with none)
     out: Path = Path("benchmarks/results")
     runs: Path = Path("runs/grasp-benchmark")
     encoder: Path = DEFAULT_ENCODER
@@ -117,7 +116,8 @@ def _all_features(kind: str, data: Data, encoder, config: BenchmarkConfig, devic
     key = f"{kind}/all"
     if key not in data.cached:
         model = GraspModel(_feature_config(kind, "mean_centre", TASKS, config), encoder).to(device)
-        data.cached[key] = {name: top_features(model.features, split.maps, progress=True) for name, split in data.splits.items()}
+        data.cached[key] = {name: top_features(model.features, split.maps, progress=True, cache=CACHE)
+                            for name, split in data.splits.items()}
     return data.cached[key]
 
 
@@ -290,8 +290,12 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
     device = resolve_device(config.device)
     encoder = load_encoder(config.encoder, device)
     probe = GraspModel(_feature_config("trunk", "mean", TASKS, config), encoder).to(device)
-    data = Data({name: load_split(config.data / name, probe) for name in ("Train", "Validation") + TEST_SPLITS
-                 if (config.data / name).is_dir()})
+    folders = {name: config.data / name for name in ("Train", "Validation") + TEST_SPLITS}
+    if config.heldout_data is not None:
+        folders["TestHeldout"] = Path(config.heldout_data) / "TestHeldout"
+        if not folders["TestHeldout"].is_dir():
+            raise FileNotFoundError(f"{folders['TestHeldout']}: not found (--heldout-data must hold a TestHeldout/ split)")
+    data = Data({name: load_split(folder, probe) for name, folder in folders.items() if folder.is_dir()})
     pooling = measure_pooling(data, encoder, config, device) if config.measure_pooling else {}
     trunk_tasks, trunk_pooling = _choice(pooling, "trunk") if "trunk|-|mean" in pooling else ("all", config.pooling)
     funk_tasks, funk_pooling = _choice(pooling, "funk") if "funk|all|mean" in pooling else (config.task_set, config.pooling)
@@ -319,7 +323,7 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
         "command": "python -m funk_grasp.benchmark " + " ".join(sys.argv[1:]) if sys.argv and "benchmark" in sys.argv[0] else "python -m funk_grasp.benchmark",
         "machine": f"{platform.machine()} CPU VM, {torch.get_num_threads()} torch thread(s), device {device}",
         "date": time.strftime("%Y-%m-%d"),
-        "data": str(config.data),
+        "data": str(config.data) + (f" (TestHeldout from {config.heldout_data})" if config.heldout_data else ""),
         "data_kind": "simulated (funk_grasp.generate)" if (config.data / "attempts.csv").is_file() else "Pinto-Gupta layout",
         "seeds": list(config.seeds),
         "epochs": {"head": config.head_epochs, "joint": config.joint_epochs},
@@ -344,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = BenchmarkConfig()
     p = argparse.ArgumentParser(prog="python -m funk_grasp.benchmark", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=d.data, help="simulated dataset or a Pinto-Gupta folder (Train/ Validation/ Test/)")
+    p.add_argument("--heldout-data", type=Path, default=None,
+                   help="a dataset whose TestHeldout/ replaces the one in --data (more held-out-category attempts)")
     p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--runs", type=Path, default=d.runs)
     p.add_argument("--encoder", type=Path, default=d.encoder)
@@ -373,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or leave the row out with --rows trunk funk"
         )
     config = BenchmarkConfig(
-        data=args.data, out=args.out, runs=args.runs, encoder=args.encoder, categories_checkpoint=args.categories_checkpoint,
+        data=args.data, heldout_data=args.heldout_data, out=args.out, runs=args.runs, encoder=args.encoder, categories_checkpoint=args.categories_checkpoint,
         rows=tuple(args.rows), modes=tuple(args.modes), seeds=tuple(args.seeds), head_epochs=args.head_epochs,
         joint_epochs=args.joint_epochs, measure_pooling=not args.no_pooling_measurement, pooling=args.pooling,
         task_set=args.task_set, figures=not args.no_figures, name=args.name, device=args.device,

@@ -155,6 +155,8 @@ def read_split(folder: str | Path) -> list[GraspPatch]:
 def write_split(folder: Path, patches: Iterable[tuple[str, np.ndarray, float, bool]]) -> None:
     """Write (name, RGB patch, angle, success) rows into ``folder`` in the Pinto-Gupta layout (atomic files)."""
     rows: dict[str, list[str]] = {c: [HEADER] for c in CLASSES}
+    for cls in CLASSES:  # a class with no patches still gets its (empty) Images/ folder
+        (folder / cls / "Images").mkdir(parents=True, exist_ok=True)
     for name, image, angle, success in patches:
         cls = "positive" if success else "negative"
         ok, buf = cv2.imencode(Path(name).suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

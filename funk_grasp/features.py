@@ -4,7 +4,8 @@ The frozen part of every feature kind (the trunk up to its last stage) is the
 same network in all three rows, so its maps are computed once per image set
 and stored under ``cache/grasp/`` as float16, keyed by the image bytes'
 digest and the trunk's weights file. Rerunning a benchmark or a training job
-skips the slowest step.
+skips the slowest step. The pooled features of an untrained top (the
+head-mode rows) can be cached the same way.
 """
 
 from __future__ import annotations
@@ -50,15 +51,38 @@ def base_maps(features: GraspFeatures, images: np.ndarray, batch_size: int = 32,
     return maps
 
 
-def top_features(features: GraspFeatures, maps: torch.Tensor, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-    """Base maps -> (N, out_dim) pooled float32 features, without gradients (the frozen-feature rows)."""
+def _file_stamp(path: str) -> str:
+    if not path:
+        return ""
+    stat = Path(path).stat()
+    return f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def top_features(features: GraspFeatures, maps: torch.Tensor, batch_size: int = 64, progress: bool = False,
+                 cache: Path | None = None) -> torch.Tensor:
+    """Base maps -> (N, out_dim) pooled float32 features, without gradients (the frozen-feature rows).
+
+    With ``cache``, the result is kept there, keyed by the maps, the feature
+    config and the weights files it names (only for untrained tops: a top being
+    fine-tuned must not be cached).
+    """
+    path = None
+    if cache is not None:
+        c = features.config
+        salt = "|".join([c.kind, ",".join(c.tasks), c.pooling, _file_stamp(c.encoder), _file_stamp(c.categories_checkpoint)])
+        path = Path(cache) / f"top-{images_digest(maps.numpy(), salt)}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
     device = features.in_scale.device
     out = []
     features.eval()
     with torch.no_grad():
         for start in tqdm(range(0, len(maps), batch_size), desc="features", unit="batch", disable=not progress):
             out.append(features.top(maps[start:start + batch_size].to(device)).float().cpu())
-    return torch.cat(out)
+    result = torch.cat(out)
+    if path is not None:
+        torch_save_atomic(result, path)
+    return result
 
 
 __all__ = ["CACHE", "base_maps", "images_digest", "top_features"]

@@ -236,7 +236,7 @@ def record_path(out: Path, job: Job) -> Path:
 
 def run_job(job: Job, config: GenerateConfig) -> dict:
     """Build, settle, render and grasp one placement; write its images and record; return the record."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     obj = build_object(job.category, np.random.default_rng(_seed(config.seed, job.category, job.index)))
     rng = np.random.default_rng(_seed(config.seed, job.category, job.index, job.placement + 1))
     scene = GraspScene(obj, rng, config.sim)
@@ -270,6 +270,7 @@ def run_job(job: Job, config: GenerateConfig) -> dict:
         "settled_speed": scene.settled_speed, "image": f"scenes/{job.category}/{job.name}.png",
         "mask": f"scenes/{job.category}/{job.name}_mask.png", "attempts": attempts,
         "seconds": round(time.perf_counter() - start, 4),
+        "cpu_seconds": round(time.process_time() - cpu, 4),  # this process's CPU time: what a loaded machine does not inflate
         # wall seconds per stage (differ between runs; everything else in the record does not)
         "stage_seconds": {"build_and_settle": round(built - start, 4), "render": round(rendered - built, 4),
                           "attempts": round(simulated - rendered, 4), "write": round(time.perf_counter() - simulated, 4)},
@@ -297,13 +298,13 @@ def load_record(out: Path, job: Job, config: GenerateConfig) -> dict | None:
     return record
 
 
-def _worker(job: Job, config: GenerateConfig) -> tuple[str, int, dict[str, float]]:
+def _worker(job: Job, config: GenerateConfig) -> tuple[str, int, dict[str, float], float]:
     import mujoco
 
     # MuJoCo's default handler appends to MUJOCO_LOG.TXT in the working directory; each attempt records "diverged"
     mujoco.set_mju_user_warning(lambda message: LOG.debug("mujoco: %s", message))
     record = run_job(job, config)
-    return job.name, len(record["attempts"]), record["stage_seconds"]
+    return job.name, len(record["attempts"]), record["stage_seconds"], record["cpu_seconds"]
 
 
 def _balanced(rows: list[dict], rng: np.random.Generator) -> set[str]:
@@ -386,11 +387,13 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
         bar = tqdm(total=len(pending) * config.attempts_per_placement, unit="grasp", desc="grasps", disable=not progress)
         attempts_done = 0
         stages: Counter = Counter()
+        cpu_total = 0.0
         if config.workers == 1 or len(pending) <= 1:
             results = (_worker(job, config) for job in pending)
-            for name, n, seconds in results:
+            for name, n, seconds, cpu in results:
                 attempts_done += n
                 stages.update(seconds)
+                cpu_total += cpu
                 bar.update(n)
                 LOG.info("wrote %s (%d attempts, %.2f s)", name, n, sum(seconds.values()))
         else:
@@ -401,9 +404,10 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
             with ProcessPoolExecutor(max_workers=config.workers, mp_context=mp.get_context("spawn")) as pool:
                 futures = [pool.submit(_worker, job, config) for job in pending]
                 for future in as_completed(futures):
-                    name, n, seconds = future.result()
+                    name, n, seconds, cpu = future.result()
                     attempts_done += n
                     stages.update(seconds)
+                    cpu_total += cpu
                     bar.update(n)
                     LOG.info("wrote %s (%d attempts, %.2f s)", name, n, sum(seconds.values()))
         bar.close()
@@ -428,6 +432,8 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
                 "generation_seconds": round(generated_s, 3),
                 "attempts_per_second": round(attempts_done / generated_s, 2) if attempts_done else None,
                 "stage_seconds": {k: round(v, 3) for k, v in sorted(stages.items())},
+                "cpu_seconds": round(cpu_total, 3),
+                "attempts_per_cpu_second": round(attempts_done / cpu_total, 2) if cpu_total else None,
                 "total_seconds": round(time.perf_counter() - start, 3),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "host": platform.node(),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -222,12 +222,7 @@ def load_encoder(path: str | Path = DEFAULT_ENCODER, device: str | torch.device 
     return FunctionalEncoder.load(path, device)
 
 
-def feature_groups(model: GraspModel) -> Sequence[nn.Parameter]:
-    """The parameters joint fine-tuning trains: the trunk's last stage, the funk modular network, the head."""
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 __all__ = [
-    "FEATURE_KINDS", "FeatureConfig", "GraspFeatures", "GraspHead", "GraspModel", "POOLINGS", "feature_groups",
+    "FEATURE_KINDS", "FeatureConfig", "GraspFeatures", "GraspHead", "GraspModel", "POOLINGS",
     "load_encoder", "pool",
 ]
