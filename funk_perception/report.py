@@ -531,6 +531,29 @@ def rl_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> l
 # --------------------------------------------------------------------------- the page
 
 
+def checkpoints_used(loaded: Mapping[str, dict | None]) -> dict[str, dict[str, str]]:
+    """Per input: checkpoint path -> sha256, as its methods record them."""
+    used: dict[str, dict[str, str]] = {}
+    for name, data in loaded.items():
+        methods = (data or {}).get("methods")
+        for row in methods if isinstance(methods, list) else []:
+            info = row.get("info") if isinstance(row, dict) else None
+            if isinstance(info, dict) and info.get("checkpoint") and info.get("checkpoint_sha256"):
+                used.setdefault(name, {})[str(info["checkpoint"])] = str(info["checkpoint_sha256"])
+    return used
+
+
+def mixed_checkpoints(used: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """A warning line for every checkpoint path that different inputs read with different contents."""
+    seen: dict[str, set[str]] = {}
+    for per_file in used.values():
+        for path, digest in per_file.items():
+            seen.setdefault(path, set()).add(digest)
+    return [f"**Warning:** `{path}` had {len(digests)} different contents across these inputs (a checkpoint was "
+            "replaced between runs); rerun `bash scripts/make_results.sh`." for path, digests in seen.items()
+            if len(digests) > 1] + [""]
+
+
 def build_page(inputs: Path = DEFAULT_INPUTS, out: Path = DEFAULT_OUT) -> str:
     """Read and check every input in ``inputs``, write the page to ``out``; returns its text."""
     loaded = {spec.name: read_input(inputs, spec) for spec in INPUTS}
@@ -548,10 +571,12 @@ def build_page(inputs: Path = DEFAULT_INPUTS, out: Path = DEFAULT_OUT) -> str:
     lines += fewshot_section(loaded, inputs, out)
     lines += grasp_section(loaded, inputs, out)
     lines += rl_section(loaded, inputs, out)
-    rows = [[f"`{s.name}`", "yes" if loaded[s.name] is not None else "not run yet", f"`{s.source}`", f"`{s.written_by}`"]
-            for s in INPUTS]
+    used = checkpoints_used(loaded)
+    rows = [[f"`{s.name}`", "yes" if loaded[s.name] is not None else "not run yet", f"`{s.source}`", f"`{s.written_by}`",
+             ", ".join(f"`{Path(c).name}` {h[:12]}" for c, h in used.get(s.name, {}).items()) or "-"] for s in INPUTS]
     lines += ["## Inputs", "", "`python -m funk_perception.report --collect` copies each source into `docs/results/`.",
-              ""] + _table(["file", "present", "collected from", "written by"], rows) + [""]
+              ""] + _table(["file", "present", "collected from", "written by", "checkpoints (sha256)"], rows) + [""]
+    lines += mixed_checkpoints(used)
     text = "\n".join(lines)
     write_text_atomic(out, text)
     return text

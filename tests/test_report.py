@@ -123,3 +123,18 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     (eval_dir / "results.json").write_text('{"command": 1}')
     with pytest.raises(report.ReportError, match=r"results/eval-synth/results.json: field 'command': expected str"):
         report.collect(root, inputs)
+
+
+def test_page_warns_when_inputs_used_different_checkpoint_contents(inputs):
+    path = inputs / "fewshot-synth-heldout.json"
+    data = json.loads(path.read_text())
+    model = data["methods"][-1]["info"]
+    text = report.build_page(inputs, inputs.parent / "RESULTS.md")
+    assert f"`{Path(model['checkpoint']).name}` {model['checkpoint_sha256'][:12]}" in text
+    assert "**Warning:**" not in text
+    evaluate = json.loads((inputs / "evaluate-synth.json").read_text())
+    row = next(m for m in evaluate["methods"] if m["kind"] == "model")
+    row["info"].update(checkpoint=model["checkpoint"], checkpoint_sha256="0" * 64)
+    (inputs / "evaluate-synth.json").write_text(json.dumps(evaluate))
+    text = report.build_page(inputs, inputs.parent / "RESULTS.md")
+    assert f"**Warning:** `{model['checkpoint']}` had 2 different contents" in text
