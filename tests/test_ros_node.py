@@ -149,12 +149,7 @@ def test_keypoints_equal_detect_with_header_kept(graph, detector):
         for task in TASKS:
             assert np.allclose(got[task].points, want[task].points, atol=1e-3)
             assert np.allclose(got[task].confidence, want[task].confidence, atol=1e-5)
-        with probe._cond:
-            assert probe.wait_keypoints(stamp) is cloud
-        deadline = time.monotonic() + 10
-        while stamp not in probe.images and time.monotonic() < deadline:
-            time.sleep(0.05)
-        annotated = probe.images[stamp]
+        annotated = probe.wait_image(stamp, 10.0)
         assert (annotated.width, annotated.height, annotated.encoding) == (224, 224, "rgb8")
 
 
@@ -170,10 +165,7 @@ def test_3d_keypoints_equal_the_back_projection(graph):
         want = backproject(got[task].points, robust_depth(metres, got[task].points, 5), K)
         assert np.isfinite(want).any()
         assert np.allclose(got[task].xyz, want, atol=1e-4, equal_nan=True)
-    deadline = time.monotonic() + 10
-    while 20_000_000_000 not in probe.markers and time.monotonic() < deadline:
-        time.sleep(0.05)
-    spheres = [m for m in probe.markers[20_000_000_000].markers if m.type == 7]
+    spheres = [m for m in probe.wait_markers(20_000_000_000, 10.0).markers if m.type == 7]
     assert [m.ns for m in spheres] == TASKS and spheres[0].points[0].z > 0.1
 
 
@@ -223,6 +215,29 @@ def test_bag_tool_and_live_node_give_the_same_keypoints(graph, detector, tmp_pat
             assert np.allclose(live[task].confidence, bag_found[task].confidence, atol=1e-6)
             assert np.isfinite(live[task].xyz).any()
             assert np.allclose(live[task].xyz, bag_found[task].xyz, atol=1e-5, equal_nan=True)
+
+
+def test_roi_topic_crops_and_keypoints_come_back_in_full_image_pixels(graph, detector):
+    from sensor_msgs.msg import RegionOfInterest
+
+    probe, _, _ = graph
+    rgb = sample("trowel/trowel_0000_v0.jpg")
+    roi = (30, 20, 160, 180)
+    stamp = 35_000_000_000
+
+    def publish():
+        probe.pub_roi.publish(RegionOfInterest(x_offset=roi[0], y_offset=roi[1], width=roi[2], height=roi[3]))
+        time.sleep(0.2)  # the roi first: the node uses the latest one for the next frame
+        probe.pub_image.publish(client.image_msg(rgb, "rgb8", stamp))
+
+    got = decode_keypoints(probe.exchange(publish, stamp, timeout=60.0))
+    want = detector.detect_region(rgb, roi, TASKS)
+    for task in TASKS:
+        assert np.allclose(got[task].points, want[task].points, atol=1e-3)
+    probe.pub_roi.publish(RegionOfInterest())  # width 0: the whole image again
+    time.sleep(0.5)
+    got = decode_keypoints(send(probe, rgb, stamp + 1))
+    assert np.allclose(got["pour"].points, detector.detect(rgb, ["pour"])["pour"].points, atol=1e-3)
 
 
 def test_flood_keeps_memory_flat_processes_the_newest_and_counts_drops(graph):

@@ -137,12 +137,23 @@ class NodeClient(Node):
             time.sleep(0.05)
         raise TimeoutError(f"keypoint_node did not appear on the graph within {timeout:g} s")
 
+    def _wait(self, store: dict[int, Any], stamp: int, timeout: float, what: str) -> Any:
+        with self._cond:
+            if not self._cond.wait_for(lambda: stamp in store, timeout):
+                raise TimeoutError(f"no {what} for stamp {stamp} within {timeout:g} s")
+            return store[stamp]
+
     def wait_keypoints(self, stamp: int, timeout: float = 30.0) -> PointCloud2:
         """The ``keypoints`` cloud for the frame stamped ``stamp`` (ns)."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: stamp in self.keypoints, timeout):
-                raise TimeoutError(f"no keypoints for stamp {stamp} within {timeout:g} s")
-            return self.keypoints[stamp]
+        return self._wait(self.keypoints, stamp, timeout, "keypoints")
+
+    def wait_image(self, stamp: int, timeout: float = 30.0) -> Image:
+        """The annotated ``keypoints/image`` for the frame stamped ``stamp`` (ns)."""
+        return self._wait(self.images, stamp, timeout, "keypoints/image")
+
+    def wait_markers(self, stamp: int, timeout: float = 30.0) -> MarkerArray:
+        """The ``keypoints/markers`` for the frame stamped ``stamp`` (ns)."""
+        return self._wait(self.markers, stamp, timeout, "keypoints/markers")
 
     def exchange(self, publish, stamp: int, timeout: float = 30.0, retry: float = 2.0) -> PointCloud2:
         """Call ``publish()`` (which sends the frame stamped ``stamp``) until its keypoints come back; the
