@@ -8,7 +8,8 @@ seeded random height and random hand actions. For every candidate observation
 (funk: the hammer's two tasks, one task, all ten; global or 2 x 2 pooling;
 funk-keypoints; the imagenet trunk) a ridge regression predicts what the
 policy has to know and the proprioception does not tell it: hammer position
-and orientation, nail position, palm position (12 numbers, each standardised).
+and orientation, nail position, palm position (each coordinate standardised;
+those that never vary in the data are left out).
 The score is R^2 on held-out episodes (5-fold, folds by episode; the ridge
 strength picked per candidate from 1e-2..1e3 by the same folds). Writes
 benchmarks/results/rl_probe.json and rl_probe.md.
@@ -83,8 +84,13 @@ def _ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 
 
 def probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """Cross-validated R^2 (folds by episode), best ridge strength; overall and per target."""
-    targets = (targets - targets.mean(0)) / (targets.std(0) + 1e-9)
+    """Cross-validated R^2 (folds by episode), best ridge strength; overall and per target.
+
+    Coordinates that do not vary in the data (the nail only moves up and down with
+    the board) are left out: there is nothing to predict and R^2 is undefined.
+    """
+    varies = targets.std(0) > 1e-6
+    targets = (targets - targets.mean(0)) / np.where(varies, targets.std(0), 1.0)
     folds = np.unique(groups) % FOLDS
     fold_of = folds[np.searchsorted(np.unique(groups), groups)]
     best: dict[str, float] | None = None
@@ -95,11 +101,11 @@ def probe(features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> dict
             predictions[test] = _ridge_predict(features[~test], targets[~test], features[test], alpha)
         residual = ((predictions - targets) ** 2).sum(0) / ((targets - targets.mean(0)) ** 2).sum(0)
         r2 = 1.0 - residual
-        result = {"r2": float(r2.mean()), "alpha": alpha}
+        result = {"r2": float(r2[varies].mean()), "alpha": alpha}
         offset = 0
         for name, part in TARGETS.items():
             width = part.stop - part.start
-            result[name] = float(r2[offset : offset + width].mean())
+            result[name] = float(r2[offset : offset + width][varies[offset : offset + width]].mean())
             offset += width
         if best is None or result["r2"] > best["r2"]:
             best = result
@@ -168,7 +174,7 @@ def markdown(results: dict) -> str:
         f"{results['seconds']} s on {results['machine']['cpu_count']} CPUs. Held-out-episode R^2 (5 folds) of a "
         "ridge regression, higher is better.",
         "",
-        "| candidate | dim | R^2 (all 12) | " + " | ".join(names) + " | ridge alpha |",
+        "| candidate | dim | R^2 (mean) | " + " | ".join(names) + " | ridge alpha |",
         "|---|---|---|" + "---|" * len(names) + "---|",
     ]
     for r in results["rows"]:

@@ -80,7 +80,8 @@ def write_eval_rows(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 class RunCallback(BaseCallback):
-    """Evaluation every ``eval_every`` steps, a checkpoint every ``checkpoint_every``, progress and timings.
+    """Evaluation every ``eval_every`` steps (and before training unless ``eval_at_start=False``), a checkpoint
+    every ``checkpoint_every``, progress and timings.
 
     ``ledger`` holds wall seconds per activity (``learn``: PPO updates, ``eval``,
     ``checkpoint``) and carries over a resume through ``state.json``.
@@ -88,7 +89,7 @@ class RunCallback(BaseCallback):
 
     def __init__(
         self, out: Path, eval_env: VecEnv, eval_every: int, eval_episodes: int, eval_seed: int,
-        checkpoint_every: int, total_steps: int, ledger: dict[str, float],
+        checkpoint_every: int, total_steps: int, ledger: dict[str, float], eval_at_start: bool = True,
     ) -> None:
         super().__init__()
         self.out = out
@@ -99,6 +100,7 @@ class RunCallback(BaseCallback):
         self.checkpoint_every = checkpoint_every
         self.total_steps = total_steps
         self.ledger = ledger
+        self.eval_at_start = eval_at_start
         self._base = dict(ledger)
         self.rows: list[dict[str, str]] = []
         self.last_checkpoint = -1
@@ -131,7 +133,7 @@ class RunCallback(BaseCallback):
         steps = self.model.num_timesteps
         if steps - self.last_checkpoint >= self.checkpoint_every:
             self.checkpoint()
-        last_eval = int(self.rows[-1]["steps"]) if self.rows else None
+        last_eval = int(self.rows[-1]["steps"]) if self.rows else (None if self.eval_at_start else 0)
         if last_eval is None or steps - last_eval >= self.eval_every:
             self.run_eval()
 

@@ -83,6 +83,7 @@ class TrainConfig:
     eval_every: int = 10_000
     eval_episodes: int = 10
     eval_envs: int = 2
+    eval_at_start: bool = True
     checkpoint_every: int = 5_000
     demos: str | None = None
     bc_epochs: int = 20
@@ -186,7 +187,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         done = model.num_timesteps
         model.set_logger(_logger(out, done))
         callback = RunCallback(out, eval_env, config.eval_every, config.eval_episodes,
-                               config.seed + EVAL_SEED_OFFSET, config.checkpoint_every, config.steps, ledger)
+                               config.seed + EVAL_SEED_OFFSET, config.checkpoint_every, config.steps, ledger,
+                               eval_at_start=config.eval_at_start)
         if config.steps > done:
             model.learn(total_timesteps=config.steps - done, reset_num_timesteps=False, callback=callback)
         else:  # already at its step count: only the closing checkpoint / evaluation, if missing
@@ -234,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
     parser.add_argument("--eval-envs", type=int, default=defaults.eval_envs)
+    parser.add_argument("--no-initial-eval", action="store_true", help="skip the evaluation before training")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--demos", default=None, help="demonstrations (hand_dapg pickle) for a BC warm start")
     parser.add_argument("--bc-epochs", type=int, default=defaults.bc_epochs)
@@ -249,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     args = vars(_parser().parse_args(argv))
     args["batched"] = not args.pop("per_env_features")
+    args["eval_at_start"] = not args.pop("no_initial_eval")
     return TrainConfig(**args)
 
 
