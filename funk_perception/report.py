@@ -425,6 +425,8 @@ def fewshot_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path)
         shots = [str(k) for k in data["shots"]]
         rows = [[r["name"]] + [f"{r['results'][k]['accuracy_mean']:.1f} ± {r['results'][k]['accuracy_std']:.1f}"
                                if k in r["results"] else "-" for k in shots] for r in data["methods"]]
+        if not any(r.get("kind") == "finetuned" for r in data["methods"]):
+            rows.insert(1, ["trunk fine-tuned on the 20 training categories"] + ["not run yet"] * len(shots))
         counts = data.get("images_per_class", {})
         seen = data.get("classes_seen_in_training") or []
         if not seen:  # the paper's Table 3 is on categories outside training: set beside those only

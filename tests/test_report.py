@@ -33,6 +33,8 @@ def test_page_from_fixtures(inputs):
     expected = " | ".join(f"{funk[k]['accuracy_mean']:.1f} ± {funk[k]['accuracy_std']:.1f}" for k in ("1", "2", "5"))
     assert f"| {fewshot['methods'][-1]['name']} | {expected} |" in text
     assert "| paper Table 3: ours (task-driven modular network) | 47.46 | 55.68 | 56.32 |" in text
+    # the fixture has no fine-tuned-trunk row: its place in the table says so
+    assert "| trunk fine-tuned on the 20 training categories | not run yet | not run yet | not run yet |" in text
     evaluate = json.loads((inputs / "evaluate-synth.json").read_text())
     model = next(m for m in evaluate["methods"] if m["kind"] == "model")
     overall = model["results"]["refined"]
