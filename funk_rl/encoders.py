@@ -14,15 +14,16 @@ Mirror-averaging (the detector's ``flip``) is off by default: it makes keypoint
 embeddings mirror-equivariant for FunKPoint's semantic labels, which a policy
 watching one fixed camera does not need, and it doubles the forward pass.
 
-Precision: ``"auto"`` runs bf16 autocast on a GPU when, on the first batch, it
-keeps the output within :data:`BF16_TOLERANCE` (relative L2 per frame) of float32,
-and float32 otherwise; ``"bf16"`` asks for it anywhere (still checked), ``"fp32"``
-never.
+Precision: ``"auto"`` runs bf16 autocast when, on the first batch, it keeps the
+output within :data:`BF16_TOLERANCE` (relative L2 per frame) of float32 and is
+faster than float32 on this device (GPUs, CPUs with bf16 units), and float32
+otherwise; ``"bf16"`` asks for it whenever it is within tolerance, ``"fp32"`` never.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class FrameEncoder:
         self.config = config
         self.device = detector.device
         self.dtype: torch.dtype | None = None
-        self._checked = config.precision == "fp32" or (config.precision == "auto" and self.device.type != "cuda")
+        self._checked = config.precision == "fp32"
         pool = int(config.pool)
         if config.name == "funk":
             self.dim = len(config.tasks) * detector.encoder.embedding_dim * pool * pool
@@ -90,7 +91,8 @@ class FrameEncoder:
     def image_size(self) -> int:
         return self.detector.image_size
 
-    def _forward(self, frames: np.ndarray | torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    def encode(self, frames: np.ndarray | torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+        """``(N, dim)`` features at an explicit precision (``None``: float32); calling the encoder picks one."""
         config, detector = self.config, self.detector
         if config.name == "funk":
             out = detector.features_batch(frames, config.tasks, pool=config.pool, dtype=dtype, flip=config.flip)
@@ -101,21 +103,36 @@ class FrameEncoder:
             out = torch.cat([points, confidence.unsqueeze(-1)], dim=-1)
         return out.reshape(out.shape[0], -1)
 
+    def _seconds(self, frames: np.ndarray | torch.Tensor, dtype: torch.dtype | None) -> float:
+        # CPU time on the CPU (other jobs' load does not count), synchronised wall time on a GPU.
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            start = time.perf_counter()
+            self.encode(frames, dtype)
+            torch.cuda.synchronize(self.device)
+            return time.perf_counter() - start
+        start = time.process_time()
+        self.encode(frames, dtype)
+        return time.process_time() - start
+
     def _choose_precision(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        reference = self._forward(frames, None)
-        candidate = self._forward(frames, torch.bfloat16)
+        reference = self.encode(frames, None)
+        candidate = self.encode(frames, torch.bfloat16)
         error = float(((candidate - reference).norm(dim=1) / reference.norm(dim=1).clamp_min(1e-8)).max())
-        keep = error <= BF16_TOLERANCE
+        # bf16 only where it is both close enough and faster: CPUs without bf16 units run it slower.
+        fp32_s, bf16_s = self._seconds(frames, None), self._seconds(frames, torch.bfloat16)
+        keep = error <= BF16_TOLERANCE and (self.config.precision == "bf16" or bf16_s < fp32_s)
         self.dtype = torch.bfloat16 if keep else None
         self._checked = True
-        log.info("encoder %s: bf16 relative error %.4f (tolerance %.3f): running %s", config_name(self.config),
-                 error, BF16_TOLERANCE, "bf16" if keep else "fp32")
+        log.info("encoder %s: bf16 relative error %.4f (tolerance %.3f), %.0f ms against fp32's %.0f: running %s",
+                 config_name(self.config), error, BF16_TOLERANCE, 1000 * bf16_s, 1000 * fp32_s,
+                 "bf16" if keep else "fp32")
         return candidate if keep else reference
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         if not self._checked:
             return self._choose_precision(frames)
-        return self._forward(frames, self.dtype)
+        return self.encode(frames, self.dtype)
 
 
 def config_name(config: EncoderConfig) -> str:

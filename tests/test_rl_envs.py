@@ -9,7 +9,7 @@ import pytest
 import torch
 from stable_baselines3.common.env_checker import check_env
 
-from funk_rl.encoders import EncoderConfig, build_encoder
+from funk_rl.encoders import BF16_TOLERANCE, EncoderConfig, build_encoder
 from funk_rl.envs import EPISODE_STEPS, PROPRIO_DIM, SUCCESS_STEPS, HammerConfig, env_state, make_hammer_env
 from funk_rl.features import FeatureObservation
 
@@ -106,3 +106,24 @@ def test_bad_config_is_named() -> None:
         HammerConfig(camera="top")
     with pytest.raises(ValueError, match="HammerConfig.reward"):
         HammerConfig(reward="sparse")
+
+
+def test_bf16_is_kept_only_within_tolerance() -> None:
+    env = make_hammer_env(HammerConfig(image_size=64), pixels=True)
+    frames = []
+    obs, _ = env.reset(seed=2)
+    for _ in range(3):
+        frames.append(obs["pixels"])
+        obs, *_ = env.step(np.full(26, 0.5, np.float32))
+    env.close()
+    batch = np.stack(frames)
+    for name in ("funk", "funk-keypoints"):
+        reference = build_encoder(EncoderConfig(name, str(MODEL), precision="fp32", device="cpu"), image_size=64)
+        wanted = build_encoder(EncoderConfig(name, str(MODEL), precision="bf16", device="cpu"), image_size=64)
+        fp32, out = reference(batch), wanted(batch)
+        bf16 = wanted.encode(batch, torch.bfloat16)
+        error = float(((bf16 - fp32).norm(dim=1) / fp32.norm(dim=1).clamp_min(1e-8)).max())
+        assert reference.dtype is None
+        assert (wanted.dtype is torch.bfloat16) == (error <= BF16_TOLERANCE), (name, error)
+        if wanted.dtype is None:
+            assert torch.equal(out, fp32)

@@ -29,7 +29,7 @@ SIZE = 64
 def _config(tmp: Path, encoder: str, **overrides: object) -> TrainConfig:
     values = dict(encoder=encoder, n_envs=2, steps=256, seed=0, out=str(tmp / encoder), image_size=SIZE,
                   eval_every=256, eval_episodes=1, eval_envs=1, checkpoint_every=128, n_steps=64, batch_size=64,
-                  n_epochs=2, device="cpu")
+                  n_epochs=2, device="cpu", precision="fp32")
     values.update(overrides)
     return TrainConfig(**values)  # type: ignore[arg-type]
 
