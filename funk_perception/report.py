@@ -72,8 +72,8 @@ INPUTS: tuple[Input, ...] = (
     Input("fewshot-real-dev.json", "fewshot", "results/fewshot-real-dev/fewshot.json",
           "python -m funk_perception.fewshot --data ../shared/data/funkpoint-real-dev/annotations.csv "
           "--out results/fewshot-real-dev", False, ("fewshot.png",)),
-    Input("grasp.json", "grasp", "benchmarks/results/grasp.json", "python -m funk_grasp.benchmark", False,
-          ("grasp_roc.png",)),
+    Input("grasp.json", "grasp", "benchmarks/results", "python -m funk_grasp.benchmark [--name NAME] (every "
+          "benchmarks/results/grasp*.json it writes)"),
     Input("rl.json", "rl", "runs/hammer", "python -m funk_rl.train_hammer (one folder per run under runs/hammer/)"),
 )
 INPUT_BY_NAME = {i.name: i for i in INPUTS}
@@ -131,12 +131,13 @@ def check_fewshot(data: Any, where: Path) -> None:
 
 
 def check_grasp(data: Any, where: Path) -> None:
-    for key in ("command", "date", "data"):
-        _field(data, (key,), str, where)
-    for row in _field(data, ("rows",), dict, where):
-        for split in _field(data, ("rows", row), dict, where):
-            for metric in ("accuracy", "auc"):
-                _field(data, ("rows", row, split, metric, "mean"), NUMBER, where)
+    for i, _ in enumerate(_field(data, ("runs",), list, where)):
+        for key in ("command", "date", "data", "source"):
+            _field(data, ("runs", i, key), str, where)
+        for row in _field(data, ("runs", i, "rows"), dict, where):
+            for split in _field(data, ("runs", i, "rows", row), dict, where):
+                for metric in ("accuracy", "auc"):
+                    _field(data, ("runs", i, "rows", row, split, metric, "mean"), NUMBER, where)
 
 
 def check_rl(data: Any, where: Path) -> None:
@@ -204,6 +205,19 @@ def _rl_runs(folder: Path) -> dict | None:
             "success_rule": "nail at its goal for more than 25 of the 200 steps (DAPG/RRL)", "runs": runs}
 
 
+def _grasp_runs(folder: Path) -> dict | None:
+    """Every grasp benchmark output (``--name`` variants) in ``folder``; other grasp*.json files are skipped."""
+    runs = []
+    for path in sorted(folder.glob("grasp*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ReportError(f"{path}: expected a JSON file, found unreadable content ({exc})") from None
+        if isinstance(data, dict) and "rows" in data and "paper_accuracy" in data:  # the benchmark's, not the simulator's
+            runs.append({**data, "source": str(path)})
+    return {"runs": runs} if runs else None
+
+
 def _small_jpeg(source: Path, target: Path) -> None:
     image = cv2.imread(str(source), cv2.IMREAD_COLOR)
     if image is None:
@@ -226,8 +240,8 @@ def collect(root: Path, inputs: Path) -> list[str]:
     written = []
     for spec in INPUTS:
         source = root / spec.source
-        if spec.kind == "rl":
-            payload = _rl_runs(source) if source.is_dir() else None
+        if spec.kind in ("rl", "grasp"):
+            payload = (_rl_runs if spec.kind == "rl" else _grasp_runs)(source) if source.is_dir() else None
             if payload is None:
                 continue
             text = json.dumps(payload, indent=1) + "\n"
@@ -246,6 +260,11 @@ def collect(root: Path, inputs: Path) -> list[str]:
         if spec.kind == "rl":  # drawn from the collected JSON, so the page and its figure cannot disagree
             plot_rl(data, inputs / "figures" / RL_FIGURE)
             written.append(f"figures/{RL_FIGURE}")
+        for run in data["runs"] if spec.kind == "grasp" else []:
+            roc = Path(run["source"]).with_name(Path(run["source"]).stem + "_roc.png")
+            if roc.is_file():
+                _small_jpeg(roc, inputs / "figures" / f"{roc.stem}.jpg")
+                written.append(f"figures/{roc.stem}.jpg")
         for figure in spec.figures:
             if (source.parent / figure).is_file():
                 _small_jpeg(source.parent / figure, inputs / "figures" / figure_name(spec, figure))
@@ -460,6 +479,14 @@ def grasp_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -
     lines = ["## Table 4: grasp success prediction", ""]
     if data is None:
         return lines + _not_run(spec)
+    for run in data["runs"]:
+        lines += grasp_table(spec, run, inputs, page)
+    return lines
+
+
+def grasp_table(spec: Input, data: Mapping, inputs: Path, page: Path) -> list[str]:
+    """One funk_grasp.benchmark output: rows x test splits, accuracy and ROC AUC, beside the paper's accuracy."""
+    lines = [f"### `{Path(data['source']).name}`", ""]
     splits = list(dict.fromkeys(s for r in data["rows"].values() for s in r))
     names = {"trunk": "trunk only (ImageNet)", "trunk_categories": "trunk fine-tuned on the 20 categories",
              "funk": "funk features"}
@@ -482,8 +509,8 @@ def grasp_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -
     lines += [f"Mean ± standard deviation over seeds {data.get('seeds', '?')}; data: {data.get('data_kind', data['data'])}. "
               f"The paper's accuracies are on the Pinto-Gupta robot data with a ResNet-50 trunk. "
               f"From {_provenance(spec, data, size)}.", ""]
-    lines += _figure(spec, "grasp_roc.png", inputs, page, "ROC curves of grasp success prediction (first seed)")
-    return lines
+    roc = inputs / "figures" / f"{Path(data['source']).stem}_roc.jpg"
+    return lines + _image(roc, page, f"ROC curves of grasp success prediction, {Path(data['source']).name} (first seed)")
 
 
 def plot_rl(data: Mapping, path: Path) -> None:

@@ -62,8 +62,8 @@ def test_page_from_fixtures(inputs):
          r"evaluate-synth.json: field 'methods/0/results/refined/overall/0.1': expected it to exist"),
         ("fewshot-synth-heldout.json", lambda d: {**d, "kind": "grasp"},
          r"fewshot-synth-heldout.json: field 'kind': expected 'fewshot', found 'grasp'"),
-        ("grasp.json", lambda d: {**d, "rows": {"funk/head": {"Test": {"accuracy": {"mean": "high"}, "auc": {}}}}},
-         r"grasp.json: field 'rows/funk/head/Test/accuracy/mean': expected int or float or NoneType, found str"),
+        ("grasp.json", lambda d: {"runs": [{**d["runs"][0], "rows": {"funk/head": {"Test": {"accuracy": {"mean": "high"}}}}}]},
+         r"grasp.json: field 'runs/0/rows/funk/head/Test/accuracy/mean': expected int or float or NoneType, found str"),
         ("rl.json", lambda d: {**d, "runs": [{**d["runs"][0], "success_rate": [1.0]}]},
          r"rl.json: runs\[0\]: expected as many success rates as steps"),
     ],
@@ -104,11 +104,18 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"encoder": "funk", "seed": 0, "steps": 4000}))
     (run / "eval.csv").write_text("steps,success_rate,return_mean\n0,0.0,-250\n2000,0.25,-100\n")
+    bench = root / "benchmarks" / "results"
+    bench.mkdir(parents=True)
+    grasp = json.loads((FIXTURES / "grasp.json").read_text())["runs"][0]
+    (bench / "grasp_fixed.json").write_text(json.dumps({k: v for k, v in grasp.items() if k != "source"}))
+    (bench / "grasp_sim.json").write_text(json.dumps({"attempts_per_second": 10.0}))  # another job's: skipped
     inputs = root / "docs" / "results"
 
     written = report.collect(root, inputs)
     assert written == ["evaluate-synth.json", "figures/evaluate-synth-qualitative.jpg", "fewshot-synth-heldout.json",
-                       "rl.json", "figures/rl-curve.png"]
+                       "grasp.json", "rl.json", "figures/rl-curve.png"]
+    collected = json.loads((inputs / "grasp.json").read_text())["runs"]
+    assert [r["source"] for r in collected] == [str(bench / "grasp_fixed.json")]
     assert (inputs / "evaluate-synth.json").read_bytes() == (eval_dir / "results.json").read_bytes()
     small = cv2.imread(str(inputs / "figures" / "evaluate-synth-qualitative.jpg"))
     assert small.shape == (192, report.FIGURE_WIDTH, 3)
@@ -120,7 +127,7 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     assert "![Figure 4-style: keypoint transfer" in text and "](results/figures/evaluate-synth-qualitative.jpg)" in text
     assert "](results/figures/rl-curve.png)" in text
     assert "| `funk-s0` | funk | 0 | 2,000 | 4,000 | 25.0 | 25.0 | no |" in text
-    assert "## Table 4: grasp success prediction\n\n*Not run yet*" in text
+    assert "### `grasp_fixed.json`" in text and "| funk features (head) | 74.0 ± 2.0 |" in text
 
     (eval_dir / "results.json").write_text('{"command": 1}')
     with pytest.raises(report.ReportError, match=r"results/eval-synth/results.json: field 'command': expected str"):
