@@ -28,6 +28,7 @@ import torch  # before anything that could create a GL context (FIELD-NOTES)
 import argparse
 import csv
 import logging
+import os
 import platform
 import sys
 import time
@@ -111,22 +112,26 @@ def _slice(features: torch.Tensor, pooling: str, task_index: Sequence[int], dim:
     return halves.reshape(len(features), -1)
 
 
-def _all_features(kind: str, data: Data, encoder, config: BenchmarkConfig, device) -> torch.Tensor:
-    """mean_centre features of every task map, per split (computed once per kind)."""
-    key = f"{kind}/all"
+def _all_features(kind: str, tasks: tuple[str, ...], data: Data, encoder, config: BenchmarkConfig, device) -> dict[str, torch.Tensor]:
+    """mean_centre features of the ``tasks`` maps, per split (computed once per kind and task set)."""
+    key = f"{kind}/{','.join(tasks)}"
     if key not in data.cached:
-        model = GraspModel(_feature_config(kind, "mean_centre", TASKS, config), encoder).to(device)
+        model = GraspModel(_feature_config(kind, "mean_centre", tasks, config), encoder).to(device)
         data.cached[key] = {name: top_features(model.features, split.maps, progress=True, cache=CACHE)
                             for name, split in data.splits.items()}
     return data.cached[key]
 
 
 def features_for(fc: FeatureConfig, data: Data, encoder, config: BenchmarkConfig, device) -> dict[str, torch.Tensor]:
-    full = _all_features(fc.kind, data, encoder, config, device)
+    """Pooled head-mode features of ``fc``, cut out of the all-task features when the measurement computed them."""
     if fc.kind == "funk":
-        idx, dim, maps = [TASKS.index(t) for t in fc.tasks], encoder.embedding_dim, len(TASKS)
+        # the pooling measurement needs every task anyway; a fixed choice computes only its own tasks
+        tasks = TASKS if config.measure_pooling else fc.tasks
+        idx, dim = [tasks.index(t) for t in fc.tasks], encoder.embedding_dim
     else:
-        idx, dim, maps = [0], encoder.trunk.out_channels, 1
+        tasks, idx, dim = TASKS, [0], encoder.trunk.out_channels
+    full = _all_features(fc.kind, tasks, data, encoder, config, device)
+    maps = len(tasks) if fc.kind == "funk" else 1
     return {name: _slice(f, fc.pooling, idx, dim, maps) for name, f in full.items()}
 
 
@@ -258,6 +263,7 @@ def _markdown(result: dict) -> str:
         f"Data: `{result['data']}` ({result['data_kind']}); seeds {result['seeds']}; accuracy at p = 0.5 and ROC AUC, "
         "mean +- standard deviation over seeds (training randomness only: every seed sees the same splits).",
         "",
+        *([] if result.get("complete", True) else ["**Partial: the run was still going (or was stopped) after these rows.**", ""]),
         "| row | mode | Test acc % | Test AUC | TestHeldout acc % | TestHeldout AUC | paper acc % (robot data) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -285,6 +291,28 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _result(config: BenchmarkConfig, data: Data, pooling: dict, choice: dict, rows: dict, device, start: float,
+            complete: bool) -> dict:
+    return {
+        "command": "python -m funk_grasp.benchmark " + " ".join(sys.argv[1:]) if sys.argv and "benchmark" in sys.argv[0] else "python -m funk_grasp.benchmark",
+        "machine": f"{os.cpu_count()}-core {platform.machine()} machine, "
+                   f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'no GPU'}, "
+                   f"{torch.get_num_threads()} torch thread(s), device {device}",
+        "date": time.strftime("%Y-%m-%d"),
+        "data": str(config.data) + (f" (TestHeldout from {config.heldout_data})" if config.heldout_data else ""),
+        "data_kind": "simulated (funk_grasp.generate)" if (config.data / "attempts.csv").is_file() else "Pinto-Gupta layout",
+        "seeds": list(config.seeds),
+        "epochs": {"head": config.head_epochs, "joint": config.joint_epochs},
+        "counts": {name: {"count": len(s.labels), "positive_rate": float(s.labels.mean())} for name, s in data.splits.items()},
+        "pooling": pooling,
+        "choice": choice,
+        "rows": rows,
+        "complete": complete,  # False while rows are still running (results are written after every row)
+        "paper_accuracy": PAPER_ACCURACY,
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def run_benchmark(config: BenchmarkConfig) -> dict:
     start = time.perf_counter()
     device = resolve_device(config.device)
@@ -297,8 +325,9 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
             raise FileNotFoundError(f"{folders['TestHeldout']}: not found (--heldout-data must hold a TestHeldout/ split)")
     data = Data({name: load_split(folder, probe) for name, folder in folders.items() if folder.is_dir()})
     pooling = measure_pooling(data, encoder, config, device) if config.measure_pooling else {}
-    trunk_tasks, trunk_pooling = _choice(pooling, "trunk") if "trunk|-|mean" in pooling else ("all", config.pooling)
+    _, trunk_pooling = _choice(pooling, "trunk") if "trunk|-|mean" in pooling else ("all", config.pooling)
     funk_tasks, funk_pooling = _choice(pooling, "funk") if "funk|all|mean" in pooling else (config.task_set, config.pooling)
+    choice = {"trunk_pooling": trunk_pooling, "funk_tasks": funk_tasks, "funk_pooling": funk_pooling}
     rows: dict = {}
     curves: dict = {}
     figure_models: dict = {}
@@ -319,21 +348,10 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
                         figure_models[kind] = model
             rows[f"{kind}/{mode}"] = {s: {m: _summary([r[m] for r in per_seed[s]]) for m in ("accuracy", "auc")}
                                       for s in evaluate}
-    result = {
-        "command": "python -m funk_grasp.benchmark " + " ".join(sys.argv[1:]) if sys.argv and "benchmark" in sys.argv[0] else "python -m funk_grasp.benchmark",
-        "machine": f"{platform.machine()} CPU VM, {torch.get_num_threads()} torch thread(s), device {device}",
-        "date": time.strftime("%Y-%m-%d"),
-        "data": str(config.data) + (f" (TestHeldout from {config.heldout_data})" if config.heldout_data else ""),
-        "data_kind": "simulated (funk_grasp.generate)" if (config.data / "attempts.csv").is_file() else "Pinto-Gupta layout",
-        "seeds": list(config.seeds),
-        "epochs": {"head": config.head_epochs, "joint": config.joint_epochs},
-        "counts": {name: {"count": len(s.labels), "positive_rate": float(s.labels.mean())} for name, s in data.splits.items()},
-        "pooling": pooling,
-        "choice": {"trunk_pooling": trunk_pooling, "funk_tasks": funk_tasks, "funk_pooling": funk_pooling},
-        "rows": rows,
-        "paper_accuracy": PAPER_ACCURACY,
-        "seconds": time.perf_counter() - start,
-    }
+            partial = _result(config, data, pooling, choice, rows, device, start, complete=False)
+            write_json_atomic(Path(config.out) / f"{config.name}.json", partial, indent=1)
+            write_text_atomic(Path(config.out) / f"{config.name}.md", _markdown(partial))
+    result = _result(config, data, pooling, choice, rows, device, start, complete=True)
     out = Path(config.out)
     write_json_atomic(out / f"{config.name}.json", result, indent=1)
     write_text_atomic(out / f"{config.name}.md", _markdown(result))

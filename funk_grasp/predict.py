@@ -64,11 +64,21 @@ def candidate_points(shape: tuple[int, int], step: int, margin: int, mask: np.nd
 
 
 def rank_grasps(model: GraspModel, image: np.ndarray, patch_size: int, step: int,
-                mask: np.ndarray | None = None, top: int = 5) -> list[dict]:
-    """The ``top`` grasps (x, y, angle in radians, angle bin, probability), best first."""
+                mask: np.ndarray | None = None, top: int = 5, one_per_position: bool = False) -> list[dict]:
+    """The ``top`` grasps (x, y, angle in radians, angle bin, probability), best first.
+
+    ``one_per_position`` keeps only each position's best angle, so the list spreads over the image.
+    """
     points = candidate_points(image.shape[:2], step, max(1, patch_size // 4), mask)
     probs = score_grasps(model, image, points, patch_size)
-    order = np.argsort(-probs.ravel(), kind="stable")[:top]
+    if one_per_position:
+        best = probs.argmax(axis=1)
+        keep = np.full_like(probs, -np.inf)
+        keep[np.arange(len(points)), best] = probs[np.arange(len(points)), best]
+        probs_for_order = keep
+    else:
+        probs_for_order = probs
+    order = np.argsort(-probs_for_order.ravel(), kind="stable")[:top]
     return [{"x": float(points[i // ANGLE_BINS][0]), "y": float(points[i // ANGLE_BINS][1]),
              "angle": bin_to_angle(int(i % ANGLE_BINS)), "angle_bin": int(i % ANGLE_BINS),
              "probability": float(probs.ravel()[i])} for i in order]
@@ -90,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--step", type=int, default=8, help="grid spacing of candidate positions, pixels")
     p.add_argument("--top", type=int, default=5)
+    p.add_argument("--one-per-position", action="store_true", help="list each position once, at its best angle")
     p.add_argument("--out", type=Path, default=Path("results/grasp/predict.png"))
     p.add_argument("--device", default="auto")
     return p
@@ -107,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise FileNotFoundError(f"{args.mask}: mask not found or unreadable")
         mask = raw > 0
     model = GraspModel.load(args.model, resolve_device(args.device))
-    best = rank_grasps(model, image, args.patch_size, args.step, mask, args.top)
+    best = rank_grasps(model, image, args.patch_size, args.step, mask, args.top, args.one_per_position)
     canvas = image.copy()
     for grasp in reversed(best):  # the best drawn last, on top
         draw_grasp(canvas, grasp["x"], grasp["y"], grasp["angle"], args.patch_size * 0.6, success_color(grasp["probability"]))
