@@ -23,6 +23,7 @@ import datetime as _dt
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -93,11 +94,15 @@ def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domai
         probe.exchange(lambda: probe.pub_image.publish(msg), 0, timeout=120.0)  # warm, and discovery done
         lat = latency(probe, msg, args.frames, 1_000_000_000)
         floods = [flood(probe, msg, rate, args.duration, (10 + i) * 1_000_000_000) for i, rate in enumerate(args.rates)]
-        stats = probe.wait_diagnostics(lambda v: True, 10.0)
+        stats = probe.wait_diagnostics(lambda v: True, 60.0)
     finally:
         probe.close()
         proc.terminate()
-        proc.wait(60)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
     sustained = [f["rate_hz"] for f in floods if f["sustained"]]
     return {
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",

@@ -104,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/ros_demo"))
     parser.add_argument("--tasks", default="pour,scoop", help="comma-separated tasks (default pour,scoop)")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds to wait for the node to start and for each answer")
     args = parser.parse_args(argv)
-    run_demo(args.out, [t for t in args.tasks.split(",") if t], args.frames)
+    run_demo(args.out, [t for t in args.tasks.split(",") if t], args.frames, args.timeout)
     print(f"{args.out}/annotated.png, {args.out}/keypoints.json", file=sys.stderr)
     return 0
 
