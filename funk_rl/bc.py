@@ -43,7 +43,7 @@ def behaviour_clone(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(index)
+            total += float(loss.detach()) * len(index)
         history.append(total / len(obs))
     policy.set_training_mode(False)
     return history

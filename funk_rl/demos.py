@@ -49,7 +49,8 @@ def _array(value: Any, shape: tuple[int | None, ...], where: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: expected a numeric array of shape {shape}, found {type(value).__name__}") from exc
     if array.ndim != len(shape) or any(s is not None and a != s for a, s in zip(array.shape, shape)):
-        raise ValueError(f"{where}: expected shape {tuple('T' if s is None else s for s in shape)}, found {array.shape}")
+        wanted = ", ".join("T" if s is None else str(s) for s in shape)
+        raise ValueError(f"{where}: expected shape ({wanted}), found {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{where}: expected finite values, found NaN or inf")
     return array

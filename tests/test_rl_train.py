@@ -27,8 +27,8 @@ SIZE = 64
 
 
 def _config(tmp: Path, encoder: str, **overrides: object) -> TrainConfig:
-    values = dict(encoder=encoder, n_envs=2, steps=256, seed=0, out=str(tmp / encoder), image_size=SIZE,
-                  eval_every=256, eval_episodes=1, eval_envs=1, checkpoint_every=128, n_steps=64, batch_size=64,
+    values = dict(encoder=encoder, n_envs=2, steps=128, seed=0, out=str(tmp / encoder), image_size=SIZE,
+                  eval_every=128, eval_episodes=1, eval_envs=1, checkpoint_every=64, n_steps=64, batch_size=64,
                   n_epochs=2, device="cpu", precision="fp32")
     values.update(overrides)
     return TrainConfig(**values)  # type: ignore[arg-type]
@@ -44,7 +44,7 @@ def expert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("rl")
     summary = train(_config(tmp, "state"))
-    assert summary["steps"] == 256 and 0.0 <= summary["success_rate"] <= 1.0
+    assert summary["steps"] == 128 and 0.0 <= summary["success_rate"] <= 1.0
     return tmp / "state"
 
 
@@ -53,27 +53,30 @@ def test_state_run_writes_logs_checkpoints_and_summary(expert: Path) -> None:
                  "summary.json", "train.log", "vecnormalize.pkl"):
         assert (expert / name).is_file(), name
     rows = _eval_rows(expert)
-    assert [int(r["steps"]) for r in rows] == [0, 256]
+    assert [int(r["steps"]) for r in rows] == [0, 128]
     assert float(rows[-1]["return_mean"]) < 0  # the DAPG reward is negative away from the goal
-    assert json.loads((expert / "state.json").read_text())["steps"] == 256
+    assert json.loads((expert / "state.json").read_text())["steps"] == 128
+
+
+@pytest.fixture(scope="module")
+def demos(expert: Path) -> Path:
+    recorded, summary = record_demos(expert / "final.zip", HammerConfig(), episodes=2, seed=5, keep="best", count=1)
+    assert summary["kept"] == 1 and summary["episodes"] == 2 and len(recorded[0].actions) == 200
+    path = expert.parent / "demos.pkl"
+    save_demos(recorded, path)
+    return path
 
 
 @pytest.mark.parametrize("encoder", ["funk", "funk-keypoints", "imagenet"])
-def test_visual_encoders_train_end_to_end_with_a_demo_warm_start(
-    expert: Path, tmp_path: Path, encoder: str
-) -> None:
-    demos, summary = record_demos(expert / "final.zip", HammerConfig(), episodes=2, seed=5, keep="best", count=1)
-    assert summary["kept"] == 1 and len(demos[0].actions) == 200
-    path = tmp_path / "demos.pkl"
-    save_demos(demos, path)
-    result = train(_config(tmp_path, encoder, demos=str(path), bc_epochs=3))
-    assert result["steps"] == 256 and result["precision"] == "fp32"
+def test_visual_encoders_train_end_to_end_with_a_demo_warm_start(demos: Path, tmp_path: Path, encoder: str) -> None:
+    result = train(_config(tmp_path, encoder, demos=str(demos), bc_epochs=3))
+    assert result["steps"] == 128 and result["precision"] == "fp32"
     losses = [float(line.split(",")[1]) for line in (tmp_path / encoder / "bc.csv").read_text().splitlines()[1:]]
     assert len(losses) == 3 and losses[-1] < losses[0]
     log = (tmp_path / encoder / "train.log").read_text()
     drift = float(log.split("replay drift ")[1].split()[0])
     assert drift < 1e-3  # our own demos replay exactly in the same simulator
-    assert [int(r["steps"]) for r in _eval_rows(tmp_path / encoder)] == [0, 256]
+    assert [int(r["steps"]) for r in _eval_rows(tmp_path / encoder)] == [0, 128]
 
 
 def test_existing_run_needs_resume(expert: Path) -> None:
