@@ -68,6 +68,11 @@ def test_predict_ranks_grasps_over_positions_and_angles(bench, tmp_path, capsys)
     assert all(64 <= g["x"] < 192 and 64 <= g["y"] < 192 for g in grasps)  # only on the mask
     assert all(0 <= g["angle_bin"] < 18 for g in grasps)
     assert cv2.imread(str(out)).shape == image.shape
+    rc = predict.main([str(tmp_path / "scene.png"), "--model", str(model), "--mask", str(tmp_path / "mask.png"),
+                       "--step", "32", "--top", "4", "--one-per-position", "--out", str(out), "--device", "cpu"])
+    spread = json.loads(out.with_suffix(".json").read_text())["grasps"]
+    assert rc == 0 and len({(g["x"], g["y"]) for g in spread}) == 4
+    assert spread[0]["probability"] == pytest.approx(probs[0])
 
 
 def test_clis_end_bad_input_with_one_error_line(tmp_path, capsys):
