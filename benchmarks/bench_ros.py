@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"{row['device']} {row['tasks']} task(s): p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
                       f"sustained {row['max_sustained_hz']:g} Hz", flush=True)
     finally:
-        rclpy.shutdown()
+        rclpy.try_shutdown()
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -127,12 +127,13 @@ class NodeClient(Node):
             self.diagnostics.append(msg)
             self._cond.notify_all()
 
-    def wait_connected(self, timeout: float = 30.0) -> None:
-        """Until the node subscribes to ``image`` and publishes ``keypoints`` (discovery is asynchronous)."""
+    def wait_connected(self, timeout: float = 30.0, image_publisher: Any = None) -> None:
+        """Until the node subscribes to ``image`` (or to ``image_publisher``'s topic) and publishes
+        ``keypoints`` (discovery is asynchronous)."""
         deadline = time.monotonic() + timeout
+        inputs = [image_publisher] if image_publisher is not None else [self.pub_image, self.pub_compressed]
         while time.monotonic() < deadline:
-            if (self.pub_image.get_subscription_count() or self.pub_compressed.get_subscription_count()) \
-                    and self.count_publishers("keypoints"):
+            if any(p.get_subscription_count() for p in inputs) and self.count_publishers("keypoints"):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"keypoint_node did not appear on the graph within {timeout:g} s")
