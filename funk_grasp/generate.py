@@ -76,13 +76,13 @@ ATTEMPT_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """Generator settings. Defaults: 20 x 6 instances x 2 placements x 16 attempts = 3,840 attempts (+ 320 held out)."""
+    """Generator settings. Defaults: 20 x 6 instances x 2 placements x 20 attempts = 4,800 attempts (+ 400 held out)."""
 
     out: Path = Path("datasets/grasp")
     instances_per_category: int = 6
     heldout_instances_per_category: int = 2
     placements: int = 2
-    attempts_per_placement: int = 16
+    attempts_per_placement: int = 20
     on_object_fraction: float = 0.75
     aligned_fraction: float = 0.5  # of the on-object grasps: closing axis across the mask's local long axis (+ noise)
     aligned_noise: float = 20.0  # degrees, standard deviation
