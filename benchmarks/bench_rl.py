@@ -70,7 +70,8 @@ def time_block(venv, steps: int, rng: np.random.Generator, device: torch.device)
             "wait_s_per_step": spent.get("env", wall / steps)}
 
 
-def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device: torch.device) -> list[dict]:
+def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device: torch.device,
+                on_size=lambda rows: None) -> list[dict]:
     """Per N: the variants take turns, REPEATS rounds, on the same workers (render, batched and per-env share
     one pixel VecEnv), so that the load of other jobs on a shared machine falls on all of them alike."""
     rng = np.random.default_rng(args.seed)
@@ -100,10 +101,11 @@ def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device:
             print(f"N={n:>2} {variant:>8}: {result['steps_per_s']:7.1f} env steps/s (encode "
                   f"{1000 * result['encode_s_per_step']:.0f} ms wall / {1000 * result['encode_cpu_s_per_step']:.0f} "
                   f"ms CPU, render {1000 * result['render_cpu_s_per_step']:.0f} ms CPU per vector step)", flush=True)
-    for row in rows:
-        same_n = {r["variant"]: r for r in rows if r["n_envs"] == row["n_envs"]}
-        row["vs_per_env"] = row["steps_per_s"] / same_n["per-env"]["steps_per_s"]
-        row["time_vs_render"] = row["s_per_step"] / same_n["render"]["s_per_step"]
+        for row in rows:
+            same_n = {r["variant"]: r for r in rows if r["n_envs"] == row["n_envs"]}
+            row["vs_per_env"] = row["steps_per_s"] / same_n["per-env"]["steps_per_s"]
+            row["time_vs_render"] = row["s_per_step"] / same_n["render"]["s_per_step"]
+        on_size(rows)  # what a kill (the OOM killer on a shared machine) leaves behind
     return rows
 
 
@@ -183,31 +185,42 @@ def bench_learner(args: argparse.Namespace, obs_dim: int) -> dict:
             "ms_per_sample": 1000 * seconds / samples}
 
 
+def _device(args: argparse.Namespace) -> torch.device:
+    if args.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(args.device)
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = _device(args)
     hammer = HammerConfig(image_size=args.image_size)
     encoder = build_encoder(EncoderConfig(args.encoder, args.model, precision=args.precision, device=str(device)),
                             args.image_size)
-    loops = bench_loops(args, encoder, hammer, device)
+    header = _header(args, encoder)
+    loops = bench_loops(args, encoder, hammer, device,
+                        on_size=lambda rows: write_report(args.out, "rl-partial", {**header, "loops": rows}, _loops_md))
     encoders = bench_encoders(args, args.image_size)
     learner = bench_learner(args, encoder.dim + 26)
+    return {**header, "loops": loops, "encoders": encoders, "learner": learner}
+
+
+def _header(args: argparse.Namespace, encoder) -> dict:
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+            "cpu_count": os.cpu_count(),
+            "device": torch.cuda.get_device_name(0) if _device(args).type == "cuda" else "cpu",
             "torch": torch.__version__, "torch_threads": args.threads, "load_average": list(os.getloadavg()),
         },
         "encoder": args.encoder, "precision": "bf16" if encoder.dtype is not None else "fp32",
         "image_size": args.image_size, "steps_per_cell": args.steps, "repeats": REPEATS,
-        "loops": loops, "encoders": encoders, "learner": learner,
     }
 
 
-def markdown(results: dict) -> str:
+def _loops_md(results: dict) -> str:
     m = results["machine"]
     lines = [
         "# RL hammer loop throughput",
@@ -232,6 +245,11 @@ def markdown(results: dict) -> str:
             f"{row['batched']['vs_per_env']:.2f}x | {row['batched']['time_vs_render']:.2f} | "
             f"{row['per-env']['encode_cpu_s_per_step'] / row['batched']['encode_cpu_s_per_step']:.2f}x |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def markdown(results: dict) -> str:
+    lines = [_loops_md(results).rstrip("\n")]
     lines += [
         "",
         "Where a batched step's time goes, ms per environment step. Wall: waiting on the workers (simulation, "

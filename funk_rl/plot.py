@@ -60,9 +60,11 @@ def plot_runs(folders: Sequence[str | Path], out: str | Path, title: str = "ADRO
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for encoder, runs in sorted(by_encoder.items()):
         colour = COLOURS.get(encoder, None)
-        for steps, success in runs:
-            ax.plot(np.maximum(steps, 100), success, color=colour, alpha=0.35, linewidth=1)
         common = sorted(set.intersection(*(set(s.tolist()) for s, _ in runs)))
+        for i, (steps, success) in enumerate(runs):
+            # Runs evaluated at different steps have no common mean: the first thin line carries the label.
+            label = f"{encoder} ({len(runs)} runs, evaluated at different steps)" if not common and i == 0 else None
+            ax.plot(np.maximum(steps, 100), success, color=colour, alpha=0.35, linewidth=1, marker=".", label=label)
         if common:
             mean = [np.mean([succ[list(st).index(c)] for st, succ in runs]) for c in common]
             ax.plot(np.maximum(common, 100), mean, color=colour, linewidth=2.5, marker="o", markersize=3,
