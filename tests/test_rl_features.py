@@ -17,7 +17,7 @@ import torch
 
 from funk_rl.encoders import EncoderConfig, FrameEncoder, build_encoder
 from funk_rl.envs import PROPRIO_DIM, HammerConfig
-from funk_rl.features import FeatureVecEnv, make_vec_env, make_worker_vec_env, worker_pids
+from funk_rl.features import make_vec_env, make_worker_vec_env, worker_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "funk-lite0-synth.pt"
@@ -28,7 +28,7 @@ HAMMER = HammerConfig(image_size=SIZE, max_episode_steps=4)
 @pytest.fixture(scope="module")
 def encoder() -> FrameEncoder:
     torch.set_num_threads(1)
-    return build_encoder(EncoderConfig("funk", str(MODEL), device="cpu"), image_size=SIZE)
+    return build_encoder(EncoderConfig("funk", str(MODEL), precision="fp32", device="cpu"), image_size=SIZE)
 
 
 def _actions(step: int, n: int) -> np.ndarray:
