@@ -22,8 +22,8 @@ for config in "${configs[@]}"; do
   # --resume continues a killed run (and starts a new one when there is none)
   $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
     --steps "$steps" --seed "$seed" --set num_threads="$threads" --set prototype_views=2 --set progress=false
-  $py -m funk_perception.train.bank --model "$run/checkpoint.pt" --data "$data/annotations.csv" --out "$run/with-bank.pt"
-  $py -m funk_perception.train.heatmap --model "$run/with-bank.pt" --data "$data/annotations.csv" \
+  $py -m funk_perception.train.heatmap --model "$run/checkpoint.pt" --data "$data/annotations.csv" \
     --out "$run/with-head.pt" --seed "$seed" --threads "$threads"
-  $py -m funk_perception.model.export "$run/with-head.pt" "models/$name.pt"
+  $py -m funk_perception.train.bank --model "$run/with-head.pt" --data "$data/annotations.csv" --out "$run/with-bank.pt"
+  $py -m funk_perception.model.export "$run/with-bank.pt" "models/$name.pt"
 done
