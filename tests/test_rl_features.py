@@ -136,7 +136,7 @@ def test_ctrl_c_leaves_no_orphan_processes(tmp_path: Path) -> None:
         tree = _descendants(process.pid)
         assert len(tree) >= 4  # forkserver(s) and the train + eval workers
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
-        assert process.wait(timeout=60) != 0
+        assert process.wait(timeout=300) != 0  # workers are closed first; slow on a loaded machine
         assert _gone(tree), f"orphans: {[p for p in tree if Path(f'/proc/{p}').exists()]}"
     finally:
         if process.poll() is None:
