@@ -23,6 +23,7 @@ from funk_perception.train.loop import prepare_cache
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "synth" / "annotations.csv"
 SHIPPED = ROOT / "models" / "funk-lite0-synth.pt"
+PROTOTYPES_ONLY = ROOT / "models" / "funk-lite0-synth-v11.pt"  # the generator-1.1.0 model: prototypes, no bank or head
 
 
 def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -92,7 +93,7 @@ def test_choose_references_round_robin_over_categories() -> None:
 @pytest.fixture(scope="module")
 def banked(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bank") / "banked.pt"
-    add_bank(SHIPPED, SAMPLES, out, BankConfig(per_task=6, progress=False), device="cpu")
+    add_bank(PROTOTYPES_ONLY, SAMPLES, out, BankConfig(per_task=6, progress=False), device="cpu")
     return out
 
 
@@ -121,11 +122,14 @@ def test_bank_round_trips_and_detects_its_own_images(banked: Path) -> None:
 
 def test_detector_rejects_a_method_the_checkpoint_lacks() -> None:
     with pytest.raises(ValueError, match="reference bank"):
-        FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="bank")
+        FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu", method="bank")
     with pytest.raises(ValueError, match="heatmap head"):
-        FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="heatmap")
+        FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu", method="heatmap")
     with pytest.raises(ValueError, match="method"):
         FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="nearest")
+    assert FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu").method == "prototypes"
+    # the shipped model carries every method; auto picks the heatmap head
+    assert FunctionalKeypointDetector.load(SHIPPED, device="cpu").method == "heatmap"
     assert set(DETECT_METHODS) == {"heatmap", "bank", "prototypes"}
 
 
