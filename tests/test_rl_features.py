@@ -126,8 +126,10 @@ def test_ctrl_c_leaves_no_orphan_processes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "funk_rl.train_hammer", "--encoder", "state", "--n-envs", "2", "--steps",
                "100000", "--eval-episodes", "2", "--device", "cpu", "--out", str(out)]
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: restore Ctrl-C's default.
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 600  # start-up is slow on a loaded 2-core machine
         while not (out / "eval.csv").exists() and time.monotonic() < deadline and process.poll() is None:
