@@ -169,10 +169,15 @@ def peak_confidence(sim: torch.Tensor, logit_scale: float, radius: int = 1) -> t
     _check_map(sim)
     b, k, h, w = sim.shape
     prob = torch.softmax(sim.reshape(b, k, h * w).to(torch.float32) * float(logit_scale), dim=-1)
-    prob = prob.reshape(b * k, 1, h, w)
+    return _mass_near(prob.reshape(b, k, h, w), *_peak_indices(sim), radius)
+
+
+def _mass_near(prob: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mass of (B, K, h, w) maps in the ``(2 * radius + 1)^2`` cells around (rows, cols): (B, K) in [0, 1]."""
+    b, k, h, w = prob.shape
     size = 2 * radius + 1
-    local = F.avg_pool2d(prob, size, stride=1, padding=radius, count_include_pad=True) * size * size
-    rows, cols = _peak_indices(sim)
+    local = F.avg_pool2d(prob.reshape(b * k, 1, h, w).float(), size, stride=1, padding=radius,
+                         count_include_pad=True) * size * size
     local = local.reshape(b, k, h * w).gather(-1, (rows * w + cols).unsqueeze(-1)).squeeze(-1)
     return local.clamp(0.0, 1.0)
 
@@ -234,13 +239,7 @@ def vote_maps(
 def map_confidence(prob: torch.Tensor, radius: int = 1) -> torch.Tensor:
     """Mass of a (B, K, h, w) probability map in the ``(2 * radius + 1)^2`` cells around its peak: (B, K)."""
     _check_map(prob)
-    b, k, h, w = prob.shape
-    size = 2 * radius + 1
-    local = F.avg_pool2d(prob.reshape(b * k, 1, h, w).float(), size, stride=1, padding=radius,
-                         count_include_pad=True) * size * size
-    rows, cols = _peak_indices(prob)
-    local = local.reshape(b, k, h * w).gather(-1, (rows * w + cols).unsqueeze(-1)).squeeze(-1)
-    return local.clamp(0.0, 1.0)
+    return _mass_near(prob, *_peak_indices(prob), radius)
 
 
 def flip_averaged(extract: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:

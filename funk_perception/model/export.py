@@ -20,6 +20,13 @@ from funk_perception.model.trunk import build_trunk
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
+def resave_with_extra(encoder: FunctionalEncoder, destination: str | Path, extra: dict) -> Path:
+    """Write a loaded ``encoder`` with a new ``extra``, keeping the precision its file was stored in."""
+    dtype = DTYPES.get(str(extra.get("stored_dtype", "float32")), torch.float32)
+    encoder.save(destination, extra, dtype=None if dtype == torch.float32 else dtype)
+    return Path(destination)
+
+
 def export_checkpoint(source: str | Path, destination: str | Path, dtype: str = "float16") -> Path:
     """Load ``source`` and write it to ``destination`` with the head stored as ``dtype``."""
     if dtype not in DTYPES:

@@ -29,6 +29,7 @@ from funk_perception.cli import command
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.matching import flip_averaged, sample_features
 from funk_perception.model.encoder import FunctionalEncoder, resolve_device
+from funk_perception.model.export import resave_with_extra
 from funk_perception.model.trunk import preprocess
 from funk_perception.tasks import TASKS
 
@@ -132,8 +133,7 @@ def add_bank(
     extra["bank"] = build_reference_bank(encoder, dataset, config)
     extra["bank_source"] = {"csv": str(Path(data).resolve()), "per_task": config.per_task, "seed": config.seed,
                             "flip": config.flip}
-    stored = extra.get("stored_dtype")
-    encoder.save(out, extra, dtype=torch.float16 if stored == "float16" else None)
+    resave_with_extra(encoder, out, extra)
     return Path(out)
 
 

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from funk_perception.cli import command
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.model.encoder import FunctionalEncoder, resolve_device
+from funk_perception.model.export import resave_with_extra
 from funk_perception.model.heatmap import HeatmapConfig, KeypointHeatmapHead
 from funk_perception.train.cache import FeatureCache
 from funk_perception.train.loop import TrainConfig, prepare_cache
@@ -135,8 +136,7 @@ def add_heatmap_head(model: str | Path, data: str | Path, out: str | Path, confi
     extra["heatmap_head"] = head.to_extra()
     extra["heatmap_training"] = {**asdict(config), "data": str(Path(data).resolve()), "final_loss": losses[-1],
                                  "first_loss": losses[0], "time_s": time.perf_counter() - started}
-    stored = extra.get("stored_dtype")
-    encoder.save(out, extra, dtype=torch.float16 if stored == "float16" else None)
+    resave_with_extra(encoder, out, extra)
     log.info("heatmap head: loss %.3f -> %.3f in %d steps", losses[0], losses[-1], len(losses))
     return Path(out)
 
