@@ -89,6 +89,7 @@ setup(
             "funk-classify = funk_perception.classify:main",
             "funk-fewshot = funk_perception.fewshot:main",
             "funk-report = funk_perception.report:main",
+            "funk-ablation = funk_perception.ablation:main",
             "keypoint_node = funk_perception.ros.keypoint_node:main",
             "funk-bag = funk_perception.bag:main",
             "funk-train-hammer = funk_rl.train_hammer:main",

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The gating ablation with the shipped recipe (models/README.md): train task, uniform and shared
+# gating on generator-1.2.0 data for each seed, evaluate transfer on the real-photo dev set (plain
+# and mirrored, when ../shared/data is present) and on the synthetic test split, and summarise
+# with `python -m funk_perception.ablation` into results/gating-ablation/.
+# About 21 minutes of training per run on this 2-core CPU VM when it is otherwise idle (6 runs for
+# 2 seeds); every training resumes after a kill and is skipped once finished.
+# Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v12), THREADS (2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+seeds=${SEEDS:-0 1}
+steps=${STEPS:-300}
+data=${DATA:-datasets/synth-v12}
+threads=${THREADS:-2}
+real=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
+
+$py -m funk_perception.data.synth --out "$data" --workers 2
+models=()
+for seed in $seeds; do
+  for config in paper uniform shared; do
+    run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
+      $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
+        --steps "$steps" --seed "$seed" --set num_threads="$threads" --set prototype_views=2 --set progress=false \
+        --set checkpoint_every=25
+    fi
+    models+=(--model "$run/checkpoint.pt")
+  done
+done
+
+outs=()
+evaluate() { local out=$1; shift; $py -m funk_perception.evaluate "$@" "${models[@]}" --no-detect --no-figures --out "$out"; outs+=("$out/results.json"); }
+if [ -f "$real" ]; then
+  evaluate results/ablation-real-dev --data "$real"
+  evaluate results/ablation-real-dev-mirror --data "$real" --mirror
+fi
+evaluate results/ablation-synth-v12 --data "$data/annotations.csv" --max-targets-per-task 60
+$py -m funk_perception.ablation "${outs[@]}" --out results/gating-ablation
