@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from funk_grasp.draw import draw_angle_fan
-from funk_grasp.features import CACHE, top_features
+from funk_grasp.features import CACHE, file_identity, top_features
 from funk_grasp.model import DEFAULT_ENCODER, FEATURE_KINDS, POOLINGS, FeatureConfig, GraspModel, load_encoder
 from funk_grasp.predict import score_grasps
 from funk_grasp.train import MODES, Split, TrainConfig, fit, load_split, metrics, predict_split
@@ -174,7 +174,9 @@ def measure_pooling(data: Data, encoder, config: BenchmarkConfig, device) -> dic
         for set_name, tasks in task_sets.items():
             for pooling in POOLINGS:
                 fc = _feature_config(kind, pooling, tasks, config)
-                aucs = [run_one(fc, "head", s, data, encoder, config, device, "pooling", ["Validation"])[0]["Validation"]["auc"]
+                # one folder per choice, so every measured run's metrics.csv and best.pt stay on disk
+                tag = f"pooling/{set_name if kind == 'funk' else 'all'}-{pooling}"
+                aucs = [run_one(fc, "head", s, data, encoder, config, device, tag, ["Validation"])[0]["Validation"]["auc"]
                         for s in config.seeds]
                 results[f"{kind}|{set_name}|{pooling}"] = _summary(aucs)
                 LOG.info("pooling %s %s %s: validation AUC %.3f", kind, set_name, pooling, np.mean(aucs))
@@ -260,6 +262,7 @@ def _markdown(result: dict) -> str:
         "# Grasp-success benchmark (paper Table 4 rows)",
         "",
         f"Command: `{result['command']}`; {result['machine']}, {result['date']}.",
+        f"Encoder: `{result.get('encoder', '?')}` (sha256 {result.get('encoder_sha256', '?')}...).",
         f"Data: `{result['data']}` ({result['data_kind']}); seeds {result['seeds']}; accuracy at p = 0.5 and ROC AUC, "
         "mean +- standard deviation over seeds (training randomness only: every seed sees the same splits).",
         "",
@@ -301,6 +304,9 @@ def _result(config: BenchmarkConfig, data: Data, pooling: dict, choice: dict, ro
         "date": time.strftime("%Y-%m-%d"),
         "data": str(config.data) + (f" (TestHeldout from {config.heldout_data})" if config.heldout_data else ""),
         "data_kind": "simulated (funk_grasp.generate)" if (config.data / "attempts.csv").is_file() else "Pinto-Gupta layout",
+        # which funk checkpoint made the funk row: the default path has held different weights over time
+        "encoder": str(config.encoder),
+        "encoder_sha256": file_identity(str(config.encoder)),
         "seeds": list(config.seeds),
         "epochs": {"head": config.head_epochs, "joint": config.joint_epochs},
         "counts": {name: {"count": len(s.labels), "positive_rate": float(s.labels.mean())} for name, s in data.splits.items()},
