@@ -74,6 +74,9 @@ INPUTS: tuple[Input, ...] = (
           "--out results/fewshot-real-dev", False, ("fewshot.png",)),
     Input("grasp.json", "grasp", "benchmarks/results", "python -m funk_grasp.benchmark [--name NAME] (every "
           "benchmarks/results/grasp*.json it writes)"),
+    Input("gating-ablation.json", "ablation", "results/gating-ablation/ablation.json",
+          "bash scripts/gating_ablation.sh (python -m funk_perception.ablation over its evaluations)", False,
+          ("ablation.png",)),
     Input("rl.json", "rl", "runs/hammer", "python -m funk_rl.train_hammer (one folder per run under runs/hammer/)"),
 )
 INPUT_BY_NAME = {i.name: i for i in INPUTS}
@@ -151,8 +154,21 @@ def check_rl(data: Any, where: Path) -> None:
                               f"found {len(success)} and {len(steps)}")
 
 
+def check_ablation(data: Any, where: Path) -> None:
+    _field(data, ("metric",), str, where)
+    _field(data, ("paper",), dict, where)
+    for i, _ in enumerate(_field(data, ("evaluations",), list, where)):
+        for key in ("label", "command", "date"):
+            _field(data, ("evaluations", i, key), str, where)
+        for gating in _field(data, ("evaluations", i, "gating"), dict, where):
+            _field(data, ("evaluations", i, "gating", gating, "mean"), (int, float), where)
+            _field(data, ("evaluations", i, "gating", gating, "std"), NUMBER, where)
+            _field(data, ("evaluations", i, "gating", gating, "seeds"), dict, where)
+
+
 CHECKS: Mapping[str, Callable[[Any, Path], None]] = {
-    "evaluate": check_evaluate, "fewshot": check_fewshot, "grasp": check_grasp, "rl": check_rl}
+    "evaluate": check_evaluate, "fewshot": check_fewshot, "grasp": check_grasp, "ablation": check_ablation,
+    "rl": check_rl}
 
 
 def read_input(folder: Path, spec: Input) -> dict | None:
@@ -391,6 +407,7 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
                 f"{pairs.get('cross_category', 0):,} cross-category) from `{data['data']}`")
         lines += [f"- {file}: {_provenance(spec, data, size)}."]
     lines += [""]
+    lines += ablation_section(loaded, inputs, page)
     lines += detect_section(loaded)
     figures = [
         ("evaluate-synth.json", "qualitative.png", "Figure 4-style: keypoint transfer on the synthetic test split "
@@ -404,6 +421,33 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
     shown = [line for file, figure, caption in figures for line in _figure(INPUT_BY_NAME[file], figure, inputs, page, caption)]
     return lines + ["### Figures (paper Figures 4 and 5)", ""] + (shown or ["*Not run yet* (no evaluation figures "
                                                                             "in `docs/results/figures/`).", ""])
+
+
+def ablation_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> list[str]:
+    spec = INPUT_BY_NAME["gating-ablation.json"]
+    data = loaded[spec.name]
+    lines = ["### Gating ablation over training seeds (paper Table 2's three model rows)", ""]
+    if data is None:
+        return lines + _not_run(spec)
+    evaluations = data["evaluations"]
+
+    def cell(entry: Mapping | None) -> str:
+        if entry is None:
+            return "not run"
+        seeds = ", ".join(_num(v) for v in entry["seeds"].values())
+        spread = f" +- {_num(entry['std'])}" if entry.get("std") is not None else ""
+        return f"{_num(entry['mean'])}{spread} ({seeds})"
+
+    gatings = list(dict.fromkeys([*data["paper"], *(g for e in evaluations for g in e["gating"])]))
+    rows = [[gating] + [cell(e["gating"].get(gating)) for e in evaluations] + [_num(data["paper"].get(gating))]
+            for gating in gatings]
+    lines += [f"{data['metric']}: mean +- standard deviation over training seeds, each seed in brackets. "
+              "Checkpoints trained with the shipped recipe (generator 1.2.0 data); the sampling standard error of "
+              "each column is about " + ", ".join(_num(e.get("sampling_se")) for e in evaluations) + " points.", ""]
+    lines += _table(["gating"] + [e["label"] for e in evaluations] + ["paper (FunKPoint)"], rows) + [""]
+    lines += [f"- {e['label']}: `{e['command']}` ({str(e['date'])[:10]})" for e in evaluations]
+    lines += [f"- summarised by `{spec.written_by}`, input `docs/results/{spec.name}`.", ""]
+    return lines + _figure(spec, "ablation.png", inputs, page, "Gating ablation: bars are seed means, dots single seeds")
 
 
 def detect_section(loaded: Mapping[str, dict | None]) -> list[str]:

@@ -147,3 +147,24 @@ def test_page_warns_when_inputs_used_different_checkpoint_contents(inputs):
     (inputs / "evaluate-synth.json").write_text(json.dumps(evaluate))
     text = report.build_page(inputs, inputs.parent / "RESULTS.md")
     assert f"**Warning:** `{model['checkpoint']}` had 2 different contents" in text
+
+
+def test_gating_ablation_section(inputs):
+    text = report.build_page(inputs, inputs.parent / "RESULTS.md")
+    section = text.split("### Gating ablation over training seeds")[1].split("\n## ")[0]
+    # one seed: no spread, the seed's value in brackets, the paper's row beside it
+    assert "| task | 40.8 (40.8) | 58.4 |" in section
+    assert "| shared | 36.4 (36.4) | 52.5 |" in section
+    assert "sampling standard error of each column is about 1.5 points" in section
+    (inputs / "gating-ablation.json").unlink()
+    text = report.build_page(inputs, inputs.parent / "RESULTS.md")
+    assert "*Not run yet* (`docs/results/gating-ablation.json` is absent" in text
+
+
+def test_malformed_gating_ablation_is_named(inputs, capsys):
+    path = inputs / "gating-ablation.json"
+    data = json.loads(path.read_text())
+    data["evaluations"][0]["gating"]["task"]["mean"] = "high"
+    path.write_text(json.dumps(data))
+    assert report.main(["--inputs", str(inputs), "--out", str(inputs.parent / "RESULTS.md")]) == 2
+    assert "gating-ablation.json: field 'evaluations/0/gating/task/mean': expected int or float" in capsys.readouterr().err
