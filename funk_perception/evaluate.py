@@ -27,6 +27,11 @@ Each learned method is reported by argmax over the feature grid and by sub-cell
 refinement (:mod:`funk_perception.matching`). ``--flip`` averages every feature
 map with the mirrored image's, as ``FunctionalKeypointDetector(flip=True)`` does. ``--mirror`` evaluates on mirrored copies of every image (keypoint
 identities kept, x -> 1 - x): a model should score the same either way.
+``--letterbox`` keeps each image's aspect ratio in the square input instead of
+squashing it (``--letterbox-pad`` mean or edge, :mod:`funk_perception.model.letterbox`):
+reference keypoints are carried into the padded input before their features are
+sampled, and every prediction is carried back, so PCK stays measured in the
+original image's normalised coordinates, the same metric as without it.
 
 Reference-free detection (what ``FunctionalKeypointDetector.detect`` and the ROS
 node publish) is scored on every target row, with no reference: for each
@@ -71,6 +76,7 @@ from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
 from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
+from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox
 from funk_perception.tasks import TASKS
 
 #: PCK thresholds reported (fractions of the normalised image size).
@@ -155,6 +161,8 @@ class EvalConfig:
     progress: bool = True
     flip: bool = False  # average each feature map with the mirrored image's (FunctionalKeypointDetector(flip=True))
     mirror: bool = False  # evaluate on mirrored copies of every image
+    letterbox: bool = False  # keep the aspect ratio in the square input (FunctionalKeypointDetector(letterbox=True))
+    letterbox_pad: str = "mean"  # what fills the short side when letterboxing: one of LETTERBOX_PADS
     detect: bool = True  # score reference-free detection on the target rows
     bank_top_k: int = 0  # detect by bank: only the best-matching k references vote (0: all)
 
@@ -169,6 +177,9 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.size: expected >= 16 (one stride-16 cell), found {self.size}")
         if self.batch_size < 1:
             raise ValueError(f"EvalConfig.batch_size: expected >= 1, found {self.batch_size}")
+        if self.letterbox_pad not in LETTERBOX_PADS:
+            raise ValueError(f"EvalConfig.letterbox_pad: expected one of {', '.join(LETTERBOX_PADS)}, "
+                             f"found {self.letterbox_pad!r}")
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -232,12 +243,15 @@ def compute_features(
     progress: bool = False,
     flip: bool = False,
     mirror: bool = False,
+    letterbox_pad: str | None = None,
 ) -> dict[tuple[Path, str | None], torch.Tensor]:
     """Features of every needed image, once each: key (image path, task) -> (D, h, w) float16
     on the CPU; task is None for task-independent (trunk-only) features.
 
     Images are resized to the method's square input size, so every map has the same
-    grid and the cells map back onto the original image's normalised coordinates.
+    grid and the cells map back onto the original image's normalised coordinates;
+    with ``letterbox_pad`` they are letterboxed instead, and the cells map back
+    through :func:`letterbox_frames`.
     """
     if method.extractor is None:
         raise ValueError(f"compute_features: method {method.name!r} has no feature extractor")
@@ -253,7 +267,10 @@ def compute_features(
 
     for start in tqdm(starts, desc=f"features {method.name}", disable=not progress, leave=False):
         chunk = paths[start : start + batch_size]
-        images = preprocess([load_view(dataset, p, mirror) for p in chunk], size=method.image_size)
+        views = [load_view(dataset, p, mirror) for p in chunk]
+        if letterbox_pad is not None:
+            views = [letterbox(v, method.image_size, letterbox_pad)[0] for v in views]
+        images = preprocess(views, size=method.image_size)
         if method.task_conditioned:
             tasks = [t for t in TASKS if any(t in needs[p] for p in chunk)]
             with torch.inference_mode():
@@ -270,6 +287,36 @@ def compute_features(
     return cache
 
 
+def letterbox_frames(dataset: FunKPointDataset, paths: Sequence[Path], size: int) -> dict[Path, Letterbox]:
+    """Each image's letterbox geometry in a ``size x size`` input (mirroring keeps the size, so one serves both)."""
+    frames = {}
+    for path in paths:
+        height, width = dataset.load_image(path).shape[:2]  # the loader's own decode, EXIF rotation included
+        frames[path] = Letterbox.fit(height, width, size)
+    return frames
+
+
+def _frame_arrays(frames: Mapping[Path, Letterbox], paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image (N, 1, 2) scale and offset, image-normalised -> input-normalised: p * scale + offset."""
+    return (np.stack([frames[p].scale for p in paths])[:, None, :],
+            np.stack([frames[p].offset for p in paths])[:, None, :])
+
+
+def _to_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], points: np.ndarray) -> np.ndarray:
+    if frames is None:
+        return points
+    scale, offset = _frame_arrays(frames, paths)
+    return points * scale + offset
+
+
+def _from_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], points: np.ndarray) -> np.ndarray:
+    # as Letterbox.from_input, clipped: a match in the pad is projected onto the image's edge
+    if frames is None:
+        return points
+    scale, offset = _frame_arrays(frames, paths)
+    return np.clip((points - offset) / scale, 0.0, 1.0)
+
+
 def _feature(cache: Mapping[tuple[Path, str | None], torch.Tensor], method: Method, path: Path, task: str) -> torch.Tensor:
     return cache[(path, task if method.task_conditioned else None)]
 
@@ -281,8 +328,13 @@ def predict_pairs(
     cache: Mapping[tuple[Path, str | None], torch.Tensor] | None,
     refine: str = "parabolic",
     chunk: int = 256,
+    frames: Mapping[Path, Letterbox] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Predicted target keypoints (P, K, 2) normalised, for ``argmax`` and ``refined``."""
+    """Predicted target keypoints (P, K, 2) normalised, for ``argmax`` and ``refined``.
+
+    ``frames``: the letterbox geometry of every image when the features were letterboxed
+    (:func:`letterbox_frames`); points then go into the padded input and back.
+    """
     sources = np.stack([annotations[p.source].keypoints for p in pairs])
     if method.kind == "prior":
         # Image-blind: the reference position is the prediction, for both modes.
@@ -294,10 +346,12 @@ def predict_pairs(
         block = pairs[start : start + chunk]
         ref = torch.stack([_feature(cache, method, annotations[p.source].image_path, p.task) for p in block]).float()
         tgt = torch.stack([_feature(cache, method, annotations[p.target].image_path, p.task) for p in block]).float()
-        points = torch.from_numpy(sources[start : start + len(block)]).float()
+        ref_paths = [annotations[p.source].image_path for p in block]
+        tgt_paths = [annotations[p.target].image_path for p in block]
+        points = torch.from_numpy(_to_input(frames, ref_paths, sources[start : start + len(block)])).float()
         result = match(sample_features(ref, points), tgt, refine=refine)
-        out["argmax"][start : start + len(block)] = result.argmax.numpy()
-        out["refined"][start : start + len(block)] = result.refined.numpy()
+        out["argmax"][start : start + len(block)] = _from_input(frames, tgt_paths, result.argmax.double().numpy())
+        out["refined"][start : start + len(block)] = _from_input(frames, tgt_paths, result.refined.double().numpy())
     return out
 
 
@@ -376,9 +430,11 @@ def detection_rows(
     caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
     refine: str,
     bank_top_k: int = 0,
+    frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
 ) -> dict:
     """Reference-free detection on every pair target row: the image-blind mean row and, for each
-    checkpoint, one row per detect method it holds."""
+    checkpoint, one row per detect method it holds. ``frames``: per method name, the letterbox
+    geometry of every image when its features were letterboxed."""
     target_ids = sorted({p.target for p in pairs})
     source_ids = sorted({p.source for p in pairs})
     targets = [annotations[i] for i in target_ids]
@@ -415,7 +471,9 @@ def detection_rows(
             for i, a in enumerate(known):
                 feats = caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
                 located, confidence = detector.locate(feats, [a.task])
-                points[i], conf[i] = located[0].cpu().numpy(), confidence[0].cpu().numpy()
+                method_frames = None if frames is None else frames[method.name]
+                points[i] = _from_input(method_frames, [a.image_path], located.cpu().double().numpy())[0]
+                conf[i] = confidence[0].cpu().numpy()
             out_rows.append({
                 "name": f"{method.name}, detect by {detect_method}",
                 "kind": detect_method,
@@ -516,7 +574,9 @@ def markdown_report(results: dict) -> str:
         f"{results['pairs']['total']} triplets ({results['pairs']['same_category']} same-category, "
         f"{results['pairs']['cross_category']} cross-category), seed {results['seed']}, "
         f"refinement: {results['refine']}. PCK in %, keypoints visible in both images; "
-        "distance in normalised coordinates (x/W, y/H): 0.1 = 22.4 px at 224 x 224.",
+        "distance in normalised coordinates (x/W, y/H): 0.1 = 22.4 px at 224 x 224. Input: "
+        + (f"letterboxed ({results.get('letterbox_pad')} pad)" if results.get("letterbox") else "squashed to the square")
+        + (", mirrored copies" if results.get("mirror") else "") + ".",
         "",
         "| method | " + " | ".join(f"PCK@{t} argmax | PCK@{t} refined" for t in t_cols)
         + " | same-cat @0.1 (refined) | cross-cat @0.1 (refined) |",
@@ -641,6 +701,7 @@ def _write_figures(
     predictions: Mapping[str, Mapping[str, np.ndarray]],
     caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
     out_dir: Path,
+    frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
 ) -> list[str]:
     learned = [m for m in methods if m.kind == "model"] or [m for m in methods if m.kind == "trunk"]
     if not learned:
@@ -676,12 +737,14 @@ def _write_figures(
         src, tgt = annotations[p.source], annotations[p.target]
         ref_image = load_view(dataset, src.image_path, config.mirror)
         points = object_region_points(src.keypoints, ref_image.shape, config.dense_points, _load_mask(roots[src.image_path], src))
-        query_points = torch.from_numpy(points).float().unsqueeze(0)
         matches = {}
         for m in dense_methods:
+            method_frames = None if frames is None else frames[m.name]
+            query_points = torch.from_numpy(_to_input(method_frames, [src.image_path], points[None])).float()
             ref = _feature(caches[m.name], m, src.image_path, p.task).float().unsqueeze(0)
             tgt_f = _feature(caches[m.name], m, tgt.image_path, p.task).float().unsqueeze(0)
-            matches[m.name] = match(sample_features(ref, query_points), tgt_f, refine=config.refine).refined[0].numpy()
+            found = match(sample_features(ref, query_points), tgt_f, refine=config.refine).refined.double().numpy()
+            matches[m.name] = _from_input(method_frames, [tgt.image_path], found)[0]
         dense.append(
             DenseExample(p.task, ref_image, points, load_view(dataset, tgt.image_path, config.mirror), matches,
                          f"({src.category} -> {tgt.category})")
@@ -709,14 +772,22 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
 
     predictions: dict[str, dict[str, np.ndarray]] = {}
     caches: dict[str, dict] = {}
+    # per method: each image's letterbox geometry (None: squashed, the default)
+    frames: dict[str, dict[Path, Letterbox]] | None = {} if config.letterbox else None
+    geometry_by_size: dict[int, dict[Path, Letterbox]] = {}
     rows = []
     for method in methods:
         cache = None
+        method_frames = None
         if method.kind != "prior":
             cache = compute_features(method, dataset, needs, config.batch_size, config.progress, config.flip,
-                                     config.mirror)
+                                     config.mirror, config.letterbox_pad if config.letterbox else None)
             caches[method.name] = cache
-        predictions[method.name] = predict_pairs(method, annotations, pairs, cache, config.refine)
+            if frames is not None:
+                if method.image_size not in geometry_by_size:
+                    geometry_by_size[method.image_size] = letterbox_frames(dataset, list(needs), method.image_size)
+                method_frames = frames[method.name] = geometry_by_size[method.image_size]
+        predictions[method.name] = predict_pairs(method, annotations, pairs, cache, config.refine, frames=method_frames)
         rows.append(
             {
                 "name": method.name,
@@ -746,14 +817,18 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         "pairs": {"total": len(pairs), **{s: kinds.count(s) for s in SPLITS}},
         "flip": config.flip,
         "mirror": config.mirror,
+        "letterbox": config.letterbox,
+        "letterbox_pad": config.letterbox_pad if config.letterbox else None,
         "methods": rows,
         "paper_table2": dict(PAPER_TABLE2),
     }
     if config.detect:
-        results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine, config.bank_top_k)
+        results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine, config.bank_top_k,
+                                           frames)
     out_dir = config.output_dir()
     results["figures"] = (
-        _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir) if config.figures else []
+        _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir, frames)
+        if config.figures else []
     )
     write_text_atomic(out_dir / "results.json", json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n")
     write_text_atomic(out_dir / "results.md", markdown_report(results))
@@ -782,6 +857,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip", action="store_true",
                         help="average every feature map with the mirrored image's (detector option flip=True)")
     parser.add_argument("--mirror", action="store_true", help="evaluate on mirrored copies of every image")
+    parser.add_argument("--letterbox", action="store_true",
+                        help="keep each image's aspect ratio in the square input, padding the short side, instead "
+                             "of squashing it (detector option letterbox=True); PCK is unchanged in definition")
+    parser.add_argument("--letterbox-pad", choices=LETTERBOX_PADS, default=d.letterbox_pad,
+                        help="with --letterbox: mean (the ImageNet mean grey) or edge (border pixels replicated)")
     parser.add_argument("--no-detect", action="store_true", help="skip reference-free detection")
     parser.add_argument("--bank-top-k", type=int, default=d.bank_top_k,
                         help="detect by bank: only the k best-matching references vote (0: all)")
@@ -796,7 +876,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         references_per_task=args.references_per_task, max_targets_per_task=args.max_targets_per_task,
         size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
         batch_size=args.batch_size, figures=not args.no_figures, flip=args.flip, mirror=args.mirror,
-        detect=not args.no_detect, bank_top_k=args.bank_top_k,
+        detect=not args.no_detect, bank_top_k=args.bank_top_k, letterbox=args.letterbox,
+        letterbox_pad=args.letterbox_pad,
     )
     command = "python -m funk_perception.evaluate " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)

@@ -114,7 +114,8 @@ def test_detect_returns_five_points_per_task_inside_the_image(
     assert detector.features(_image(2, height, width)).shape == (10, 16, 14, 14)
 
 
-def test_transfer_onto_itself_returns_the_reference_keypoints(detector: FunctionalKeypointDetector) -> None:
+def test_transfer_onto_itself_returns_the_reference_keypoints(checkpoint: Path) -> None:
+    detector = FunctionalKeypointDetector.load(checkpoint, device="cpu", letterbox=False)  # the squashed grid
     height, width = 150, 260
     image = _image(3, height, width)
     cells = torch.tensor([[2, 3], [5, 9], [7, 7], [10, 4], [12, 11]])  # (row, col) of the 14 x 14 grid
@@ -138,16 +139,71 @@ def test_transfer_checks_reference_keypoints(detector: FunctionalKeypointDetecto
     assert three.points.shape == (3, 2) and three.names == ("p1", "p2", "p3") and three.task == "scoop"
 
 
-def test_detect_equals_transfer_when_prototypes_are_the_reference_features(encoder: FunctionalEncoder) -> None:
+@pytest.mark.parametrize("letterbox", [False, True])
+def test_detect_equals_transfer_when_prototypes_are_the_reference_features(
+    encoder: FunctionalEncoder, letterbox: bool
+) -> None:
+    from funk_perception.model import Letterbox
+
     reference = _image(5, 200, 300)
     target = _image(6, 180, 120)
     keypoints_px = np.array([[30.0, 40.0], [100.5, 60.25], [150.0, 100.0], [210.0, 150.0], [280.0, 190.0]])
-    plain = FunctionalKeypointDetector(encoder)
+    plain = FunctionalKeypointDetector(encoder, letterbox=letterbox)
     feats = plain.features(reference, ["scrape"])
-    normalized = torch.from_numpy(keypoints_px / np.array([300, 200])).float()
-    prototypes = {"scrape": sample_features(feats, normalized[None])[0]}
-    detected = FunctionalKeypointDetector(encoder, prototypes).detect(target, ["scrape"])["scrape"]
+    normalized = keypoints_px / np.array([300, 200])
+    if letterbox:  # features() covers the padded input: sample where the points sit in it
+        normalized = Letterbox.fit(200, 300, plain.image_size).to_input(normalized)
+    prototypes = {"scrape": sample_features(feats, torch.from_numpy(normalized).float()[None])[0]}
+    detected = FunctionalKeypointDetector(encoder, prototypes, letterbox=letterbox).detect(target, ["scrape"])["scrape"]
     transferred = plain.transfer(reference, keypoints_px, target, "scrape")
     assert np.allclose(detected.points, transferred.points, atol=1e-4)
     assert np.allclose(detected.confidence, transferred.confidence, atol=1e-5)
     assert not np.allclose(detected.points, detected.points.mean(axis=0))  # not a degenerate answer
+
+
+# --------------------------------------------------------------------------- letterbox=True
+
+
+def test_letterboxed_transfer_onto_itself_returns_the_reference_keypoints(encoder: FunctionalEncoder) -> None:
+    """Reference points are carried into the padded input and the matches back: a point at an input cell
+    centre, matched onto its own image, comes back within half an input cell, in the image's pixels."""
+    from funk_perception.model import Letterbox
+    from funk_perception.model.letterbox import letterbox
+
+    boxed = FunctionalKeypointDetector(encoder)  # letterbox=True is the default
+    height, width = 120, 260  # pads above and below: 224 x 103 content in the 224 x 224 input
+    image = _image(3, height, width)
+    frame = Letterbox.fit(height, width, boxed.image_size)
+    cells = torch.tensor([[5, 2], [6, 9], [7, 7], [8, 4], [7, 12]])  # (row, col): rows 4-9 are the content's
+    inside = cell_to_normalized(cells[:, 0], cells[:, 1], 14, 14).numpy()
+    reference = frame.from_input(inside) * np.array([width, height])
+    half_cell_px = 0.5 * (boxed.image_size / 14) / (frame.scale * boxed.image_size) * np.array([width, height])
+    # onto the image's own letterboxed copy, a square image: the frames differ, so a missing mapping either
+    # way would put the points tens of pixels off (the pads are 60 px), not within half a cell (8 px)
+    copy, _ = letterbox(image, boxed.image_size, boxed.letterbox_pad)
+    in_copy = inside * boxed.image_size
+    for task in ("pour", "flip"):
+        result = boxed.transfer(image, reference, image, task)
+        assert (np.abs(result.points - reference) <= half_cell_px + 1e-6).all(), (result.points, reference)
+        onto_copy = boxed.transfer(image, reference, copy, task)
+        assert (np.abs(onto_copy.points - in_copy) <= 0.5 * boxed.image_size / 14 + 1e-6).all(), onto_copy.points
+
+
+def test_letterbox_is_the_default_changes_nothing_on_square_images_and_keeps_points_inside(
+    detector: FunctionalKeypointDetector, checkpoint: Path
+) -> None:
+    assert detector.letterbox and detector.letterbox_pad == "mean"  # the default (models/README.md, variant 10)
+    boxed = FunctionalKeypointDetector.load(checkpoint, device="cpu", letterbox_pad="edge")
+    squashed = FunctionalKeypointDetector.load(checkpoint, device="cpu", letterbox=False)
+    assert boxed.letterbox and boxed.letterbox_pad == "edge" and not squashed.letterbox
+    square = _image(8, 300, 300)
+    for task, result in boxed.detect(square).items():
+        np.testing.assert_allclose(result.points, squashed.detect(square)[task].points, atol=1e-6)
+    height, width = 90, 250
+    wide = _image(9, height, width)
+    for result in boxed.detect(wide).values():
+        assert ((result.points >= 0) & (result.points <= [width, height])).all()
+    # the features of a letterboxed image are no longer those of the squashed one
+    assert not torch.allclose(boxed.features(wide, ["pour"]), squashed.features(wide, ["pour"]))
+    with pytest.raises(ValueError, match="letterbox_pad: expected one of mean, edge, found 'black'"):
+        FunctionalKeypointDetector(detector.encoder, letterbox=True, letterbox_pad="black")

@@ -31,6 +31,7 @@ from funk_perception.evaluate import (
 from funk_perception.figures import object_region_points, position_colors
 from funk_perception.matching import sample_features
 from funk_perception.model import FunctionalEncoder, Trunk, build_trunk, named_config, preprocess
+from funk_perception.model.letterbox import letterbox
 
 # --------------------------------------------------------------------------- PCK math
 
@@ -248,17 +249,24 @@ def test_evaluate_is_deterministic_and_matches_prior(tiny: tuple[Path, Path, Pat
     assert first["methods"][0]["results"]["argmax"] == direct
 
 
-def test_feature_matching_on_identical_pair_is_near_perfect(tiny: tuple[Path, Path, Path]) -> None:
-    """A reference matched onto itself with real trunk features lands within one cell (PCK@0.1 = 100)."""
-    from funk_perception.evaluate import _load_methods, compute_features
+def _self_pairs(tiny: tuple[Path, Path, Path]) -> tuple[FunKPointDataset, Method, list[Pair], dict[Path, set[str]]]:
+    """The tiny set, its trunk-only method, every row paired with itself, and the images each task needs."""
+    from funk_perception.evaluate import _load_methods
 
     csv_path, model, _ = tiny
     dataset = FunKPointDataset(csv_path)
-    annotations = dataset.annotations
     methods = _load_methods(EvalConfig(data=csv_path, models=[model]), torch.device("cpu"))
     trunk = next(m for m in methods if m.kind == "trunk")
-    pairs = [Pair(i, i, a.task) for i, a in enumerate(annotations)]
-    needs = {a.image_path: {a.task} for a in annotations}
+    pairs = [Pair(i, i, a.task) for i, a in enumerate(dataset.annotations)]
+    return dataset, trunk, pairs, {a.image_path: {a.task} for a in dataset.annotations}
+
+
+def test_feature_matching_on_identical_pair_is_near_perfect(tiny: tuple[Path, Path, Path]) -> None:
+    """A reference matched onto itself with real trunk features lands within one cell (PCK@0.1 = 100)."""
+    from funk_perception.evaluate import compute_features
+
+    dataset, trunk, pairs, needs = _self_pairs(tiny)
+    annotations = dataset.annotations
     cache = compute_features(trunk, dataset, needs)
     out = predict_pairs(trunk, annotations, pairs, cache)
     truth = np.stack([a.keypoints for a in annotations])
@@ -330,3 +338,58 @@ def test_confidence_auc_ranks_hits_above_misses() -> None:
     assert confidence_auc(np.array([0.1, 0.9]), np.array([True, False]))["auc"] == 0.0
     assert confidence_auc(np.array([0.5, 0.5]), np.array([True, False]))["auc"] == 0.5
     assert confidence_auc(np.array([0.5]), np.array([True]))["auc"] != confidence_auc(np.array([0.5]), np.array([True]))["auc"]
+
+
+def test_letterboxed_features_match_an_identical_pair_and_the_metric_stays_in_image_coordinates(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """With --letterbox, references go into the padded input and predictions come back: a reference matched
+    onto itself lands within one input cell of the truth in the image's own normalised coordinates, and one
+    matched onto its own letterboxed copy lands where the copy's truth is."""
+    from funk_perception.evaluate import compute_features, letterbox_frames
+
+    csv_path, model, _ = tiny
+    dataset, trunk, pairs, needs = _self_pairs(tiny)
+    annotations = dataset.annotations
+    frames = letterbox_frames(dataset, list(needs), trunk.image_size)
+    assert {(f.height, f.width) for f in frames.values()} == {(224, 224), (120, 160), (200, 96)}
+    cache = compute_features(trunk, dataset, needs, letterbox_pad="mean")
+    out = predict_pairs(trunk, annotations, pairs, cache, frames=frames)
+    truth = np.stack([a.keypoints for a in annotations])
+    # one input cell, in each image's normalised units: wider where that axis was shrunk into the input
+    cell = np.stack([(1.0 / 14) / frames[a.image_path].scale for a in annotations])[:, None, :]
+    assert (np.abs(out["argmax"] - truth) <= cell + 1e-6).all()
+    assert score_predictions(annotations, pairs, out["refined"])["overall"]["0.15"] == 100.0
+    # An image paired with its letterboxed copy, saved as a square image: the two frames differ, so only a
+    # reference carried into the padded input (and the match carried back) finds the copy's truth.
+    cross: list[Annotation] = []
+    for i, a in enumerate(annotations):
+        if frames[a.image_path].scale.min() == 1.0:
+            continue  # a square image: both frames are the same
+        boxed, _ = letterbox(dataset.load_image(a.image_path), trunk.image_size, "mean")
+        copy = tmp_path / f"boxed_{i}.png"
+        cv2.imwrite(str(copy), cv2.cvtColor(boxed, cv2.COLOR_RGB2BGR))
+        cross += [a, Annotation(copy, copy.name, a.task, a.category, "test",
+                                frames[a.image_path].to_input(a.keypoints), a.visible, instance_id=f"boxed_{i}")]
+    cross_pairs = [Pair(j, j + 1, cross[j].task) for j in range(0, len(cross), 2)]
+    cross_needs = {a.image_path: {a.task} for a in cross}
+    cross_cache = compute_features(trunk, dataset, cross_needs, letterbox_pad="mean")
+    cross_frames = letterbox_frames(dataset, list(cross_needs), trunk.image_size)
+    cross_truth = np.stack([cross[p.target].keypoints for p in cross_pairs])
+    mapped = predict_pairs(trunk, cross, cross_pairs, cross_cache, frames=cross_frames)["argmax"]
+    unmapped = predict_pairs(trunk, cross, cross_pairs, cross_cache)["argmax"]
+    assert len(cross_pairs) == 8 and np.abs(mapped - cross_truth).max() <= 1.0 / 14 + 1e-6
+    assert np.abs(unmapped - cross_truth).max() > 1.0 / 14  # the check above can fail
+
+    config = dict(data=csv_path, models=[model], figures=True, progress=False, max_targets_per_task=2)
+    plain = evaluate(EvalConfig(out=tmp_path / "plain", **config))
+    boxed = evaluate(EvalConfig(out=tmp_path / "boxed", letterbox=True, letterbox_pad="edge", **config))
+    assert (plain["letterbox"], plain["letterbox_pad"]) == (False, None)
+    assert (boxed["letterbox"], boxed["letterbox_pad"]) == (True, "edge")
+    assert boxed["methods"][0]["results"] == plain["methods"][0]["results"]  # the image-blind prior is unchanged
+    assert boxed["methods"][1]["results"] != plain["methods"][1]["results"]
+    assert {r["kind"] for r in boxed["detect"]["rows"]} == {"prior", "prototypes"}
+    assert "letterboxed (edge pad)" in (tmp_path / "boxed" / "results.md").read_text()
+    assert (tmp_path / "boxed" / "dense.png").is_file()
+    with pytest.raises(ValueError, match="letterbox_pad: expected one of mean, edge, found 'grey'"):
+        EvalConfig(data=csv_path, letterbox=True, letterbox_pad="grey")

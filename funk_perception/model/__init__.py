@@ -11,6 +11,8 @@ from funk_perception.model.encoder import (
     named_config,
     resolve_device,
 )
+# not the function letterbox(): it would shadow its own module's name on this package
+from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox
 from funk_perception.model.modular import GATINGS, GatingNetwork, ModularConfig, ModularNetwork
 from funk_perception.model.trunk import (
     IMAGENET_MEAN,
@@ -27,12 +29,14 @@ __all__ = [
     "GATINGS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LETTERBOX_PADS",
     "NAMED_CONFIGS",
     "TRUNKS",
     "CheckpointError",
     "EncoderConfig",
     "FunctionalEncoder",
     "GatingNetwork",
+    "Letterbox",
     "ModularConfig",
     "ModularNetwork",
     "Trunk",
