@@ -27,8 +27,9 @@ Each learned method is reported by argmax over the feature grid and by sub-cell
 refinement (:mod:`funk_perception.matching`). ``--flip`` averages every feature
 map with the mirrored image's, as ``FunctionalKeypointDetector(flip=True)`` does. ``--mirror`` evaluates on mirrored copies of every image (keypoint
 identities kept, x -> 1 - x): a model should score the same either way.
-``--letterbox`` keeps each image's aspect ratio in the square input instead of
-squashing it (``--letterbox-pad`` mean or edge, :mod:`funk_perception.model.letterbox`):
+Images are letterboxed, as ``FunctionalKeypointDetector`` does by default: each
+keeps its aspect ratio in the square input (``--letterbox-pad`` mean or edge,
+:mod:`funk_perception.model.letterbox`; ``--squash`` resizes to the square instead):
 reference keypoints are carried into the padded input before their features are
 sampled, and every prediction is carried back, so PCK stays measured in the
 original image's normalised coordinates, the same metric as without it.
@@ -161,7 +162,7 @@ class EvalConfig:
     progress: bool = True
     flip: bool = False  # average each feature map with the mirrored image's (FunctionalKeypointDetector(flip=True))
     mirror: bool = False  # evaluate on mirrored copies of every image
-    letterbox: bool = False  # keep the aspect ratio in the square input (FunctionalKeypointDetector(letterbox=True))
+    letterbox: bool = True  # keep the aspect ratio in the square input, as FunctionalKeypointDetector does by default
     letterbox_pad: str = "mean"  # what fills the short side when letterboxing: one of LETTERBOX_PADS
     detect: bool = True  # score reference-free detection on the target rows
     bank_top_k: int = 0  # detect by bank: only the best-matching k references vote (0: all)
@@ -857,11 +858,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip", action="store_true",
                         help="average every feature map with the mirrored image's (detector option flip=True)")
     parser.add_argument("--mirror", action="store_true", help="evaluate on mirrored copies of every image")
-    parser.add_argument("--letterbox", action="store_true",
-                        help="keep each image's aspect ratio in the square input, padding the short side, instead "
-                             "of squashing it (detector option letterbox=True); PCK is unchanged in definition")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--letterbox", dest="letterbox", action="store_true", default=d.letterbox,
+                       help="keep each image's aspect ratio in the square input, padding the short side (the "
+                            "default, as the detector's letterbox=True); PCK is unchanged in definition")
+    shape.add_argument("--squash", dest="letterbox", action="store_false",
+                       help="resize each image to the square input, ignoring its aspect ratio "
+                            "(detector option letterbox=False; the behaviour before letterboxing)")
     parser.add_argument("--letterbox-pad", choices=LETTERBOX_PADS, default=d.letterbox_pad,
-                        help="with --letterbox: mean (the ImageNet mean grey) or edge (border pixels replicated)")
+                        help="when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)")
     parser.add_argument("--no-detect", action="store_true", help="skip reference-free detection")
     parser.add_argument("--bank-top-k", type=int, default=d.bank_top_k,
                         help="detect by bank: only the k best-matching references vote (0: all)")

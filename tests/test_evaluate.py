@@ -382,7 +382,7 @@ def test_letterboxed_features_match_an_identical_pair_and_the_metric_stays_in_im
     assert np.abs(unmapped - cross_truth).max() > 1.0 / 14  # the check above can fail
 
     config = dict(data=csv_path, models=[model], figures=True, progress=False, max_targets_per_task=2)
-    plain = evaluate(EvalConfig(out=tmp_path / "plain", **config))
+    plain = evaluate(EvalConfig(out=tmp_path / "plain", letterbox=False, **config))
     boxed = evaluate(EvalConfig(out=tmp_path / "boxed", letterbox=True, letterbox_pad="edge", **config))
     assert (plain["letterbox"], plain["letterbox_pad"]) == (False, None)
     assert (boxed["letterbox"], boxed["letterbox_pad"]) == (True, "edge")
