@@ -36,5 +36,5 @@ if [ -f "$real" ]; then
   evaluate results/ablation-real-dev --data "$real"
   evaluate results/ablation-real-dev-mirror --data "$real" --mirror
 fi
-evaluate results/ablation-synth-v12 --data "$data/annotations.csv" --max-targets-per-task 60
+evaluate results/ablation-synth-v12 --data "$data/annotations.csv" --max-targets-per-task 30
 $py -m funk_perception.ablation "${outs[@]}" --out results/gating-ablation
