@@ -83,20 +83,30 @@ def _model_rows(results: dict, path: str) -> list[tuple[str, int, str, float, in
 
 
 def summarize(files: Sequence[tuple[str, dict]]) -> dict:
-    """Group ``(path, results)`` pairs into per-evaluation, per-gating statistics over seeds."""
-    evaluations = []
+    """Group ``(path, results)`` pairs into per-evaluation, per-gating statistics over seeds.
+
+    Files of the same evaluation (same data, same mirroring: one label) are merged, so the seeds
+    of an ablation can be evaluated in separate runs; one recipe (training data) per evaluation."""
+    grouped: dict[str, list[tuple[str, dict, list]]] = {}
     for path, results in files:
-        rows = _model_rows(results, path)
-        trained_on = sorted({r[2] for r in rows})
+        grouped.setdefault(_label(results, path), []).append((path, results, _model_rows(results, path)))
+    evaluations = []
+    for label, members in grouped.items():
+        trained_on = sorted({r[2] for _, _, rows in members for r in rows})
         if len(trained_on) > 1:
-            raise AblationError(f"{path}: checkpoints trained on different data {trained_on}; "
+            names = ", ".join(path for path, _, _ in members)
+            raise AblationError(f"{names}: checkpoints trained on different data {trained_on}; "
                                 f"an ablation compares one recipe")
         seen: dict[tuple[str, int], float] = {}
-        for gating, seed, _, value, _ in rows:
-            if (gating, seed) in seen:
-                raise AblationError(f"{path}: two checkpoints with {gating} gating and training seed {seed}")
-            seen[(gating, seed)] = value
-        keypoints = rows[0][4]
+        keypoints = {r[4] for _, _, rows in members for r in rows}
+        if len(keypoints) > 1:
+            raise AblationError(f"{label}: the merged files scored different keypoint counts {sorted(keypoints)}; "
+                                f"they are not the same evaluation")
+        for path, _, rows in members:
+            for gating, seed, _, value, _ in rows:
+                if (gating, seed) in seen:
+                    raise AblationError(f"{path}: two checkpoints with {gating} gating and training seed {seed}")
+                seen[(gating, seed)] = value
         by_gating = {}
         for gating in GATINGS:
             values = {seed: v for (g, seed), v in sorted(seen.items()) if g == gating}
@@ -110,14 +120,15 @@ def summarize(files: Sequence[tuple[str, dict]]) -> dict:
                 "n": len(array),
             }
         mean = np.mean([g["mean"] for g in by_gating.values()]) / 100.0
+        count = keypoints.pop()
         evaluations.append({
-            "label": _label(results, path),
-            "file": path,
-            "command": results.get("command"),
-            "date": results.get("date"),
+            "label": label,
+            "file": ", ".join(path for path, _, _ in members),
+            "command": " ; ".join(str(results.get("command")) for _, results, _ in members),
+            "date": max(str(results.get("date")) for _, results, _ in members),
             "trained_on": trained_on[0],
-            "keypoints": keypoints,
-            "sampling_se": 100.0 * math.sqrt(mean * (1 - mean) / keypoints) if keypoints else None,
+            "keypoints": count,
+            "sampling_se": 100.0 * math.sqrt(mean * (1 - mean) / count) if count else None,
             "gating": by_gating,
         })
     return {

@@ -17,8 +17,17 @@ threads=${THREADS:-2}
 real=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
 
 $py -m funk_perception.data.synth --out "$data" --workers 2
-models=()
+outs=()
+# one evaluation per seed and dataset, skipped when newer than its checkpoints (so a rerun resumes)
+evaluate() {
+  local out=$1; shift
+  local fresh=1
+  for m in "${models[@]}"; do [ "$m" = --model ] || [ "$out/results.json" -nt "$m" ] || fresh=0; done
+  [ "$fresh" = 1 ] || $py -m funk_perception.evaluate "$@" "${models[@]}" --no-detect --no-figures --out "$out"
+  outs+=("$out/results.json")
+}
 for seed in $seeds; do
+  models=()
   for config in paper uniform shared; do
     run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
     if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
@@ -28,13 +37,10 @@ for seed in $seeds; do
     fi
     models+=(--model "$run/checkpoint.pt")
   done
+  if [ -f "$real" ]; then
+    evaluate "results/ablation/real-dev-seed$seed" --data "$real"
+    evaluate "results/ablation/real-dev-mirror-seed$seed" --data "$real" --mirror
+  fi
+  evaluate "results/ablation/synth-v12-seed$seed" --data "$data/annotations.csv" --max-targets-per-task 30
 done
-
-outs=()
-evaluate() { local out=$1; shift; $py -m funk_perception.evaluate "$@" "${models[@]}" --no-detect --no-figures --out "$out"; outs+=("$out/results.json"); }
-if [ -f "$real" ]; then
-  evaluate results/ablation-real-dev --data "$real"
-  evaluate results/ablation-real-dev-mirror --data "$real" --mirror
-fi
-evaluate results/ablation-synth-v12 --data "$data/annotations.csv" --max-targets-per-task 30
 $py -m funk_perception.ablation "${outs[@]}" --out results/gating-ablation

@@ -83,3 +83,14 @@ def test_cli_writes_table_json_and_figure_and_rejects_a_bad_file(tmp_path, capsy
     bad.write_text("{not json")
     assert main([str(bad), "--out", str(out)]) == 2
     assert "bad.json: not JSON" in capsys.readouterr().err
+
+
+def test_seeds_evaluated_in_separate_runs_are_merged_into_one_column() -> None:
+    first = _results([_row("task", 0, 40.0), _row("uniform", 0, 38.0)])
+    second = {**_results([_row("task", 1, 44.0), _row("uniform", 1, 36.0)]), "command": "evaluate seed 1"}
+    (evaluation,) = summarize([("s0.json", first), ("s1.json", second)])["evaluations"]
+    assert evaluation["gating"]["task"]["seeds"] == {"0": 40.0, "1": 44.0}
+    assert evaluation["gating"]["uniform"]["mean"] == pytest.approx(37.0)
+    assert evaluation["file"] == "s0.json, s1.json" and "evaluate seed 1" in evaluation["command"]
+    with pytest.raises(AblationError, match="s1.json: two checkpoints with task gating and training seed 0"):
+        summarize([("s0.json", first), ("s1.json", _results([_row("task", 0, 41.0)]))])

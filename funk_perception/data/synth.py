@@ -519,10 +519,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"synth: error: {error}", file=sys.stderr)
         return 2
     c = manifest["counts"]
+    rate = manifest["run"]["images_per_second"]
     print(
         f"{config.out}: {c['train_categories']['images']} images / {c['train_categories']['rows']} rows "
         f"(annotations.csv), {c['heldout_categories']['images']} held-out images (heldout.csv); "
-        f"{manifest['run']['images_per_second']} images/s"
+        + (f"{rate} images/s" if rate is not None else "all already rendered (nothing new)")
     )
     return 0
 
