@@ -41,12 +41,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/funk-lite0-synth.pt"))
     parser.add_argument("--max-targets-per-task", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--squash", action="store_true", help="squash images to the square input (detector "
+                        "letterbox=False), as when the results in models/README.md were measured")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     annotations = read_annotations(args.data)
     pairs = evaluation_pairs(annotations, 0, 20, args.max_targets_per_task)
     targets = [annotations[i] for i in sorted({p.target for p in pairs})]
-    detector = FunctionalKeypointDetector.load(args.model, method="heatmap")
+    detector = FunctionalKeypointDetector.load(args.model, method="heatmap", letterbox=not args.squash)
     hits: dict[str, list] = {v: [] for v in VARIANTS}
     confidences: dict[str, list] = {v: [] for v in VARIANTS}
     visible = []
@@ -73,7 +75,8 @@ def main() -> None:
         hit, confidence = np.array(hits[name])[seen], np.array(confidences[name])[seen]
         results[name] = {"pck@0.1": round(100 * float(hit.mean()), 1),
                          "confidence_auc": round(confidence_auc(confidence, hit)["auc"], 3)}
-    print(json.dumps({"data": str(args.data), "model": str(args.model), "targets": len(targets), "results": results},
+    print(json.dumps({"data": str(args.data), "model": str(args.model), "letterbox": not args.squash,
+                      "targets": len(targets), "results": results},
                      indent=1))
 
 
