@@ -20,8 +20,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=${MODEL:-models/funk-lite0-synth.pt}
-# the gating ablations are evaluated beside the shipped model when present (paper Table 2 rows)
-ABLATIONS=${ABLATIONS:-models/funk-lite0-synth-uniform.pt models/funk-lite0-synth-shared.pt}
+# The gating ablation has its own section over training seeds (bash scripts/gating_ablation.sh, collected from
+# results/gating-ablation); ABLATIONS="models/funk-lite0-synth-uniform.pt ..." adds single checkpoints as rows here.
+ABLATIONS=${ABLATIONS:-}
 REAL=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
 CLASSIFIER=${CLASSIFIER:-runs/classify-lite0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
