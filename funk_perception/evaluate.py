@@ -297,25 +297,18 @@ def letterbox_frames(dataset: FunKPointDataset, paths: Sequence[Path], size: int
     return frames
 
 
-def _frame_arrays(frames: Mapping[Path, Letterbox], paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image (N, 1, 2) scale and offset, image-normalised -> input-normalised: p * scale + offset."""
-    return (np.stack([frames[p].scale for p in paths])[:, None, :],
-            np.stack([frames[p].offset for p in paths])[:, None, :])
-
-
 def _to_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], points: np.ndarray) -> np.ndarray:
+    """Image-normalised (N, K, 2) points of ``paths`` -> the letterboxed input's (unchanged when squashed)."""
     if frames is None:
         return points
-    scale, offset = _frame_arrays(frames, paths)
-    return points * scale + offset
+    return np.stack([frames[p].to_input(row) for p, row in zip(paths, points)])
 
 
 def _from_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], points: np.ndarray) -> np.ndarray:
-    # as Letterbox.from_input, clipped: a match in the pad is projected onto the image's edge
+    """The inverse, clipped as :meth:`Letterbox.from_input` (a match in the pad lands on the image's edge)."""
     if frames is None:
         return points
-    scale, offset = _frame_arrays(frames, paths)
-    return np.clip((points - offset) / scale, 0.0, 1.0)
+    return np.stack([frames[p].from_input(row) for p, row in zip(paths, points)])
 
 
 def _feature(cache: Mapping[tuple[Path, str | None], torch.Tensor], method: Method, path: Path, task: str) -> torch.Tensor:
