@@ -100,6 +100,9 @@ class CategoryClassifier(torch.nn.Module):
 
     def __init__(self, trunk: Trunk, tuned_stages: int = 1, num_classes: int = len(CATEGORIES)) -> None:
         super().__init__()
+        if not isinstance(trunk.body, torch.nn.Sequential):
+            raise ValueError(f"trunk {trunk.name!r}: fine-tuning needs a single-stage trunk body (lite0, lite2), "
+                             f"found {type(trunk.body).__name__}")
         if not 1 <= tuned_stages <= len(trunk.body):
             raise ValueError(f"tuned_stages: expected 1..{len(trunk.body)} (modules of the {trunk.name} body), "
                              f"found {tuned_stages}")

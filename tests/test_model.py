@@ -47,12 +47,44 @@ def images(batch: int = 2, height: int = 64, width: int = 80, seed: int = 0) -> 
 
 @pytest.mark.parametrize("name", TRUNKS)
 def test_trunk_output_is_stride_16_with_the_documented_channels(name):
-    expected_channels = {"lite0": 112, "lite2": 120, "resnet50": 1024}[name]
+    expected_channels = {"lite0": 112, "lite2": 120, "lite0-ms": 432, "lite2-ms": 472, "resnet50": 1024}[name]
     trunk = build_trunk(name, pretrained=False)
     assert trunk.out_channels == expected_channels and trunk.stride == 16
     for height, width in ((64, 64), (67, 93)):
         out = trunk(torch.zeros(1, 3, height, width))
         assert tuple(out.shape) == (1, expected_channels, math.ceil(height / 16), math.ceil(width / 16))
+
+
+@pytest.mark.parametrize("name", ["lite0-ms", "lite2-ms"])
+def test_multi_stage_trunk_is_the_normalised_stride_16_stage_then_the_upsampled_stride_32_stage(name):
+    base = build_trunk(name.removesuffix("-ms"))
+    trunk = build_trunk(name)
+    x = images(2, 96, 112)
+    with torch.no_grad():
+        out, s16 = trunk(x), base(x)
+    c = base.out_channels
+    # The first block is exactly the plain trunk's output, normalised: the same weights, the same cut.
+    torch.testing.assert_close(out[:, :c], torch.nn.functional.normalize(s16, dim=1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out[:, c:].norm(dim=1), torch.ones(2, 6, 7), atol=1e-5, rtol=1e-4)
+    # The stride-32 half is spatially smooth (upsampled from a 3 x 4 grid), not a copy of the stride-16 half.
+    assert not torch.allclose(out[:, c : 2 * c], out[:, :c], atol=1e-2)
+
+
+def test_input_projection_keeps_layer_0_narrow_and_checkpoints_without_it_still_load(random_lite0, tmp_path):
+    projected = tiny_encoder(random_lite0, input_projection=24).eval()
+    assert projected.head.project.weight.shape == (24, 112, 1, 1)
+    assert projected.head.blocks[0][0].weight.shape[1] == 24
+    with torch.no_grad():
+        assert tuple(projected(images()).shape) == (2, 10, 16, 4, 5)
+    plain = tiny_encoder(random_lite0)
+    assert not hasattr(plain.head, "project")
+    path = tmp_path / "plain.pt"
+    plain.save(path)
+    assert FunctionalEncoder.load(path, trunk=random_lite0).config.modular.input_projection == 0
+    with pytest.raises(ValueError, match="ModularConfig.input_projection"):
+        ModularConfig(input_projection=-1)
+    config = named_config("paper_ms")
+    assert (config.trunk, config.modular.input_projection, config.modular.gating) == ("lite0-ms", 128, "task")
 
 
 def test_trunk_stays_frozen_and_in_eval_mode_when_the_encoder_trains(random_lite0):

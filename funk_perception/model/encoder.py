@@ -83,18 +83,22 @@ class EncoderConfig:
         return cls(**dict(values))
 
 
-def _paper(gating: str = "task", trunk: str = "lite0") -> EncoderConfig:
-    return EncoderConfig(trunk=trunk, modular=ModularConfig(gating=gating))
+def _paper(gating: str = "task", trunk: str = "lite0", input_projection: int = 0) -> EncoderConfig:
+    return EncoderConfig(trunk=trunk, modular=ModularConfig(gating=gating, input_projection=input_projection))
 
 
 #: Named configurations. ``paper``: SPEC section 5 head on the default lite0
 #: trunk; ``paper_resnet50``: also the paper's trunk; ``uniform``/``shared``: the
-#: gating ablations; ``tiny``: small sizes for tests and smoke runs.
+#: gating ablations; ``paper_ms``, ``uniform_ms``, ``shared_ms``: the same on the
+#: multi-stage ``lite0-ms`` trunk through a learned 128-channel 1 x 1 projection; ``tiny``: small sizes for tests and smoke runs.
 NAMED_CONFIGS: dict[str, EncoderConfig] = {
     "paper": _paper("task"),
     "uniform": _paper("uniform"),
     "shared": _paper("shared"),
     "paper_resnet50": _paper("task", "resnet50"),
+    "paper_ms": _paper("task", "lite0-ms", 128),
+    "uniform_ms": _paper("uniform", "lite0-ms", 128),
+    "shared_ms": _paper("shared", "lite0-ms", 128),
     "tiny": EncoderConfig(
         trunk="lite0",
         modular=ModularConfig(

@@ -41,6 +41,10 @@ class ModularConfig:
     is the trunk's channel count (the encoder sets it from its trunk).
     ``final_relu``: the paper's modules all end in a ReLU, the last one
     included; set False to let the embedding use the whole sphere.
+    ``input_projection``: when > 0, a learned 1 x 1 convolution first maps the
+    trunk's channels to this many, so that a wide trunk (the multi-stage ones,
+    432 channels) does not multiply the cost of layer 0's 7 x 7 convolutions,
+    which already are most of the network's compute; 0: none (the paper).
     """
 
     in_channels: int = 1024
@@ -54,6 +58,7 @@ class ModularConfig:
     embedding_dim: int = 100
     gating_hidden: int = 100
     final_relu: bool = True
+    input_projection: int = 0
 
     def __post_init__(self) -> None:
         # Accept lists (as they come back from a checkpoint or a CLI) and check sizes early.
@@ -91,6 +96,8 @@ class ModularConfig:
         for name, values in positive.items():
             if any(v < 1 for v in values):
                 raise ValueError(f"ModularConfig.{name}: expected positive values, found {values}")
+        if self.input_projection < 0:
+            raise ValueError(f"ModularConfig.input_projection: expected >= 0 (0: none), found {self.input_projection}")
         if any(p < 0 for p in self.paddings):
             raise ValueError(f"ModularConfig.paddings: expected values >= 0, found {self.paddings}")
         if self.gating not in GATINGS:
@@ -204,9 +211,13 @@ class ModularNetwork(nn.Module):
         k, s, p = config.kernels, config.strides, config.paddings
         last = len(m) - 1
         self.gating = GatingNetwork(config)
+        if config.input_projection:
+            self.project = nn.Conv2d(config.in_channels, config.input_projection, 1, bias=False)
+            self.project.to(memory_format=torch.channels_last)
+        width = config.input_projection or config.in_channels
         self.blocks = nn.ModuleList()
         # Layer 0: all M_0 modules read the same trunk output -> one dense conv.
-        self.blocks.append(_block(config.in_channels, m[0] * f[0], k[0], s[0], p[0], 1, config.final_relu or last > 0))
+        self.blocks.append(_block(width, m[0] * f[0], k[0], s[0], p[0], 1, config.final_relu or last > 0))
         for i in range(1, len(m)):
             relu = config.final_relu or i < last
             self.blocks.append(_block(m[i] * f[i - 1], m[i] * f[i], k[i], s[i], p[i], m[i], relu))
@@ -226,7 +237,10 @@ class ModularNetwork(nn.Module):
                 f"modular network: expected trunk features of shape (B, {self.config.in_channels}, h, w), "
                 f"found {tuple(x.shape)}"
             )
-        return self.blocks[0](x.contiguous(memory_format=torch.channels_last))
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.config.input_projection:
+            x = self.project(x)
+        return self.blocks[0](x)
 
     def _second_conv_then_mix(self, prev: torch.Tensor, w: torch.Tensor, h: int, wd: int) -> torch.Tensor:
         """Layer 1 for many tasks: run each module on each shared input once, then mix.

