@@ -3,13 +3,16 @@
 The file format is the public hand_dapg one: a pickled list of dicts, each with
 ``observations`` (T, 46), ``actions`` (T, 26) and, to re-render it for a visual
 encoder, ``init_state_dict`` (``qpos`` (33,), ``qvel`` (33,), ``board_pos`` (3,)).
-A visual encoder needs frames the file does not hold, so each demonstration is
+The recorder's expert is a state-observation PPO checkpoint from train_hammer or
+``scripted``, the controller of :mod:`funk_rl.scripted`. A visual encoder needs
+frames the file does not hold, so each demonstration is
 replayed from its initial state with its actions in the rendering environment,
 the way RRL re-rendered the DAPG demos; the replayed states are compared with
 the recorded ones and the largest difference is reported (demos recorded in
 another simulator version drift).
 
     python -m funk_rl.demos --expert runs/hammer/state-s0/final.zip --out runs/hammer/demos.pkl
+    python -m funk_rl.demos --expert scripted --episodes 25 --out runs/hammer/demos-scripted.pkl
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -27,9 +30,12 @@ from funk_perception.atomic import write_bytes_atomic
 from funk_perception.cli import command
 from funk_rl.encoders import FrameEncoder
 from funk_rl.envs import ACTION_DIM, STATE_DIM, HammerConfig, env_state, make_hammer_env
+from funk_rl.scripted import ScriptedHammerExpert
 
 STATE_SHAPES = {"qpos": (33,), "qvel": (33,), "board_pos": (3,)}
 KEEP = ("success", "best")
+#: ``--expert`` value for the scripted controller instead of a checkpoint.
+SCRIPTED = "scripted"
 
 log = logging.getLogger(__name__)
 
@@ -102,33 +108,60 @@ def save_demos(demos: Sequence[Demo], path: str | Path) -> None:
     write_bytes_atomic(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
 
+class Expert(Protocol):
+    """What the recorder runs: ``reset`` after each environment reset, ``act`` on each state observation."""
+
+    def reset(self) -> None: ...
+
+    def act(self, observation: np.ndarray) -> np.ndarray: ...
+
+
+class PolicyExpert:
+    """A state-observation stable-baselines3 PPO checkpoint, run deterministically."""
+
+    def __init__(self, path: str | Path) -> None:
+        from stable_baselines3 import PPO
+
+        self.model = PPO.load(str(path), device="cpu")
+        if self.model.observation_space.shape != (STATE_DIM,):
+            raise ValueError(f"{path}: expected a policy on the {STATE_DIM}-d state (--encoder state), "
+                             f"found observations of shape {self.model.observation_space.shape}")
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        action, _ = self.model.predict(observation, deterministic=True)
+        return np.asarray(action)
+
+
 def record_demos(
     expert: str | Path, hammer: HammerConfig, episodes: int, seed: int, keep: str = "success", count: int | None = None
 ) -> tuple[list[Demo], dict[str, Any]]:
-    """Run a state-observation SB3 policy deterministically for ``episodes`` seeded episodes.
+    """Run an expert for ``episodes`` seeded episodes (reset seeds ``seed``, ``seed + 1``...).
 
+    ``expert`` is a state-observation SB3 checkpoint, run deterministically, or
+    :data:`SCRIPTED` for :class:`funk_rl.scripted.ScriptedHammerExpert`.
     ``keep="success"`` keeps the episodes that succeed by the DAPG rule (an error if
     none does); ``"best"`` keeps the ``count`` (default: half) with the highest return,
     for experts too weak to succeed. Returns the demos and a summary.
     """
-    from stable_baselines3 import PPO
-
     if keep not in KEEP:
         raise ValueError(f"keep: expected one of {', '.join(KEEP)}, found {keep!r}")
-    model = PPO.load(str(expert), device="cpu")
-    if model.observation_space.shape != (STATE_DIM,):
-        raise ValueError(f"{expert}: expected a policy on the {STATE_DIM}-d state (--encoder state), "
-                         f"found observations of shape {model.observation_space.shape}")
+    scripted = str(expert) == SCRIPTED
+    checkpoint = None if scripted else PolicyExpert(expert)  # a bad file fails before the simulator starts
     env = make_hammer_env(hammer, pixels=False)
+    policy: Expert = ScriptedHammerExpert(env) if checkpoint is None else checkpoint
     rollouts = []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
+            policy.reset()
             init = env_state(env)
             states, actions, total, success = [], [], 0.0, False
             done = False
             while not done:
-                action, _ = model.predict(obs, deterministic=True)
+                action = policy.act(obs)
                 states.append(np.asarray(obs, dtype=np.float64))
                 actions.append(np.asarray(action, dtype=np.float64))
                 obs, reward, terminated, truncated, info = env.step(action)
@@ -141,7 +174,8 @@ def record_demos(
     successes = [r for r in rollouts if r[2]]
     if keep == "success":
         if not successes:
-            raise ValueError(f"{expert}: the expert succeeded in 0 of {episodes} episodes; train it longer or pass "
+            advice = "" if scripted else "train it longer or "
+            raise ValueError(f"{expert}: the expert succeeded in 0 of {episodes} episodes; {advice}pass "
                              "--keep best to record its highest-return episodes")
         chosen = successes
     else:
@@ -202,7 +236,9 @@ def demo_dataset(
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m funk_rl.demos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--expert", required=True, help="a state-observation PPO checkpoint (.zip) from train_hammer")
+    parser.add_argument("--expert", required=True,
+                        help=f"a state-observation PPO checkpoint (.zip) from train_hammer, or {SCRIPTED!r} for the "
+                             "scripted controller (funk_rl.scripted)")
     parser.add_argument("--out", required=True, help="demonstrations file to write (hand_dapg pickle format)")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=100_000, help="first episode seed (kept apart from training)")
