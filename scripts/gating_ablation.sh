@@ -5,7 +5,10 @@
 # with `python -m funk_perception.ablation` into results/gating-ablation/.
 # About 21 minutes of training per run on this 2-core CPU VM when it is otherwise idle (6 runs for
 # 2 seeds); every training resumes after a kill and is skipped once finished.
-# Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v12), THREADS (2)
+# Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v12), THREADS (2),
+#   VARIANT ("": the lite0 trunk; "_ms": the multi-stage lite0-ms trunk, configs paper_ms / uniform_ms / shared_ms),
+#   JOINED (1: also join each gating's seeds with the trunk blended in at TRUNK_WEIGHT (0.5), the shipped
+#   recipe, and evaluate those into results/gating-ablation$VARIANT-joined; 0: skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -15,6 +18,7 @@ steps=${STEPS:-300}
 data=${DATA:-datasets/synth-v12}
 threads=${THREADS:-2}
 real=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
+variant=${VARIANT:-}
 
 $py -m funk_perception.data.synth --out "$data" --workers 2
 outs=()
@@ -26,9 +30,17 @@ evaluate() {
   [ "$fresh" = 1 ] || $py -m funk_perception.evaluate "$@" "${models[@]}" --no-detect --no-figures --out "$out"
   outs+=("$out/results.json")
 }
+# the dev set (plain and mirrored, when present) and the synthetic test split: evaluate_all FOLDER SUFFIX
+evaluate_all() {
+  if [ -f "$real" ]; then
+    evaluate "$1/real-dev$2" --data "$real"
+    evaluate "$1/real-dev-mirror$2" --data "$real" --mirror
+  fi
+  evaluate "$1/synth-v12$2" --data "$data/annotations.csv" --max-targets-per-task 30
+}
 for seed in $seeds; do
   models=()
-  for config in paper uniform shared; do
+  for config in "paper$variant" "uniform$variant" "shared$variant"; do
     run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
     if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
       $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
@@ -37,10 +49,25 @@ for seed in $seeds; do
     fi
     models+=(--model "$run/checkpoint.pt")
   done
-  if [ -f "$real" ]; then
-    evaluate "results/ablation/real-dev-seed$seed" --data "$real"
-    evaluate "results/ablation/real-dev-mirror-seed$seed" --data "$real" --mirror
-  fi
-  evaluate "results/ablation/synth-v12-seed$seed" --data "$data/annotations.csv" --max-targets-per-task 30
+  evaluate_all "results/ablation$variant" "-seed$seed"
 done
-$py -m funk_perception.ablation "${outs[@]}" --out results/gating-ablation
+$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant"
+
+[ "${JOINED:-1}" = 1 ] || exit 0
+models=(); outs=()
+for config in "paper$variant" "uniform$variant" "shared$variant"; do
+  members=()
+  for seed in $seeds; do
+    run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    members+=(--member "$run/checkpoint.pt")
+  done
+  joined="runs/v12-$config-joined/checkpoint.pt"
+  # the same joined file train_shipped_models.sh makes; rejoined only when a member is newer
+  stale=0
+  for m in "${members[@]}"; do [ "$m" = --member ] || [ "$joined" -nt "$m" ] || stale=1; done
+  [ "$stale" = 0 ] || $py -m funk_perception.train.ensemble "${members[@]}" --trunk-weight "${TRUNK_WEIGHT:-0.5}" \
+    --data "$data/annotations.csv" --threads "$threads" --out "$joined"
+  models+=(--model "$joined")
+done
+evaluate_all "results/ablation$variant" "-joined"
+$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant-joined"

@@ -92,18 +92,8 @@ class StageFeatures(torch.nn.Module):
         return F.normalize(torch.cat(parts, dim=1), dim=1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--references", type=Path, default=None)
-    parser.add_argument("--max-targets-per-task", type=int, default=None)
-    parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS))
-    parser.add_argument("--mirror", action="store_true")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    config = EvalConfig(data=args.data, references=args.references, max_targets_per_task=args.max_targets_per_task,
-                        mirror=args.mirror, progress=False, figures=False, detect=False)
+def transfer_pck(config: EvalConfig, methods: list[Method]) -> dict[str, dict[str, float]]:
+    """Refined transfer PCK (%) at 0.05 / 0.1 / 0.15 of each method on ``config``'s triplets, letterboxed."""
     dataset, annotations, _ = triplet_annotations(config)
     pairs = evaluation_pairs(annotations, config.seed, config.references_per_task, config.max_targets_per_task)
     needs: dict[Path, set[str]] = defaultdict(set)
@@ -112,19 +102,47 @@ def main(argv: list[str] | None = None) -> int:
         needs[annotations[p.target].image_path].add(p.task)
     frames = letterbox_frames(dataset, list(needs), 224)
     rows = {}
-    for name in args.variant or list(VARIANTS):
-        trunk, stages = VARIANTS[name]
-        net = StageFeatures(trunk, stages)
-        method = Method(name, "trunk", lambda im, tasks, net=net: net(im).unsqueeze(1), 224)
-        cache = compute_features(method, dataset, needs, 16, False, False, args.mirror, config.letterbox_pad)
+    for method in methods:
+        cache = compute_features(method, dataset, needs, 16, False, False, config.mirror, config.letterbox_pad)
         refined = predict_pairs(method, annotations, pairs, cache, config.refine, frames=frames)["refined"]
         scores = score_predictions(annotations, pairs, refined)["overall"]
-        rows[name] = {"pck@0.1": scores["0.1"], "pck@0.05": scores["0.05"], "pck@0.15": scores["0.15"]}
-        print(f"{name:24s} PCK@0.1 {scores['0.1']:.1f}  @0.05 {scores['0.05']:.1f}  @0.15 {scores['0.15']:.1f}",
+        rows[method.name] = {f"pck@{t}": scores[t] for t in ("0.05", "0.1", "0.15")}
+        print(f"{method.name:40s} PCK@0.1 {scores['0.1']:.1f}  @0.05 {scores['0.05']:.1f}  @0.15 {scores['0.15']:.1f}",
               flush=True)
-    result = {"command": " ".join(["python", "scripts/trunk_stage_probe.py", *(argv or sys.argv[1:])]),
-              "data": str(args.data), "mirror": args.mirror, "pairs": len(pairs), "rows": rows}
+    return rows
+
+
+def probe_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--references", type=Path, default=None)
+    parser.add_argument("--max-targets-per-task", type=int, default=None)
+    parser.add_argument("--mirror", action="store_true")
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def probe_config(args: argparse.Namespace) -> EvalConfig:
+    torch.manual_seed(0)
+    return EvalConfig(data=args.data, references=args.references, max_targets_per_task=args.max_targets_per_task,
+                      mirror=args.mirror, progress=False, figures=False, detect=False)
+
+
+def write_probe(args: argparse.Namespace, script: str, argv: list[str] | None, rows: dict) -> None:
+    result = {"command": " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
+              "data": str(args.data), "mirror": args.mirror, "rows": rows}
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = probe_parser(__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", default=[], choices=sorted(VARIANTS))
+    args = parser.parse_args(argv)
+    methods = []
+    for name in args.variant or list(VARIANTS):
+        net = StageFeatures(*VARIANTS[name])
+        methods.append(Method(name, "trunk", lambda im, tasks, net=net: net(im).unsqueeze(1), 224))
+    write_probe(args, "scripts/trunk_stage_probe.py", argv, transfer_pck(probe_config(args), methods))
     return 0
 
 

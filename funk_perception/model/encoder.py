@@ -50,6 +50,14 @@ class EncoderConfig:
     the initial (or, with ``learn_temperature=False``, fixed) softmax
     temperature of the loss. ``image_size`` is the side length training and
     evaluation resize to by default.
+
+    ``members`` and ``trunk_weight`` make the embedding a composite: the unit
+    embeddings of ``members`` modular networks of one architecture (seeds
+    trained apart and joined by ``python -m funk_perception.model.ensemble``)
+    and, when ``trunk_weight > 0``, the unit trunk feature times that weight,
+    concatenated and scaled back to unit norm. A cosine between two such
+    embeddings is the members' mean cosine blended with the trunk's, weight
+    ``w^2 / (members + w^2)`` on the trunk. Defaults: one network, no trunk (the paper).
     """
 
     trunk: str = "lite0"
@@ -57,8 +65,14 @@ class EncoderConfig:
     temperature: float = 0.07
     learn_temperature: bool = True
     image_size: int = 224
+    members: int = 1
+    trunk_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if int(self.members) < 1:
+            raise ValueError(f"EncoderConfig.members: expected >= 1, found {self.members}")
+        if not 0.0 <= float(self.trunk_weight) < math.inf:
+            raise ValueError(f"EncoderConfig.trunk_weight: expected a finite value >= 0, found {self.trunk_weight}")
         if self.trunk not in TRUNKS:
             raise ValueError(f"EncoderConfig.trunk: expected one of {', '.join(TRUNKS)}, found {self.trunk!r}")
         if isinstance(self.modular, Mapping):
@@ -73,6 +87,9 @@ class EncoderConfig:
             raise ValueError(f"EncoderConfig.image_size: expected >= 16, found {self.image_size}")
         if self.modular.num_tasks != len(TASKS):
             raise ValueError(f"EncoderConfig.modular.num_tasks: expected {len(TASKS)}, found {self.modular.num_tasks}")
+        if self.trunk_weight > 0 and math.prod(self.modular.strides) != 1:
+            raise ValueError(f"EncoderConfig.trunk_weight: the trunk's grid must be the head's, but the modular "
+                             f"strides {self.modular.strides} subsample it; use trunk_weight=0")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "EncoderConfig":
@@ -165,6 +182,8 @@ class FunctionalEncoder(nn.Module):
         self.config = dataclasses.replace(config, modular=modular)
         self.trunk = trunk
         self.head = ModularNetwork(modular)
+        if self.config.members > 1:
+            self.extra_heads = nn.ModuleList(ModularNetwork(modular) for _ in range(self.config.members - 1))
         self.tasks: tuple[str, ...] = TASKS
         log_scale = torch.tensor(math.log(1.0 / config.temperature), dtype=torch.float32)
         if config.learn_temperature:
@@ -179,7 +198,23 @@ class FunctionalEncoder(nn.Module):
 
     @property
     def embedding_dim(self) -> int:
-        return self.head.out_channels
+        trunk = self.trunk.out_channels if self.config.trunk_weight > 0 else 0
+        return self.head.out_channels * self.config.members + trunk
+
+    def _heads(self) -> list[ModularNetwork]:
+        return [self.head, *(self.extra_heads if self.config.members > 1 else ())]
+
+    def _compose(self, parts: list[torch.Tensor], trunk_features: torch.Tensor, dim: int) -> torch.Tensor:
+        """Unit member embeddings (+ the weighted unit trunk feature) -> one unit embedding along ``dim``."""
+        w = float(self.config.trunk_weight)
+        if w > 0:
+            trunk = F.normalize(trunk_features.to(parts[0].dtype), dim=1)
+            if dim == 2:
+                trunk = trunk.unsqueeze(1).expand(-1, parts[0].shape[1], -1, -1, -1)
+            parts = [*parts, w * trunk]
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts, dim=dim) / math.sqrt(len(self._heads()) + w * w)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -203,8 +238,8 @@ class FunctionalEncoder(nn.Module):
     def embed(self, trunk_features: torch.Tensor, tasks: Sequence[str] | None = None) -> torch.Tensor:
         """Precomputed trunk features ``(B, C, h, w)`` -> ``(B, T, D, h, w)`` unit-norm along D."""
         dtype = self.head.blocks[0][0].weight.dtype
-        raw = self.head(trunk_features.to(device=self._device(), dtype=dtype), self.task_ids(tasks))
-        return F.normalize(raw, dim=2)
+        x, ids = trunk_features.to(device=self._device(), dtype=dtype), self.task_ids(tasks)
+        return self._compose([F.normalize(h(x, ids), dim=2) for h in self._heads()], x, 2)
 
     def embed_per_sample(self, trunk_features: torch.Tensor, tasks: Sequence[str] | torch.Tensor) -> torch.Tensor:
         """One task per image: features ``(B, C, h, w)`` and B task names (or ids) -> ``(B, D, h, w)`` unit-norm.
@@ -217,8 +252,8 @@ class FunctionalEncoder(nn.Module):
         else:
             ids = self.task_ids(tasks)
         dtype = self.head.blocks[0][0].weight.dtype
-        raw = self.head.forward_per_sample(trunk_features.to(device=self._device(), dtype=dtype), ids)
-        return F.normalize(raw, dim=1)
+        x = trunk_features.to(device=self._device(), dtype=dtype)
+        return self._compose([F.normalize(h.forward_per_sample(x, ids), dim=1) for h in self._heads()], x, 1)
 
     def forward(self, images: torch.Tensor, tasks: Sequence[str] | None = None) -> torch.Tensor:
         """ImageNet-normalised images ``(B, 3, H, W)`` -> ``(B, T, D, ceil(H/16), ceil(W/16))``."""
