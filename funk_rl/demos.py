@@ -158,7 +158,7 @@ def record_demos(
             obs, _ = env.reset(seed=seed + episode)
             policy.reset()
             init = env_state(env)
-            states, actions, total, success = [], [], 0.0, False
+            states, actions, total, success, nail_in = [], [], 0.0, False, 0
             done = False
             while not done:
                 action = policy.act(obs)
@@ -168,7 +168,8 @@ def record_demos(
                 total += float(reward)
                 done = terminated or truncated
                 success = bool(info.get("is_success", False))
-            rollouts.append((Demo(np.stack(states), np.clip(np.stack(actions), -1, 1), init), total, success))
+                nail_in = int(info.get("success_steps", 0))
+            rollouts.append((Demo(np.stack(states), np.clip(np.stack(actions), -1, 1), init), total, success, nail_in))
     finally:
         env.close()
     successes = [r for r in rollouts if r[2]]
@@ -184,6 +185,7 @@ def record_demos(
         "expert": str(expert), "episodes": episodes, "successes": len(successes), "kept": len(chosen), "keep": keep,
         "kept_return_mean": float(np.mean([r[1] for r in chosen])),
         "all_return_mean": float(np.mean([r[1] for r in rollouts])),
+        "nail_in_steps": [r[3] for r in rollouts],  # per episode: steps with the nail at its goal
     }
     return [r[0] for r in chosen], summary
 

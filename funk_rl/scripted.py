@@ -23,8 +23,8 @@ only the board's height is random):
    ``back`` metres out along the nail's axis (aim), and from step 80 on
    alternates every ``period // 2`` steps between one ``depth``
    metres behind the nail's goal, inside the board (so that each swing drives
-   the nail instead of stopping at it: a point at the nail's head pushed it
-   only 5.3 cm of the 8.1 needed), and the aiming point. Once the nail is in
+   the nail instead of stopping at it: a point 1 cm past the nail's head drove
+   it 4.2-5.5 cm of the 8.1 needed), and the aiming point. Once the nail is in
    (within its goal) the head stays at the aiming point. The nail stops at
    8.2 cm, where its joint limit's 1 cm margin starts, just past the 8.1 cm
    the goal needs.
@@ -32,8 +32,9 @@ only the board's height is random):
 Joint targets become actions through the actuators' affine law
 (``force = gain * ctrl - kp * q``, so ``ctrl = (kp * q_target + gravity) / gain``,
 the gravity and Coriolis term being MuJoCo's ``qfrc_bias``) and the
-environment's ``ctrl = act_mean + action * act_rng``. Without the compensation
-the arm (``kp / gain = 0.4``) would settle 2.5x short of its targets.
+environment's ``ctrl = act_mean + action * act_rng``. A ctrl is not a joint
+position for the arm: at rest its joints sit at ``gain / kp = 2.5`` times the
+ctrl (less gravity's share), so ``ctrl = q_target`` would send it 2.5x as far.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class ScriptedConfig:
     lift_steps: int = 15
     first_strike: int = 80
     period: int = 20
-    #: Arm pitch, arm yaw, wrist deviation, wrist flexion while reaching (pitch at its lower limit).
+    #: Arm pitch, arm yaw, wrist deviation, wrist flexion while reaching (pitch at the limit that lowers the arm).
     reach_pose: tuple[float, float, float, float] = (0.25, 0.0, 0.0, 0.0)
     lift_pitch: float = 0.0
     #: MCP, PIP, DIP flexion of each finger, and the thumb's five joints (THJ4..THJ0) in the grasp.

@@ -47,6 +47,7 @@ def test_scripted_expert_succeeds_with_bounded_reproducible_actions() -> None:
 def test_recorded_scripted_demos_load_back_and_replay_to_success(tmp_path: Path) -> None:
     demos, summary = record_demos(SCRIPTED, HammerConfig(), episodes=2, seed=21)
     assert summary["successes"] == summary["kept"] == len(demos) >= 1
+    assert len(summary["nail_in_steps"]) == 2 and max(summary["nail_in_steps"]) > 25
     path = tmp_path / "scripted.pkl"
     save_demos(demos, path)
     loaded = load_demos(path)
