@@ -150,8 +150,12 @@ class PixelProprioObservation(gym.ObservationWrapper):
         return {"pixels": np.ascontiguousarray(frame), "proprio": state[:PROPRIO_DIM].copy(), "state": state}
 
 
-def make_hammer_env(config: HammerConfig | None = None, pixels: bool = True) -> gym.Env:
-    """One hammer environment: pixel + proprioception observations (``pixels=True``) or the state vector."""
+def make_hammer_env(config: HammerConfig | None = None, pixels: bool = True, expert_labels: bool = False) -> gym.Env:
+    """One hammer environment: pixel + proprioception observations (``pixels=True``) or the state vector.
+
+    ``expert_labels``: each step's ``info["expert_action"]`` is the scripted expert's action in the state the
+    step started from (:class:`funk_rl.scripted.ExpertLabels`, for DAgger).
+    """
     config = config or HammerConfig()
     _register()
     size = int(config.image_size)
@@ -162,7 +166,12 @@ def make_hammer_env(config: HammerConfig | None = None, pixels: bool = True) -> 
     if pixels:
         fast_render(env.unwrapped.model, size, size)
     env = HammerTask(env, config.reward)
-    return PixelProprioObservation(env, size) if pixels else StateObservation(env)
+    env = PixelProprioObservation(env, size) if pixels else StateObservation(env)
+    if expert_labels:
+        from funk_rl.scripted import ExpertLabels  # it imports this module
+
+        env = ExpertLabels(env)
+    return env
 
 
 def env_state(env: gym.Env) -> dict[str, np.ndarray]:

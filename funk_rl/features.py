@@ -111,31 +111,77 @@ class FeatureObservation(gym.ObservationWrapper):
 
 
 def make_worker_vec_env(
-    hammer: HammerConfig, n_envs: int, seed: int, pixels: bool, start_method: str = "forkserver"
+    hammer: HammerConfig, n_envs: int, seed: int, pixels: bool, start_method: str = "forkserver",
+    expert_labels: bool = False,
 ) -> VecEnv:
-    """``n_envs`` hammer environments in worker processes, seeded ``seed, seed + 1, ...``, with episode stats."""
+    """``n_envs`` hammer environments in worker processes, seeded ``seed, seed + 1, ...``, with episode stats.
+
+    ``expert_labels``: the scripted expert labels every step (``info["expert_action"]``, see ``make_hammer_env``).
+    """
     if n_envs < 1:
         raise ValueError(f"n_envs: expected >= 1, found {n_envs}")
     if start_method == "forkserver":
         multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
-    venv = SubprocVecEnv([partial(make_hammer_env, hammer, pixels) for _ in range(n_envs)], start_method=start_method)
+    make = partial(make_hammer_env, hammer, pixels, expert_labels)
+    venv = SubprocVecEnv([make for _ in range(n_envs)], start_method=start_method)
     venv.seed(seed)
     venv.action_space.seed(seed)
     return VecMonitor(venv, info_keywords=("is_success",))
 
 
 def make_vec_env(
-    hammer: HammerConfig, encoder: FrameEncoder | None, n_envs: int, seed: int, batched: bool = True
+    hammer: HammerConfig, encoder: FrameEncoder | None, n_envs: int, seed: int, batched: bool = True,
+    expert_labels: bool = False, time_feature: bool = False,
 ) -> VecEnv:
-    """The training/evaluation environment: features + proprioception for a visual encoder, else the state."""
-    venv = make_worker_vec_env(hammer, n_envs, seed, pixels=encoder is not None)
-    if encoder is None:
-        return venv
+    """The training/evaluation environment: features + proprioception for a visual encoder, else the state.
+
+    ``time_feature``: the episode's phase (step / max steps) appended as the observation's last entry
+    (:class:`PhaseVecEnv`); ``expert_labels``: see :func:`make_worker_vec_env`.
+    """
+    venv = make_worker_vec_env(hammer, n_envs, seed, pixels=encoder is not None, expert_labels=expert_labels)
     try:
-        return FeatureVecEnv(venv, encoder, batched=batched)
+        if encoder is not None:
+            venv = FeatureVecEnv(venv, encoder, batched=batched)
+        return PhaseVecEnv(venv, hammer.max_episode_steps) if time_feature else venv
     except BaseException:
         venv.close()
         raise
+
+
+class PhaseVecEnv(VecEnvWrapper):
+    """Append the episode's phase, ``step / episode_steps`` (0 at the reset, 1 at the time limit), to a vector
+    observation: the clock that time-indexed reference behaviour (the scripted expert's phases) runs on.
+
+    Each environment's step counter restarts at its (automatic) reset; a ``terminal_observation`` gets the
+    phase of the step that ended the episode.
+    """
+
+    def __init__(self, venv: VecEnv, episode_steps: int) -> None:
+        space = venv.observation_space
+        if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"PhaseVecEnv: expected a vector observation space, found {space}")
+        low, high = np.append(space.low, 0.0), np.append(space.high, 1.0)
+        super().__init__(venv, observation_space=spaces.Box(low.astype(np.float32), high.astype(np.float32)))
+        self.episode_steps = int(episode_steps)
+        self.steps = np.zeros(venv.num_envs, dtype=np.int64)
+
+    def _with_phase(self, obs: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        phase = (steps / self.episode_steps).astype(np.float32).reshape(len(obs), 1)
+        return np.concatenate([np.asarray(obs, dtype=np.float32), phase], axis=1)
+
+    def reset(self) -> np.ndarray:
+        self.steps[:] = 0
+        return self._with_phase(self.venv.reset(), self.steps)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.steps += 1
+        for i in np.flatnonzero(dones):
+            last = infos[i].get("terminal_observation")
+            if last is not None:
+                infos[i]["terminal_observation"] = self._with_phase(last[None], self.steps[i : i + 1])[0]
+        self.steps[dones] = 0
+        return self._with_phase(obs, self.steps), rewards, dones, infos
 
 
 def worker_pids(venv: VecEnv) -> list[int]:

@@ -97,23 +97,23 @@ class ScriptedHammerExpert:
         self._kp = -model.actuator_biasprm[:ACTION_DIM, 1].copy()
         self._low, self._high = model.jnt_range[_ARM_WRIST, 0].copy(), model.jnt_range[_ARM_WRIST, 1].copy()
         self._step = 0
-        self._target = self.data.qpos[:ACTION_DIM].copy()
+        self._rest = self.data.qpos[:ACTION_DIM].copy()
 
     def reset(self) -> None:
         """Start a new episode (the phases are counted from here)."""
         self._step = 0
-        self._target = self.data.qpos[:ACTION_DIM].copy()
+        self._rest = self.data.qpos[:ACTION_DIM].copy()
 
     def nail_in(self) -> bool:
         """The package's per-step success test: the nail's head within 1 cm of its goal."""
         data = self.data
         return bool(np.linalg.norm(data.site_xpos[self._nail] - data.site_xpos[self._goal]) < 0.01)
 
-    def _head_target(self) -> np.ndarray:
+    def _head_target(self, step: int) -> np.ndarray:
         c, data = self.config, self.data
         axis = data.site_xmat[self._nail].reshape(3, 3)[:, 2]  # out of the board, along the nail
         aim = data.site_xpos[self._nail] + axis * c.back
-        swinging = self._step >= c.first_strike and (self._step - c.first_strike) % c.period < c.period // 2
+        swinging = step >= c.first_strike and (step - c.first_strike) % c.period < c.period // 2
         if not swinging or self.nail_in():
             return aim
         return data.site_xpos[self._goal] - axis * c.depth
@@ -127,27 +127,73 @@ class ScriptedHammerExpert:
         delta = jac.T @ np.linalg.solve(jac @ jac.T + self.config.damping * np.eye(3), target - point)
         return np.clip(data.qpos[_ARM_WRIST] + delta, self._low, self._high)
 
-    def _joint_targets(self) -> np.ndarray:
-        c, t, q = self.config, self._step, self._target
+    def _joint_targets(self, step: int, rest: np.ndarray) -> np.ndarray:
+        # Each phase keeps the targets the earlier ones set, so the targets at ``step`` follow from the
+        # step, the joint positions at the episode's start (``rest``: the same every episode) and, from the
+        # aim on, the current simulator state; nothing else of the episode's past.
+        c, q = self.config, rest.copy()
         grasp_at = c.reach_steps
         lift_at = grasp_at + c.grasp_steps
         aim_at = lift_at + c.lift_steps
-        if t < grasp_at:
-            q[_ARM_WRIST] = c.reach_pose
-        elif t < lift_at:
+        q[_ARM_WRIST] = c.reach_pose
+        if step >= grasp_at:
             for first in _FINGER_FLEXION:
                 q[first : first + 3] = c.finger_flexion
             q[_THUMB] = c.thumb
-        elif t < aim_at:
+        if step >= lift_at:
             q[0] = c.lift_pitch
-        else:
-            q[_ARM_WRIST] = self._ik_step(self._head_target())
+        if step >= aim_at:
+            q[_ARM_WRIST] = self._ik_step(self._head_target(step))
         return q
 
-    def act(self, observation: np.ndarray | None = None) -> np.ndarray:
-        """The next action, (26,) float32 in [-1, 1]."""
-        target = self._joint_targets()
+    def label(self, step: int, rest: np.ndarray | None = None) -> np.ndarray:
+        """The expert's action, (26,) float32 in [-1, 1], in the simulator's current state at episode step ``step``.
+
+        A pure function of the simulator state, ``step`` and ``rest`` (the actuated joints' positions at
+        the episode's reset, default: the ones :meth:`reset` saw); it changes nothing, so it labels any
+        state a learner visits (DAgger, :mod:`funk_rl.dagger`).
+        """
+        target = self._joint_targets(int(step), self._rest if rest is None else np.asarray(rest, dtype=np.float64))
         ctrl = (self._kp * target + self.data.qfrc_bias[:ACTION_DIM]) / self._gain
-        self._step += 1
         action = (ctrl - self.sim.act_mean) / self.sim.act_rng
         return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def act(self, observation: np.ndarray | None = None) -> np.ndarray:
+        """The next action, (26,) float32 in [-1, 1]: :meth:`label` at this episode's step count, then the count advances."""
+        action = self.label(self._step)
+        self._step += 1
+        return action
+
+
+#: An action of NaNs asks :class:`ExpertLabels` to execute the expert's own action (DAgger's beta-mixing).
+EXPERT_ACTION = float("nan")
+
+
+class ExpertLabels(gym.Wrapper):
+    """Label every state with the scripted expert's action: ``info["expert_action"]`` of a step is the expert's
+    action in the state the step started from (the one the policy saw), ``info["episode_step"]`` that state's step.
+
+    The wrapper counts the episode's steps itself (the expert's phases are timed by them). An action that
+    is all NaN (:data:`EXPERT_ACTION`) is replaced by the expert's: per-step mixing without a round trip.
+    """
+
+    def __init__(self, env: gym.Env, config: ScriptedConfig | None = None) -> None:
+        super().__init__(env)
+        self.expert = ScriptedHammerExpert(env, config)
+        self.episode_step = 0
+
+    def reset(self, **kwargs):  # type: ignore[no-untyped-def]
+        out = self.env.reset(**kwargs)
+        self.expert.reset()
+        self.episode_step = 0
+        return out
+
+    def step(self, action: np.ndarray):  # type: ignore[no-untyped-def]
+        label = self.expert.label(self.episode_step)
+        action = np.asarray(action, dtype=np.float32)
+        if np.isnan(action).all():
+            action = label
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info = {**info, "expert_action": label, "episode_step": self.episode_step}
+        self.episode_step += 1
+        return obs, reward, terminated, truncated, info
