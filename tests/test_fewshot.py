@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from funk_perception.model import FunctionalEncoder
 from funk_perception import classify, fewshot
 from funk_perception.fewshot_data import distinct_class_images, find_duplicates
 
@@ -148,7 +149,10 @@ def test_fewshot_end_to_end_with_the_shipped_model(five_classes, tmp_path):
     on_disk = json.loads((tmp_path / "fs" / "fewshot.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
     assert [m["kind"] for m in on_disk["methods"]] == ["trunk", "finetuned", "model"]
-    assert [m["feature_dim"] for m in on_disk["methods"]] == [112, 112, 1280]
+    # the model's features: every task's pooled embedding (the shipped model joins 2 members and the trunk)
+    shipped = FunctionalEncoder.read_checkpoint(MODEL)["config"]
+    per_task = 128 * shipped["members"] + (112 if shipped["trunk_weight"] > 0 else 0)
+    assert [m["feature_dim"] for m in on_disk["methods"]] == [112, 112, 10 * per_task]
     assert len(on_disk["classes"]) == 5 and set(on_disk["images_per_class"].values()) == {2}
     for method in on_disk["methods"]:
         entry = method["results"]["1"]
