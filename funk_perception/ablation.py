@@ -53,7 +53,7 @@ def _label(results: dict, path: str) -> str:
         (" (mirrored)" if results.get("mirror") else "")
 
 
-def _model_rows(results: dict, path: str) -> list[tuple[str, int, str, float, int]]:
+def _model_rows(results: dict, path: str) -> list[tuple[str, int | str, str, float, int]]:
     """(gating, seed, training data, PCK@0.1, keypoints) for every checkpoint row of one results file."""
     methods = results.get("methods")
     if not isinstance(methods, list):
@@ -64,19 +64,27 @@ def _model_rows(results: dict, path: str) -> list[tuple[str, int, str, float, in
             continue
         info = method.get("info") or {}
         gating = info.get("gating")
-        train = (info.get("metadata") or {}).get("train_config") or {}
+        metadata = info.get("metadata") or {}
         if gating not in GATINGS:
             raise AblationError(f"{path}: methods[{i}].info.gating: expected one of {', '.join(GATINGS)}, found {gating!r}")
-        if not isinstance(train.get("seed"), int):
-            raise AblationError(f"{path}: methods[{i}].info.metadata.train_config.seed: expected the training seed, "
-                                f"found {train.get('seed')!r}")
+        # a joined checkpoint (funk_perception.train.ensemble) is identified by its members' seeds, "0+1"
+        members = metadata.get("member_metadata")
+        trains = [(m or {}).get("train_config") or {} for m in members] if isinstance(members, list) else \
+            [metadata.get("train_config") or {}]
+        field = "member_metadata[].train_config" if isinstance(members, list) else "train_config"
+        for train in trains:
+            if not isinstance(train.get("seed"), int):
+                raise AblationError(f"{path}: methods[{i}].info.metadata.{field}.seed: expected the training seed, "
+                                    f"found {train.get('seed')!r}")
+        seed = trains[0]["seed"] if len(trains) == 1 else "+".join(str(t["seed"]) for t in trains)
+        train = trains[0]
         try:
             overall = method["results"]["refined"]["overall"]
             value, keypoints = float(overall[THRESHOLD]), int(overall["keypoints"])
         except (KeyError, TypeError, ValueError) as error:
             raise AblationError(f"{path}: methods[{i}].results.refined.overall: expected PCK at {THRESHOLD} and "
                                 f"'keypoints', found {error!r}") from None
-        rows.append((gating, train["seed"], str(train.get("data", "")), value, keypoints))
+        rows.append((gating, seed, str(train.get("data", "")), value, keypoints))
     if not rows:
         raise AblationError(f"{path}: no checkpoint rows (kind 'model') in 'methods'")
     return rows
@@ -97,7 +105,7 @@ def summarize(files: Sequence[tuple[str, dict]]) -> dict:
             names = ", ".join(path for path, _, _ in members)
             raise AblationError(f"{names}: checkpoints trained on different data {trained_on}; "
                                 f"an ablation compares one recipe")
-        seen: dict[tuple[str, int], float] = {}
+        seen: dict[tuple[str, int | str], float] = {}
         keypoints = {r[4] for _, _, rows in members for r in rows}
         if len(keypoints) > 1:
             raise AblationError(f"{label}: the merged files scored different keypoint counts {sorted(keypoints)}; "
@@ -109,7 +117,7 @@ def summarize(files: Sequence[tuple[str, dict]]) -> dict:
                 seen[(gating, seed)] = value
         by_gating = {}
         for gating in GATINGS:
-            values = {seed: v for (g, seed), v in sorted(seen.items()) if g == gating}
+            values = {seed: v for (g, seed), v in sorted(seen.items(), key=lambda kv: str(kv[0])) if g == gating}
             if not values:
                 continue
             array = np.array(list(values.values()))

@@ -94,3 +94,18 @@ def test_seeds_evaluated_in_separate_runs_are_merged_into_one_column() -> None:
     assert evaluation["file"] == "s0.json, s1.json" and "evaluate seed 1" in evaluation["command"]
     with pytest.raises(AblationError, match="s1.json: two checkpoints with task gating and training seed 0"):
         summarize([("s0.json", first), ("s1.json", _results([_row("task", 0, 41.0)]))])
+
+
+def test_joined_checkpoints_are_identified_by_their_members_seeds() -> None:
+    def joined(gating: str, pck: float, seeds=(0, 1)) -> dict:
+        row = _row(gating, 0, pck)
+        row["info"]["metadata"] = {"member_metadata": [{"train_config": {"seed": s, "data": "d.csv"}} for s in seeds]}
+        return row
+
+    (evaluation,) = summarize([("dev.json", _results([joined("task", 50.0), joined("uniform", 48.0)]))])["evaluations"]
+    assert evaluation["gating"]["task"]["seeds"] == {"0+1": 50.0} and evaluation["trained_on"] == "d.csv"
+    assert evaluation["gating"]["uniform"]["std"] is None
+    broken = joined("task", 50.0)
+    del broken["info"]["metadata"]["member_metadata"][1]["train_config"]["seed"]
+    with pytest.raises(AblationError, match=r"member_metadata\[\]\.train_config\.seed"):
+        summarize([("dev.json", _results([broken]))])
