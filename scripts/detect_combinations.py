@@ -27,6 +27,7 @@ from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.evaluate import confidence_auc
 from funk_perception.matching import map_confidence, refine_points, vote_maps
+from funk_perception.model.letterbox import Letterbox
 
 VARIANTS = ("heatmap", "bank", "product", "mean", "agree")
 
@@ -55,6 +56,9 @@ def main() -> None:
     for row in targets:
         image = cv2.cvtColor(cv2.imread(str(row.image_path)), cv2.COLOR_BGR2RGB)
         features = detector.features(image, [row.task])  # (1, D, h, w)
+        # letterboxed, the grid covers the padded square input: points go back to the photo's x/W, y/H
+        frame = None if args.squash else Letterbox.fit(image.shape[0], image.shape[1], detector.image_size)
+        unbox = (lambda p: p) if frame is None else frame.from_input
         with torch.inference_mode():
             logits = detector.heatmap_head(features)
             heat = torch.softmax(logits.flatten(2), -1).reshape(logits.shape)
@@ -63,9 +67,9 @@ def main() -> None:
         maps = {"heatmap": heat, "bank": votes, "product": product / product.flatten(2).sum(-1)[..., None, None],
                 "mean": 0.5 * (heat + votes)}
         for name, prob in maps.items():
-            hits[name].append(np.linalg.norm(_points(prob) - row.keypoints, axis=1) <= 0.1)
+            hits[name].append(np.linalg.norm(unbox(_points(prob)) - row.keypoints, axis=1) <= 0.1)
             confidences[name].append(map_confidence(prob)[0].numpy())
-        agreement = np.exp(-(np.linalg.norm(_points(heat) - _points(votes), axis=1) / 0.1) ** 2)
+        agreement = np.exp(-(np.linalg.norm(unbox(_points(heat)) - unbox(_points(votes)), axis=1) / 0.1) ** 2)
         hits["agree"].append(hits["heatmap"][-1])
         confidences["agree"].append(confidences["heatmap"][-1] * agreement)
         visible.append(row.visible)
