@@ -12,12 +12,22 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 
+BC_LOSSES = ("nll", "mse")
+
 
 def behaviour_clone(
     model: PPO, observations: np.ndarray, actions: np.ndarray, epochs: int = 20, batch_size: int = 256,
-    lr: float = 1e-3, seed: int = 0,
+    lr: float = 1e-3, seed: int = 0, loss: str = "nll",
 ) -> list[float]:
-    """Fit ``model.policy`` to (obs, action) pairs; returns the mean negative log-likelihood of each epoch."""
+    """Fit ``model.policy`` to (obs, action) pairs; returns the mean loss of each epoch.
+
+    ``loss="nll"``: the Gaussian's negative log-likelihood (mean network and log-std). ``"mse"``: the mean's
+    squared error against the actions, every action dimension weighted the same (the NLL weights each by the
+    inverse of its learned variance, state-independent, so dimensions whose actions vary much over an
+    episode count little everywhere); the log-std keeps its value.
+    """
+    if loss not in BC_LOSSES:
+        raise ValueError(f"behaviour_clone: loss expected one of {', '.join(BC_LOSSES)}, found {loss!r}")
     if len(observations) != len(actions) or len(observations) == 0:
         raise ValueError(f"behaviour_clone: expected as many observations as actions (>= 1), found "
                          f"{len(observations)} and {len(actions)}")
@@ -38,12 +48,16 @@ def behaviour_clone(
         total = 0.0
         for start in range(0, len(obs), batch_size):
             index = order[start : start + batch_size]
-            _, log_prob, _ = policy.evaluate_actions(obs[index], act[index])
-            loss = -log_prob.mean()
+            if loss == "mse":
+                mean = policy.get_distribution(obs[index]).distribution.mean
+                value = ((mean - act[index]) ** 2).mean()
+            else:
+                _, log_prob, _ = policy.evaluate_actions(obs[index], act[index])
+                value = -log_prob.mean()
             optimiser.zero_grad()
-            loss.backward()
+            value.backward()
             optimiser.step()
-            total += float(loss.detach()) * len(index)
+            total += float(value.detach()) * len(index)
         history.append(total / len(obs))
     policy.set_training_mode(False)
     return history

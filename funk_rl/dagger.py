@@ -58,7 +58,7 @@ from tqdm import tqdm  # noqa: E402
 from funk_perception.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
-from funk_rl.bc import behaviour_clone  # noqa: E402
+from funk_rl.bc import BC_LOSSES, behaviour_clone  # noqa: E402
 from funk_rl.callbacks import evaluate  # noqa: E402
 from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
 from funk_rl.encoders import DEFAULT_MODEL, ENCODERS, PRECISIONS, EncoderConfig, build_encoder  # noqa: E402
@@ -98,6 +98,7 @@ class DaggerConfig:
     eval_episodes: int = 10
     eval_envs: int = 2
     bc_epochs: int = 50
+    bc_loss: str = "nll"
     batch_size: int = 256
     learning_rate: float = 1e-3
     beta: float = 0.0
@@ -115,6 +116,8 @@ class DaggerConfig:
                      "threads"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, found {getattr(self, name)}")
+        if self.bc_loss not in BC_LOSSES:
+            raise ValueError(f"--bc-loss: expected one of {', '.join(BC_LOSSES)}, found {self.bc_loss!r}")
         if int(self.iterations) < 0:
             raise ValueError(f"--iterations: expected >= 0, found {self.iterations}")
         if not 0.0 <= float(self.beta) <= 1.0 or not 0.0 <= float(self.beta_decay) <= 1.0:
@@ -232,7 +235,7 @@ def _fit(config: DaggerConfig, venv: VecEnv, data: list[dict[str, np.ndarray]], 
     obs = np.concatenate([d["obs"] for d in data])
     labels = np.concatenate([d["labels"] for d in data])
     losses = behaviour_clone(model, obs, labels, epochs=config.bc_epochs, batch_size=config.batch_size,
-                             lr=config.learning_rate, seed=config.seed + iteration)
+                             lr=config.learning_rate, seed=config.seed + iteration, loss=config.bc_loss)
     return model, losses
 
 
@@ -346,6 +349,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--eval-envs", type=int, default=d.eval_envs)
     parser.add_argument("--bc-epochs", type=int, default=d.bc_epochs)
+    parser.add_argument("--bc-loss", choices=BC_LOSSES, default=d.bc_loss,
+                        help="nll: the Gaussian's likelihood (funk_rl.bc); mse: the mean's squared error "
+                             "(the bc_nll_* columns then hold it)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
     parser.add_argument("--beta", type=float, default=d.beta,
