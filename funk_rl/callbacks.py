@@ -15,6 +15,7 @@ import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -71,12 +72,24 @@ def read_eval_rows(path: Path, up_to_steps: int | None = None) -> list[dict[str,
     return [r for r in rows if up_to_steps is None or int(r["steps"]) <= up_to_steps]
 
 
-def write_eval_rows(path: Path, rows: list[dict[str, str]]) -> None:
+def write_csv_rows(path: Path, fields: Sequence[str], rows: list[dict[str, str]]) -> None:
+    """Write ``rows`` under the header ``fields`` atomically (a kill never leaves half a log)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EVAL_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
+
+
+def write_eval_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    write_csv_rows(path, EVAL_FIELDS, rows)
+
+
+def save_model_atomic(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` to ``path`` atomically: SB3 writes its zip in place, which a kill can leave torn."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 class RunCallback(BaseCallback):
@@ -177,9 +190,7 @@ class RunCallback(BaseCallback):
 
     def checkpoint(self) -> None:
         start = time.perf_counter()
-        buffer = io.BytesIO()
-        self.model.save(buffer)
-        write_bytes_atomic(self.out / "checkpoint.zip", buffer.getvalue())
+        save_model_atomic(self.model, self.out / "checkpoint.zip")
         normalizer = self.model.get_vec_normalize_env()
         if normalizer is not None:  # its running return statistics, which a resumed run continues from
             write_bytes_atomic(self.out / "vecnormalize.pkl", pickle.dumps(normalizer))

@@ -55,17 +55,17 @@ from stable_baselines3.common.utils import set_random_seed  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from funk_perception.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: E402
+from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.bc import BC_LOSSES, behaviour_clone  # noqa: E402
-from funk_rl.callbacks import evaluate  # noqa: E402
+from funk_rl.callbacks import evaluate, save_model_atomic, write_csv_rows  # noqa: E402
 from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
-from funk_rl.encoders import DEFAULT_MODEL, ENCODERS, PRECISIONS, EncoderConfig, build_encoder  # noqa: E402
-from funk_rl.envs import CAMERAS, REWARDS, HammerConfig  # noqa: E402
+from funk_rl.encoders import DEFAULT_MODEL, ENCODERS, EncoderConfig, build_encoder  # noqa: E402
+from funk_rl.envs import HammerConfig  # noqa: E402
 from funk_rl.features import make_vec_env, worker_pids  # noqa: E402
 from funk_rl.scripted import EXPERT_ACTION  # noqa: E402
-from funk_rl.train_hammer import EVAL_SEED_OFFSET  # noqa: E402
+from funk_rl.train_hammer import EVAL_SEED_OFFSET, add_observation_arguments  # noqa: E402
 
 #: Rollout episodes of iteration i, run seed s: reset seeds ROLLOUT_SEED + 100_000 s + 1_000 i + episode
 #: (apart from the demonstrations' 100,000 + k and the evaluation's 1,000,000 + s).
@@ -201,20 +201,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def _save_policy(model: PPO, path: Path) -> None:
-    buffer = io.BytesIO()
-    model.save(buffer)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
-
-
 def _demo_data(config: DaggerConfig, encoder: Any, hammer: HammerConfig) -> dict[str, np.ndarray]:
     demos = load_demos(config.demos)
     obs, actions, drift = demo_dataset(demos, encoder, hammer, n_envs=config.n_envs, seed=config.seed)
@@ -300,7 +286,7 @@ def run(config: DaggerConfig) -> list[dict[str, str]]:
             _save_npz(out / f"data-{iteration}.npz", new)
             data.append(new)
             model, losses = _fit(config, eval_env, data, iteration, device)
-            _save_policy(model, out / f"policy-{iteration}.zip")
+            save_model_atomic(model, out / f"policy-{iteration}.zip")
             result = evaluate(model, eval_env, config.eval_episodes, config.seed + EVAL_SEED_OFFSET)
             tick()
             rows.append({
@@ -314,7 +300,7 @@ def run(config: DaggerConfig) -> list[dict[str, str]]:
                 "return_mean": f"{result.return_mean:.2f}", "return_std": f"{result.return_std:.2f}",
                 "wall_s": f"{ledger['wall']:.1f}", "cpu_s": f"{ledger['cpu_main'] + ledger['cpu_workers']:.1f}",
             })
-            _write_rows(out / "dagger.csv", rows)
+            write_csv_rows(out / "dagger.csv", FIELDS, rows)
             write_json_atomic(state_path, {"iteration": iteration, "ledger": ledger}, indent=2)
             # The workers' CPU so far is in the ledger now; a resumed run's new workers start from zero.
             log.info("iteration %d: %s pairs, rollout success %.2f, policy/label MSE %.4f, BC NLL %.2f -> %.2f, "
@@ -338,13 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes-per-iter", type=int, default=d.episodes_per_iter)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--out", default="", help="run folder (default runs/hammer/dagger-<encoder>-s<seed>)")
-    parser.add_argument("--model", default=d.model, help="funk checkpoint for the visual encoders")
-    parser.add_argument("--pool", type=int, default=d.pool)
-    parser.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    parser.add_argument("--device", default=d.device, help="auto (GPU when present), cpu, cuda...")
-    parser.add_argument("--image-size", type=int, default=d.image_size)
-    parser.add_argument("--camera", choices=CAMERAS, default=d.camera)
-    parser.add_argument("--reward", choices=REWARDS, default=d.reward)
+    add_observation_arguments(parser, d)
     parser.add_argument("--n-envs", type=int, default=d.n_envs, help="rollout environments (worker processes)")
     parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes)
     parser.add_argument("--eval-envs", type=int, default=d.eval_envs)

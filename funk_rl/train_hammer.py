@@ -35,7 +35,6 @@ import torchvision  # noqa: E402,F401
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
@@ -48,11 +47,11 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.utils import set_random_seed  # noqa: E402
 from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 
-from funk_perception.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic  # noqa: E402
+from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.bc import behaviour_clone  # noqa: E402
-from funk_rl.callbacks import RunCallback  # noqa: E402
+from funk_rl.callbacks import RunCallback, save_model_atomic  # noqa: E402
 from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
 from funk_rl.encoders import DEFAULT_MODEL, ENCODERS, PRECISIONS, EncoderConfig, build_encoder  # noqa: E402
 from funk_rl.envs import CAMERAS, REWARDS, HammerConfig  # noqa: E402
@@ -196,9 +195,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             callback.on_training_start({}, {})
             callback.on_training_end()
         callback.finish()
-        buffer = io.BytesIO()
-        model.save(buffer)
-        write_bytes_atomic(out / "final.zip", buffer.getvalue())
+        save_model_atomic(model, out / "final.zip")
         last = callback.rows[-1]
         summary = {
             "encoder": config.encoder, "seed": config.seed, "steps": model.num_timesteps,
@@ -217,6 +214,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
         handler.close()
 
 
+def add_observation_arguments(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """The environment and encoder options every funk_rl job shares (``defaults``: its config)."""
+    parser.add_argument("--model", default=defaults.model, help="funk checkpoint for the visual encoders")
+    parser.add_argument("--pool", type=int, default=defaults.pool, help="average-pool features over a g x g grid")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
+    parser.add_argument("--device", default=defaults.device, help="auto (GPU when present), cpu, cuda, cuda:1...")
+    parser.add_argument("--image-size", type=int, default=defaults.image_size)
+    parser.add_argument("--camera", choices=CAMERAS, default=defaults.camera)
+    parser.add_argument("--reward", choices=REWARDS, default=defaults.reward)
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m funk_rl.train_hammer", description=__doc__.split("\n\n")[0])
@@ -225,13 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=defaults.steps, help="environment steps in all")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--out", default="", help="run folder (default runs/hammer/<encoder>-s<seed>)")
-    parser.add_argument("--model", default=defaults.model, help="funk checkpoint for the visual encoders")
-    parser.add_argument("--pool", type=int, default=defaults.pool, help="average-pool features over a g x g grid")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
-    parser.add_argument("--device", default=defaults.device, help="auto (GPU when present), cpu, cuda, cuda:1...")
-    parser.add_argument("--image-size", type=int, default=defaults.image_size)
-    parser.add_argument("--camera", choices=CAMERAS, default=defaults.camera)
-    parser.add_argument("--reward", choices=REWARDS, default=defaults.reward)
+    add_observation_arguments(parser, defaults)
     parser.add_argument("--per-env-features", action="store_true", help="one forward pass per env (RRL's design)")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)

@@ -13,31 +13,12 @@ two similarities, no training.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
 
 from funk_perception.evaluate import Method
 from funk_perception.model import FunctionalEncoder
+from funk_perception.train.ensemble import join_encoders
 from trunk_stage_probe import probe_config, probe_parser, transfer_pck, write_probe
-
-
-def hybrid_extractor(encoders: list[FunctionalEncoder], weight: float):
-    """Every encoder's unit embedding and ``weight`` x the (shared) unit trunk feature, concatenated, unit norm."""
-    if len({e.config.trunk for e in encoders}) != 1:
-        raise ValueError("hybrid_extractor: the encoders must share one trunk")
-
-    @torch.no_grad()
-    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        raw = encoders[0].trunk(images)
-        parts = [e.embed(raw, tasks).float() for e in encoders]
-        trunk = F.normalize(raw.float(), dim=1)
-        parts.append(weight * trunk.unsqueeze(1).expand(-1, parts[0].shape[1], -1, -1, -1))
-        return torch.cat(parts, dim=2) / math.sqrt(len(encoders) + weight**2)
-
-    return extract
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,14 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight", type=float, action="append", required=True)
     parser.add_argument("--ensemble", action="store_true", help="one method from all --model (their embeddings concatenated)")
     args = parser.parse_args(argv)
-    encoders = {path: FunctionalEncoder.load(path, "cpu").eval() for path in args.model}
+    first = FunctionalEncoder.load(args.model[0], "cpu")
+    encoders = {path: FunctionalEncoder.load(path, "cpu", trunk=first.trunk) for path in args.model}
     groups = [list(args.model)] if args.ensemble else [[path] for path in args.model]
     methods = []
     for group in groups:
         members = [encoders[path] for path in group]
         for w in args.weight:
             name = " + ".join(str(path) for path in group) + f" + {w:g} x trunk"
-            methods.append(Method(name, "model", hybrid_extractor(members, w), int(members[0].config.image_size), True))
+            # the shipped mechanism itself (EncoderConfig.members / trunk_weight), not a copy of its arithmetic
+            joined = join_encoders(members, w)
+            methods.append(Method(name, "model", lambda im, tasks, e=joined: e(im, tasks).float(),
+                                  int(joined.config.image_size), True))
     write_probe(args, "scripts/hybrid_probe.py", argv, transfer_pck(probe_config(args), methods))
     return 0
 
