@@ -176,3 +176,9 @@ def test_cli_names_the_bad_file(tmp_path, capsys):
     assert fewshot.main(["--data", str(SAMPLES), "--model", str(MODEL), "--shots", "2",
                          "--images-per-class", "0", "--out", str(tmp_path / "o")]) == 2
     assert "expected at least 2 classes with >= 3 distinct images" in capsys.readouterr().err
+
+
+def test_classifier_refuses_a_multi_stage_trunk_by_name():
+    # its body is not a Sequential of stages, so "tune the last N stages" has no meaning
+    with pytest.raises(ValueError, match="'lite0-ms': fine-tuning needs a single-stage trunk body"):
+        classify.CategoryClassifier(classify.build_trunk("lite0-ms", pretrained=False))
