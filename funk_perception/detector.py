@@ -13,6 +13,13 @@ embedding. ``transfer`` is the paper's protocol: keypoints given on a reference
 image are matched in a target image. ``flip=True`` averages every feature map
 with that of the mirrored image (:func:`funk_perception.matching.flip_averaged`);
 it is off by default because it cost 7 PCK points on real photos (models/README.md).
+``mirror_maps=True`` instead averages what ``detect`` concludes: the keypoint
+probability maps of the image and of its mirrored input, flipped back. Labels are
+semantic (a mirrored photo's p1 is still p1), so this makes ``detect`` exactly
+mirror-equivariant: the same points, mirrored, whichever way the object faces. It
+doubles the cost of ``detect`` and is off by default; on the real dev photos it
+moved the heatmap head from 35.6 to 38.0 PCK (37.2 to 38.0 on mirrored copies),
+within that set's noise (models/README.md, variant 25).
 
 Images are numpy ``(H, W, 3)`` uint8 RGB of any size; they are resized to the
 model's square input size and the results mapped back to the input's pixels
@@ -127,6 +134,7 @@ class FunctionalKeypointDetector:
         heatmap_head: KeypointHeatmapHead | None = None,
         letterbox: bool = True,
         letterbox_pad: str = "mean",
+        mirror_maps: bool = False,
     ) -> None:
         if refine not in REFINE_METHODS:
             raise ValueError(f"refine: expected one of {', '.join(REFINE_METHODS)}, found {refine!r}")
@@ -135,6 +143,7 @@ class FunctionalKeypointDetector:
         self.encoder = encoder.eval()
         self.refine = refine
         self.flip = bool(flip)
+        self.mirror_maps = bool(mirror_maps)
         self.letterbox = bool(letterbox)
         self.letterbox_pad = letterbox_pad
         self.bank_top_k = int(bank_top_k)
@@ -189,6 +198,7 @@ class FunctionalKeypointDetector:
         flip: bool = False,
         letterbox: bool = True,
         letterbox_pad: str = "mean",
+        mirror_maps: bool = False,
     ) -> "FunctionalKeypointDetector":
         """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present)."""
         encoder = FunctionalEncoder.load(path, resolve_device(device), trunk=trunk, trunk_weights=trunk_weights)
@@ -202,7 +212,7 @@ class FunctionalKeypointDetector:
         head = encoder.loaded_extra.get("heatmap_head")
         return cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method, flip=flip,
                    heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"),
-                   letterbox=letterbox, letterbox_pad=letterbox_pad)
+                   letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -233,14 +243,17 @@ class FunctionalKeypointDetector:
         return resolved
 
     def _embed(
-        self, images: Sequence[np.ndarray], tasks: Sequence[str]
+        self, images: Sequence[np.ndarray], tasks: Sequence[str], mirrored: bool = False
     ) -> tuple[torch.Tensor, list[Letterbox | None]]:
-        """Embeddings (B, T, D, h, w) and, per image, its letterbox geometry (None when squashed)."""
+        """Embeddings (B, T, D, h, w) and, per image, its letterbox geometry (None when squashed);
+        ``mirrored``: then those of the flipped inputs too, (2B, T, D, h, w), plain ones first."""
         frames: list[Letterbox | None] = [None] * len(images)
         if self.letterbox:
             boxed = [letterbox_image(im, self.image_size, self.letterbox_pad) for im in images]
             images, frames = [im for im, _ in boxed], [box for _, box in boxed]
         batch = preprocess(list(images), size=self.image_size).to(self.device)
+        if mirrored:  # the padded input itself is flipped, so the mirrored grid is exactly the plain one reversed
+            batch = torch.cat([batch, batch.flip(-1)])
         with torch.inference_mode():
             if self.flip:
                 return flip_averaged(lambda x: self.encoder(x, list(tasks)), batch), frames
@@ -256,19 +269,58 @@ class FunctionalKeypointDetector:
         """Five keypoints per requested task (default: every task with a prototype), in pixels of ``image``."""
         check_image(image, "detect(image)")
         names = self._resolve_tasks(tasks, self.tasks)
-        embedded, (frame,) = self._embed([image], names)
-        points, confidence = self.locate(embedded[0], names)  # embedded[0]: (T, D, h, w)
+        embedded, (frame,) = self._embed([image], names, mirrored=self.mirror_maps)
+        points, confidence = self.locate(embedded[0], names, embedded[1] if self.mirror_maps else None)
         pixels = _to_pixels(points, image, frame)
         conf = confidence.cpu().numpy().astype(np.float64)
         return {t: TaskKeypoints(t, pixels[i], conf[i]) for i, t in enumerate(names)}
 
-    def locate(self, features: torch.Tensor, tasks: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def locate(
+        self, features: torch.Tensor, tasks: Sequence[str], mirrored: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference-free keypoints from unit embeddings ``features`` (T, D, h, w) of ``tasks``:
-        normalised ``(x, y)`` (T, 5, 2) and confidence (T, 5), by this detector's ``method``."""
+        normalised ``(x, y)`` (T, 5, 2) and confidence (T, 5), by this detector's ``method``.
+        ``mirrored``: the embeddings of the horizontally flipped input; its keypoint probability
+        maps are flipped back and averaged with the plain ones before the peak is taken."""
         names = [normalize_task(t) for t in tasks]
         if features.dim() != 4 or features.shape[0] != len(names):
             raise ValueError(f"locate: expected features ({len(names)}, D, h, w), found {tuple(features.shape)}")
-        features = features.to(self.device).float()
+        if mirrored is not None and mirrored.shape != features.shape:
+            raise ValueError(f"locate: expected mirrored of the features' shape {tuple(features.shape)}, "
+                             f"found {tuple(mirrored.shape)}")
+        missing = [t for t in names if t not in self.bank] if self.method == "bank" else []
+        if missing:
+            raise ValueError(f"tasks {missing} have no reference bank in this model")
+        if mirrored is None:
+            return self._locate_plain(features.to(self.device).float(), names)
+        prob = 0.5 * (self._probability_maps(features.to(self.device).float(), names)
+                      + self._probability_maps(mirrored.to(self.device).float(), names).flip(-1))
+        # the parabola is fitted to log-probabilities, the scale of a softmax of logits or cosines
+        points = refine_points(torch.log(prob.clamp(min=1e-12)), self.refine)
+        return points, self._unseen_to_zero(map_confidence(prob), names)
+
+    def _probability_maps(self, features: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+        """(T, 5, h, w) distributions over the cells: softmax of the heatmap logits, the bank's averaged
+        votes, or ``softmax(logit_scale * cosine)`` to the prototypes."""
+        with torch.inference_mode():
+            if self.method == "heatmap":
+                logits = self.heatmap_head(features)
+                b, k, h, w = logits.shape
+                return torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
+            if self.method == "bank":
+                return torch.stack([vote_maps(*self.bank[t], features[i], self.logit_scale) for i, t in enumerate(names)])
+            sim = similarity_maps(torch.stack([self.prototypes[t] for t in names]), features)
+            b, k, h, w = sim.shape
+            return torch.softmax(sim.flatten(2) * self.logit_scale, dim=-1).reshape(b, k, h, w)
+
+    def _unseen_to_zero(self, confidence: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+        """A keypoint never seen in training has a zero prototype: no evidence at all."""
+        if self.method != "prototypes":
+            return confidence
+        protos = torch.stack([self.prototypes[t] for t in names])
+        return torch.where(protos.norm(dim=-1) > 0, confidence, torch.zeros_like(confidence))
+
+    def _locate_plain(self, features: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.method == "heatmap":
             with torch.inference_mode():
                 logits = self.heatmap_head(features)
@@ -276,20 +328,14 @@ class FunctionalKeypointDetector:
             prob = torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
             return refine_points(logits, self.refine), map_confidence(prob)
         if self.method == "bank":
-            missing = [t for t in names if t not in self.bank]
-            if missing:
-                raise ValueError(f"tasks {missing} have no reference bank in this model")
-            votes = torch.stack([vote_maps(*self.bank[t], features[i], self.logit_scale, self.bank_top_k) for i, t in enumerate(names)])
+            votes = self._probability_maps(features, names)
             # the parabola is fitted to log-votes, the scale on which a vote map is a softmax of cosines
             points = refine_points(torch.log(votes.clamp(min=1e-12)), self.refine)
             return points, map_confidence(votes)
         protos = torch.stack([self.prototypes[t] for t in names])  # (T, 5, D)
         sim = similarity_maps(protos, features)  # (T, 5, h, w)
         points = refine_points(sim, self.refine)
-        confidence = peak_confidence(sim, self.logit_scale)
-        # A keypoint never seen in training has a zero prototype: no evidence at all.
-        confidence = torch.where(protos.norm(dim=-1) > 0, confidence, torch.zeros_like(confidence))
-        return points, confidence
+        return points, self._unseen_to_zero(peak_confidence(sim, self.logit_scale), names)
 
     def transfer(
         self, reference_image: np.ndarray, reference_keypoints: np.ndarray, target_image: np.ndarray, task: str

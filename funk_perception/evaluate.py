@@ -166,6 +166,8 @@ class EvalConfig:
     letterbox_pad: str = "mean"  # what fills the short side when letterboxing: one of LETTERBOX_PADS
     detect: bool = True  # score reference-free detection on the target rows
     bank_top_k: int = 0  # detect by bank: only the best-matching k references vote (0: all)
+    #: detect also reads the mirrored input and averages the keypoint maps (FunctionalKeypointDetector(mirror_maps=True))
+    mirror_maps: bool = False
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -245,6 +247,7 @@ def compute_features(
     flip: bool = False,
     mirror: bool = False,
     letterbox_pad: str | None = None,
+    flip_input: bool = False,
 ) -> dict[tuple[Path, str | None], torch.Tensor]:
     """Features of every needed image, once each: key (image path, task) -> (D, h, w) float16
     on the CPU; task is None for task-independent (trunk-only) features.
@@ -252,7 +255,8 @@ def compute_features(
     Images are resized to the method's square input size, so every map has the same
     grid and the cells map back onto the original image's normalised coordinates;
     with ``letterbox_pad`` they are letterboxed instead, and the cells map back
-    through :func:`letterbox_frames`.
+    through :func:`letterbox_frames`. ``flip_input``: the features of the mirrored network
+    input (after letterboxing, as the detector's ``mirror_maps`` reads it), not mirrored back.
     """
     if method.extractor is None:
         raise ValueError(f"compute_features: method {method.name!r} has no feature extractor")
@@ -272,6 +276,8 @@ def compute_features(
         if letterbox_pad is not None:
             views = [letterbox(v, method.image_size, letterbox_pad)[0] for v in views]
         images = preprocess(views, size=method.image_size)
+        if flip_input:
+            images = images.flip(-1)
         if method.task_conditioned:
             tasks = [t for t in TASKS if any(t in needs[p] for p in chunk)]
             with torch.inference_mode():
@@ -425,10 +431,12 @@ def detection_rows(
     refine: str,
     bank_top_k: int = 0,
     frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
+    mirrored_caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]] | None = None,
 ) -> dict:
     """Reference-free detection on every pair target row: the image-blind mean row and, for each
     checkpoint, one row per detect method it holds. ``frames``: per method name, the letterbox
-    geometry of every image when its features were letterboxed."""
+    geometry of every image when its features were letterboxed. ``mirrored_caches``: per method
+    name, the features of the mirrored inputs, for the detector's ``mirror_maps``."""
     target_ids = sorted({p.target for p in pairs})
     source_ids = sorted({p.source for p in pairs})
     targets = [annotations[i] for i in target_ids]
@@ -464,12 +472,14 @@ def detection_rows(
             conf = np.zeros((len(known), len(known[0].keypoints)))
             for i, a in enumerate(known):
                 feats = caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
-                located, confidence = detector.locate(feats, [a.task])
+                mirrored = None if mirrored_caches is None else \
+                    mirrored_caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
+                located, confidence = detector.locate(feats, [a.task], mirrored)
                 method_frames = None if frames is None else frames[method.name]
                 points[i] = _from_input(method_frames, [a.image_path], located.cpu().double().numpy())[0]
                 conf[i] = confidence[0].cpu().numpy()
             out_rows.append({
-                "name": f"{method.name}, detect by {detect_method}",
+                "name": f"{method.name}, detect by {detect_method}" + (", mirror maps" if mirrored_caches else ""),
                 "kind": detect_method,
                 "model": method.info.get("checkpoint"),
                 "results": score_detections(known, points, conf),
@@ -817,8 +827,18 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         "paper_table2": dict(PAPER_TABLE2),
     }
     if config.detect:
+        mirrored_caches = None
+        if config.mirror_maps:
+            targets = {annotations[p.target].image_path: needs[annotations[p.target].image_path] for p in pairs}
+            mirrored_caches = {
+                m.name: compute_features(m, dataset, targets, config.batch_size, config.progress, config.flip,
+                                         config.mirror, config.letterbox_pad if config.letterbox else None,
+                                         flip_input=True)
+                for m in methods if m.kind == "model" and m.encoder is not None
+            }
+        results["mirror_maps"] = config.mirror_maps
         results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine, config.bank_top_k,
-                                           frames)
+                                           frames, mirrored_caches)
     out_dir = config.output_dir()
     results["figures"] = (
         _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir, frames)
@@ -863,6 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-detect", action="store_true", help="skip reference-free detection")
     parser.add_argument("--bank-top-k", type=int, default=d.bank_top_k,
                         help="detect by bank: only the k best-matching references vote (0: all)")
+    parser.add_argument("--mirror-maps", action="store_true",
+                        help="detect also on the mirrored input, averaging the keypoint maps "
+                             "(detector option mirror_maps=True; twice the cost)")
     return parser
 
 
@@ -875,7 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
         batch_size=args.batch_size, figures=not args.no_figures, flip=args.flip, mirror=args.mirror,
         detect=not args.no_detect, bank_top_k=args.bank_top_k, letterbox=args.letterbox,
-        letterbox_pad=args.letterbox_pad,
+        letterbox_pad=args.letterbox_pad, mirror_maps=args.mirror_maps,
     )
     command = "python -m funk_perception.evaluate " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)

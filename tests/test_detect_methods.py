@@ -157,3 +157,82 @@ def test_heatmap_head_learns_on_a_cache_and_drives_detect(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="heatmap head"):
         KeypointHeatmapHead.from_extra({"config": {"in_channels": 3}, "state_dict": {}})
     assert HeatmapConfig().keypoints == 5
+
+
+def _field(head: KeypointHeatmapHead, size: int = 14) -> int:
+    """How many cells of a size x size input the centre output cell depends on."""
+    probe = torch.zeros(1, head.config.in_channels, size, size, requires_grad=True)
+    head(probe)[0, :, size // 2, size // 2].sum().backward()
+    return int((probe.grad.abs().sum(1)[0] > 0).sum())
+
+
+def test_heatmap_head_dilations_set_its_field_of_view_and_round_trip() -> None:
+    torch.manual_seed(0)
+    default, wide = KeypointHeatmapHead(HeatmapConfig(in_channels=8)), KeypointHeatmapHead(
+        HeatmapConfig(in_channels=8, dilations=(2, 4)))
+    assert _field(default) == 7 * 7 and _field(wide) == 14 * 14  # 15 x 15 clipped to the map
+    restored = KeypointHeatmapHead.from_extra(wide.to_extra())
+    assert restored.config.dilations == (2, 4)
+    probe = torch.randn(1, 8, 14, 14)
+    assert torch.equal(restored(probe), wide(probe))
+    # checkpoints written before the option existed hold no dilations: they load as today's head
+    old = default.to_extra()
+    old["config"].pop("dilations")
+    assert KeypointHeatmapHead.from_extra(old).config.dilations == (2,)
+    with pytest.raises(ValueError, match="dilations"):
+        HeatmapConfig(dilations=())
+
+
+def test_heatmap_input_dropout_changes_training_and_stays_seeded(tmp_path: Path) -> None:
+    config = TrainConfig(encoder="tiny", data=str(SAMPLES), pretrained_trunk=False, image_size=64, views=1,
+                         device="cpu", cache_root=str(tmp_path / "cache"), progress=False, num_threads=1)
+    torch.manual_seed(0)
+    trunk = build_trunk("lite0", pretrained=False)
+    cache = prepare_cache(config, config.encoder_config(), trunk, FunKPointDataset(SAMPLES, roles=["train"]))
+    encoder = FunctionalEncoder(named_config("tiny"), trunk=trunk)
+
+    def losses(dropout: float) -> list[float]:
+        return train_heatmap_head(encoder, cache, HeatmapTrainConfig(steps=5, batch=8, hidden=8, input_dropout=dropout,
+                                                                     num_threads=1, progress=False))[1]
+
+    assert losses(0.3) == losses(0.3) != losses(0.0)
+    with pytest.raises(ValueError, match="input_dropout"):
+        HeatmapTrainConfig(input_dropout=1.0)
+
+
+def _sample_image() -> np.ndarray:
+    """A training render cropped to 224 x 180, so that the letterbox pads it (22 rows above and below)."""
+    dataset = FunKPointDataset(SAMPLES, roles=["train"])
+    image = dataset.load_image(dataset.annotations[0].image_path)
+    return np.ascontiguousarray(image[22:202])
+
+
+@pytest.mark.parametrize("method", DETECT_METHODS)
+def test_mirror_maps_make_detect_mirror_equivariant(method: str) -> None:
+    image = _sample_image()
+    detector = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method, mirror_maps=True)
+    plain = detector.detect(image, ["pour", "scrape"])
+    flipped = detector.detect(np.ascontiguousarray(image[:, ::-1]), ["pour", "scrape"])
+    width = image.shape[1]
+    for task in plain:
+        # labels are semantic: the mirrored photo's p1 is the mirror of the plain photo's p1
+        np.testing.assert_allclose(flipped[task].points[:, 0], width - plain[task].points[:, 0], atol=1e-3)
+        np.testing.assert_allclose(flipped[task].points[:, 1], plain[task].points[:, 1], atol=1e-3)
+        np.testing.assert_allclose(flipped[task].confidence, plain[task].confidence, atol=1e-5)
+    single = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method)
+    alone = single.detect(np.ascontiguousarray(image[:, ::-1]), ["pour", "scrape"])
+    assert any(np.abs(alone[t].points[:, 0] - (width - single.detect(image, [t])[t].points[:, 0])).max() > 1.0
+               for t in alone), "without mirror_maps the detector is not mirror-equivariant, so the test can fail"
+
+
+@pytest.mark.parametrize("method", ["bank", "prototypes"])  # cell-wise matching (a conv head's kernels are not symmetric)
+def test_locate_with_an_identical_mirror_equals_locate_alone(method: str) -> None:
+    detector = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method)
+    features = detector.features(_sample_image(), ["pour"])
+    points, confidence = detector.locate(features, ["pour"])
+    # the flipped-back maps of a mirror equal to the flipped features are the plain maps: nothing changes
+    again, confidence_again = detector.locate(features, ["pour"], mirrored=features.flip(-1))
+    torch.testing.assert_close(again, points, atol=1e-4, rtol=0)
+    torch.testing.assert_close(confidence_again, confidence, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="mirrored"):
+        detector.locate(features, ["pour"], mirrored=features[:, :, :2])

@@ -330,6 +330,20 @@ def test_detect_rows_and_mirrored_copies(tiny: tuple[Path, Path, Path], tmp_path
     assert "Reference-free detect" in (tmp_path / "plain" / "results.md").read_text()
 
 
+def test_mirror_maps_detect_scores_the_same_on_mirrored_copies(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    csv_path, model, _ = tiny
+    config = dict(data=csv_path, models=[model], figures=False, progress=False, mirror_maps=True)
+    plain = evaluate(EvalConfig(out=tmp_path / "plain", **config))
+    mirrored = evaluate(EvalConfig(out=tmp_path / "mirror", mirror=True, **config))
+    assert plain["mirror_maps"] is True
+    (row,) = [r for r in plain["detect"]["rows"] if r["kind"] == "prototypes"]
+    (again,) = [r for r in mirrored["detect"]["rows"] if r["kind"] == "prototypes"]
+    assert row["name"].endswith("mirror maps")
+    # the test images' letterbox pads split evenly, so the mirrored input is exactly the plain one flipped
+    assert again["results"]["overall"] == row["results"]["overall"]
+    assert again["results"]["confidence"]["auc"] == pytest.approx(row["results"]["confidence"]["auc"], abs=1e-9)
+
+
 def test_confidence_auc_ranks_hits_above_misses() -> None:
     from funk_perception.evaluate import confidence_auc
 

@@ -29,6 +29,13 @@ class HeatmapConfig:
     in_channels: int = 128
     hidden: int = 96
     keypoints: int = NUM_KEYPOINTS
+    # one 3 x 3 convolution per entry after the first: (2,) is a 7 x 7-cell field, (2, 4) 15 x 15 (the whole map)
+    dilations: tuple[int, ...] = (2,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))  # lists, as they read back
+        if not self.dilations or min(self.dilations) < 1:
+            raise ValueError(f"HeatmapConfig.dilations: expected one or more dilations >= 1, found {self.dilations}")
 
 
 class KeypointHeatmapHead(nn.Module):
@@ -38,13 +45,10 @@ class KeypointHeatmapHead(nn.Module):
         super().__init__()
         self.config = config or HeatmapConfig()
         c = self.config
-        self.net = nn.Sequential(
-            nn.Conv2d(c.in_channels, c.hidden, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c.hidden, c.hidden, 3, padding=2, dilation=2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c.hidden, c.keypoints, 1),
-        )
+        layers: list[nn.Module] = [nn.Conv2d(c.in_channels, c.hidden, 3, padding=1), nn.ReLU(inplace=True)]
+        for d in c.dilations:
+            layers += [nn.Conv2d(c.hidden, c.hidden, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
+        self.net = nn.Sequential(*layers, nn.Conv2d(c.hidden, c.keypoints, 1))
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.net(embeddings)

@@ -47,6 +47,9 @@ class HeatmapTrainConfig:
     weight_decay: float = 1e-4
     target_sigma: float = 0.75  # cells
     hidden: int = 96
+    dilations: tuple[int, ...] = (2,)  # HeatmapConfig.dilations: the head's field of view
+    # channel dropout on the embeddings while training, a regulariser against fitting the renders' look
+    input_dropout: float = 0.0
     seed: int = 0
     num_threads: int = 2
     progress: bool = True
@@ -55,6 +58,8 @@ class HeatmapTrainConfig:
         if self.steps < 1 or self.batch < 1 or self.target_sigma <= 0:
             raise ValueError(f"HeatmapTrainConfig: expected steps, batch >= 1 and target_sigma > 0, found "
                              f"{self.steps}, {self.batch}, {self.target_sigma}")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ValueError(f"HeatmapTrainConfig.input_dropout: expected a value in [0, 1), found {self.input_dropout}")
 
 
 def gaussian_targets(keypoints: torch.Tensor, h: int, w: int, sigma: float) -> torch.Tensor:
@@ -90,7 +95,8 @@ def train_heatmap_head(
     device = encoder.log_logit_scale.device
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    head = KeypointHeatmapHead(HeatmapConfig(in_channels=encoder.embedding_dim, hidden=config.hidden)).to(device)
+    head = KeypointHeatmapHead(HeatmapConfig(in_channels=encoder.embedding_dim, hidden=config.hidden,
+                                             dilations=config.dilations)).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     samples = _samples(cache)
     if len(samples) == 0:
@@ -106,6 +112,8 @@ def train_heatmap_head(
             task_ids = torch.from_numpy(batch[:, 1]).to(device)
             with torch.no_grad():
                 embeddings = encoder.embed_per_sample(features, task_ids).float()
+            if config.input_dropout > 0:
+                embeddings = F.dropout2d(embeddings, config.input_dropout, training=True)
             logits = head(embeddings)
             keypoints = torch.from_numpy(cache.keypoints[batch[:, 0], batch[:, 1]])
             visible = torch.from_numpy(cache.visible[batch[:, 0], batch[:, 1]]).to(device)
@@ -151,11 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=d.steps)
     parser.add_argument("--batch", type=int, default=d.batch)
     parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--dilations", type=int, nargs="+", default=list(d.dilations),
+                        help="dilation of each 3 x 3 layer after the first (2: a 7 x 7-cell field; 2 4: 15 x 15)")
+    parser.add_argument("--input-dropout", type=float, default=d.input_dropout,
+                        help="channel dropout on the embeddings while training")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.num_threads)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    config = HeatmapTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, num_threads=args.threads)
+    config = HeatmapTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, num_threads=args.threads,
+                                dilations=tuple(args.dilations), input_dropout=args.input_dropout)
     out = add_heatmap_head(args.model, args.data, args.out, config, args.device)
     print(f"{args.model} + heatmap head ({args.steps} steps on {args.data}) -> {out}")
     return 0
