@@ -236,3 +236,22 @@ def test_locate_with_an_identical_mirror_equals_locate_alone(method: str) -> Non
     torch.testing.assert_close(confidence_again, confidence, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="mirrored"):
         detector.locate(features, ["pour"], mirrored=features[:, :, :2])
+
+
+def test_mix_style_swaps_channel_statistics_and_keeps_the_content() -> None:
+    from funk_perception.train.heatmap import mix_style
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(6, 4, 5, 5, generator=g) * torch.arange(1, 7).view(6, 1, 1, 1) + torch.arange(6).view(6, 1, 1, 1)
+    mixed = mix_style(features, np.random.default_rng(0))
+    again = mix_style(features, np.random.default_rng(0))
+    assert mixed.shape == features.shape and torch.equal(mixed, again)  # seeded
+    # each map keeps its pattern (a per-channel affine change of it) ...
+    flat, flat_mixed = features.flatten(2), mixed.flatten(2)
+    corr = torch.nn.functional.cosine_similarity(flat - flat.mean(-1, keepdim=True),
+                                                 flat_mixed - flat_mixed.mean(-1, keepdim=True), dim=-1)
+    assert torch.allclose(corr, torch.ones_like(corr), atol=1e-4)
+    # ... while its statistics move towards another sample's
+    assert not torch.allclose(mixed.mean(dim=(2, 3)), features.mean(dim=(2, 3)), atol=1e-2)
+    with pytest.raises(ValueError, match="mixstyle"):
+        HeatmapTrainConfig(mixstyle=1.5)

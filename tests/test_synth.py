@@ -146,3 +146,29 @@ def test_preview_sheet_is_written(reference: Path, tmp_path: Path) -> None:
     assert {p.name for p in paths} == {"sheet_pour.png", "sheet_scoop.png", "sheet_mash_pound.png", "sheet_pull_out_nail.png"}
     sheet = cv2.imread(str(tmp_path / "sheet_pour.png"))
     assert sheet.shape[0] > 3 * 192 and sheet.shape[1] > 3 * 192  # header + one row per pour category
+
+
+def test_scene_overrides_change_the_renders_and_are_recorded(reference: Path, tmp_path: Path) -> None:
+    plain = dict(plain_material_probability=1.0, table_probability=0.0, photo_background_probability=0.0,
+                 plain_background_probability=1.0, fill_range=[0.9, 0.95])
+    out = tmp_path / "plain"
+    assert synth.main(["--out", str(out), "--instances-per-category", "3", "--views-per-instance", "2", "--size", "64",
+                       "--seed", "3", "--categories", "bottle", "cup", "frying_pan",
+                       "--heldout-instances-per-category", "0", "--no-progress"]
+                      + [a for k, v in plain.items() for a in ("--scene", f"{k}={json.dumps(v)}")]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["scene"] == plain
+    # the same scenes otherwise (same seeds), but every render differs: plain materials, plain backdrops
+    ours, theirs = _files(out), _files(reference)
+    images = [k for k in theirs if k.startswith("images/")]
+    assert set(images) <= set(ours) and all(ours[k] != theirs[k] for k in images)
+    # without overrides the fingerprint has no scene entry: datasets made before the option still resume
+    assert "scene" not in SynthConfig(**SMALL).fingerprint()
+    with pytest.raises(ValueError, match="other settings"):
+        generate_dataset(SynthConfig(out=reference, scene=tuple(plain.items()), **SMALL), progress=False)
+    with pytest.raises(ValueError, match="unknown SceneConfig fields"):
+        SynthConfig(scene=(("plain_materials", 1.0),))
+    with pytest.raises(ValueError, match="fill_range"):
+        SynthConfig(scene=(("fill_range", [0.9, 0.5]),))
+    with pytest.raises(ValueError, match="JSON"):
+        synth.parse_scene(["fill_range=(0.6, 0.9)"])

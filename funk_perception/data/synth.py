@@ -80,9 +80,21 @@ class SynthConfig:
     table: bool = True  # False: never a table, the object floats over a 2D background
     image_format: str = "jpg"  # "jpg" (quality 95) or "png"
     workers: int = 1
+    #: SceneConfig fields to change from the version's defaults, as (name, value) pairs: for experiments on
+    #: the renders' look without a new generator version (they are part of the fingerprint and the manifest)
+    scene: tuple[tuple[str, object], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
+        scene = tuple((str(k), tuple(v) if isinstance(v, list) else v) for k, v in dict(self.scene).items())
+        object.__setattr__(self, "scene", scene)
+        allowed = sorted(f.name for f in dataclasses.fields(SceneConfig) if f.name not in ("width", "height"))
+        unknown = [k for k, _ in scene if k not in allowed]
+        if unknown:
+            raise ValueError(f"SynthConfig.scene: unknown SceneConfig fields {unknown}; expected some of {allowed}")
+        if any(k == "table_probability" for k, _ in scene) and not self.table:
+            raise ValueError("SynthConfig.scene: table_probability conflicts with table=False (--no-table)")
+        self.scene_config()  # SceneConfig checks the values
         object.__setattr__(self, "categories", tuple(normalize_category(c) for c in self.categories))
         for name in ("instances_per_category", "views_per_instance"):
             if getattr(self, name) < 1:
@@ -113,7 +125,18 @@ class SynthConfig:
         d.pop("workers")
         d["categories"] = list(self.categories)
         d["generator_version"] = GENERATOR_VERSION
+        d.pop("scene")
+        if self.scene:  # absent when empty, so datasets made before the option keep their fingerprint
+            d["scene"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.scene}
         return d
+
+    def scene_config(self) -> SceneConfig:
+        """The scene randomisation of every view: the version's defaults, ``table`` and ``scene`` applied."""
+        base = SceneConfig(width=self.size, height=self.size, table_probability=0.65 if self.table else 0.0)
+        try:
+            return dataclasses.replace(base, **dict(self.scene))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"SynthConfig.scene: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -197,8 +220,8 @@ def generate_instance(job: Job, config: SynthConfig) -> tuple[dict, dict[str, fl
     if missing:
         raise ValueError(f"{job.category}: the object builder gives no keypoints for tasks {missing} (expected {list(wanted)})")
     timings["build_object"] = time.perf_counter() - t0
-    scene_config = SceneConfig(width=config.size, height=config.size, table_probability=0.65 if config.table else 0.0)
-    views = render_instance(obj, config.views_per_instance, np.random.default_rng(scene_seed), scene_config, timings=timings)
+    views = render_instance(obj, config.views_per_instance, np.random.default_rng(scene_seed), config.scene_config(),
+                            timings=timings)
 
     out = config.out
     ext = ".jpg" if config.image_format == "jpg" else ".png"
@@ -494,7 +517,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-format", choices=("jpg", "png"), default=d.image_format)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--scene", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one SceneConfig field, VALUE in JSON (e.g. plain_material_probability=0.6, "
+                        "fill_range=[0.65,0.98]); repeatable, recorded in the manifest")
     return p
+
+
+def parse_scene(items: Sequence[str]) -> tuple[tuple[str, object], ...]:
+    """``FIELD=VALUE`` strings (VALUE in JSON) -> SynthConfig.scene pairs."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--scene {item!r}: expected FIELD=VALUE")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"--scene {item!r}: expected a JSON value after '=', found {value!r}") from None
+        pairs.append((name.strip(), parsed))
+    return tuple(pairs)
 
 
 @command
@@ -513,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             table=not args.no_table,
             image_format=args.image_format,
             workers=args.workers,
+            scene=parse_scene(args.scene),
         )
         manifest = generate_dataset(config, progress=not args.no_progress)
     except ValueError as error:

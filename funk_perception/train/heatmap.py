@@ -50,6 +50,10 @@ class HeatmapTrainConfig:
     dilations: tuple[int, ...] = (2,)  # HeatmapConfig.dilations: the head's field of view
     # channel dropout on the embeddings while training, a regulariser against fitting the renders' look
     input_dropout: float = 0.0
+    # probability that a batch's trunk features swap channel statistics between samples (MixStyle, Zhou et
+    # al. 2021): the head then sees one object under another render's feature "style", a cheap stand-in for
+    # appearance the renders lack
+    mixstyle: float = 0.0
     seed: int = 0
     num_threads: int = 2
     progress: bool = True
@@ -58,6 +62,8 @@ class HeatmapTrainConfig:
         if self.steps < 1 or self.batch < 1 or self.target_sigma <= 0:
             raise ValueError(f"HeatmapTrainConfig: expected steps, batch >= 1 and target_sigma > 0, found "
                              f"{self.steps}, {self.batch}, {self.target_sigma}")
+        if not 0.0 <= self.mixstyle <= 1.0:
+            raise ValueError(f"HeatmapTrainConfig.mixstyle: expected a probability in [0, 1], found {self.mixstyle}")
         if not 0.0 <= self.input_dropout < 1.0:
             raise ValueError(f"HeatmapTrainConfig.input_dropout: expected a value in [0, 1), found {self.input_dropout}")
 
@@ -79,6 +85,19 @@ def heatmap_loss(logits: torch.Tensor, keypoints: torch.Tensor, visible: torch.T
     ce = -(target * F.log_softmax(logits.flatten(2), dim=-1)).sum(-1)  # (B, K)
     mask = visible.float()
     return (ce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def mix_style(features: torch.Tensor, rng: np.random.Generator, alpha: float = 0.1) -> torch.Tensor:
+    """MixStyle: each sample's per-channel mean and standard deviation over the map blended with another
+    sample's, weight ~ Beta(alpha, alpha); (B, C, h, w) in and out."""
+    b = features.shape[0]
+    mean = features.mean(dim=(2, 3), keepdim=True)
+    std = (features.var(dim=(2, 3), keepdim=True) + 1e-6).sqrt()
+    weight = torch.from_numpy(rng.beta(alpha, alpha, size=(b, 1, 1, 1))).to(features)
+    other = torch.from_numpy(rng.permutation(b)).to(features.device)
+    mixed_mean = weight * mean + (1 - weight) * mean[other]
+    mixed_std = weight * std + (1 - weight) * std[other]
+    return (features - mean) / std * mixed_std + mixed_mean
 
 
 def _samples(cache: FeatureCache) -> np.ndarray:
@@ -109,6 +128,8 @@ def train_heatmap_head(
         for _ in tqdm(range(config.steps), desc="heatmap head", disable=not config.progress):
             batch = samples[np.sort(rng.choice(len(samples), size=min(config.batch, len(samples)), replace=False))]
             features = cache.load_features(batch[:, 0]).to(device)
+            if config.mixstyle > 0 and rng.random() < config.mixstyle:
+                features = mix_style(features, rng)
             task_ids = torch.from_numpy(batch[:, 1]).to(device)
             with torch.no_grad():
                 embeddings = encoder.embed_per_sample(features, task_ids).float()
@@ -163,12 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="dilation of each 3 x 3 layer after the first (2: a 7 x 7-cell field; 2 4: 15 x 15)")
     parser.add_argument("--input-dropout", type=float, default=d.input_dropout,
                         help="channel dropout on the embeddings while training")
+    parser.add_argument("--mixstyle", type=float, default=d.mixstyle,
+                        help="probability that a batch's trunk features swap channel statistics (MixStyle)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.num_threads)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     config = HeatmapTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, num_threads=args.threads,
-                                dilations=tuple(args.dilations), input_dropout=args.input_dropout)
+                                dilations=tuple(args.dilations), input_dropout=args.input_dropout,
+                                mixstyle=args.mixstyle)
     out = add_heatmap_head(args.model, args.data, args.out, config, args.device)
     print(f"{args.model} + heatmap head ({args.steps} steps on {args.data}) -> {out}")
     return 0
