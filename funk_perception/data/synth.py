@@ -7,7 +7,10 @@ keypoints and their visibility. Training categories go to
 ``annotations.csv`` (role = the instance's split, train or test, by instance);
 the five held-out categories (SPEC section 8) go to ``heldout.csv`` (role
 test). ``manifest.json`` records the generator version, seed, settings, counts
-and timing.
+and timing. ``--scene FIELD=VALUE`` (repeatable) changes one
+:class:`~funk_perception.data.scene.SceneConfig` field from the version's
+defaults, for experiments on the renders' look; the change is part of the
+settings fingerprint, so such a dataset never mixes with a default one.
 
 Layout under ``--out``::
 
