@@ -494,7 +494,13 @@ def _load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
     methods = [Method(name="image-blind prior", kind="prior")]
     trunk_rows: dict[str, Method] = {}
     model_rows: list[Method] = []
-    for path in config.models:
+    # rows (and their feature caches) are keyed by name: two checkpoints of one file name, such as two
+    # runs' checkpoint.pt, are told apart by their folders
+    names = [p.name for p in config.models]
+    labels = [str(Path(p.parent.name) / p.name) if names.count(p.name) > 1 else p.name for p in config.models]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"EvalConfig.models: expected distinct checkpoints, found {[str(p) for p in config.models]}")
+    for path, label in zip(config.models, labels):
         encoder = FunctionalEncoder.load(path, device, trunk_weights=config.trunk_weights)
         encoder.eval()
         size = config.size or int(encoder.config.image_size)
@@ -511,7 +517,7 @@ def _load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
             "metadata": {k: v for k, v in extra.items() if k != "prototypes" and _jsonable(v)},
         }
         model_rows.append(
-            Method(f"{gating} gating ({path.name})", "model", _encoder_extractor(encoder, device), size, True, info,
+            Method(f"{gating} gating ({label})", "model", _encoder_extractor(encoder, device), size, True, info,
                    encoder)
         )
         key = f"{trunk_name}@{size}"

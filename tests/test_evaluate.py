@@ -249,6 +249,33 @@ def test_evaluate_is_deterministic_and_matches_prior(tiny: tuple[Path, Path, Pat
     assert first["methods"][0]["results"]["argmax"] == direct
 
 
+def test_checkpoints_of_one_file_name_keep_their_own_rows(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    csv_path, model, _ = tiny
+    a, b = tmp_path / "run-a" / "checkpoint.pt", tmp_path / "run-b" / "checkpoint.pt"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    shutil.copy(model, a)
+    other = torch.load(model, map_location="cpu", weights_only=False)  # the same gating, other weights
+    g = torch.Generator().manual_seed(1)
+    other["state_dict"] = {k: v + 0.5 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+                           for k, v in other["state_dict"].items()}
+    torch.save(other, b)
+    config = dict(data=csv_path, figures=False, progress=False, max_targets_per_task=2)
+    both = evaluate(EvalConfig(out=tmp_path / "both", models=[a, b], **config))
+    rows = {m["name"]: m["results"] for m in both["methods"] if m["kind"] == "model"}
+    assert set(rows) == {"task gating (run-a/checkpoint.pt)", "task gating (run-b/checkpoint.pt)"}
+    # each row is its own checkpoint's (a shared name once made both rows read one feature cache)
+    for path in (a, b):
+        alone = evaluate(EvalConfig(out=tmp_path / path.parent.name, models=[path], **config))
+        assert next(m["results"] for m in alone["methods"] if m["kind"] == "model") == \
+            rows[f"task gating ({path.parent.name}/checkpoint.pt)"]
+    assert rows["task gating (run-a/checkpoint.pt)"] != rows["task gating (run-b/checkpoint.pt)"]
+    with pytest.raises(ValueError, match="distinct checkpoints"):
+        evaluate(EvalConfig(out=tmp_path / "same", models=[a, a], **config))
+
+
 def _self_pairs(tiny: tuple[Path, Path, Path]) -> tuple[FunKPointDataset, Method, list[Pair], dict[Path, set[str]]]:
     """The tiny set, its trunk-only method, every row paired with itself, and the images each task needs."""
     from funk_perception.evaluate import _load_methods
