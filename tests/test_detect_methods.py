@@ -239,7 +239,7 @@ def test_locate_with_an_identical_mirror_equals_locate_alone(method: str) -> Non
 
 
 def test_mix_style_swaps_channel_statistics_and_keeps_the_content() -> None:
-    from funk_perception.train.heatmap import mix_style
+    from funk_perception.train.feature_style import mix_style
 
     g = torch.Generator().manual_seed(0)
     features = torch.randn(6, 4, 5, 5, generator=g) * torch.arange(1, 7).view(6, 1, 1, 1) + torch.arange(6).view(6, 1, 1, 1)

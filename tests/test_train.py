@@ -181,6 +181,19 @@ def test_resume_after_kill_equals_unbroken_run_and_seed_is_deterministic(dataset
         train(_config(dataset_csv, cache, lr=0.02), tmp_path / "killed", resume=True)
 
 
+def test_mixstyle_changes_training_and_resumes_exactly(dataset_csv, tmp_path):
+    cache = tmp_path / "cache"
+    plain = train(_config(dataset_csv, cache), tmp_path / "plain")
+    styled = train(_config(dataset_csv, cache, mixstyle=1.0), tmp_path / "styled")
+    assert any(not torch.equal(a, b) for a, b in zip(_head(plain.checkpoint).values(), _head(styled.checkpoint).values()))
+    # its draws come from each step's own seeded generator, so a killed run resumes onto the same weights
+    train(_config(dataset_csv, cache, mixstyle=1.0), tmp_path / "killed", stop_after=3)
+    resumed = train(_config(dataset_csv, cache, mixstyle=1.0), tmp_path / "killed", resume=True)
+    _assert_same(_head(styled.checkpoint), _head(resumed.checkpoint))
+    with pytest.raises(ValueError, match="mixstyle"):
+        TrainConfig(mixstyle=-0.1)
+
+
 def test_cli_trains_and_rejects_bad_overrides(dataset_csv, tmp_path, capsys):
     from funk_perception.train.__main__ import apply_overrides, main
 

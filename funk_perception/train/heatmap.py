@@ -32,6 +32,7 @@ from funk_perception.model.encoder import FunctionalEncoder, resolve_device
 from funk_perception.model.export import resave_with_extra
 from funk_perception.model.heatmap import HeatmapConfig, KeypointHeatmapHead
 from funk_perception.train.cache import FeatureCache
+from funk_perception.train.feature_style import mix_style
 from funk_perception.train.loop import TrainConfig, prepare_cache
 
 log = logging.getLogger("funk_perception.train.heatmap")
@@ -85,19 +86,6 @@ def heatmap_loss(logits: torch.Tensor, keypoints: torch.Tensor, visible: torch.T
     ce = -(target * F.log_softmax(logits.flatten(2), dim=-1)).sum(-1)  # (B, K)
     mask = visible.float()
     return (ce * mask).sum() / mask.sum().clamp(min=1)
-
-
-def mix_style(features: torch.Tensor, rng: np.random.Generator, alpha: float = 0.1) -> torch.Tensor:
-    """MixStyle: each sample's per-channel mean and standard deviation over the map blended with another
-    sample's, weight ~ Beta(alpha, alpha); (B, C, h, w) in and out."""
-    b = features.shape[0]
-    mean = features.mean(dim=(2, 3), keepdim=True)
-    std = (features.var(dim=(2, 3), keepdim=True) + 1e-6).sqrt()
-    weight = torch.from_numpy(rng.beta(alpha, alpha, size=(b, 1, 1, 1))).to(features)
-    other = torch.from_numpy(rng.permutation(b)).to(features.device)
-    mixed_mean = weight * mean + (1 - weight) * mean[other]
-    mixed_std = weight * std + (1 - weight) * std[other]
-    return (features - mean) / std * mixed_std + mixed_mean
 
 
 def _samples(cache: FeatureCache) -> np.ndarray:

@@ -36,6 +36,7 @@ from funk_perception.model.trunk import build_trunk
 from funk_perception.tasks import TASKS
 from funk_perception.train.augment import AugmentConfig
 from funk_perception.train.cache import FeatureCache, build_cache, default_cache_folder, make_key
+from funk_perception.train.feature_style import mix_style
 from funk_perception.train.loss import correspondence_loss
 from funk_perception.train.prototypes import compute_prototypes
 
@@ -85,6 +86,7 @@ class TrainConfig:
     cache_batch: int = 32
     num_threads: int = 2
     prototype_views: int = 0  # first N cached views per image for prototypes; 0 = all
+    mixstyle: float = 0.0  # probability that a step's trunk features swap channel statistics (feature_style)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -95,6 +97,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: expected >= 1, found {getattr(self, name)}")
         if int(self.steps) < 0:
             raise ValueError(f"TrainConfig.steps: expected >= 0, found {self.steps}")
+        if not 0.0 <= self.mixstyle <= 1.0:
+            raise ValueError(f"TrainConfig.mixstyle: expected a probability in [0, 1], found {self.mixstyle}")
         if not 0.0 <= self.cross_category_fraction <= 1.0:
             raise ValueError(f"TrainConfig.cross_category_fraction: expected in [0, 1], found {self.cross_category_fraction}")
 
@@ -197,6 +201,8 @@ class Trainer:
 
         self.encoder.train()
         features = cache.load_features(unique_views).to(self.device)
+        if cfg.mixstyle > 0 and rng.random() < cfg.mixstyle:  # no draw at 0: runs without it are unchanged
+            features = mix_style(features, rng)
         embedding = self.encoder.embed_per_sample(features, torch.from_numpy(unique_tasks).to(self.device))
         inverse_t = torch.from_numpy(inverse.reshape(-1)).to(self.device)
         source, target = embedding[inverse_t[:n]], embedding[inverse_t[n:]]
