@@ -61,11 +61,11 @@ from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.bc import BC_LOSSES, behaviour_clone  # noqa: E402
 from funk_rl.callbacks import evaluate, save_model_atomic, write_csv_rows  # noqa: E402
 from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
-from funk_rl.encoders import DEFAULT_MODEL, ENCODERS, EncoderConfig, build_encoder  # noqa: E402
+from funk_rl.encoders import ENCODERS  # noqa: E402
 from funk_rl.envs import HammerConfig  # noqa: E402
 from funk_rl.features import make_vec_env, worker_pids  # noqa: E402
 from funk_rl.scripted import EXPERT_ACTION  # noqa: E402
-from funk_rl.train_hammer import EVAL_SEED_OFFSET, add_observation_arguments  # noqa: E402
+from funk_rl.train_hammer import EVAL_SEED_OFFSET, ObservationConfig, add_observation_arguments  # noqa: E402
 
 #: Rollout episodes of iteration i, run seed s: reset seeds ROLLOUT_SEED + 100_000 s + 1_000 i + episode
 #: (apart from the demonstrations' 100,000 + k and the evaluation's 1,000,000 + s).
@@ -78,7 +78,7 @@ log = logging.getLogger("funk_rl")
 
 
 @dataclass
-class DaggerConfig:
+class DaggerConfig(ObservationConfig):
     """One DAgger run; the BC and policy settings are train_hammer's (a 256 x 256 Gaussian MLP)."""
 
     encoder: str = "state"
@@ -87,13 +87,6 @@ class DaggerConfig:
     episodes_per_iter: int = 10
     seed: int = 0
     out: str = ""
-    model: str = str(DEFAULT_MODEL)
-    pool: int = 1
-    precision: str = "auto"
-    device: str = "auto"
-    image_size: int = 224
-    camera: str = "fixed"
-    reward: str = "dapg"
     n_envs: int = 2
     eval_episodes: int = 10
     eval_envs: int = 2
@@ -235,7 +228,7 @@ def run(config: DaggerConfig) -> list[dict[str, str]]:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    hammer = HammerConfig(config.image_size, config.camera, config.reward)
+    hammer = config.hammer_config()
     steps = hammer.max_episode_steps
     state = json.loads(state_path.read_text()) if config.resume and state_path.is_file() else {}
     done = int(state.get("iteration", -1))
@@ -247,10 +240,7 @@ def run(config: DaggerConfig) -> list[dict[str, str]]:
         log.info("resuming %s after iteration %d", out, done)
     else:
         write_json_atomic(out / "config.json", dataclasses.asdict(config), indent=2)
-    encoder = build_encoder(
-        EncoderConfig(config.encoder, config.model, pool=config.pool, precision=config.precision, device=str(device)),
-        image_size=config.image_size,
-    )
+    encoder = config.build_observation_encoder(device)
     venv = eval_env = None
     clock, cpu = time.perf_counter(), time.process_time()
     base = dict(ledger)

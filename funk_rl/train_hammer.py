@@ -63,14 +63,10 @@ log = logging.getLogger("funk_rl")
 
 
 @dataclass
-class TrainConfig:
-    """One training run. The defaults run on a CPU; the PPO values follow DAPG's (gamma 0.995, GAE 0.97)."""
+class ObservationConfig:
+    """The environment and encoder settings every funk_rl job shares (:func:`add_observation_arguments`)."""
 
     encoder: str = "funk"
-    n_envs: int = 4
-    steps: int = 20_000
-    seed: int = 0
-    out: str = ""
     model: str = str(DEFAULT_MODEL)
     pool: int = 1
     precision: str = "auto"
@@ -78,6 +74,26 @@ class TrainConfig:
     image_size: int = 224
     camera: str = "fixed"
     reward: str = "dapg"
+
+    def hammer_config(self) -> HammerConfig:
+        return HammerConfig(self.image_size, self.camera, self.reward)
+
+    def build_observation_encoder(self, device: torch.device):
+        """The observation encoder of ``encoder`` on ``device``."""
+        return build_encoder(
+            EncoderConfig(self.encoder, self.model, pool=self.pool, precision=self.precision, device=str(device)),
+            image_size=self.image_size,
+        )
+
+
+@dataclass
+class TrainConfig(ObservationConfig):
+    """One training run. The defaults run on a CPU; the PPO values follow DAPG's (gamma 0.995, GAE 0.97)."""
+
+    n_envs: int = 4
+    steps: int = 20_000
+    seed: int = 0
+    out: str = ""
     batched: bool = True
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -149,11 +165,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     torch.set_num_threads(config.threads)
     set_random_seed(config.seed)
     device = resolve_device(config.device)
-    hammer = HammerConfig(config.image_size, config.camera, config.reward)
-    encoder = build_encoder(
-        EncoderConfig(config.encoder, config.model, pool=config.pool, precision=config.precision, device=str(device)),
-        image_size=config.image_size,
-    )
+    hammer = config.hammer_config()
+    encoder = config.build_observation_encoder(device)
     resuming = config.resume and checkpoint.exists()
     state = json.loads((out / "state.json").read_text()) if resuming and (out / "state.json").is_file() else {}
     ledger: dict[str, float] = dict(state.get("ledger", {}))
@@ -214,8 +227,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         handler.close()
 
 
-def add_observation_arguments(parser: argparse.ArgumentParser, defaults: Any) -> None:
-    """The environment and encoder options every funk_rl job shares (``defaults``: its config)."""
+def add_observation_arguments(parser: argparse.ArgumentParser, defaults: ObservationConfig) -> None:
+    """The environment and encoder options every funk_rl job shares (``defaults``: its config), but --encoder."""
     parser.add_argument("--model", default=defaults.model, help="funk checkpoint for the visual encoders")
     parser.add_argument("--pool", type=int, default=defaults.pool, help="average-pool features over a g x g grid")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
