@@ -58,11 +58,11 @@ class Input:
 
 INPUTS: tuple[Input, ...] = (
     Input("evaluate-synth.json", "evaluate", "results/eval-synth/results.json",
-          "python -m funk_perception.evaluate --data datasets/synth/annotations.csv --model ... --out results/eval-synth",
+          "python -m funk_perception.evaluate --data datasets/synth-v13/annotations.csv --model ... --out results/eval-synth",
           False, ("qualitative.png", "dense.png")),
     Input("evaluate-synth-heldout.json", "evaluate", "results/eval-synth-heldout/results.json",
-          "python -m funk_perception.evaluate --data datasets/synth/heldout.csv --references "
-          "datasets/synth/annotations.csv --model ... --out results/eval-synth-heldout", False, ("qualitative.png",)),
+          "python -m funk_perception.evaluate --data datasets/synth-v13/heldout.csv --references "
+          "datasets/synth-v13/annotations.csv --model ... --out results/eval-synth-heldout", False, ("qualitative.png",)),
     Input("evaluate-real-dev.json", "evaluate", "results/eval-real-dev/results.json",
           "python -m funk_perception.evaluate --data ../shared/data/funkpoint-real-dev/annotations.csv --model ... "
           "--out results/eval-real-dev", False, ("qualitative.png", "dense.png")),

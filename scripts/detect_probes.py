@@ -25,9 +25,16 @@ its variants beside the plain heatmap head and bank:
 - ``category``: only the bank references of the photo's own category vote (an
   oracle: it reads the true category) against only the others;
 - ``subspace``: the bank's cosine reweighted between the two members and the trunk;
-- ``scale``: the photo shrunk inside the padded input (object smaller in the frame).
+- ``scale``: the photo shrunk inside the padded input (object smaller in the frame);
+- ``centring``: every image's embedding map less (a share of) its own mean over the
+  cells, or standardised per channel over its cells, then unit-normalised, in the bank
+  references and the photo alike: what is common to all of an image (its look, its
+  background) taken out of the match;
+- ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
+  swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
+  generator 1.2.0's; for a model fitted to 1.2.0 labels).
 
-The results and the decisions are in models/README.md (variants tried, 25-33).
+The results and the decisions are in models/README.md (variants tried, 25-37).
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
-PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale")
+PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention")
 
 
 @dataclass
@@ -89,8 +96,10 @@ class Scores:
         for name in self.hits:
             seen = np.array(self.visible[name])
             hit, conf = np.array(self.hits[name])[seen], np.array(self.confidence[name])[seen]
+            per_keypoint = [round(100 * float(np.array(self.hits[name])[:, k][seen[:, k]].mean()), 1) for k in range(5)]
             out[name] = {"pck@0.1": round(100 * float(hit.mean()), 1),
-                         "confidence_auc": round(float(confidence_auc(conf, hit)["auc"]), 3)}
+                         "confidence_auc": round(float(confidence_auc(conf, hit)["auc"]), 3),
+                         "per keypoint p1..p5": per_keypoint}
         return out
 
 
@@ -350,11 +359,48 @@ def probe_scale(detector, targets, **_) -> dict:
     return scores.table()
 
 
+def centred(maps: torch.Tensor, share: float, standardise: bool = False) -> torch.Tensor:
+    """(..., D, h, w) maps less ``share`` x their mean over the cells (or standardised per channel), unit-normalised."""
+    mean = maps.mean((-2, -1), keepdim=True)
+    if standardise:
+        return F.normalize((maps - mean) / maps.std((-2, -1), keepdim=True).clamp(min=1e-6), dim=-3)
+    return F.normalize(maps - share * mean, dim=-3)
+
+
+def probe_centring(detector, targets, reference_maps, **_) -> dict:
+    variants = {f"bank, own mean x {s} removed": dict(share=s) for s in (0.0, 0.5, 0.8, 1.0)}
+    variants["bank, standardised per channel"] = dict(share=1.0, standardise=True)
+    scores = Scores()
+    for name, kwargs in variants.items():
+        for t in targets:
+            maps, points, vis = reference_maps[t.row.task]
+            emb = sample_features(centred(maps, **kwargs), points)
+            scores.add(name, t, vote_maps(emb, vis, centred(t.features, **kwargs), detector.logit_scale))
+    return scores.table()
+
+
+SWAPPED = ("brush_dust", "flip", "lift_something", "scoop", "scrape")
+
+
+def probe_convention(detector, targets, **_) -> dict:
+    order = torch.tensor([0, 2, 1, 3, 4])
+    scores = Scores()
+    for t in targets:
+        hm, b = heat(detector, t.features), bank(detector, t.row.task, t.features)
+        scores.add("heatmap", t, hm)
+        scores.add("bank", t, b)
+        swap = t.row.task in SWAPPED
+        scores.add("heatmap, p2 and p3 swapped on 5 tasks", t, hm[order] if swap else hm)
+        scores.add("bank, p2 and p3 swapped on 5 tasks", t, b[order] if swap else b)
+        scores.add("heatmap, p2 and p3 swapped on every task", t, hm[order])
+    return scores.table()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model", type=Path, default=Path("models/funk-lite0-synth.pt"))
-    parser.add_argument("--bank-data", type=Path, default=Path("datasets/synth-v12/annotations.csv"),
+    parser.add_argument("--bank-data", type=Path, default=Path("datasets/synth-v13/annotations.csv"),
                         help="the CSV the model's bank was drawn from (its train rows: layouts, categories, chain prior)")
     parser.add_argument("--head", action="append", default=[], metavar="NAME=CKPT",
                         help="another heatmap head on the same encoder, for the heads probe (repeatable)")
@@ -384,7 +430,7 @@ def main() -> None:
     context = {"layouts": {t: torch.from_numpy(np.stack([a.keypoints for a in rows])).float()
                            for t, rows in bank_rows.items()},
                "bank_rows": bank_rows, "train_rows": train.annotations, "heads": heads}
-    if "cycle" in probes:  # the references' whole maps, embedded as the bank embedded them
+    if {"cycle", "centring"} & set(probes):  # the references' whole maps, embedded as the bank embedded them
         context["reference_maps"] = {
             task: (torch.stack([detector.features(train.load_image(a.image_path), [task])[0] for a in rows]),
                    torch.from_numpy(np.stack([a.keypoints for a in rows])).float(),

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The gating ablation with the shipped recipe (models/README.md): train task, uniform and shared
-# gating on generator-1.2.0 data for each seed, evaluate transfer on the real-photo dev set (plain
+# gating on generator-1.3.0 data for each seed, evaluate transfer on the real-photo dev set (plain
 # and mirrored, when ../shared/data is present) and on the synthetic test split, and summarise
 # with `python -m funk_perception.ablation` into results/gating-ablation/.
 # About 21 minutes of training per run on this 2-core CPU VM when it is otherwise idle (6 runs for
 # 2 seeds); every training resumes after a kill and is skipped once finished.
-# Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v12), THREADS (2),
+# Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v13; runs go to runs/v13-CONFIG[-seedN]), THREADS (2),
 #   VARIANT ("": the lite0 trunk; "_ms": the multi-stage lite0-ms trunk, configs paper_ms / uniform_ms / shared_ms),
 #   JOINED (1: also join each gating's seeds with the trunk blended in at TRUNK_WEIGHT (0.5), the shipped
 #   recipe, and evaluate those into results/gating-ablation$VARIANT-joined; 0: skip)
@@ -15,7 +15,8 @@ py=.venv/bin/python
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 seeds=${SEEDS:-0 1}
 steps=${STEPS:-300}
-data=${DATA:-datasets/synth-v12}
+data=${DATA:-datasets/synth-v13}
+version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
 real=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
 variant=${VARIANT:-}
@@ -36,12 +37,12 @@ evaluate_all() {
     evaluate "$1/real-dev$2" --data "$real"
     evaluate "$1/real-dev-mirror$2" --data "$real" --mirror
   fi
-  evaluate "$1/synth-v12$2" --data "$data/annotations.csv" --max-targets-per-task 30
+  evaluate "$1/synth-$version$2" --data "$data/annotations.csv" --max-targets-per-task 30
 }
 for seed in $seeds; do
   models=()
   for config in "paper$variant" "uniform$variant" "shared$variant"; do
-    run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    run="runs/$version-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
     if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
       $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
         --steps "$steps" --seed "$seed" --set num_threads="$threads" --set prototype_views=2 --set progress=false \
@@ -58,10 +59,10 @@ models=(); outs=()
 for config in "paper$variant" "uniform$variant" "shared$variant"; do
   members=()
   for seed in $seeds; do
-    run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    run="runs/$version-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
     members+=(--member "$run/checkpoint.pt")
   done
-  joined="runs/v12-$config-joined/checkpoint.pt"
+  joined="runs/$version-$config-joined/checkpoint.pt"
   # the same joined file train_shipped_models.sh makes; rejoined only when a member is newer
   stale=0
   for m in "${members[@]}"; do [ "$m" = --member ] || [ "$joined" -nt "$m" ] || stale=1; done

@@ -11,7 +11,7 @@
 #   MODEL=models/other.pt bash scripts/make_results.sh
 #   STEPS="fewshot report" bash scripts/make_results.sh   # only some stages (evaluate, fewshot, report)
 #
-# Needs datasets/synth (python -m funk_perception.data.synth --out datasets/synth --workers 2).
+# Needs the synthetic dataset DATA (default datasets/synth-v13: python -m funk_perception.data.synth --out datasets/synth-v13 --workers 2).
 # Renders datasets/synth-fewshot (seconds) and trains the category-fine-tuned trunk
 # runs/classify-lite0 (python -m funk_perception.classify, about 20 minutes on one
 # thread; resumed if killed, skipped once done) when they are missing. Jobs on the
@@ -20,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=${MODEL:-models/funk-lite0-synth.pt}
+DATA=${DATA:-datasets/synth-v13}
 # The gating ablation has its own section over training seeds (bash scripts/gating_ablation.sh, collected from
 # results/gating-ablation); ABLATIONS="models/funk-lite0-synth-uniform.pt ..." adds single checkpoints as rows here.
 ABLATIONS=${ABLATIONS:-}
@@ -42,12 +43,12 @@ if step fewshot && [ ! -f datasets/synth-fewshot/heldout.csv ]; then
     --instances-per-category 1 --views-per-instance 1 --heldout-instances-per-category 20 --workers 2 --no-progress
 fi
 if step fewshot && [ ! -f "$CLASSIFIER/summary.json" ]; then
-  run "$PY" -m funk_perception.classify --data datasets/synth/annotations.csv --out "$CLASSIFIER" --resume --no-progress
+  run "$PY" -m funk_perception.classify --data "$DATA/annotations.csv" --out "$CLASSIFIER" --resume --no-progress
 fi
 
 if step evaluate; then
-  run "$PY" -m funk_perception.evaluate --data datasets/synth/annotations.csv "${models[@]}" --out results/eval-synth
-  run "$PY" -m funk_perception.evaluate --data datasets/synth/heldout.csv --references datasets/synth/annotations.csv \
+  run "$PY" -m funk_perception.evaluate --data "$DATA/annotations.csv" "${models[@]}" --out results/eval-synth
+  run "$PY" -m funk_perception.evaluate --data "$DATA/heldout.csv" --references "$DATA/annotations.csv" \
     "${models[@]}" --out results/eval-synth-heldout
   [ -f "$REAL" ] && run "$PY" -m funk_perception.evaluate --data "$REAL" "${models[@]}" --out results/eval-real-dev
 fi

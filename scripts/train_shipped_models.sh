@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the checkpoints shipped in models/ (models/README.md): render the synthetic
-# data (generator 1.2.0), train the encoder once per seed, join the seeds with the trunk
+# data (generator 1.3.0), train the encoder once per seed, join the seeds with the trunk
 # blended in (funk_perception.train.ensemble), add the heatmap head and the reference bank
 # that reference-free detect uses, export as float16.
 # About 2 hours for the default on this 2-core CPU VM when it is otherwise idle (two trainings of
@@ -8,7 +8,8 @@
 # head 15, the bank 1); a GPU is used when present. Every training resumes after a kill.
 # Usage: bash scripts/train_shipped_models.sh [CONFIG ...]   (default: paper; also uniform, shared)
 # Env: STEPS (300), SEEDS ("0 1": the joined members; one seed ships that seed alone),
-#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v12), THREADS (2)
+#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2); runs go to runs/v13-CONFIG[-seedN]
+# (the version is the DATA folder's name less "synth-").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -16,7 +17,8 @@ export MUJOCO_GL=${MUJOCO_GL:-egl}
 steps=${STEPS:-300}
 seeds=(${SEEDS:-0 1})
 weight=${TRUNK_WEIGHT:-0.5}
-data=${DATA:-datasets/synth-v12}
+data=${DATA:-datasets/synth-v13}
+version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
 configs=("${@:-paper}")
 
@@ -24,7 +26,7 @@ $py -m funk_perception.data.synth --out "$data" --workers 2
 for config in "${configs[@]}"; do
   members=()
   for seed in "${seeds[@]}"; do
-    run="runs/v12-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    run="runs/$version-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
     # --resume continues a killed run (and starts a new one when there is none); a finished one is skipped
     if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
       $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
@@ -37,7 +39,7 @@ for config in "${configs[@]}"; do
     joined="${members[1]}"; [ "${seeds[0]}" = 0 ] || name="$name-seed${seeds[0]}"
     out="$(dirname "$joined")"
   else
-    out="runs/v12-$config-joined"; joined="$out/checkpoint.pt"
+    out="runs/$version-$config-joined"; joined="$out/checkpoint.pt"
     $py -m funk_perception.train.ensemble "${members[@]}" --trunk-weight "$weight" --data "$data/annotations.csv" \
       --threads "$threads" --out "$joined"
   fi

@@ -62,7 +62,7 @@ from funk_perception.data.objects import CATEGORY_BUILDERS, build_object  # noqa
 from funk_perception.data.scene import SceneConfig, render_instance  # noqa: E402
 from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_category, tasks_for_category  # noqa: E402
 
-GENERATOR_VERSION = "1.2.0"  # 1.2.0: object-box framing, side views, plain backdrops, shinier materials (1.1.0: CC0 photos only)
+GENERATOR_VERSION = "1.3.0"  # 1.3.0: FunKPoint numbering of p2/p3 on 5 tasks (objects.FUNKPOINT_ORDER); 1.2.0: object-box framing, side views, plain backdrops, shinier materials (1.1.0: CC0 photos only)
 LOG = logging.getLogger("funk_perception.data.synth")
 EXTRA_COLUMNS: tuple[str, ...] = ("split", "view_id", "image_width", "image_height", "depth_path", "mask_path")
 TEMP_MARK = ".tmp-"

@@ -17,6 +17,10 @@ resting on z = 0, then centred on the xy origin):
   handle, base of a handle-less vessel). Scoop: p1 the leading rim, p2 the bowl
   bottom, p3 the bowl wall on the grip side, p4 / p5 along the grip. Pound:
   p1..p3 across the striking bottom, p4 / p5 along the grip.
+
+The builders list points in their order along the object; :func:`funk_perception.data.objects.build_object`
+then renumbers p2 and p3 of scoop, lift_something, scrape, brush_dust and flip to FunKPoint's
+numbering (``FUNKPOINT_ORDER``): there p2 is the far end of the working part and p3 its middle.
 """
 
 from __future__ import annotations

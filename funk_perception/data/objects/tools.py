@@ -19,6 +19,10 @@ Shared keypoint meanings within a task across this module:
 - mash_pound: p1..p3 across the striking face.
 - pull_out_nail: p1 the claw (or blade) tip, p2 along it, p3 the crotch of
   the V that grips the nail.
+
+The builders list points in their order along the object; :func:`funk_perception.data.objects.build_object`
+then renumbers p2 and p3 of scoop, lift_something, scrape, brush_dust and flip to FunKPoint's
+numbering (``FUNKPOINT_ORDER``): there p2 is the far end of the working part and p3 its middle.
 """
 
 from __future__ import annotations

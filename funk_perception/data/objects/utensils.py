@@ -18,6 +18,10 @@ function across categories:
   edge");
 - mash_pound (ladle): p1..p3 across the outside of the bowl bottom;
 - pull_out_nail: the edge or slot that goes under a nail head, then the grip.
+
+The builders list points in their order along the object; :func:`funk_perception.data.objects.build_object`
+then renumbers p2 and p3 of scoop, lift_something, scrape, brush_dust and flip to FunKPoint's
+numbering (``FUNKPOINT_ORDER``): there p2 is the far end of the working part and p3 its middle.
 """
 
 from __future__ import annotations
