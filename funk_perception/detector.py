@@ -4,12 +4,18 @@
     found = detector.detect(rgb, tasks=["pour"])   # {"pour": TaskKeypoints}
     found["pour"].points                           # (5, 2) pixel x, y in ``rgb``
 
-``detect`` needs no reference image. With ``method="bank"`` (the default when the
-checkpoint holds a reference bank) every keypoint is where a bank of labelled
-synthetic reference images, carried over one by one, agrees most (averaged soft
-votes, :func:`funk_perception.matching.vote_maps`); with ``method="prototypes"``
+``detect`` needs no reference image. With ``method="bank"`` every keypoint is where
+a bank of labelled synthetic reference images, carried over one by one, agrees
+most (averaged soft votes, :func:`funk_perception.matching.vote_maps`); with
+``method="heatmap"`` it is the peak of a small head trained to map embeddings to
+keypoint heatmaps; ``method="bank_heatmap"`` takes the bank's points and, as their
+confidence, how surely the bank and the head both put their weight there
+(:func:`funk_perception.matching.agreement_confidence`); with ``method="prototypes"``
 it is the location whose embedding best matches the keypoint's mean training
-embedding. ``transfer`` is the paper's protocol: keypoints given on a reference
+embedding. ``method="auto"`` takes the method the checkpoint names
+(``extra["detect_method"]``, set by ``model.export --detect-method``; the shipped
+default names ``bank_heatmap``, the best on real photos, models/README.md variant
+39), else the heatmap head, the bank or the prototypes, whichever it holds first. ``transfer`` is the paper's protocol: keypoints given on a reference
 image are matched in a target image. ``flip=True`` averages every feature map
 with that of the mirrored image (:func:`funk_perception.matching.flip_averaged`);
 it is off by default because it cost 7 PCK points on real photos (models/README.md).
@@ -54,6 +60,7 @@ import torch.nn.functional as F
 
 from funk_perception.matching import (
     REFINE_METHODS,
+    agreement_confidence,
     flip_averaged,
     map_confidence,
     peak_confidence,
@@ -107,7 +114,8 @@ def check_image(image: object, where: str = "image") -> np.ndarray:
 
 
 #: Reference-free keypoint methods of :meth:`FunctionalKeypointDetector.detect`.
-DETECT_METHODS: tuple[str, ...] = ("heatmap", "bank", "prototypes")
+DETECT_METHODS: tuple[str, ...] = ("heatmap", "bank", "prototypes", "bank_heatmap")
+BANK_METHODS: tuple[str, ...] = ("bank", "bank_heatmap")
 
 
 def _to_pixels(points: torch.Tensor, image: np.ndarray, frame: Letterbox | None = None) -> np.ndarray:
@@ -181,6 +189,9 @@ class FunctionalKeypointDetector:
         if method == "bank" and not self.bank:
             raise ValueError("method='bank' needs a reference bank (extra['bank'] of the checkpoint); "
                              "add one with python -m funk_perception.train.bank")
+        if method == "bank_heatmap" and (not self.bank or self.heatmap_head is None):
+            raise ValueError("method='bank_heatmap' needs a reference bank and a keypoint heatmap head "
+                             "(extra['bank'] and extra['heatmap_head'] of the checkpoint)")
         if method == "heatmap" and self.heatmap_head is None:
             raise ValueError("method='heatmap' needs a keypoint heatmap head (extra['heatmap_head'] of the checkpoint); "
                              "train one with python -m funk_perception.train.heatmap")
@@ -210,6 +221,11 @@ class FunctionalKeypointDetector:
                 f"({{task: ({NUM_KEYPOINTS}, D) tensor}}), found {found}; the training command writes them"
             )
         head = encoder.loaded_extra.get("heatmap_head")
+        if method == "auto" and "detect_method" in encoder.loaded_extra:  # the method the checkpoint was shipped with
+            method = str(encoder.loaded_extra["detect_method"])
+            if method not in DETECT_METHODS:
+                raise ValueError(f"{path}: extra['detect_method']: expected one of {', '.join(DETECT_METHODS)}, "
+                                 f"found {method!r}")
         return cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method, flip=flip,
                    heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"),
                    letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps)
@@ -219,7 +235,7 @@ class FunctionalKeypointDetector:
         """Tasks ``detect`` can answer (those with a bank or prototypes, by ``method``), in TASKS order."""
         if self.method == "heatmap":  # the head is task-conditioned through the embedding: any task
             return TASKS
-        known = self.bank if self.method == "bank" else self.prototypes
+        known = self.bank if self.method in BANK_METHODS else self.prototypes
         return tuple(t for t in TASKS if t in known)
 
     def _resolve_tasks(self, tasks: Sequence[str] | str | None, available: Sequence[str]) -> list[str]:
@@ -288,26 +304,34 @@ class FunctionalKeypointDetector:
         if mirrored is not None and mirrored.shape != features.shape:
             raise ValueError(f"locate: expected mirrored of the features' shape {tuple(features.shape)}, "
                              f"found {tuple(mirrored.shape)}")
-        missing = [t for t in names if t not in self.bank] if self.method == "bank" else []
+        missing = [t for t in names if t not in self.bank] if self.method in BANK_METHODS else []
         if missing:
             raise ValueError(f"tasks {missing} have no reference bank in this model")
         if mirrored is None:
             return self._locate_plain(features.to(self.device).float(), names)
-        prob = 0.5 * (self._probability_maps(features.to(self.device).float(), names)
-                      + self._probability_maps(mirrored.to(self.device).float(), names).flip(-1))
+        features, mirrored = features.to(self.device).float(), mirrored.to(self.device).float()
+        prob = 0.5 * (self._probability_maps(features, names) + self._probability_maps(mirrored, names).flip(-1))
         # the parabola is fitted to log-probabilities, the scale of a softmax of logits or cosines
         points = refine_points(torch.log(prob.clamp(min=1e-12)), self.refine)
+        if self.method == "bank_heatmap":
+            head = 0.5 * (self._head_maps(features) + self._head_maps(mirrored).flip(-1))
+            return points, agreement_confidence(prob, head)
         return points, self._unseen_to_zero(map_confidence(prob), names)
+
+    def _head_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """(T, 5, h, w): the heatmap head's softmax over the cells."""
+        with torch.inference_mode():
+            logits = self.heatmap_head(features)
+        b, k, h, w = logits.shape
+        return torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
 
     def _probability_maps(self, features: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
         """(T, 5, h, w) distributions over the cells: softmax of the heatmap logits, the bank's averaged
         votes, or ``softmax(logit_scale * cosine)`` to the prototypes."""
+        if self.method == "heatmap":
+            return self._head_maps(features)
         with torch.inference_mode():
-            if self.method == "heatmap":
-                logits = self.heatmap_head(features)
-                b, k, h, w = logits.shape
-                return torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
-            if self.method == "bank":
+            if self.method in BANK_METHODS:
                 return torch.stack([vote_maps(*self.bank[t], features[i], self.logit_scale) for i, t in enumerate(names)])
             sim = similarity_maps(torch.stack([self.prototypes[t] for t in names]), features)
             b, k, h, w = sim.shape
@@ -327,10 +351,12 @@ class FunctionalKeypointDetector:
             b, k, h, w = logits.shape
             prob = torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
             return refine_points(logits, self.refine), map_confidence(prob)
-        if self.method == "bank":
+        if self.method in BANK_METHODS:
             votes = self._probability_maps(features, names)
             # the parabola is fitted to log-votes, the scale on which a vote map is a softmax of cosines
             points = refine_points(torch.log(votes.clamp(min=1e-12)), self.refine)
+            if self.method == "bank_heatmap":
+                return points, agreement_confidence(votes, self._head_maps(features))
             return points, map_confidence(votes)
         protos = torch.stack([self.prototypes[t] for t in names])  # (T, 5, D)
         sim = similarity_maps(protos, features)  # (T, 5, h, w)

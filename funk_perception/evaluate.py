@@ -458,7 +458,8 @@ def detection_rows(
         head = extra.get("heatmap_head")
         head = None if head is None else KeypointHeatmapHead.from_extra(head)
         for detect_method in DETECT_METHODS:
-            if not extra.get({"heatmap": "heatmap_head", "bank": "bank"}.get(detect_method, "prototypes")):
+            needs = {"heatmap": ("heatmap_head",), "bank": ("bank",), "bank_heatmap": ("bank", "heatmap_head")}
+            if not all(extra.get(part) for part in needs.get(detect_method, ("prototypes",))):
                 continue
             detector = FunctionalKeypointDetector(
                 method.encoder, extra.get("prototypes"), refine=refine, image_size=method.image_size,

@@ -242,6 +242,21 @@ def map_confidence(prob: torch.Tensor, radius: int = 1) -> torch.Tensor:
     return _mass_near(prob, *_peak_indices(prob), radius)
 
 
+def agreement_confidence(prob: torch.Tensor, other: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """How surely two readers of an image agree on ``prob``'s peaks: (B, K).
+
+    The geometric mean of ``prob``'s mass around its own peak and ``other``'s mass
+    (a second (B, K, h, w) probability map, from an independent method) around that
+    same cell: high only where both put their weight on the point ``prob`` picked.
+    """
+    _check_map(prob)
+    _check_map(other, "second probability map")
+    if other.shape != prob.shape:
+        raise ValueError(f"second probability map: expected shape {tuple(prob.shape)}, found {tuple(other.shape)}")
+    rows, cols = _peak_indices(prob)
+    return (_mass_near(prob, rows, cols, radius) * _mass_near(other, rows, cols, radius)).sqrt()
+
+
 def flip_averaged(extract: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
     """Features of ``images`` (B, 3, H, W) averaged with those of their mirror image, mirrored back.
 

@@ -30,6 +30,8 @@ its variants beside the plain heatmap head and bank:
   cells, or standardised per channel over its cells, then unit-normalised, in the bank
   references and the photo alike: what is common to all of an image (its look, its
   background) taken out of the match;
+- ``confidence``: the bank's points with other confidences: the heatmap head's mass
+  around the bank's peak, and the geometric mean of that and the bank's own;
 - ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
@@ -55,12 +57,12 @@ from funk_perception.data.annotations import Annotation, FunKPointDataset, read_
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.evaluate import confidence_auc
-from funk_perception.matching import map_confidence, refine_points, sample_features, vote_maps
+from funk_perception.matching import agreement_confidence, map_confidence, refine_points, sample_features, vote_maps
 from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
-PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention")
+PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention", "confidence")
 
 
 @dataclass
@@ -393,6 +395,18 @@ def probe_convention(detector, targets, **_) -> dict:
         scores.add("heatmap, p2 and p3 swapped on 5 tasks", t, hm[order] if swap else hm)
         scores.add("bank, p2 and p3 swapped on 5 tasks", t, b[order] if swap else b)
         scores.add("heatmap, p2 and p3 swapped on every task", t, hm[order])
+    return scores.table()
+
+
+def probe_confidence(detector, targets, **_) -> dict:
+    scores = Scores()
+    for t in targets:
+        hm, b = heat(detector, t.features)[None], bank(detector, t.row.task, t.features)[None]
+        points = t.frame.from_input(refine_points(torch.log(b.clamp(min=1e-12)), "parabolic")[0].numpy())
+        own, both = map_confidence(b)[0], agreement_confidence(b, hm)[0]  # both: sqrt(own x the head's mass there)
+        scores.add_points("bank, its own confidence", t, points, own.numpy())
+        scores.add_points("bank, the heatmap's mass at the bank's peak", t, points, (both**2 / own.clamp(min=1e-12)).numpy())
+        scores.add_points("bank, geometric mean of both", t, points, both.numpy())
     return scores.table()
 
 

@@ -128,9 +128,47 @@ def test_detector_rejects_a_method_the_checkpoint_lacks() -> None:
     with pytest.raises(ValueError, match="method"):
         FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="nearest")
     assert FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu").method == "prototypes"
-    # the shipped model carries every method; auto picks the heatmap head
-    assert FunctionalKeypointDetector.load(SHIPPED, device="cpu").method == "heatmap"
-    assert set(DETECT_METHODS) == {"heatmap", "bank", "prototypes"}
+    with pytest.raises(ValueError, match="bank and a keypoint heatmap head"):
+        FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu", method="bank_heatmap")
+    # the shipped model carries every method and names its default (extra["detect_method"])
+    assert FunctionalKeypointDetector.load(SHIPPED, device="cpu").method == "bank_heatmap"
+    assert set(DETECT_METHODS) == {"heatmap", "bank", "prototypes", "bank_heatmap"}
+
+
+def test_agreement_confidence_is_high_only_where_both_maps_agree() -> None:
+    from funk_perception.matching import agreement_confidence
+
+    sharp = torch.zeros(1, 2, 5, 5)
+    sharp[0, :, 2, 2] = 1.0
+    same, elsewhere = sharp.clone(), torch.zeros(1, 2, 5, 5)
+    elsewhere[0, :, 0, 4] = 1.0
+    torch.testing.assert_close(agreement_confidence(sharp, same), torch.ones(1, 2))
+    torch.testing.assert_close(agreement_confidence(sharp, elsewhere), torch.zeros(1, 2))
+    flat = torch.full((1, 2, 5, 5), 1 / 25)
+    torch.testing.assert_close(agreement_confidence(sharp, flat), torch.full((1, 2), (9 / 25) ** 0.5))
+    with pytest.raises(ValueError, match="second probability map"):
+        agreement_confidence(sharp, flat[:, :1])
+
+
+def test_bank_heatmap_places_points_by_the_bank_with_both_readers_confidence() -> None:
+    image = _sample_image()
+    tasks = ["pour", "scrape"]
+    both = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="bank_heatmap").detect(image, tasks)
+    bank = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="bank").detect(image, tasks)
+    for task in tasks:
+        np.testing.assert_allclose(both[task].points, bank[task].points, atol=1e-4)
+        assert not np.allclose(both[task].confidence, bank[task].confidence, atol=1e-3)
+    # the confidence: the bank's and the head's mass, each around the bank's peak, geometric mean
+    from funk_perception.matching import agreement_confidence
+
+    detector = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="bank_heatmap")
+    features = detector.features(image, tasks)
+    votes = torch.stack([vote_maps(*detector.bank[t], features[i], detector.logit_scale) for i, t in enumerate(tasks)])
+    with torch.inference_mode():
+        logits = detector.heatmap_head(features)
+    head = torch.softmax(logits.flatten(2), -1).reshape(logits.shape)
+    _, confidence = detector.locate(features, tasks)
+    torch.testing.assert_close(confidence, agreement_confidence(votes, head), atol=1e-5, rtol=0)
 
 
 def test_heatmap_head_learns_on_a_cache_and_drives_detect(tmp_path: Path) -> None:

@@ -48,3 +48,24 @@ def test_export_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     assert err.startswith("error: ") and "notes.pt" in err and "Traceback" not in err
     assert not (tmp_path / "out.pt").exists()
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_export_records_the_default_detect_method_and_refuses_an_unknown_one(tmp_path):
+    from funk_perception.detector import FunctionalKeypointDetector
+
+    encoder = _trained_like_encoder()
+    source = tmp_path / "full.pt"
+    prototypes = {"pour": torch.nn.functional.normalize(torch.randn(5, encoder.embedding_dim), dim=-1)}
+    encoder.save(source, extra={"prototypes": prototypes})
+    export_checkpoint(source, tmp_path / "plain.pt")
+    export_checkpoint(source, tmp_path / "named.pt", detect_method="prototypes")
+    assert "detect_method" not in FunctionalEncoder.load(tmp_path / "plain.pt", trunk=encoder.trunk).loaded_extra
+    named = FunctionalKeypointDetector.load(tmp_path / "named.pt", device="cpu", trunk=encoder.trunk)
+    assert named.encoder.loaded_extra["detect_method"] == "prototypes" and named.method == "prototypes"
+    with pytest.raises(ValueError, match="detect_method.*nearest"):
+        export_checkpoint(source, tmp_path / "bad.pt", detect_method="nearest")
+    assert not (tmp_path / "bad.pt").exists()
+    # a checkpoint naming a method it cannot run is refused when loaded, naming the file and the field
+    encoder.save(tmp_path / "odd.pt", extra={"prototypes": prototypes, "detect_method": "nearest"})
+    with pytest.raises(ValueError, match=r"odd.pt.*detect_method"):
+        FunctionalKeypointDetector.load(tmp_path / "odd.pt", device="cpu", trunk=encoder.trunk)

@@ -27,16 +27,25 @@ def resave_with_extra(encoder: FunctionalEncoder, destination: str | Path, extra
     return Path(destination)
 
 
-def export_checkpoint(source: str | Path, destination: str | Path, dtype: str = "float16") -> Path:
-    """Load ``source`` and write it to ``destination`` with the head stored as ``dtype``."""
+def export_checkpoint(
+    source: str | Path, destination: str | Path, dtype: str = "float16", detect_method: str | None = None
+) -> Path:
+    """Load ``source`` and write it to ``destination`` with the head stored as ``dtype``; ``detect_method``
+    is stored as ``extra["detect_method"]``, the method ``FunctionalKeypointDetector.load`` then uses by default."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, found {dtype!r}")
+    from funk_perception.detector import DETECT_METHODS  # the detector imports this package
+
+    if detect_method is not None and detect_method not in DETECT_METHODS:
+        raise ValueError(f"detect_method: expected one of {', '.join(DETECT_METHODS)}, found {detect_method!r}")
     # exporting touches only the head: an untrained trunk of the right kind avoids loading trunk weights
     trunk = build_trunk(FunctionalEncoder.read_checkpoint(source)["config"]["trunk"], pretrained=False)
     encoder = FunctionalEncoder.load(source, device="cpu", trunk=trunk)
     extra = dict(encoder.loaded_extra)
     extra["exported_from"] = str(source)
     extra["stored_dtype"] = dtype
+    if detect_method is not None:
+        extra["detect_method"] = detect_method
     encoder.save(destination, extra=extra, dtype=DTYPES[dtype])
     return Path(destination)
 
@@ -47,8 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("source", help="checkpoint written by training (runs/NAME/checkpoint.pt)")
     parser.add_argument("destination", help="where to write the shipped checkpoint (e.g. models/NAME.pt)")
     parser.add_argument("--dtype", default="float16", choices=sorted(DTYPES))
+    parser.add_argument("--detect-method", default=None,
+                        help="the detect method the checkpoint's users get by default (heatmap, bank, prototypes, "
+                             "bank_heatmap); unset: the heatmap head when there is one, else the bank, else prototypes")
     args = parser.parse_args(argv)
-    out = export_checkpoint(args.source, args.destination, args.dtype)
+    out = export_checkpoint(args.source, args.destination, args.dtype, args.detect_method)
     print(f"{args.source} -> {out} ({out.stat().st_size / 1e6:.1f} MB, {args.dtype})")
     return 0
 
