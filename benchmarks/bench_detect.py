@@ -46,9 +46,10 @@ TARGET_ONE_TASK_MS = 100.0
 TARGET_RATIO = 3.0
 
 
-def build_detector(model: Path | None, config: str, device: str, seed: int) -> tuple[FunctionalKeypointDetector, str]:
+def build_detector(model: Path | None, config: str, device: str, seed: int,
+                   method: str = "auto") -> tuple[FunctionalKeypointDetector, str]:
     if model is not None:
-        return FunctionalKeypointDetector.load(model, device=device), str(model)
+        return FunctionalKeypointDetector.load(model, device=device, method=method), str(model)
     torch.manual_seed(seed)
     encoder = FunctionalEncoder(named_config(config)).to(torch.device(device)).eval()
     plain = FunctionalKeypointDetector(encoder)
@@ -86,27 +87,29 @@ def run(args: argparse.Namespace) -> dict:
     for device, threads in settings:
         if threads is not None:
             torch.set_num_threads(threads)
-        detector, model_label = build_detector(args.model, args.config, device, args.seed)
-        for size, image in images.items():
-            for label, tasks in (("1 task", [TASKS[0]]), ("all 10 tasks", list(TASKS))):
-                times = time_detect(detector, image, tasks, args.warmup, args.repeats, device == "cuda")
-                rows.append({
-                    "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
-                    "threads": threads,
-                    "image": size,
-                    "tasks": len(tasks),
-                    "label": label,
-                    "median_ms": statistics.median(times),
-                    "min_ms": min(times),
-                    "max_ms": max(times),
-                    "repeats": len(times),
-                })
-                print(f"{rows[-1]['device']:>10} threads={threads} {size:>8} {label:>13}: "
-                      f"median {rows[-1]['median_ms']:.1f} ms", flush=True)
+        for method in args.method:
+            detector, model_label = build_detector(args.model, args.config, device, args.seed, method)
+            for size, image in images.items():
+                for label, tasks in (("1 task", [TASKS[0]]), ("all 10 tasks", list(TASKS))):
+                    times = time_detect(detector, image, tasks, args.warmup, args.repeats, device == "cuda")
+                    rows.append({
+                        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+                        "threads": threads,
+                        "method": detector.method,
+                        "image": size,
+                        "tasks": len(tasks),
+                        "label": label,
+                        "median_ms": statistics.median(times),
+                        "min_ms": min(times),
+                        "max_ms": max(times),
+                        "repeats": len(times),
+                    })
+                    print(f"{rows[-1]['device']:>10} threads={threads} {detector.method:>12} {size:>8} {label:>13}: "
+                          f"median {rows[-1]['median_ms']:.1f} ms", flush=True)
     torch.set_num_threads(original_threads)
     for row in rows:
         one = next(r for r in rows if r["device"] == row["device"] and r["threads"] == row["threads"]
-                   and r["image"] == row["image"] and r["tasks"] == 1)
+                   and r["method"] == row["method"] and r["image"] == row["image"] and r["tasks"] == 1)
         row["ratio_to_one_task"] = row["median_ms"] / one["median_ms"]
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
@@ -138,12 +141,12 @@ def markdown(results: dict) -> str:
         f"Median of {results['rows'][0]['repeats']} calls after {results['warmup']} warm-up calls; "
         f"targets: 224 x 224 one task < {TARGET_ONE_TASK_MS:.0f} ms on the CPU, all 10 < {TARGET_RATIO:.0f}x one task.",
         "",
-        "| device | threads | image | tasks | median ms | min ms | all-10 / 1-task |",
-        "|---|---|---|---|---|---|---|",
+        "| device | threads | detect method | image | tasks | median ms | min ms | all-10 / 1-task |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         ratio = f"{r['ratio_to_one_task']:.2f}" if r["tasks"] > 1 else "-"
-        lines.append(f"| {r['device']} | {r['threads'] if r['threads'] is not None else '-'} | {r['image']} | "
+        lines.append(f"| {r['device']} | {r['threads'] if r['threads'] is not None else '-'} | {r.get('method', '-')} | {r['image']} | "
                      f"{r['tasks']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {ratio} |")
     return "\n".join(lines) + "\n"
 
@@ -157,8 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu-only", action="store_true")
+    parser.add_argument("--method", action="append", default=None,
+                        help="detect method to time (repeatable, compared in one run; default: auto, the model's own)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for detect.json / detect.md")
     args = parser.parse_args(argv)
+    args.method = args.method or ["auto"]
+    if args.model is None and args.method != ["auto"]:
+        parser.error("--method needs --model: an untrained config detects by prototypes only")
     results = run(args)
     write_text_atomic(args.out / "detect.json", json.dumps(results, indent=2) + "\n")
     text = markdown(results)
