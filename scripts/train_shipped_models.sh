@@ -46,5 +46,7 @@ for config in "${configs[@]}"; do
   $py -m funk_perception.train.heatmap --model "$joined" --data "$data/annotations.csv" \
     --out "$out/with-head.pt" --seed "${seeds[0]}" --threads "$threads"
   $py -m funk_perception.train.bank --model "$out/with-head.pt" --data "$data/annotations.csv" --out "$out/with-bank.pt"
-  $py -m funk_perception.model.export "$out/with-bank.pt" "models/$name.pt"
+  # the shipped default detects by bank_heatmap (models/README.md, variant 39); the ablation files keep their default
+  method=(); [ "$config" = paper ] && method=(--detect-method bank_heatmap)
+  $py -m funk_perception.model.export "$out/with-bank.pt" "models/$name.pt" "${method[@]}"
 done
