@@ -15,8 +15,9 @@ it is the location whose embedding best matches the keypoint's mean training
 embedding. ``method="auto"`` takes the method the checkpoint names
 (``extra["detect_method"]``, set by ``model.export --detect-method``; the shipped
 default names ``bank_heatmap``, the best on real photos, models/README.md variant
-39), else the heatmap head, the bank or the prototypes, whichever it holds first. ``transfer`` is the paper's protocol: keypoints given on a reference
-image are matched in a target image. ``flip=True`` averages every feature map
+39), else the heatmap head, the bank or the prototypes, whichever it holds first.
+``transfer`` is the paper's protocol: keypoints given on a reference image are
+matched in a target image. ``flip=True`` averages every feature map
 with that of the mirrored image (:func:`funk_perception.matching.flip_averaged`);
 it is off by default because it cost 7 PCK points on real photos (models/README.md).
 ``mirror_maps=True`` instead averages what ``detect`` concludes: the keypoint
