@@ -1,0 +1,49 @@
+"""Where p2, p3 and p4 sit along the p1 -> p5 chain, per task: real labels against the renders'.
+
+    .venv/bin/python scripts/keypoint_layout.py --real ../shared/data/funkpoint-real-dev/annotations.csv \
+        --synth datasets/synth-v13/annotations.csv
+
+Per task and CSV: the mean position of p2, p3, p4 along the chain (0 at p1, 1 at p5),
+the share of rows in which p3 lies nearer p1 than p2 does, and the chain's length in
+the frame. Aggregate statistics only (models/README.md, variant 37).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from funk_perception.data.annotations import read_annotations
+
+
+def layout(csv: Path, roles: set[str]) -> dict[str, dict]:
+    by_task: dict[str, list[np.ndarray]] = {}
+    for a in read_annotations(csv):
+        if a.role in roles and a.visible.all():
+            by_task.setdefault(a.task, []).append(a.keypoints)
+    out = {}
+    for task, rows in sorted(by_task.items()):
+        p = np.stack(rows)  # (N, 5, 2)
+        axis = p[:, 4] - p[:, 0]
+        length = np.linalg.norm(axis, axis=1)
+        along = ((p - p[:, :1]) * axis[:, None]).sum(-1) / np.maximum(length, 1e-9)[:, None] ** 2
+        out[task] = {"rows": len(p), "p2 p3 p4 along the chain": np.round(along.mean(0)[1:4], 2).tolist(),
+                     "p3 nearer p1 than p2": round(float(np.mean(along[:, 2] < along[:, 1])), 2),
+                     "chain length": round(float(length.mean()), 2)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--real", type=Path, required=True)
+    parser.add_argument("--synth", type=Path, required=True)
+    args = parser.parse_args()
+    real, synth = layout(args.real, {"reference", "test"}), layout(args.synth, {"train"})
+    print(json.dumps({task: {"real": real[task], "synth": synth.get(task)} for task in real}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
