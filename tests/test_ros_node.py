@@ -61,8 +61,8 @@ def graph(tmp_path_factory):
         yield probe, proc, log
     finally:
         probe.close()
-        # escalate as ros2 launch does: once in a dozen runs on this VM the node outlived SIGTERM's 30 s
-        # (cause not found, 2026-12-01); a second signal must stop it, or the node really hangs
+        # escalate as ros2 launch does. The one 30 s timeout seen here (2026-12-01) was most likely this process:
+        # probe.close() raced rclpy's executor shutdown and starved this thread of the GIL (test_ros_client.py)
         proc.terminate()
         try:
             proc.wait(30)

@@ -36,6 +36,9 @@ from visualization_msgs.msg import MarkerArray
 
 from funk_perception.ros.convert import stamp_ns
 
+#: how long one spin_once waits for work: the most close() waits for the spin thread to notice
+SPIN_POLL_S = 0.1
+
 
 def ros_environment(domain_id: int) -> dict[str, str]:
     """The environment of an isolated ROS graph: this machine only, one DDS domain."""
@@ -109,8 +112,13 @@ class NodeClient(Node):
         self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 50)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinning = True
+        self._thread = threading.Thread(target=self._spin, name="funk-client-spin", daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        while self._spinning and rclpy.ok():
+            self._executor.spin_once(timeout_sec=SPIN_POLL_S)
 
     def _keep(self, store: dict[int, Any], timed: bool = False, header=lambda msg: msg.header):
         def callback(msg: Any) -> None:
@@ -203,6 +211,17 @@ class NodeClient(Node):
             self.destroy_client(service)
 
     def close(self) -> None:
+        """Stop spinning, then shut the executor down and destroy the node with nothing spinning.
+
+        ``Executor.shutdown()`` from another thread while ``spin()`` is inside
+        ``wait_for_ready_callbacks`` races its cleanup (ros2/rclpy#968): on this VM the spin
+        thread was caught looping with the GIL held, which starved the main thread for minutes
+        (py-spy, 2026-12-01). Waiting for the thread to leave ``spin_once`` first avoids the race.
+        """
+        self._spinning = False
+        self._thread.join(timeout=10.0)
+        if self._thread.is_alive():
+            raise RuntimeError("NodeClient.close: the spin thread did not stop within 10 s")
         self._executor.shutdown()
         self.destroy_node()
 
