@@ -1,12 +1,13 @@
 """Latency of FunctionalKeypointDetector.detect: 224 x 224 and 640 x 480, one task and all 10.
 
-    python benchmarks/bench_detect.py [--model models/CKPT.pt] [--repeats 20] [--warmup 3]
+    python benchmarks/bench_detect.py [--model models/CKPT.pt ...] [--repeats 20] [--warmup 3]
 
 CPU rows at 1 and 2 torch threads, GPU rows when CUDA is available. Each number
 is the median wall time of ``--repeats`` calls after ``--warmup`` calls, for the
 whole ``detect`` call (validation, resize, normalisation, trunk, modular network,
 matching, refinement, confidence). Writes benchmarks/results/detect.json and
-detect.md (machine, date, command) and reports the ratio all-10 / 1-task.
+detect.md (machine, date, command) and reports the ratio all-10 / 1-task;
+with several ``--model``s, also each model's time over the first model's, in the same run.
 
 Without ``--model`` the detector is built from a named config (default the paper
 head on the lite0 trunk) with prototypes taken from its own embeddings of a noise
@@ -82,19 +83,22 @@ def run(args: argparse.Namespace) -> dict:
     if torch.cuda.is_available() and not args.cpu_only:
         settings.append(("cuda", None))
     rows = []
-    model_label = ""
+    labels: list[str] = []
     original_threads = torch.get_num_threads()
     for device, threads in settings:
         if threads is not None:
             torch.set_num_threads(threads)
-        for method in args.method:
-            detector, model_label = build_detector(args.model, args.config, device, args.seed, method)
+        for model, method in ((m, k) for m in args.model for k in args.method):
+            detector, model_label = build_detector(model, args.config, device, args.seed, method)
+            if model_label not in labels:
+                labels.append(model_label)
             for size, image in images.items():
                 for label, tasks in (("1 task", [TASKS[0]]), ("all 10 tasks", list(TASKS))):
                     times = time_detect(detector, image, tasks, args.warmup, args.repeats, device == "cuda")
                     rows.append({
                         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
                         "threads": threads,
+                        "model": model_label,
                         "method": detector.method,
                         "image": size,
                         "tasks": len(tasks),
@@ -104,13 +108,16 @@ def run(args: argparse.Namespace) -> dict:
                         "max_ms": max(times),
                         "repeats": len(times),
                     })
-                    print(f"{rows[-1]['device']:>10} threads={threads} {detector.method:>12} {size:>8} {label:>13}: "
+                    print(f"{rows[-1]['device']:>10} threads={threads} {Path(model_label).name:>24} {detector.method:>12} "
+                          f"{size:>8} {label:>13}: "
                           f"median {rows[-1]['median_ms']:.1f} ms", flush=True)
     torch.set_num_threads(original_threads)
+    same = ("device", "threads", "image")
     for row in rows:
-        one = next(r for r in rows if r["device"] == row["device"] and r["threads"] == row["threads"]
-                   and r["method"] == row["method"] and r["image"] == row["image"] and r["tasks"] == 1)
+        one = next(r for r in rows if all(r[k] == row[k] for k in (*same, "model", "method")) and r["tasks"] == 1)
         row["ratio_to_one_task"] = row["median_ms"] / one["median_ms"]
+        first = next(r for r in rows if all(r[k] == row[k] for k in (*same, "method", "tasks")))
+        row["ratio_to_first_model"] = row["median_ms"] / first["median_ms"]
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -123,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
             "torch": torch.__version__,
             "load_average": list(os.getloadavg()),
         },
-        "model": model_label,
+        "model": labels[0] if len(labels) == 1 else labels,
         "refine": "parabolic",
         "warmup": args.warmup,
         "targets": {"cpu_224_one_task_ms": TARGET_ONE_TASK_MS, "all_tasks_over_one_task": TARGET_RATIO},
@@ -136,24 +143,27 @@ def markdown(results: dict) -> str:
         "# detect latency",
         "",
         f"{results['date']}, `{results['command']}`, model: {results['model']}.",
+        "Ratios to the first model are of medians in this one run (the same device, threads, image and tasks).",
         f"Machine: {results['machine']['processor']}, {results['machine']['cpu_count']} CPUs, "
         f"torch {results['machine']['torch']}, load average {results['machine']['load_average']}.",
         f"Median of {results['rows'][0]['repeats']} calls after {results['warmup']} warm-up calls; "
         f"targets: 224 x 224 one task < {TARGET_ONE_TASK_MS:.0f} ms on the CPU, all 10 < {TARGET_RATIO:.0f}x one task.",
         "",
-        "| device | threads | detect method | image | tasks | median ms | min ms | all-10 / 1-task |",
-        "|---|---|---|---|---|---|---|---|",
+        "| device | threads | model | detect method | image | tasks | median ms | min ms | all-10 / 1-task | / first model |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         ratio = f"{r['ratio_to_one_task']:.2f}" if r["tasks"] > 1 else "-"
-        lines.append(f"| {r['device']} | {r['threads'] if r['threads'] is not None else '-'} | {r.get('method', '-')} | {r['image']} | "
-                     f"{r['tasks']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {ratio} |")
+        lines.append(f"| {r['device']} | {r['threads'] if r['threads'] is not None else '-'} | {Path(r['model']).name} | "
+                     f"{r.get('method', '-')} | {r['image']} | {r['tasks']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | "
+                     f"{ratio} | {r['ratio_to_first_model']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="checkpoint (default: untrained --config)")
+    parser.add_argument("--model", type=Path, action="append", default=None,
+                        help="checkpoint (repeatable, compared in one run; default: untrained --config)")
     parser.add_argument("--config", default="paper", help="named config used without --model")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -167,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.method = args.method or ["auto"]
     if args.model is None and args.method != ["auto"]:
         parser.error("--method needs --model: an untrained config detects by prototypes only")
+    args.model = args.model or [None]
     results = run(args)
     write_text_atomic(args.out / "detect.json", json.dumps(results, indent=2) + "\n")
     text = markdown(results)

@@ -8,8 +8,9 @@
 # head 15, the bank 1); a GPU is used when present. Every training resumes after a kill.
 # Usage: bash scripts/train_shipped_models.sh [CONFIG ...]   (default: paper; also uniform, shared)
 # Env: STEPS (300), SEEDS ("0 1": the joined members; one seed ships that seed alone),
-#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2); runs go to runs/v13-CONFIG[-seedN]
-# (the version is the DATA folder's name less "synth-").
+#      TRUNK (lite0; lite2 gives models/funk-lite2-synth*.pt, its feature cache about 12 minutes more),
+#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2); runs go to runs/v13-CONFIG[-TRUNK][-seedN]
+# (the version is the DATA folder's name less "synth-"; -TRUNK only for a trunk other than lite0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -17,6 +18,8 @@ export MUJOCO_GL=${MUJOCO_GL:-egl}
 steps=${STEPS:-300}
 seeds=(${SEEDS:-0 1})
 weight=${TRUNK_WEIGHT:-0.5}
+trunk=${TRUNK:-lite0}
+tag=""; trunk_set=(); [ "$trunk" = lite0 ] || { tag="-$trunk"; trunk_set=(--set model.trunk="$trunk"); }
 data=${DATA:-datasets/synth-v13}
 version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
@@ -26,20 +29,20 @@ $py -m funk_perception.data.synth --out "$data" --workers 2
 for config in "${configs[@]}"; do
   members=()
   for seed in "${seeds[@]}"; do
-    run="runs/$version-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    run="runs/$version-$config$tag"; [ "$seed" = 0 ] || run="$run-seed$seed"
     # --resume continues a killed run (and starts a new one when there is none); a finished one is skipped
     if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
       $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
-        --steps "$steps" --seed "$seed" --set num_threads="$threads" --set prototype_views=2 --set progress=false
+        --steps "$steps" --seed "$seed" "${trunk_set[@]}" --set num_threads="$threads" --set prototype_views=2 --set progress=false
     fi
     members+=(--member "$run/checkpoint.pt")
   done
-  name="funk-lite0-synth"; [ "$config" = paper ] || name="$name-$config"
+  name="funk-$trunk-synth"; [ "$config" = paper ] || name="$name-$config"
   if [ "${#seeds[@]}" = 1 ]; then
     joined="${members[1]}"; [ "${seeds[0]}" = 0 ] || name="$name-seed${seeds[0]}"
     out="$(dirname "$joined")"
   else
-    out="runs/$version-$config-joined"; joined="$out/checkpoint.pt"
+    out="runs/$version-$config$tag-joined"; joined="$out/checkpoint.pt"
     $py -m funk_perception.train.ensemble "${members[@]}" --trunk-weight "$weight" --data "$data/annotations.csv" \
       --threads "$threads" --out "$joined"
   fi
