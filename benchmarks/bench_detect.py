@@ -83,15 +83,12 @@ def run(args: argparse.Namespace) -> dict:
     if torch.cuda.is_available() and not args.cpu_only:
         settings.append(("cuda", None))
     rows = []
-    labels: list[str] = []
     original_threads = torch.get_num_threads()
     for device, threads in settings:
         if threads is not None:
             torch.set_num_threads(threads)
         for model, method in ((m, k) for m in args.model for k in args.method):
             detector, model_label = build_detector(model, args.config, device, args.seed, method)
-            if model_label not in labels:
-                labels.append(model_label)
             for size, image in images.items():
                 for label, tasks in (("1 task", [TASKS[0]]), ("all 10 tasks", list(TASKS))):
                     times = time_detect(detector, image, tasks, args.warmup, args.repeats, device == "cuda")
@@ -118,6 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         row["ratio_to_one_task"] = row["median_ms"] / one["median_ms"]
         first = next(r for r in rows if all(r[k] == row[k] for k in (*same, "method", "tasks")))
         row["ratio_to_first_model"] = row["median_ms"] / first["median_ms"]
+    labels = list(dict.fromkeys(r["model"] for r in rows))
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -36,4 +36,3 @@ def test_close_stops_the_spin_thread_every_time(ros_graph):
         probe.close()
         assert not probe._thread.is_alive(), f"close {i}: the spin thread is still running"
         assert time.monotonic() - started < 5.0, f"close {i} took {time.monotonic() - started:.1f} s"
-
