@@ -32,6 +32,10 @@ its variants beside the plain heatmap head and bank:
   background) taken out of the match;
 - ``confidence``: the bank's points with other confidences: the heatmap head's mass
   around the bank's peak, and the geometric mean of that and the bank's own;
+- ``models``: the bank's and the head's maps averaged over the main model and the
+  ``--other`` models (a cross-trunk ensemble, for instance lite0 with lite2), points
+  from the averaged bank, confidence from both averages (as ``bank_heatmap``); on
+  the photos and on their mirrored copies;
 - ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
@@ -62,7 +66,8 @@ from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
-PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention", "confidence")
+PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention",
+          "confidence", "models")
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Target:
     frame: Letterbox
     features: torch.Tensor  # (D, h, w) of the row's task
     mirrored: torch.Tensor  # the mirrored input's, not flipped back
+    others: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()  # (features, mirrored) of each --other model
 
 
 class Scores:
@@ -88,8 +94,12 @@ class Scores:
         points = refine_points(torch.log(prob.clamp(min=1e-12)), "parabolic")[0].numpy()
         self.add_points(name, target, target.frame.from_input(points), map_confidence(prob)[0].numpy())
 
-    def add_points(self, name: str, target: Target, points: np.ndarray, confidence: np.ndarray) -> None:
-        self.hits.setdefault(name, []).append(np.linalg.norm(points - target.row.keypoints, axis=1) <= 0.1)
+    def add_points(self, name: str, target: Target, points: np.ndarray, confidence: np.ndarray,
+                   mirrored: bool = False) -> None:
+        """``mirrored``: the points were found on the mirrored photo (scored against its mirrored labels;
+        the letterbox pads both sides alike, so mirroring the padded input mirrors the photo)."""
+        truth = target.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else target.row.keypoints
+        self.hits.setdefault(name, []).append(np.linalg.norm(points - truth, axis=1) <= 0.1)
         self.confidence.setdefault(name, []).append(confidence)
         self.visible.setdefault(name, []).append(target.row.visible)
 
@@ -410,6 +420,27 @@ def probe_confidence(detector, targets, **_) -> dict:
     return scores.table()
 
 
+def probe_models(detector, targets, others: list[FunctionalKeypointDetector], **_) -> dict:
+    if not others:
+        raise SystemExit("the models probe needs at least one --other model")
+    scores = Scores()
+    for t in targets:
+        for mirrored in (False, True):
+            own = t.mirrored if mirrored else t.features
+            feats = [own, *(m if mirrored else f for f, m in t.others)]
+            readers = [detector, *others]
+            banks = [bank(d, t.row.task, f) for d, f in zip(readers, feats)]
+            heads = [heat(d, f) for d, f in zip(readers, feats)]
+            suffix = ", mirrored" if mirrored else ""
+            for name, b, hm in (("main", banks[0], heads[0]), ("others", sum(banks[1:]) / len(others),
+                                                                sum(heads[1:]) / len(others)),
+                                ("all", sum(banks) / len(banks), sum(heads) / len(heads))):
+                points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
+                conf = agreement_confidence(b[None], hm[None])[0].numpy()
+                scores.add_points(f"bank_heatmap, {name}{suffix}", t, points, conf, mirrored)
+    return scores.table()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -418,13 +449,16 @@ def main() -> None:
                         help="the CSV the model's bank was drawn from (its train rows: layouts, categories, chain prior)")
     parser.add_argument("--head", action="append", default=[], metavar="NAME=CKPT",
                         help="another heatmap head on the same encoder, for the heads probe (repeatable)")
+    parser.add_argument("--other", type=Path, action="append", default=[],
+                        help="another shipped model (any trunk), for the models probe (repeatable)")
+    parser.add_argument("--max-targets-per-task", type=int, default=None)
     parser.add_argument("--probe", choices=PROBES, action="append", default=None, help="default: all")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     annotations = read_annotations(args.data)
-    pairs = evaluation_pairs(annotations, 0, 20, None)
+    pairs = evaluation_pairs(annotations, 0, 20, args.max_targets_per_task)
     detector = FunctionalKeypointDetector.load(args.model, method="heatmap")
     heads = {name: FunctionalKeypointDetector.load(path, method="heatmap")
              for name, path in (h.split("=", 1) for h in args.head)}
@@ -434,16 +468,18 @@ def main() -> None:
     for task, (_, visible) in detector.bank.items():  # the bank must be the one these rows were drawn for
         if not torch.equal(visible.cpu(), torch.from_numpy(np.stack([a.visible for a in bank_rows[task]]))):
             raise SystemExit(f"{args.model}: its {task} bank was not drawn from {args.bank_data}'s train rows")
+    others = [FunctionalKeypointDetector.load(path, method="heatmap") for path in args.other]
     targets = []
     for i in sorted({p.target for p in pairs}):
         row = annotations[i]
         image = cv2.cvtColor(cv2.imread(str(row.image_path)), cv2.COLOR_BGR2RGB)
         embedded, (frame,) = detector._embed([image], [row.task], mirrored=True)
-        targets.append(Target(row, image, frame, embedded[0, 0], embedded[1, 0]))
+        extra = tuple((e[0, 0], e[1, 0]) for e, _ in (o._embed([image], [row.task], mirrored=True) for o in others))
+        targets.append(Target(row, image, frame, embedded[0, 0], embedded[1, 0], extra))
     probes = args.probe or list(PROBES)
     context = {"layouts": {t: torch.from_numpy(np.stack([a.keypoints for a in rows])).float()
                            for t, rows in bank_rows.items()},
-               "bank_rows": bank_rows, "train_rows": train.annotations, "heads": heads}
+               "bank_rows": bank_rows, "train_rows": train.annotations, "heads": heads, "others": others}
     if {"cycle", "centring"} & set(probes):  # the references' whole maps, embedded as the bank embedded them
         context["reference_maps"] = {
             task: (torch.stack([detector.features(train.load_image(a.image_path), [task])[0] for a in rows]),
@@ -454,7 +490,7 @@ def main() -> None:
     for name in probes:
         results[name] = globals()[f"probe_{name}"](detector, targets, **context)
         print(json.dumps({name: results[name]}, indent=1), flush=True)
-    out = {"data": str(args.data), "model": str(args.model), "heads": dict(h.split("=", 1) for h in args.head),
+    out = {"data": str(args.data), "model": str(args.model), "others": [str(p) for p in args.other], "heads": dict(h.split("=", 1) for h in args.head),
            "targets": len(targets), "letterbox": True, "results": results}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -194,6 +194,26 @@ def test_mixstyle_changes_training_and_resumes_exactly(dataset_csv, tmp_path):
         TrainConfig(mixstyle=-0.1)
 
 
+def test_run_saved_before_a_field_existed_resumes_with_its_default(dataset_csv, tmp_path):
+    cache = tmp_path / "cache"
+    straight = train(_config(dataset_csv, cache), tmp_path / "straight")
+    train(_config(dataset_csv, cache), tmp_path / "old", stop_after=3)
+    state_path = tmp_path / "old" / "train_state.pt"
+    state = torch.load(state_path, weights_only=True)
+    del state["config"]["mixstyle"]  # as written by the code before mixstyle was a TrainConfig field
+    torch.save(state, state_path)
+    resumed = train(_config(dataset_csv, cache), tmp_path / "old", resume=True)
+    assert resumed.steps_done == 6
+    _assert_same(_head(straight.checkpoint), _head(resumed.checkpoint))
+    # the missing field read as its default (0): resuming with another value is still a different run
+    train(_config(dataset_csv, cache), tmp_path / "old2", stop_after=3)
+    state = torch.load(tmp_path / "old2" / "train_state.pt", weights_only=True)
+    del state["config"]["mixstyle"]
+    torch.save(state, tmp_path / "old2" / "train_state.pt")
+    with pytest.raises(ValueError, match="mixstyle: saved 0.0, now 0.5"):
+        train(_config(dataset_csv, cache, mixstyle=0.5), tmp_path / "old2", resume=True)
+
+
 def test_cli_trains_and_rejects_bad_overrides(dataset_csv, tmp_path, capsys):
     from funk_perception.train.__main__ import apply_overrides, main
 

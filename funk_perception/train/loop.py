@@ -254,6 +254,8 @@ class Trainer:
 
 
 def _check_resume_config(saved: dict, current: dict, path: Path) -> None:
+    # A run saved before a field existed trained with that field's default: only a changed value blocks it.
+    saved = {**TrainConfig().to_json(), **saved}
     changed = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
     if changed:
         details = ", ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
