@@ -34,8 +34,9 @@ its variants beside the plain heatmap head and bank:
   around the bank's peak, and the geometric mean of that and the bank's own;
 - ``models``: the bank's and the head's maps averaged over the main model and the
   ``--other`` models (a cross-trunk ensemble, for instance lite0 with lite2), points
-  from the averaged bank, confidence from both averages (as ``bank_heatmap``); on
-  the photos and on their mirrored copies;
+  from the averaged bank, confidence from both averages (as ``bank_heatmap``); and
+  the banks joined as seeds are (one vote per reference on the models' mean cosine);
+  on the photos and on their mirrored copies;
 - ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
@@ -423,6 +424,10 @@ def probe_confidence(detector, targets, **_) -> dict:
 def probe_models(detector, targets, others: list[FunctionalKeypointDetector], **_) -> dict:
     if not others:
         raise SystemExit("the models probe needs at least one --other model")
+    sources = {tuple(str(d.encoder.loaded_extra.get("bank_source", {}).get(k)) for k in ("csv", "per_task", "seed"))
+               for d in (detector, *others)}
+    if len(sources) != 1:
+        raise SystemExit("the models probe needs banks drawn alike (extra['bank_source']: csv, per_task, seed)")
     scores = Scores()
     for t in targets:
         for mirrored in (False, True):
@@ -432,9 +437,15 @@ def probe_models(detector, targets, others: list[FunctionalKeypointDetector], **
             banks = [bank(d, t.row.task, f) for d, f in zip(readers, feats)]
             heads = [heat(d, f) for d, f in zip(readers, feats)]
             suffix = ", mirrored" if mirrored else ""
+            # joined as seeds are: one vote per reference on the mean of the models' cosines (the banks hold
+            # the same reference rows, bank_source alike), at the models' mean logit scale
+            emb = torch.cat([d.bank[t.row.task][0] for d in readers], -1) / math.sqrt(len(readers))
+            joined = vote_maps(emb, detector.bank[t.row.task][1], torch.cat(feats, 0) / math.sqrt(len(readers)),
+                               sum(d.logit_scale for d in readers) / len(readers))
             for name, b, hm in (("main", banks[0], heads[0]), ("others", sum(banks[1:]) / len(others),
                                                                 sum(heads[1:]) / len(others)),
-                                ("all", sum(banks) / len(banks), sum(heads) / len(heads))):
+                                ("all", sum(banks) / len(banks), sum(heads) / len(heads)),
+                                ("all, cosines joined", joined, sum(heads) / len(heads))):
                 points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
                 conf = agreement_confidence(b[None], hm[None])[0].numpy()
                 scores.add_points(f"bank_heatmap, {name}{suffix}", t, points, conf, mirrored)
