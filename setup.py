@@ -27,6 +27,7 @@ CORE = [
     "tqdm==4.70.1",
     # the few-shot benchmark's linear probe (funk_perception.fewshot)
     "scikit-learn==1.9.1",
+    "scipy==1.17.1",
 ]
 
 EXTRAS = {

@@ -71,6 +71,7 @@ from funk_perception.cli import command
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
+from funk_perception.intervals import pck_difference, pck_interval
 from scipy.stats import mannwhitneyu
 
 from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
@@ -400,6 +401,26 @@ def confidence_auc(confidence: np.ndarray, hit: np.ndarray) -> dict:
     }
 
 
+def add_uncertainty(rows: Sequence[dict], hits: Sequence[np.ndarray], valid: Sequence[np.ndarray],
+                    images: Sequence[Sequence[object]], baselines: Sequence[int | None], seed: int = 0) -> None:
+    """Give each result row ``uncertainty``: its PCK@0.1 with a 95 % bootstrap interval over the target images
+    (:mod:`funk_perception.intervals`) and, where ``baselines[i]`` names another row measured on the same
+    images, the paired difference from it. ``hits``/``valid``: (N, K) per row; ``images``: N keys per row."""
+    for i, row in enumerate(rows):
+        interval = pck_interval(hits[i], valid[i], images[i], seed)
+        entry: dict = {"pck@0.1": 100.0 * float((hits[i] & valid[i]).sum()) / max(int(valid[i].sum()), 1),
+                       "interval": None if interval is None else list(interval),
+                       "images": len({str(k) for k in images[i]}), "level": 0.95}
+        b = baselines[i]
+        if b is not None and b != i and list(map(str, images[b])) == list(map(str, images[i])) \
+                and np.array_equal(valid[b], valid[i]):
+            diff = pck_difference(hits[i], hits[b], valid[i], images[i], seed)
+            if diff is not None:
+                entry["difference"] = {"from": rows[b]["name"], "difference": diff["difference"],
+                                       "interval": [diff["low"], diff["high"]]}
+        row["uncertainty"] = entry
+
+
 def score_detections(targets: Sequence[Annotation], predicted: np.ndarray, confidence: np.ndarray | None,
                      thresholds: Sequence[float] = THRESHOLDS) -> dict:
     """PCK (%) of reference-free keypoints (N, K, 2) on ``targets``, per task, and the confidence AUC."""
@@ -432,11 +453,14 @@ def detection_rows(
     bank_top_k: int = 0,
     frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
     mirrored_caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]] | None = None,
+    seed: int = 0,
 ) -> dict:
     """Reference-free detection on every pair target row: the image-blind mean row and, for each
     checkpoint, one row per detect method it holds. ``frames``: per method name, the letterbox
     geometry of every image when its features were letterboxed. ``mirrored_caches``: per method
-    name, the features of the mirrored inputs, for the detector's ``mirror_maps``."""
+    name, the features of the mirrored inputs, for the detector's ``mirror_maps``. Every row gets
+    ``uncertainty`` (:func:`add_uncertainty`), each checkpoint's compared with the first checkpoint's
+    row of the same method; ``seed`` seeds its resampling."""
     target_ids = sorted({p.target for p in pairs})
     source_ids = sorted({p.source for p in pairs})
     targets = [annotations[i] for i in target_ids]
@@ -446,11 +470,13 @@ def detection_rows(
         points = np.stack([a.keypoints for a in rows])
         seen = np.stack([a.visible for a in rows])[..., None]
         mean[task] = (points * seen).sum(0) / np.maximum(seen.sum(0), 1)
+    prior = np.stack([mean[a.task] for a in targets])
     out_rows = [{
         "name": "image-blind mean of the references",
         "kind": "prior",
-        "results": score_detections(targets, np.stack([mean[a.task] for a in targets]), None),
+        "results": score_detections(targets, prior, None),
     }]
+    scored: list[tuple[Sequence[Annotation], np.ndarray]] = [(targets, prior)]  # per row: its targets and points
     for method in methods:
         if method.kind != "model" or method.encoder is None:
             continue
@@ -485,6 +511,15 @@ def detection_rows(
                 "model": method.info.get("checkpoint"),
                 "results": score_detections(known, points, conf),
             })
+            scored.append((known, points))
+    # each detect method against the first checkpoint's row of the same method
+    first = {}
+    for i, row in enumerate(out_rows):
+        first.setdefault(row["kind"], i)
+    add_uncertainty(out_rows, [pck_correct(points, np.stack([a.keypoints for a in rows]), 0.1) for rows, points in scored],
+                    [np.stack([a.visible for a in rows]) for rows, _ in scored],
+                    [[a.image_path for a in rows] for rows, _ in scored],
+                    [None if row["kind"] == "prior" else first[row["kind"]] for row in out_rows], seed)
     return {"targets": len(targets), "rows": out_rows}
 
 
@@ -615,10 +650,34 @@ def markdown_report(results: dict) -> str:
     for row in results["methods"]:
         per = row["results"]["refined"]["per_task"]
         lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[t]["0.1"]) if t in per else "-" for t in tasks) + " |")
+    lines += _uncertainty_markdown("Transfer", results["methods"])
     if results.get("detect"):
         lines += _detect_markdown(results["detect"], t_cols, tasks)
+        lines += _uncertainty_markdown("Detect", results["detect"]["rows"])
     lines.append("")
     return "\n".join(lines)
+
+
+def _interval(values: Sequence[float] | None) -> str:
+    return "-" if not values else f"{values[0]:.1f} to {values[1]:.1f}"
+
+
+def _uncertainty_markdown(what: str, rows: Sequence[dict]) -> list[str]:
+    """PCK@0.1 with its bootstrap interval and the paired difference from the baseline row."""
+    rows = [row for row in rows if row.get("uncertainty")]
+    if not rows:
+        return []
+    images = rows[0]["uncertainty"]["images"]
+    lines = ["", f"## {what}: how sure, PCK@0.1 (refined) with 95 % bootstrap intervals over the {images} target images",
+             "", "The difference is paired (the same images resampled for both rows); an interval that holds 0 means "
+             "this set cannot tell the two apart.", "",
+             "| method | PCK@0.1 | 95 % interval | difference | from | its 95 % interval |", "|---" * 6 + "|"]
+    for row in rows:
+        u = row["uncertainty"]
+        d = u.get("difference")
+        diff = f"{d['difference']:+.1f} | {d['from']} | {_interval(d['interval'])}" if d else "- | - | -"
+        lines.append(f"| {row['name']} | {_fmt(u['pck@0.1'])} | {_interval(u['interval'])} | {diff} |")
+    return lines
 
 
 def _detect_markdown(detect: dict, t_cols: Sequence[str], tasks: Sequence[str]) -> list[str]:
@@ -809,6 +868,13 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
             }
         )
 
+    truth = np.stack([annotations[p.target].keypoints for p in pairs])
+    valid = np.stack([annotations[p.source].visible & annotations[p.target].visible for p in pairs])
+    images = [annotations[p.target].image_path for p in pairs]
+    first_model = next((i for i, row in enumerate(rows) if row["kind"] == "model"), None)
+    add_uncertainty(rows, [pck_correct(predictions[row["name"]]["refined"], truth, 0.1) for row in rows],
+                    [valid] * len(rows), [images] * len(rows), [first_model] * len(rows), config.seed)
+
     kinds = [pair_kind(annotations, p) for p in pairs]
     results = {
         "command": command or "evaluate(" + json.dumps({k: str(v) for k, v in asdict(config).items()}) + ")",
@@ -845,7 +911,7 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
             }
         results["mirror_maps"] = config.mirror_maps
         results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine, config.bank_top_k,
-                                           frames, mirrored_caches)
+                                           frames, mirrored_caches, config.seed)
     out_dir = config.output_dir()
     results["figures"] = (
         _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir, frames)

@@ -7,6 +7,8 @@
 # 2 seeds); every training resumes after a kill and is skipped once finished.
 # Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v13; runs go to runs/v13-CONFIG[-seedN]), THREADS (2),
 #   VARIANT ("": the lite0 trunk; "_ms": the multi-stage lite0-ms trunk, configs paper_ms / uniform_ms / shared_ms),
+#   TRUNK (lite0; lite2: the EfficientNet-Lite2 trunk, runs runs/v13-CONFIG-lite2[-seedN] as train_shipped_models.sh
+#   names them, results into results/ablation-lite2 and results/gating-ablation-lite2[-joined]),
 #   JOINED (1: also join each gating's seeds with the trunk blended in at TRUNK_WEIGHT (0.5), the shipped
 #   recipe, and evaluate those into results/gating-ablation$VARIANT-joined; 0: skip)
 set -euo pipefail
@@ -20,6 +22,11 @@ version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
 real=${REAL:-../shared/data/funkpoint-real-dev/annotations.csv}
 variant=${VARIANT:-}
+trunk=${TRUNK:-lite0}
+tag=""; trunk_set=(); [ "$trunk" = lite0 ] || { tag="-$trunk"; trunk_set=(--set model.trunk="$trunk"); }
+if [ -n "$variant" ] && [ -n "$tag" ]; then
+  echo "error: VARIANT=$variant names its own trunk; it cannot be combined with TRUNK=$trunk" >&2; exit 2
+fi
 
 $py -m funk_perception.data.synth --out "$data" --workers 2
 outs=()
@@ -42,27 +49,27 @@ evaluate_all() {
 for seed in $seeds; do
   models=()
   for config in "paper$variant" "uniform$variant" "shared$variant"; do
-    run="runs/$version-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    run="runs/$version-$config$tag"; [ "$seed" = 0 ] || run="$run-seed$seed"
     if ! grep -q "done: $steps steps" "$run/train.log" 2>/dev/null; then
       $py -m funk_perception.train --config "$config" --data "$data/annotations.csv" --out "$run" --resume \
-        --steps "$steps" --seed "$seed" --set num_threads="$threads" --set prototype_views=2 --set progress=false \
-        --set checkpoint_every=25
+        --steps "$steps" --seed "$seed" "${trunk_set[@]}" --set num_threads="$threads" --set prototype_views=2 \
+        --set progress=false --set checkpoint_every=25
     fi
     models+=(--model "$run/checkpoint.pt")
   done
-  evaluate_all "results/ablation$variant" "-seed$seed"
+  evaluate_all "results/ablation$variant$tag" "-seed$seed"
 done
-$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant"
+$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant$tag"
 
 [ "${JOINED:-1}" = 1 ] || exit 0
 models=(); outs=()
 for config in "paper$variant" "uniform$variant" "shared$variant"; do
   members=()
   for seed in $seeds; do
-    run="runs/$version-$config"; [ "$seed" = 0 ] || run="$run-seed$seed"
+    run="runs/$version-$config$tag"; [ "$seed" = 0 ] || run="$run-seed$seed"
     members+=(--member "$run/checkpoint.pt")
   done
-  joined="runs/$version-$config-joined/checkpoint.pt"
+  joined="runs/$version-$config$tag-joined/checkpoint.pt"
   # the same joined file train_shipped_models.sh makes; rejoined only when a member is newer
   stale=0
   for m in "${members[@]}"; do [ "$m" = --member ] || [ "$joined" -nt "$m" ] || stale=1; done
@@ -70,5 +77,5 @@ for config in "paper$variant" "uniform$variant" "shared$variant"; do
     --data "$data/annotations.csv" --threads "$threads" --out "$joined"
   models+=(--model "$joined")
 done
-evaluate_all "results/ablation$variant" "-joined"
-$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant-joined"
+evaluate_all "results/ablation$variant$tag" "-joined"
+$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant$tag-joined"

@@ -226,7 +226,24 @@ def test_evaluate_end_to_end_writes_json_markdown_figures(tiny: tuple[Path, Path
             assert block["overall"]["0.05"] <= block["overall"]["0.1"] <= block["overall"]["0.15"]
     prior = results["methods"][0]["results"]
     assert prior["argmax"] == prior["refined"]
+    # every row carries its bootstrap interval; rows after the first checkpoint its paired difference from it
+    for method in results["methods"]:
+        u = method["uncertainty"]
+        assert u["pck@0.1"] == pytest.approx(method["results"]["refined"]["overall"]["0.1"])
+        assert 0.0 <= u["interval"][0] <= u["interval"][1] <= 100.0 and u["images"] >= 2
+    by_name = {m["name"]: m for m in results["methods"]}
+    assert "difference" not in by_name["task gating (tiny.pt)"]["uncertainty"]
+    diff = by_name["uniform gating (tiny_uniform.pt)"]["uncertainty"]["difference"]
+    assert diff["from"] == "task gating (tiny.pt)"
+    assert diff["difference"] == pytest.approx(by_name["uniform gating (tiny_uniform.pt)"]["results"]["refined"]
+                                               ["overall"]["0.1"] - by_name["task gating (tiny.pt)"]["results"]
+                                               ["refined"]["overall"]["0.1"])
+    assert diff["interval"][0] <= diff["difference"] <= diff["interval"][1]
+    detect = {r["name"]: r["uncertainty"] for r in results["detect"]["rows"]}
+    assert detect["uniform gating (tiny_uniform.pt), detect by prototypes"]["difference"]["from"] == \
+        "task gating (tiny.pt), detect by prototypes"
     markdown = (out / "results.md").read_text()
+    assert "Transfer: how sure" in markdown and "Detect: how sure" in markdown
     assert "| image-blind prior |" in markdown and "PCK@0.1 refined" in markdown and "Per task" in markdown
     assert "paper Table 2: ours, task embedding" in markdown
     for name in ("qualitative.png", "dense.png"):
@@ -353,6 +370,9 @@ def test_detect_rows_and_mirrored_copies(tiny: tuple[Path, Path, Path], tmp_path
     assert set(rows) == {"prior", "prototypes"}
     conf = rows["prototypes"]["results"]["confidence"]
     assert conf["hits"] + conf["misses"] == rows["prototypes"]["results"]["overall"]["keypoints"]
+    for row in rows.values():
+        assert row["uncertainty"]["pck@0.1"] == pytest.approx(row["results"]["overall"]["0.1"])
+        assert "difference" not in row["uncertainty"]  # one checkpoint: no other row of its method
     assert conf["auc"] is None or 0.0 <= conf["auc"] <= 1.0
     assert "Reference-free detect" in (tmp_path / "plain" / "results.md").read_text()
 
