@@ -35,13 +35,14 @@ from torch import nn
 from funk_grasp.data import ANGLE_BINS
 from funk_perception.atomic import torch_save_atomic
 from funk_perception.model import FunctionalEncoder, Trunk
+from funk_perception.shipped import DEFAULT_CHECKPOINT
 from funk_perception.tasks import TASKS, normalize_task
 
 FEATURE_KINDS: tuple[str, ...] = ("trunk", "trunk_categories", "funk")
 POOLINGS: tuple[str, ...] = ("mean", "centre", "mean_centre")
 CHECKPOINT_FORMAT = "funk-grasp"
 CHECKPOINT_VERSION = 1
-DEFAULT_ENCODER = Path("models/funk-lite0-synth.pt")
+DEFAULT_ENCODER = Path(DEFAULT_CHECKPOINT)  # relative: result files record it as given
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from funk_perception.cli import command
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.ros.convert import FrameError, stamp_ns
 from funk_perception.ros.messages import RosbagsFactory, diagnostics_message, frame_outputs
-from funk_perception.ros.params import parse_tasks, shipped_model
+from funk_perception.ros.params import parse_tasks
+from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
 from funk_perception.ros.staging import staged_bag
 from funk_perception.ros.sync import StampBuffer
@@ -138,7 +139,7 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
             info_conn = _pick_topic(reader, config.camera_info_topic, (CAMERA_INFO,), "camera-info", config.input)
         image_conn = _pick_topic(reader, config.image_topic, (IMAGE, COMPRESSED), "image", config.input,
                                  exclude=depth_conn.topic if depth_conn is not None else None)
-        detector = detector or FunctionalKeypointDetector.load(config.model or shipped_model(), device=config.device)
+        detector = detector or FunctionalKeypointDetector.load(config.model or default_checkpoint(), device=config.device)
         tasks = parse_tasks(config.tasks, detector.tasks)
         base = image_conn.topic.removesuffix("/compressed")  # image_transport's name for the jpeg/png stream
         namespace = config.namespace if config.namespace is not None else base.rsplit("/", 1)[0]

@@ -17,7 +17,6 @@ import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,22 +30,11 @@ from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.data.preview import draw_keypoints
 from funk_perception.detector import FunctionalKeypointDetector, TaskKeypoints
 from funk_perception.evaluate import pck_correct
+from funk_perception.shipped import default_checkpoint, shipped_file
 from funk_perception.tasks import normalize_task
 
 
-def shipped_file(relative: str) -> Path:
-    """A file the package ships (``models/...``, ``samples/...``): from the source checkout, or from
-    ``share/funk_perception`` of a colcon or pip install prefix. The checkout path when none exists,
-    so the error that follows names where it was expected."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[1] / relative]
-    # .../<prefix>/lib/pythonX.Y/site-packages/funk_perception/demo.py -> <prefix>/share/funk_perception
-    candidates += [here.parents[4] / "share" / "funk_perception" / relative] if len(here.parents) > 4 else []
-    candidates.append(Path(sys.prefix) / "share" / "funk_perception" / relative)
-    return next((c for c in candidates if c.exists()), candidates[0])
-
-
-DEFAULT_MODEL = shipped_file("models/funk-lite0-synth.pt")
+DEFAULT_MODEL = default_checkpoint()
 DEFAULT_DATA = shipped_file("samples/synth/annotations.csv")
 
 

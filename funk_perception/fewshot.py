@@ -57,6 +57,7 @@ from funk_perception.atomic import save_figure_atomic, write_text_atomic
 from funk_perception.cli import command
 from funk_perception.fewshot_data import ClassImages, distinct_class_images
 from funk_perception.model import FunctionalEncoder, Trunk, preprocess, resolve_device
+from funk_perception.shipped import DEFAULT_CHECKPOINT
 from funk_perception.tasks import CATEGORIES
 
 #: SPEC section 8, paper Table 3: few-shot accuracy (%) on 5 held-out FunKPoint-like categories, ResNet-50.
@@ -75,7 +76,7 @@ class FewShotConfig:
     """One few-shot benchmark; the defaults are the synthetic held-out protocol of the paper."""
 
     data: Path = Path("datasets/synth-fewshot/heldout.csv")
-    model: Path = Path("models/funk-lite0-synth.pt")
+    model: Path = Path(DEFAULT_CHECKPOINT)
     finetuned: Path | None = None
     out: Path | None = None  # default results/fewshot-<csv folder>-<csv stem>
     shots: tuple[int, ...] = (1, 2, 5)

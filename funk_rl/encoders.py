@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from funk_perception.detector import FunctionalKeypointDetector
+from funk_perception.shipped import default_checkpoint
 from funk_perception.tasks import NUM_KEYPOINTS, normalize_task
 
 ENCODERS = ("funk", "funk-keypoints", "imagenet", "state")
@@ -38,7 +38,7 @@ VISUAL_ENCODERS = ENCODERS[:3]
 HAMMER_TASKS = ("mash_pound", "pull_out_nail")
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_TOLERANCE = 0.02
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "funk-lite0-synth.pt"
+DEFAULT_MODEL = default_checkpoint()
 
 log = logging.getLogger(__name__)
 

@@ -41,3 +41,20 @@ def test_every_console_script_points_at_a_real_function():
 def test_package_versions_agree():
     root = ET.parse(ROOT / "package.xml").getroot()
     assert f'version="{root.findtext("version")}"' in (ROOT / "setup.py").read_text()
+
+
+def test_every_entry_point_defaults_to_the_one_shipped_checkpoint():
+    from funk_grasp.model import DEFAULT_ENCODER
+    from funk_perception.demo import DEFAULT_MODEL as DEMO_MODEL
+    from funk_perception.fewshot import FewShotConfig
+    from funk_perception.ros.params import PARAMETERS
+    from funk_perception.shipped import DEFAULT_CHECKPOINT, default_checkpoint
+    from funk_rl.encoders import DEFAULT_MODEL as RL_MODEL
+
+    shipped = default_checkpoint()
+    assert shipped.is_file() and shipped.as_posix().endswith(DEFAULT_CHECKPOINT)
+    assert DEMO_MODEL == RL_MODEL == shipped
+    # grasping and few-shot keep the relative path their result files record
+    assert DEFAULT_ENCODER.as_posix() == FewShotConfig().model.as_posix() == DEFAULT_CHECKPOINT
+    model = next(p for p in PARAMETERS if p.name == "model")
+    assert DEFAULT_CHECKPOINT in model.description

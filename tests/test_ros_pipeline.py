@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks, shipped_model
+from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks
+from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import (
     FrameError,
     backproject,
@@ -146,4 +147,4 @@ def test_parameters_validate_with_reasons():
     assert parse_tasks(["Lift Something", "pour", "pour"], TASKS) == ["lift_something", "pour"]
     assert {p.name for p in PARAMETERS} >= {"model", "tasks", "device", "min_confidence", "image_qos"}
     assert all(check_value(p.name, p.default) is None for p in PARAMETERS)
-    assert shipped_model().is_file()
+    assert default_checkpoint().is_file()

@@ -42,7 +42,8 @@ from visualization_msgs.msg import MarkerArray
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.ros.convert import FrameError, stamp_ns
 from funk_perception.ros.messages import diagnostics_message, frame_outputs
-from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks, shipped_model
+from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks
+from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
 from funk_perception.ros.sync import LatestSlot, StampBuffer
 
@@ -92,7 +93,7 @@ class KeypointNode(Node):
         threads = int(value("threads"))
         if threads:
             torch.set_num_threads(threads)
-        self.detector = FunctionalKeypointDetector.load(value("model") or shipped_model(), device=value("device"))
+        self.detector = FunctionalKeypointDetector.load(value("model") or default_checkpoint(), device=value("device"))
         self.tasks = parse_tasks(value("tasks"), self.detector.tasks)
         # The first forward pass is several times slower (allocation, kernel selection): pay it before frames come.
         self.detector.detect(np.zeros((64, 64, 3), np.uint8), self.tasks)

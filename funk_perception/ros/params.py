@@ -6,31 +6,15 @@ and the tests read them from here, so the three cannot drift apart.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 from funk_perception.ros.convert import MAX_PIXELS
+from funk_perception.shipped import DEFAULT_CHECKPOINT
 from funk_perception.tasks import TASKS, normalize_task
 
 DEVICES = ("auto", "cpu", "cuda")
 QOS_PROFILES = ("sensor_data", "reliable")
-
-
-def shipped_model() -> Path:
-    """The shipped checkpoint: in the source checkout, in a colcon install's share directory (found through
-    the ament index of the sourced workspace), or in a pip install's ``<prefix>/share/funk_perception``."""
-    relative = Path("models") / "funk-lite0-synth.pt"
-    candidates = [Path(__file__).resolve().parents[2] / relative]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory("funk_perception")) / relative)
-    except (ImportError, LookupError, OSError):  # not a sourced ROS workspace, or not installed there
-        pass
-    candidates.append(Path(sys.prefix) / "share" / "funk_perception" / relative)
-    return next((c for c in candidates if c.exists()), candidates[0])
 
 
 @dataclass(frozen=True)
@@ -48,7 +32,7 @@ class Param:
 
 
 PARAMETERS: tuple[Param, ...] = (
-    Param("model", "", "checkpoint path; empty = the shipped models/funk-lite0-synth.pt", read_only=True),
+    Param("model", "", f"checkpoint path; empty = the shipped {DEFAULT_CHECKPOINT}", read_only=True),
     Param("device", "auto", "auto (CUDA when present), cpu or cuda[:N]", read_only=True, choices=DEVICES),
     Param("threads", 0, "CPU threads for torch; 0 keeps torch's default", read_only=True, low=0, high=256, step=1),
     Param("tasks", list(TASKS), "tasks to detect (pour, scoop, ..., any FunKPoint spelling); changeable at run time"),
