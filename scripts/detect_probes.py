@@ -37,6 +37,9 @@ its variants beside the plain heatmap head and bank:
   from the averaged bank, confidence from both averages (as ``bank_heatmap``); and
   the banks joined as seeds are (one vote per reference on the models' mean cosine);
   on the photos and on their mirrored copies;
+- ``orientation``: the bank's points, or the same points with the chain reversed
+  (p1<->p5, p2<->p4), whichever independent readers (the heatmap head; the head and
+  the prototypes) score higher at them; with the choice an oracle makes as a bound;
 - ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
@@ -68,7 +71,7 @@ from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
 PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention",
-          "confidence", "models")
+          "confidence", "models", "orientation")
 
 
 @dataclass
@@ -418,6 +421,47 @@ def probe_confidence(detector, targets, **_) -> dict:
         scores.add_points("bank, its own confidence", t, points, own.numpy())
         scores.add_points("bank, the heatmap's mass at the bank's peak", t, points, (both**2 / own.clamp(min=1e-12)).numpy())
         scores.add_points("bank, geometric mean of both", t, points, both.numpy())
+    return scores.table()
+
+
+REVERSED = [4, 3, 2, 1, 0]  # keypoint k takes the point found for 4 - k
+
+
+def _mass_at(prob: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """(5,) each map's mass in the 3 x 3 cells around ``cells`` (5,) flat indices (as map_confidence reads)."""
+    k, h, w = prob.shape
+    pooled = F.avg_pool2d(prob[None], 3, stride=1, padding=1, count_include_pad=True)[0] * 9
+    return pooled.reshape(k, -1).gather(1, cells[:, None])[:, 0]
+
+
+def probe_orientation(detector, targets, **_) -> dict:
+    scores = Scores()
+    for t in targets:
+        for mirrored in (False, True):
+            feats = t.mirrored if mirrored else t.features
+            b, hm = bank(detector, t.row.task, feats), heat(detector, feats)
+            sim = torch.einsum("kd,dhw->khw", detector.prototypes[t.row.task].float(), feats)
+            pr = torch.softmax(sim.reshape(5, -1) * detector.logit_scale, -1).reshape(sim.shape)
+            cells = b.reshape(5, -1).argmax(-1)
+            points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
+            suffix = ", mirrored" if mirrored else ""
+
+            def log_at(prob: torch.Tensor, order: list[int]) -> float:
+                return float(torch.log(_mass_at(prob, cells[order]).clamp(min=1e-12)).sum())
+
+            def add(name: str, reverse: bool) -> None:
+                order = REVERSED if reverse else list(range(5))
+                conf = (_mass_at(b, cells[order]) * _mass_at(hm, cells[order])).sqrt().numpy()
+                scores.add_points(name + suffix, t, points[order], conf, mirrored)
+
+            add("bank_heatmap", False)
+            add("reversed by the head", log_at(hm, REVERSED) > log_at(hm, list(range(5))))
+            add("reversed by head + prototypes", log_at(hm, REVERSED) + log_at(pr, REVERSED)
+                > log_at(hm, list(range(5))) + log_at(pr, list(range(5))))
+            truth = t.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else t.row.keypoints
+            hits = [int(((np.linalg.norm(points[o] - truth, axis=1) <= 0.1) & t.row.visible).sum())
+                    for o in (list(range(5)), REVERSED)]
+            add("oracle (bound, reads the labels)", hits[1] > hits[0])
     return scores.table()
 
 
