@@ -297,6 +297,12 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+def _with_interval(value: Any, row: Mapping) -> str:
+    """A PCK cell, with its 95 % bootstrap interval over the images when the evaluation wrote one."""
+    interval = (row.get("uncertainty") or {}).get("interval")
+    return _num(value) + (f" ({_num(interval[0])}-{_num(interval[1])})" if interval else "")
+
+
 def _percent(fraction: Any) -> str:
     return _num(None if fraction is None else 100.0 * fraction)
 
@@ -378,7 +384,8 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
         if row is None:
             return "-"
         split = {"same": "same_category", "cross": "cross_category"}.get(split, "overall")
-        return _num(row["results"]["refined"][split]["0.1"])
+        value = row["results"]["refined"][split]["0.1"]
+        return _with_interval(value, row) if split == "overall" else _num(value)
 
     rows = []
     for name in names:
@@ -392,7 +399,8 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
         "Keypoints of a reference image carried to a target image of the same task (the paper's protocol), "
         "correct within 0.1 of the image size (22.4 px at 224 x 224), sub-cell refined. The paper's column "
         "is FunKPoint's real test set with a ResNet-50 trunk: beside funk's numbers for scale, not a like-for-like "
-        "comparison (funk trains on synthetic images with an EfficientNet-Lite0 trunk).",
+        "comparison (funk trains on synthetic images with an EfficientNet-Lite0 trunk). In brackets, where the "
+        "evaluation wrote one: the 95 % bootstrap interval over its target images (`funk_perception.intervals`).",
         "",
     ]
     lines += _table(["method"] + [c for _, c in columns] + ["paper Table 2 (FunKPoint)"], rows) + [""]
@@ -463,14 +471,15 @@ def detect_section(loaded: Mapping[str, dict | None]) -> list[str]:
         for f in files:
             row = next((r for r in loaded[f]["detect"]["rows"] if r["name"] == name), None)
             conf = (row or {}).get("results", {}).get("confidence") or {}
-            cells += ["-", "-"] if row is None else [_num(row["results"]["overall"]["0.1"]), _num(conf.get("auc"), 2)
-                                                     if conf else "-"]
+            cells += ["-", "-"] if row is None else [_with_interval(row["results"]["overall"]["0.1"], row),
+                                                     _num(conf.get("auc"), 2) if conf else "-"]
         rows.append(cells)
     header = ["method"] + [h for f in files for h in (f"{f}: PCK@0.1", "confidence AUC")]
     sizes = ", ".join(f"{loaded[f]['detect'].get('targets', '?')} target rows in {f}" for f in files)
     return ["### Reference-free detect", "",
             "What `FunctionalKeypointDetector.detect` and the ROS node publish: keypoints with no reference image. "
             "Confidence AUC: ROC AUC of the confidence for a hit (within 0.1) against a miss (0.5 = uninformative). "
+            "In brackets, where written: the PCK's 95 % bootstrap interval over the target images. "
             f"Same runs as above ({sizes}).", ""] + _table(header, rows) + [""]
 
 

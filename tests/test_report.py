@@ -168,3 +168,16 @@ def test_malformed_gating_ablation_is_named(inputs, capsys):
     path.write_text(json.dumps(data))
     assert report.main(["--inputs", str(inputs), "--out", str(inputs.parent / "RESULTS.md")]) == 2
     assert "gating-ablation.json: field 'evaluations/0/gating/task/mean': expected int or float" in capsys.readouterr().err
+
+
+def test_intervals_are_shown_where_the_evaluation_wrote_them(inputs):
+    path = inputs / "evaluate-synth.json"
+    data = json.loads(path.read_text())
+    model = next(m for m in data["methods"] if m["kind"] == "model")
+    model["uncertainty"] = {"pck@0.1": model["results"]["refined"]["overall"]["0.1"], "interval": [40.04, 61.96],
+                            "images": 600, "level": 0.95}
+    path.write_text(json.dumps(data))
+    text = report.build_page(inputs, inputs.parent / "RESULTS.md")
+    assert f"| {model['name']} | {model['results']['refined']['overall']['0.1']:.1f} (40.0-62.0) | " in text
+    prior = data["methods"][0]
+    assert f"| {prior['name']} | {prior['results']['refined']['overall']['0.1']:.1f} | " in text  # none written: none shown
