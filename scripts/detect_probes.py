@@ -40,6 +40,9 @@ its variants beside the plain heatmap head and bank:
 - ``orientation``: the bank's points, or the same points with the chain reversed
   (p1<->p5, p2<->p4), whichever independent readers (the heatmap head; the head and
   the prototypes) score higher at them; with the choice an oracle makes as a bound;
+- ``temperature``: the bank's votes at other softmax temperatures (the checkpoint's logit
+  scale times 0.5 ... 2), points from the bank and confidence as ``bank_heatmap``; on the
+  photos and their mirrored copies;
 - ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
@@ -71,7 +74,7 @@ from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
 PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention",
-          "confidence", "models", "orientation")
+          "confidence", "models", "orientation", "temperature")
 
 
 @dataclass
@@ -462,6 +465,21 @@ def probe_orientation(detector, targets, **_) -> dict:
             hits = [int(((np.linalg.norm(points[o] - truth, axis=1) <= 0.1) & t.row.visible).sum())
                     for o in (list(range(5)), REVERSED)]
             add("oracle (bound, reads the labels)", hits[1] > hits[0])
+    return scores.table()
+
+
+def probe_temperature(detector, targets, **_) -> dict:
+    scores = Scores()
+    for t in targets:
+        for mirrored in (False, True):
+            feats = t.mirrored if mirrored else t.features
+            hm = heat(detector, feats)[None]
+            emb, vis = detector.bank[t.row.task]
+            for factor in (0.5, 0.75, 1.0, 1.5, 2.0):
+                b = vote_maps(emb, vis, feats, detector.logit_scale * factor)[None]
+                points = t.frame.from_input(refine_points(torch.log(b.clamp(min=1e-12)), "parabolic")[0].numpy())
+                scores.add_points(f"logit scale x {factor}" + (", mirrored" if mirrored else ""), t, points,
+                                  agreement_confidence(b, hm)[0].numpy(), mirrored)
     return scores.table()
 
 
