@@ -68,7 +68,8 @@ from funk_perception.data.annotations import Annotation, FunKPointDataset, read_
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.evaluate import confidence_auc
-from funk_perception.matching import agreement_confidence, map_confidence, refine_points, sample_features, vote_maps
+from funk_perception.matching import (_mass_near, agreement_confidence, map_confidence, refine_points,
+                                      sample_features, similarity_maps, vote_maps)
 from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
@@ -432,9 +433,8 @@ REVERSED = [4, 3, 2, 1, 0]  # keypoint k takes the point found for 4 - k
 
 def _mass_at(prob: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """(5,) each map's mass in the 3 x 3 cells around ``cells`` (5,) flat indices (as map_confidence reads)."""
-    k, h, w = prob.shape
-    pooled = F.avg_pool2d(prob[None], 3, stride=1, padding=1, count_include_pad=True)[0] * 9
-    return pooled.reshape(k, -1).gather(1, cells[:, None])[:, 0]
+    w = prob.shape[-1]
+    return _mass_near(prob[None], (cells // w)[None], (cells % w)[None], 1)[0]
 
 
 def probe_orientation(detector, targets, **_) -> dict:
@@ -443,7 +443,7 @@ def probe_orientation(detector, targets, **_) -> dict:
         for mirrored in (False, True):
             feats = t.mirrored if mirrored else t.features
             b, hm = bank(detector, t.row.task, feats), heat(detector, feats)
-            sim = torch.einsum("kd,dhw->khw", detector.prototypes[t.row.task].float(), feats)
+            sim = similarity_maps(detector.prototypes[t.row.task].float()[None], feats[None])[0]
             pr = torch.softmax(sim.reshape(5, -1) * detector.logit_scale, -1).reshape(sim.shape)
             cells = b.reshape(5, -1).argmax(-1)
             points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
