@@ -43,6 +43,9 @@ its variants beside the plain heatmap head and bank:
 - ``temperature``: the bank's votes at other softmax temperatures (the checkpoint's logit
   scale times 0.5 ... 2), points from the bank and confidence as ``bank_heatmap``; on the
   photos and their mirrored copies;
+- ``experts``: the bank's votes combined with the prototypes' maps (and the heatmap head's):
+  their mean and their normalised geometric mean, points from the combined map and
+  confidence as ``bank_heatmap``; on the photos and their mirrored copies;
 - ``convention``: p2 and p3 of scoop, lift_something, scrape, brush_dust and flip
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
@@ -75,7 +78,7 @@ from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
 PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention",
-          "confidence", "models", "orientation", "temperature")
+          "confidence", "models", "orientation", "temperature", "experts")
 
 
 @dataclass
@@ -135,6 +138,21 @@ def heat(detector: FunctionalKeypointDetector, features: torch.Tensor) -> torch.
 
 def bank(detector: FunctionalKeypointDetector, task: str, features: torch.Tensor, **kwargs) -> torch.Tensor:
     return vote_maps(*detector.bank[task], features, detector.logit_scale, **kwargs)
+
+
+def prototype_maps(detector: FunctionalKeypointDetector, task: str, features: torch.Tensor) -> torch.Tensor:
+    """(5, h, w): softmax over the cells of the logit scale times the cosine to the task's prototypes."""
+    sim = similarity_maps(detector.prototypes[task].float()[None], features[None])[0]
+    return torch.softmax(sim.reshape(5, -1) * detector.logit_scale, -1).reshape(sim.shape)
+
+
+def three_readers(detector: FunctionalKeypointDetector, targets: list[Target]):
+    """Per target, on the photo and then its mirrored input: (target, mirrored, bank, head, prototype maps)."""
+    for t in targets:
+        for mirrored in (False, True):
+            feats = t.mirrored if mirrored else t.features
+            yield (t, mirrored, bank(detector, t.row.task, feats), heat(detector, feats),
+                   prototype_maps(detector, t.row.task, feats))
 
 
 # --------------------------------------------------------------------------- probes
@@ -439,32 +457,27 @@ def _mass_at(prob: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 def probe_orientation(detector, targets, **_) -> dict:
     scores = Scores()
-    for t in targets:
-        for mirrored in (False, True):
-            feats = t.mirrored if mirrored else t.features
-            b, hm = bank(detector, t.row.task, feats), heat(detector, feats)
-            sim = similarity_maps(detector.prototypes[t.row.task].float()[None], feats[None])[0]
-            pr = torch.softmax(sim.reshape(5, -1) * detector.logit_scale, -1).reshape(sim.shape)
-            cells = b.reshape(5, -1).argmax(-1)
-            points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
-            suffix = ", mirrored" if mirrored else ""
+    for t, mirrored, b, hm, pr in three_readers(detector, targets):
+        cells = b.reshape(5, -1).argmax(-1)
+        points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
+        suffix = ", mirrored" if mirrored else ""
 
-            def log_at(prob: torch.Tensor, order: list[int]) -> float:
-                return float(torch.log(_mass_at(prob, cells[order]).clamp(min=1e-12)).sum())
+        def log_at(prob: torch.Tensor, order: list[int]) -> float:
+            return float(torch.log(_mass_at(prob, cells[order]).clamp(min=1e-12)).sum())
 
-            def add(name: str, reverse: bool) -> None:
-                order = REVERSED if reverse else list(range(5))
-                conf = (_mass_at(b, cells[order]) * _mass_at(hm, cells[order])).sqrt().numpy()
-                scores.add_points(name + suffix, t, points[order], conf, mirrored)
+        def add(name: str, reverse: bool) -> None:
+            order = REVERSED if reverse else list(range(5))
+            conf = (_mass_at(b, cells[order]) * _mass_at(hm, cells[order])).sqrt().numpy()
+            scores.add_points(name + suffix, t, points[order], conf, mirrored)
 
-            add("bank_heatmap", False)
-            add("reversed by the head", log_at(hm, REVERSED) > log_at(hm, list(range(5))))
-            add("reversed by head + prototypes", log_at(hm, REVERSED) + log_at(pr, REVERSED)
-                > log_at(hm, list(range(5))) + log_at(pr, list(range(5))))
-            truth = t.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else t.row.keypoints
-            hits = [int(((np.linalg.norm(points[o] - truth, axis=1) <= 0.1) & t.row.visible).sum())
-                    for o in (list(range(5)), REVERSED)]
-            add("oracle (bound, reads the labels)", hits[1] > hits[0])
+        add("bank_heatmap", False)
+        add("reversed by the head", log_at(hm, REVERSED) > log_at(hm, list(range(5))))
+        add("reversed by head + prototypes", log_at(hm, REVERSED) + log_at(pr, REVERSED)
+            > log_at(hm, list(range(5))) + log_at(pr, list(range(5))))
+        truth = t.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else t.row.keypoints
+        hits = [int(((np.linalg.norm(points[o] - truth, axis=1) <= 0.1) & t.row.visible).sum())
+                for o in (list(range(5)), REVERSED)]
+        add("oracle (bound, reads the labels)", hits[1] > hits[0])
     return scores.table()
 
 
@@ -480,6 +493,19 @@ def probe_temperature(detector, targets, **_) -> dict:
                 points = t.frame.from_input(refine_points(torch.log(b.clamp(min=1e-12)), "parabolic")[0].numpy())
                 scores.add_points(f"logit scale x {factor}" + (", mirrored" if mirrored else ""), t, points,
                                   agreement_confidence(b, hm)[0].numpy(), mirrored)
+    return scores.table()
+
+
+def probe_experts(detector, targets, **_) -> dict:
+    scores = Scores()
+    for t, mirrored, b, hm, pr in three_readers(detector, targets):
+        for name, prob in (("bank", b), ("prototypes", pr), ("bank + prototypes", (b + pr) / 2),
+                           ("bank x prototypes", normalised((b * pr).sqrt())),
+                           ("bank + prototypes + head", (b + pr + hm) / 3),
+                           ("bank x prototypes x head", normalised((b * pr * hm) ** (1 / 3)))):
+            points = t.frame.from_input(refine_points(torch.log(prob[None].clamp(min=1e-12)), "parabolic")[0].numpy())
+            scores.add_points(name + (", mirrored" if mirrored else ""), t, points,
+                              agreement_confidence(prob[None], hm[None])[0].numpy(), mirrored)
     return scores.table()
 
 

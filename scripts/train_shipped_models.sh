@@ -7,7 +7,8 @@
 # about 21 minutes each when idle, 35-45 under load; the join's prototypes 5 minutes, the heatmap
 # head 15, the bank 1); a GPU is used when present. Every training resumes after a kill.
 # Usage: bash scripts/train_shipped_models.sh [CONFIG ...]   (default: paper; also uniform, shared)
-# Env: STEPS (300), SEEDS ("0 1": the joined members; one seed ships that seed alone),
+# Env: STEPS (300), SEEDS ("0 1": the joined members, in runs/VERSION-CONFIG[-TRUNK]-joined; another set
+#      joins in ...-joined-sSEEDS, for instance -joined-s012; one seed ships that seed alone),
 #      TRUNK (lite0; lite2 gives models/funk-lite2-synth*.pt, its feature cache about 12 minutes more),
 #      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2); runs go to runs/v13-CONFIG[-TRUNK][-seedN]
 # (the version is the DATA folder's name less "synth-"; -TRUNK only for a trunk other than lite0).
@@ -42,7 +43,9 @@ for config in "${configs[@]}"; do
     joined="${members[1]}"; [ "${seeds[0]}" = 0 ] || name="$name-seed${seeds[0]}"
     out="$(dirname "$joined")"
   else
-    out="runs/$version-$config$tag-joined"; joined="$out/checkpoint.pt"
+    # another seed set joins into its own folder, so it never overwrites the two-seed join
+    out="runs/$version-$config$tag-joined"; [ "${seeds[*]}" = "0 1" ] || out="$out-s$(IFS=; echo "${seeds[*]}")"
+    joined="$out/checkpoint.pt"
     $py -m funk_perception.train.ensemble "${members[@]}" --trunk-weight "$weight" --data "$data/annotations.csv" \
       --threads "$threads" --out "$joined"
   fi
