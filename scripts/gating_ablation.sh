@@ -69,8 +69,10 @@ for config in "paper$variant" "uniform$variant" "shared$variant"; do
     run="runs/$version-$config$tag"; [ "$seed" = 0 ] || run="$run-seed$seed"
     members+=(--member "$run/checkpoint.pt")
   done
-  joined="runs/$version-$config$tag-joined/checkpoint.pt"
-  # the same joined file train_shipped_models.sh makes; rejoined only when a member is newer
+  # the same joined file train_shipped_models.sh makes (a seed set other than "0 1" in -joined-sSEEDS);
+  # rejoined only when a member is newer
+  joined="runs/$version-$config$tag-joined"; [ "$seeds" = "0 1" ] || joined="$joined-s${seeds// /}"
+  joined="$joined/checkpoint.pt"
   stale=0
   for m in "${members[@]}"; do [ "$m" = --member ] || [ "$joined" -nt "$m" ] || stale=1; done
   [ "$stale" = 0 ] || $py -m funk_perception.train.ensemble "${members[@]}" --trunk-weight "${TRUNK_WEIGHT:-0.5}" \
