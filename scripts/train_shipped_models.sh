@@ -10,7 +10,8 @@
 # Env: STEPS (300), SEEDS ("0 1": the joined members, in runs/VERSION-CONFIG[-TRUNK]-joined; another set
 #      joins in ...-joined-sSEEDS, for instance -joined-s012; one seed ships that seed alone),
 #      TRUNK (lite0; lite2 gives models/funk-lite2-synth*.pt, its feature cache about 12 minutes more),
-#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2); runs go to runs/v13-CONFIG[-TRUNK][-seedN]
+#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2), MODELS (models: where the files are
+#      exported; another folder tries a recipe without replacing a shipped file); runs go to runs/v13-CONFIG[-TRUNK][-seedN]
 # (the version is the DATA folder's name less "synth-"; -TRUNK only for a trunk other than lite0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ data=${DATA:-datasets/synth-v13}
 version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
 configs=("${@:-paper}")
+models=${MODELS:-models}
+mkdir -p "$models"
 
 $py -m funk_perception.data.synth --out "$data" --workers 2
 for config in "${configs[@]}"; do
@@ -54,5 +57,5 @@ for config in "${configs[@]}"; do
   $py -m funk_perception.train.bank --model "$out/with-head.pt" --data "$data/annotations.csv" --out "$out/with-bank.pt"
   # the shipped default detects by bank_heatmap (models/README.md, variant 39); the ablation files keep their default
   method=(); [ "$config" = paper ] && method=(--detect-method bank_heatmap)
-  $py -m funk_perception.model.export "$out/with-bank.pt" "models/$name.pt" "${method[@]}"
+  $py -m funk_perception.model.export "$out/with-bank.pt" "$models/$name.pt" "${method[@]}"
 done
