@@ -326,13 +326,14 @@ class FunctionalKeypointDetector:
         b, k, h, w = logits.shape
         return torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
 
-    def _probability_maps(self, features: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+    def _probability_maps(self, features: torch.Tensor, names: Sequence[str], method: str | None = None) -> torch.Tensor:
         """(T, 5, h, w) distributions over the cells: softmax of the heatmap logits, the bank's averaged
-        votes, or ``softmax(logit_scale * cosine)`` to the prototypes."""
-        if self.method == "heatmap":
+        votes, or ``softmax(logit_scale * cosine)`` to the prototypes; by ``method`` (default: the detector's)."""
+        method = method or self.method
+        if method == "heatmap":
             return self._head_maps(features)
         with torch.inference_mode():
-            if self.method in BANK_METHODS:
+            if method in BANK_METHODS:
                 return torch.stack([vote_maps(*self.bank[t], features[i], self.logit_scale) for i, t in enumerate(names)])
             sim = similarity_maps(torch.stack([self.prototypes[t] for t in names]), features)
             b, k, h, w = sim.shape

@@ -72,7 +72,7 @@ from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.evaluate import confidence_auc
 from funk_perception.matching import (_mass_near, agreement_confidence, map_confidence, refine_points,
-                                      sample_features, similarity_maps, vote_maps)
+                                      sample_features, vote_maps)
 from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
@@ -141,9 +141,8 @@ def bank(detector: FunctionalKeypointDetector, task: str, features: torch.Tensor
 
 
 def prototype_maps(detector: FunctionalKeypointDetector, task: str, features: torch.Tensor) -> torch.Tensor:
-    """(5, h, w): softmax over the cells of the logit scale times the cosine to the task's prototypes."""
-    sim = similarity_maps(detector.prototypes[task].float()[None], features[None])[0]
-    return torch.softmax(sim.reshape(5, -1) * detector.logit_scale, -1).reshape(sim.shape)
+    """(5, h, w): the detector's prototype maps (softmax of the logit scale times the cosine)."""
+    return detector._probability_maps(features[None], [task], "prototypes")[0]
 
 
 def three_readers(detector: FunctionalKeypointDetector, targets: list[Target]):

@@ -26,8 +26,7 @@ data=${DATA:-datasets/synth-v13}
 version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
 configs=("${@:-paper}")
-models=${MODELS:-models}
-mkdir -p "$models"
+models=${MODELS:-models}  # export's atomic save creates the folder
 
 $py -m funk_perception.data.synth --out "$data" --workers 2
 for config in "${configs[@]}"; do
