@@ -61,6 +61,11 @@ class SceneConfig:
     elevation_range_free: tuple[float, float] = (-25.0, 60.0)
     roll_std: float = 20.0  # in-plane camera rotation, degrees (clipped at roll_max)
     roll_max: float = 60.0
+    # photographers frame an elongated object lengthwise: with this probability the roll instead
+    # turns the object's projected long axis to within axis_angle_max degrees of horizontal (either
+    # way round, so no left-right orientation is implied); 0 keeps the sampled roll and draws nothing
+    axis_framing_probability: float = 0.0
+    axis_angle_max: float = 35.0
     lying_probability: float = 0.15  # object turned onto its side (90 degrees)
     tilt_probability: float = 0.25  # object tilted by tilt_range degrees
     tilt_range: tuple[float, float] = (8.0, 35.0)
@@ -86,6 +91,10 @@ class SceneConfig:
         lo, hi = self.fill_range
         if not 0.05 <= lo <= hi <= 1.0:
             raise ValueError(f"SceneConfig.fill_range: expected 0.05 <= lo <= hi <= 1, found {self.fill_range}")
+        if not 0.0 <= self.axis_framing_probability <= 1.0:
+            raise ValueError(f"SceneConfig.axis_framing_probability: expected 0 <= p <= 1, found {self.axis_framing_probability}")
+        if not 0.0 <= self.axis_angle_max <= 90.0:
+            raise ValueError(f"SceneConfig.axis_angle_max: expected 0 to 90 degrees, found {self.axis_angle_max}")
         if not 1 <= self.lights_range[0] <= self.lights_range[1]:
             raise ValueError(f"SceneConfig.lights_range: expected 1 <= lo <= hi, found {self.lights_range}")
 
@@ -801,6 +810,15 @@ def _reframe(points_world: np.ndarray, camera: Camera, fill: float, aim: np.ndar
     return Camera(camera.width, camera.height, camera.fovy, camera.position + lateral + axial, camera.rotation)
 
 
+def image_axis_angle(points_world: np.ndarray, camera: Camera) -> float:
+    """The projected points' principal axis, degrees from image horizontal in [-90, 90) (image y down)."""
+    pixels, _ = project(points_world, camera)
+    centred = pixels - pixels.mean(axis=0)
+    _, vectors = np.linalg.eigh(centred.T @ centred)
+    x, y = vectors[:, -1]
+    return float((math.degrees(math.atan2(y, x)) + 90.0) % 180.0 - 90.0)
+
+
 def sample_camera(points_world: np.ndarray, rng: np.random.Generator, config: SceneConfig, has_table: bool) -> Camera:
     """A random camera whose view holds every point, the object's projected box filling fill_range of the frame."""
     lo, hi = points_world.min(axis=0), points_world.max(axis=0)
@@ -814,6 +832,10 @@ def sample_camera(points_world: np.ndarray, rng: np.random.Generator, config: Sc
     fill = rng.uniform(*config.fill_range)
     half = math.tan(math.radians(fovy) / 2)
     distance = radius / math.sin(math.atan(fill * half))
+    if config.axis_framing_probability > 0 and rng.random() < config.axis_framing_probability:
+        # rolling the camera by r degrees turns the image content by r (image y points down)
+        level = look_at_camera(center, distance, azimuth, elevation, 0.0, fovy, config.width, config.height)
+        roll = rng.uniform(-config.axis_angle_max, config.axis_angle_max) - image_axis_angle(points_world, level)
     camera = look_at_camera(center, distance, azimuth, elevation, roll, fovy, config.width, config.height)
     # aim the box centre within the slack it leaves, so the object is not always centred
     size = np.array([config.width, config.height], dtype=np.float64)
