@@ -5,7 +5,9 @@
 
 Per task and CSV: the mean position of p2, p3, p4 along the chain (0 at p1, 1 at p5),
 the share of rows in which p3 lies nearer p1 than p2 does, and the chain's length in
-the frame. Aggregate statistics only (models/README.md, variant 37).
+the frame. Over all tasks: quantiles of the chain's angle from the image's horizontal
+in pixels, either way round (0 to 90 degrees; how the objects are framed, variant 52).
+Aggregate statistics only (models/README.md, variant 37).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from funk_perception.data.annotations import read_annotations
 
@@ -36,13 +39,29 @@ def layout(csv: Path, roles: set[str]) -> dict[str, dict]:
     return out
 
 
+def chain_angles(csv: Path, roles: set[str]) -> dict:
+    """Quantiles of the p1 -> p5 axis angle from horizontal, in pixels (each image's own width and height)."""
+    angles = []
+    for a in read_annotations(csv):
+        if a.role in roles and a.visible[[0, 4]].all():
+            with Image.open(a.image_path) as image:  # reads the header only
+                size = np.array(image.size, dtype=np.float64)
+            dx, dy = (a.keypoints[4] - a.keypoints[0]) * size
+            angles.append(np.degrees(np.arctan2(abs(dy), abs(dx))))
+    quantiles = (0.1, 0.25, 0.5, 0.75, 0.9)
+    return {"rows": len(angles), "quantiles 10 25 50 75 90 %": np.round(np.quantile(angles, quantiles), 1).tolist()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, required=True)
     parser.add_argument("--synth", type=Path, required=True)
     args = parser.parse_args()
     real, synth = layout(args.real, {"reference", "test"}), layout(args.synth, {"train"})
-    print(json.dumps({task: {"real": real[task], "synth": synth.get(task)} for task in real}, indent=1))
+    out = {task: {"real": real[task], "synth": synth.get(task)} for task in real}
+    out["chain angle from horizontal, degrees"] = {"real": chain_angles(args.real, {"reference", "test"}),
+                                                   "synth": chain_angles(args.synth, {"train"})}
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
