@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from funk_perception.data.annotations import read_annotations
+from funk_perception.data.annotations import Annotation, read_annotations
 
 
-def layout(csv: Path, roles: set[str]) -> dict[str, dict]:
+def layout(rows: list[Annotation]) -> dict[str, dict]:
     by_task: dict[str, list[np.ndarray]] = {}
-    for a in read_annotations(csv):
-        if a.role in roles and a.visible.all():
+    for a in rows:
+        if a.visible.all():
             by_task.setdefault(a.task, []).append(a.keypoints)
     out = {}
     for task, rows in sorted(by_task.items()):
@@ -39,11 +39,11 @@ def layout(csv: Path, roles: set[str]) -> dict[str, dict]:
     return out
 
 
-def chain_angles(csv: Path, roles: set[str]) -> dict:
+def chain_angles(rows: list[Annotation]) -> dict:
     """Quantiles of the p1 -> p5 axis angle from horizontal, in pixels (each image's own width and height)."""
     angles = []
-    for a in read_annotations(csv):
-        if a.role in roles and a.visible[[0, 4]].all():
+    for a in rows:
+        if a.visible[[0, 4]].all():
             with Image.open(a.image_path) as image:  # reads the header only
                 size = np.array(image.size, dtype=np.float64)
             dx, dy = (a.keypoints[4] - a.keypoints[0]) * size
@@ -57,10 +57,11 @@ def main() -> None:
     parser.add_argument("--real", type=Path, required=True)
     parser.add_argument("--synth", type=Path, required=True)
     args = parser.parse_args()
-    real, synth = layout(args.real, {"reference", "test"}), layout(args.synth, {"train"})
+    real_rows = [a for a in read_annotations(args.real) if a.role in {"reference", "test"}]
+    synth_rows = [a for a in read_annotations(args.synth) if a.role == "train"]
+    real, synth = layout(real_rows), layout(synth_rows)
     out = {task: {"real": real[task], "synth": synth.get(task)} for task in real}
-    out["chain angle from horizontal, degrees"] = {"real": chain_angles(args.real, {"reference", "test"}),
-                                                   "synth": chain_angles(args.synth, {"train"})}
+    out["chain angle from horizontal, degrees"] = {"real": chain_angles(real_rows), "synth": chain_angles(synth_rows)}
     print(json.dumps(out, indent=1))
 
 
