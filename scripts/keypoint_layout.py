@@ -7,7 +7,10 @@ Per task and CSV: the mean position of p2, p3, p4 along the chain (0 at p1, 1 at
 the share of rows in which p3 lies nearer p1 than p2 does, and the chain's length in
 the frame. Over all tasks: quantiles of the chain's angle from the image's horizontal
 in pixels, either way round (0 to 90 degrees; how the objects are framed, variant 52).
-Aggregate statistics only (models/README.md, variant 37).
+With ``--model``, also where that model's reference-free ``detect`` puts each point on the
+real test rows: per task and keypoint its PCK@0.1 and the median of (detected - true)
+position along the true chain, so a detector that has learned the renders' placement
+shows it as a shift (variant 60). Aggregate statistics only (models/README.md, variant 37).
 """
 
 from __future__ import annotations
@@ -52,15 +55,39 @@ def chain_angles(rows: list[Annotation]) -> dict:
     return {"rows": len(angles), "quantiles 10 25 50 75 90 %": np.round(np.quantile(angles, quantiles), 1).tolist()}
 
 
+def detected_layout(rows: list[Annotation], model: Path) -> dict[str, dict]:
+    """Per task: detect's PCK@0.1 per keypoint and its median along-chain error per keypoint."""
+    from funk_perception.detector import FunctionalKeypointDetector
+
+    detector = FunctionalKeypointDetector.load(model)
+    hits: dict[str, list[np.ndarray]] = {}
+    errors: dict[str, list[np.ndarray]] = {}
+    for a in rows:
+        image = np.asarray(Image.open(a.image_path).convert("RGB"))
+        found = detector.detect(image, [a.task])[a.task].points / np.array([image.shape[1], image.shape[0]])
+        truth = a.keypoints
+        axis = truth[4] - truth[0]
+        scale = max(float(axis @ axis), 1e-12)
+        errors.setdefault(a.task, []).append((found - truth) @ axis / scale)
+        hits.setdefault(a.task, []).append(np.linalg.norm(found - truth, axis=1) <= 0.1)
+    return {task: {"rows": len(hits[task]), "pck@0.1 p1..p5": np.round(100 * np.mean(hits[task], 0), 1).tolist(),
+                   "median along-chain error p1..p5": np.round(np.median(errors[task], 0), 2).tolist()}
+            for task in hits}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, required=True)
     parser.add_argument("--synth", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="also report where this checkpoint's detect puts the points on the real test rows")
     args = parser.parse_args()
     real_rows = [a for a in read_annotations(args.real) if a.role in {"reference", "test"}]
     synth_rows = [a for a in read_annotations(args.synth) if a.role == "train"]
     real, synth = layout(real_rows), layout(synth_rows)
     out = {task: {"real": real[task], "synth": synth.get(task)} for task in real}
+    if args.model is not None:
+        for task, found in detected_layout([a for a in real_rows if a.role == "test"], args.model).items():
+            out[task]["detect"] = found
     out["chain angle from horizontal, degrees"] = {"real": chain_angles(real_rows), "synth": chain_angles(synth_rows)}
     print(json.dumps(out, indent=1))
 

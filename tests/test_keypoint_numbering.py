@@ -17,7 +17,7 @@ def test_orders_are_permutations_of_known_tasks():
 
 @pytest.mark.parametrize("category", sorted(CATEGORY_BUILDERS))
 def test_renumbering_moves_labels_not_points(category):
-    raw = CATEGORY_BUILDERS[category](np.random.default_rng(3))
+    raw = CATEGORY_BUILDERS[category](np.random.default_rng(3)).with_placement("builder")
     numbered = build_object(category, np.random.default_rng(3))
     assert set(numbered.keypoints) == set(raw.keypoints)
     for task, points in raw.keypoints.items():

@@ -172,3 +172,27 @@ def test_scene_overrides_change_the_renders_and_are_recorded(reference: Path, tm
         SynthConfig(scene=(("fill_range", [0.9, 0.5]),))
     with pytest.raises(ValueError, match="JSON"):
         synth.parse_scene(["fill_range=(0.6, 0.9)"])
+
+
+def test_placement_changes_the_labels_not_the_renders(reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "funkpoint"
+    assert synth.main(["--out", str(out), "--instances-per-category", "3", "--views-per-instance", "2", "--size", "64",
+                       "--seed", "3", "--categories", "bottle", "cup", "frying_pan",
+                       "--heldout-instances-per-category", "0", "--no-progress", "--placement", "funkpoint"]) == 0
+    ours, theirs = _files(out), _files(reference)
+    images = [k for k in theirs if k.startswith("images/")]
+    assert images and all(ours[k] == theirs[k] for k in images)
+    assert json.loads((out / "manifest.json").read_text())["settings"]["placement"] == "funkpoint"
+    assert "placement" not in SynthConfig(**SMALL).fingerprint()  # datasets made before the option still resume
+    ours_rows = {(a.relative_path, a.task): a for a in read_annotations(out / "annotations.csv")}
+    theirs_rows = {(a.relative_path, a.task): a for a in read_annotations(reference / "annotations.csv")}
+    assert set(ours_rows) == set(theirs_rows)
+    moved = set()
+    for key, ours_row in ours_rows.items():
+        same = np.all(ours_row.keypoints == theirs_rows[key].keypoints, axis=1)
+        if not same.all():
+            moved.add(key[1])
+            assert same[[0, 1, 4]].all(), f"{key}: only p3 and p4 move on a pan's pull_out_nail"
+    assert moved == {"pull_out_nail"}
+    with pytest.raises(ValueError, match="placement"):
+        SynthConfig(placement="real")

@@ -259,8 +259,9 @@ def _geom_points(g: Geom) -> np.ndarray:
 
 
 def object_points(obj: ObjectModel) -> np.ndarray:
-    """Surface points of the whole object plus all its keypoints, (N, 3) object frame."""
-    parts = [_geom_points(g) for g in obj.geoms] + [pts for pts in obj.keypoints.values()]
+    """Surface points of the whole object plus all its keypoints (those it is framed by), (N, 3) object frame."""
+    keypoints = obj.keypoints if obj.framing_keypoints is None else obj.framing_keypoints
+    parts = [_geom_points(g) for g in obj.geoms] + [pts for pts in keypoints.values()]
     return np.vstack(parts)
 
 

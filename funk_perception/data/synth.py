@@ -58,7 +58,7 @@ from tqdm import tqdm  # noqa: E402
 from funk_perception.atomic import write_bytes_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.data.annotations import Annotation, write_annotations  # noqa: E402
-from funk_perception.data.objects import CATEGORY_BUILDERS, build_object  # noqa: E402
+from funk_perception.data.objects import CATEGORY_BUILDERS, PLACEMENTS, build_object  # noqa: E402
 from funk_perception.data.scene import SceneConfig, render_instance  # noqa: E402
 from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_category, tasks_for_category  # noqa: E402
 
@@ -86,6 +86,8 @@ class SynthConfig:
     #: SceneConfig fields to change from the version's defaults, as (name, value) pairs: for experiments on
     #: the renders' look without a new generator version (they are part of the fingerprint and the manifest)
     scene: tuple[tuple[str, object], ...] = ()
+    #: where the middle points of a chain go (objects.base.PLACEMENTS); the images do not depend on it
+    placement: str = "builder"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -112,6 +114,8 @@ class SynthConfig:
             raise ValueError(f"SynthConfig.image_format: expected 'jpg' or 'png', found {self.image_format!r}")
         if self.workers < 1:
             raise ValueError(f"SynthConfig.workers: expected >= 1, found {self.workers}")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"SynthConfig.placement: expected one of {PLACEMENTS}, found {self.placement!r}")
         heldout = [c for c in self.categories if c in HELDOUT_CATEGORIES]
         if heldout:
             raise ValueError(
@@ -131,6 +135,8 @@ class SynthConfig:
         d.pop("scene")
         if self.scene:  # absent when empty, so datasets made before the option keep their fingerprint
             d["scene"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.scene}
+        if d["placement"] == PLACEMENTS[0]:  # likewise
+            d.pop("placement")
         return d
 
     def scene_config(self) -> SceneConfig:
@@ -217,7 +223,7 @@ def generate_instance(job: Job, config: SynthConfig) -> tuple[dict, dict[str, fl
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     object_seed, scene_seed = instance_seed(config.seed, job.category, job.index).spawn(2)
-    obj = build_object(job.category, np.random.default_rng(object_seed))
+    obj = build_object(job.category, np.random.default_rng(object_seed), config.placement)
     wanted = tasks_for_category(job.category)
     missing = [t for t in wanted if t not in obj.keypoints]
     if missing:
@@ -523,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scene", action="append", default=[], metavar="FIELD=VALUE",
                    help="change one SceneConfig field, VALUE in JSON (e.g. plain_material_probability=0.6, "
                         "fill_range=[0.65,0.98]); repeatable, recorded in the manifest")
+    p.add_argument("--placement", choices=PLACEMENTS, default=d.placement,
+                   help="where p2-p4 go on mix, poke and pull_out_nail: each builder's own reading of the SPEC "
+                        "(builder) or where the real FunKPoint labels put them (funkpoint); the images are the same")
     return p
 
 
@@ -558,6 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             image_format=args.image_format,
             workers=args.workers,
             scene=parse_scene(args.scene),
+            placement=args.placement,
         )
         manifest = generate_dataset(config, progress=not args.no_progress)
     except ValueError as error:

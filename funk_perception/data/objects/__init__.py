@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from funk_perception.data.objects.base import Builder, ObjectModel
+from funk_perception.data.objects.base import PLACEMENTS, Builder, ObjectModel
 from funk_perception.data.objects.containers import BUILDERS as _CONTAINERS
 from funk_perception.data.objects.tools import BUILDERS as _TOOLS
 from funk_perception.data.objects.utensils import BUILDERS as _UTENSILS
@@ -46,12 +46,16 @@ def funkpoint_numbering(obj: ObjectModel) -> ObjectModel:
     return dataclasses.replace(obj, keypoints=keypoints, keypoint_radii=radii)
 
 
-def build_object(category: str, rng: np.random.Generator) -> ObjectModel:
-    """A random instance of ``category`` (any accepted spelling), keypoints for every task it is labelled for."""
+def build_object(category: str, rng: np.random.Generator, placement: str = "builder") -> ObjectModel:
+    """A random instance of ``category`` (any accepted spelling), keypoints for every task it is labelled for.
+
+    ``placement`` (:data:`~funk_perception.data.objects.base.PLACEMENTS`) picks where the middle points of
+    a chain go; the geometry is the same either way.
+    """
     category = normalize_category(category)
     if category not in CATEGORY_BUILDERS:
         raise ValueError(f"no procedural model for category {category!r}")
-    return funkpoint_numbering(CATEGORY_BUILDERS[category](rng))
+    return funkpoint_numbering(CATEGORY_BUILDERS[category](rng)).with_placement(placement)
 
 
-__all__ = ["CATEGORY_BUILDERS", "FUNKPOINT_ORDER", "ObjectModel", "build_object", "funkpoint_numbering"]
+__all__ = ["CATEGORY_BUILDERS", "FUNKPOINT_ORDER", "PLACEMENTS", "ObjectModel", "build_object", "funkpoint_numbering"]

@@ -18,6 +18,7 @@ rather than dropped or moved.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -28,6 +29,20 @@ from funk_perception.tasks import NUM_KEYPOINTS
 
 SURFACE_RADIUS = 0.004
 """Default keypoint radius (m) for points placed on a surface."""
+
+PLACEMENTS: tuple[str, ...] = ("builder", "funkpoint")
+"""Where the middle points of a chain go. ``builder``: each builder's own reading of SPEC section 3
+(generator 1.3.0). ``funkpoint``: on mix, poke and pull_out_nail, p2-p4 further toward the grip, as the
+real FunKPoint annotations place them (models/README.md, variant 60). A builder gives the second
+reading of a task under :data:`PLACEMENT_SEP` (``"mix@funkpoint"``); both come from the same random
+draws, so the geometry and the renders do not depend on the choice."""
+
+PLACEMENT_SEP = "@"
+
+
+def base_task(key: str) -> str:
+    """``"mix@funkpoint"`` -> ``"mix"``: the task a keypoint entry labels."""
+    return key.split(PLACEMENT_SEP, 1)[0]
 
 GEOM_TYPES = {
     "box": mujoco.mjtGeom.mjGEOM_BOX,
@@ -88,6 +103,9 @@ class ObjectModel:
     keypoints: dict[str, np.ndarray]  # task -> (5, 3) positions in the object frame
     keypoint_radii: dict[str, np.ndarray] = field(default_factory=dict)  # task -> (5,)
     params: dict[str, float] = field(default_factory=dict)  # the sampled shape parameters
+    #: the points the camera frames besides the geometry: the builder placement's keypoints whatever
+    #: placement labels the object, so that the placement changes the labels and not the images
+    framing_keypoints: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         for task, pts in list(self.keypoints.items()):
@@ -99,6 +117,20 @@ class ObjectModel:
             if radii.shape != (NUM_KEYPOINTS,):
                 raise ValueError(f"{self.category}/{task}: keypoint radii must be (5,), got {radii.shape}")
             self.keypoint_radii[task] = radii
+
+    def with_placement(self, placement: str) -> "ObjectModel":
+        """This object with one reading of every task's keypoints (:data:`PLACEMENTS`) and no alternatives left."""
+        if placement not in PLACEMENTS:
+            raise ValueError(f"{self.category}: unknown keypoint placement {placement!r}; expected one of {PLACEMENTS}")
+        keypoints = {t: p for t, p in self.keypoints.items() if PLACEMENT_SEP not in t}
+        radii = {t: r for t, r in self.keypoint_radii.items() if PLACEMENT_SEP not in t}
+        if placement != PLACEMENTS[0]:
+            suffix = PLACEMENT_SEP + placement
+            for key, pts in self.keypoints.items():
+                if key.endswith(suffix):
+                    keypoints[base_task(key)], radii[base_task(key)] = pts, self.keypoint_radii[key]
+        framing = {t: p for t, p in self.keypoints.items() if PLACEMENT_SEP not in t}
+        return dataclasses.replace(self, keypoints=keypoints, keypoint_radii=radii, framing_keypoints=framing)
 
     @property
     def parts(self) -> tuple[str, ...]:

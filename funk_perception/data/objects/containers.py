@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from funk_perception.data.objects.base import (
+    base_task,
     SURFACE_RADIUS,
     Builder,
     Geom,
@@ -232,7 +233,7 @@ def geoms_bounds(geoms: Sequence[Geom]) -> tuple[np.ndarray, np.ndarray]:
 def _finish(category: str, geoms: list[Geom], keypoints: dict[str, list[Keypoint]], params: dict[str, float]) -> ObjectModel:
     """Rest the object on z = 0, centre it on the xy origin, and package it."""
     expected = set(tasks_for_category(category))
-    if set(keypoints) != expected:
+    if {base_task(t) for t in keypoints} != expected:
         raise RuntimeError(f"{category}: keypoints for {sorted(keypoints)}, expected {sorted(expected)}")
     lo, hi = geoms_bounds(geoms)
     off = np.array([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]])
@@ -272,7 +273,8 @@ def _long_handle(
     """A pan / wok handle from ``start`` toward -x, rising by ``angle`` (rad).
 
     Styles: 0 round tapered (cast or wooden), 1 flat strip with a rounded end, 2 wire
-    loop (stainless pans). Returns geoms, the handle-start and handle-end keypoints.
+    loop (stainless pans). Returns geoms, the handle-start and handle-end keypoints, a keypoint
+    about halfway along the grip, and the params.
     """
     style = int(rng.choice(styles))
     d = np.array([-np.cos(angle), 0.0, np.sin(angle)])
@@ -288,6 +290,7 @@ def _long_handle(
         params["handle_flare"] = flare
         geoms = [tube(path, radii, "handle", segments=12)]
         p4 = _tube_surface(path, radii, 0.18, up)
+        mid = _tube_surface(path, radii, 0.55, up)
         p5 = _on(path[-1])  # centre of the end cap
     elif style == 1:
         w0, w1 = thick * 1.1, thick * _u(rng, 1.6, 2.4)
@@ -300,6 +303,7 @@ def _long_handle(
         geoms = [extrude(outline, tf, "handle", axis_frame=frame, center=start)]
         params["handle_width"] = w1
         p4 = _on(start + d * 0.18 * length + frame[:, 2] * tf / 2)
+        mid = _on(start + d * 0.55 * length + frame[:, 2] * tf / 2)
         p5 = _on(start + d * length)
     else:
         w = thick * _u(rng, 0.9, 1.5)
@@ -314,8 +318,9 @@ def _long_handle(
         geoms = [tube(path, rod, "handle", segments=8)]
         params["handle_width"] = w
         p4 = _tube_surface(path, rod, 0.1, up)
+        mid = _tube_surface(path, rod, 0.27, up)
         p5 = _tube_surface(path, rod, 0.5, d)
-    return geoms, p4, p5, params
+    return geoms, p4, p5, mid, params
 
 
 def _loop_ear(centre: np.ndarray, outward: np.ndarray, span: float, reach: float, radius: float, part: str) -> tuple[Geom, np.ndarray]:
@@ -531,7 +536,7 @@ def _pan(rng: np.random.Generator, category: str) -> ObjectModel:
         styles = (0, 1, 2)
     z_att = depth * _u(rng, 0.55, 0.85)
     start = _p(-(r_at(z_att) - wall), 0, z_att)
-    hg, p_hstart, p_hend, hparams = _long_handle(rng, start, angle, length, styles, thick)
+    hg, p_hstart, p_hend, p_hmid, hparams = _long_handle(rng, start, angle, length, styles, thick)
     geoms += hg
     params.update(hparams)
     helper = rng.random() < (0.6 if wok else 0.3)
@@ -560,6 +565,8 @@ def _pan(rng: np.random.Generator, category: str) -> ObjectModel:
     }
     if not wok:
         keypoints["pull_out_nail"] = [_on(rim), _on((r_at(0.35 * depth), 0, 0.35 * depth), thin), _on((0, 0, 0), thin), p_hstart, p_hend]
+        # FunKPoint's pull_out_nail: p3, p4 along the handle, the lever arm (objects.base.PLACEMENTS)
+        keypoints["pull_out_nail@funkpoint"] = [_on(rim), _on((r_at(0.35 * depth), 0, 0.35 * depth), thin), p_hstart, p_hmid, p_hend]
     return _finish(category, geoms, keypoints, params)
 
 
@@ -753,13 +760,13 @@ def build_dustpan(rng: np.random.Generator) -> ObjectModel:
         length = _u(rng, 0.45, 0.75)
         thick = _u(rng, 0.009, 0.013)
         start = _p(xb - 0.004, 0, Hb * 0.6)
-        hg, p4, p5, hparams = _long_handle(rng, start, angle, length, (0,), thick)
+        hg, p4, p5, _, hparams = _long_handle(rng, start, angle, length, (0,), thick)
     else:
         angle = np.radians(_u(rng, 0, 15))
         length = _u(rng, 0.09, 0.16)
         thick = _u(rng, 0.008, 0.013)
         start = _p(xb + 0.004, 0, Hb * _u(rng, 0.4, 0.8))
-        hg, p4, p5, hparams = _long_handle(rng, start, angle, length, (0,) if handle_style == 0 else (1,), thick)
+        hg, p4, p5, _, hparams = _long_handle(rng, start, angle, length, (0,) if handle_style == 0 else (1,), thick)
     geoms += hg
     params = {"width": W, "depth": D, "back_width": back_w, "back_height": Hb, "plate": t, "side_curve": side_curve, "hood": hood}
     params.update(hparams)

@@ -33,6 +33,7 @@ import mujoco
 import numpy as np
 
 from funk_perception.data.objects.base import (
+    base_task,
     Builder,
     Geom,
     Mesh,
@@ -262,7 +263,7 @@ def _finish(category: str, geoms: list[Geom], keypoints: dict[str, np.ndarray], 
     geoms = [_transform_geom(g, np.eye(3), shift) for g in geoms]
     kps = {t: p + shift for t, p in kps.items()}
     expected = set(tasks_for_category(category))
-    if set(kps) != expected:
+    if {base_task(t) for t in kps} != expected:
         raise ValueError(f"tools.py/{category}: keypoints for {sorted(kps)}, expected {sorted(expected)}")
     return ObjectModel(category, geoms, kps, dict(radii or {}), {k: float(v) for k, v in params.items()})
 
@@ -387,7 +388,9 @@ def build_hammer(rng: np.random.Generator) -> ObjectModel:
     nail = _pts(top_of(len(u) - 1), top_of(len(u) // 2), top_of(1), p4, p5)
     params = {"handle_len": handle_len, "grip_r": grip_r, "head_len": head_len, "face_r": face_r, "head_sides": sides,
               "face_len": face_len, "claw_curl": claw_curl, "handle_style": handle_style, "handle_flat": flat, "neck": neck}
-    return _finish("hammer", geoms, {"mash_pound": pound, "pull_out_nail": nail}, params)
+    # FunKPoint's pull_out_nail: p3, p4 along the lever arm (objects.base.PLACEMENTS)
+    nail_fp = _pts(top_of(len(u) - 1), top_of(len(u) // 2), handle_top(0.55), handle_top(0.27), p5)
+    return _finish("hammer", geoms, {"mash_pound": pound, "pull_out_nail": nail, "pull_out_nail@funkpoint": nail_fp}, params)
 
 
 # ----------------------------------------------------------------------------- flat-bladed tools
@@ -454,6 +457,8 @@ def build_scraper(rng: np.random.Generator) -> ObjectModel:
     kps = {
         "scrape": _pts(blade_top(0.995, 0.85), blade_top(0.995, 0.0), blade_top(0.995, -0.85), p4, p5),
         "poke": _pts(blade_top(0.995, 0.92), blade_top(0.55, 0.92), blade_top(0.12, 0.9), p4, p5),
+        # FunKPoint's poke: the blade's base, the grip's front, its middle (objects.base.PLACEMENTS)
+        "poke@funkpoint": _pts(blade_top(0.995, 0.92), blade_top(0.25, 0.92), htop(0.97), htop(0.5), p5),
         "brush_dust": _pts(blade_top(0.995, 0.0), blade_top(0.55, 0.0), blade_top(0.2, 0.0), p4, p5),
     }
     params = {"style": style, "blade_len": blade_len, "base_hw": base_hw, "edge_hw": edge_hw, "corner": corner, "thickness": thick,
@@ -522,6 +527,7 @@ def build_letter_opener(rng: np.random.Generator) -> ObjectModel:
     p4 = htop(0.85)
     kps = {
         "poke": _pts((blade_len, 0.0 + curve, 0.0), blade_top(0.5, 0), blade_top(0.08, 0), p4, p5),
+        "poke@funkpoint": _pts((blade_len, 0.0 + curve, 0.0), blade_top(0.25, 0), htop(0.97), htop(0.5), p5),
         "scrape": _pts(blade_top(0.75, 0.9), blade_top(0.97, 0.0), blade_top(0.75, -0.9), p4, p5),
     }
     params = {"blade_len": blade_len, "blade_hw": blade_hw, "shape": shape, "thickness": thick, "curve": curve, "guard": float(has_guard),
@@ -584,6 +590,7 @@ def build_trowel(rng: np.random.Generator) -> ObjectModel:
     kps = {
         "scrape": _pts(blade_top(0.85, 0.9), blade_top(1.0, 0.0), blade_top(0.85, -0.9), p4, p5),
         "poke": _pts(tip, blade_top(0.55, 0.0), blade_top(0.12, 0.0), p4, p5),
+        "poke@funkpoint": _pts(tip, blade_top(0.3, 0.0), htop(0.97) + np.array([0, 0, handle_z]), htop(0.5) + np.array([0, 0, handle_z]), p5),
     }
     params = {"kind": kind, "blade_len": blade_len, "heel_hw": heel_hw, "depth": depth, "tip_round": tip_round, "lift": lift,
               "thickness": thick, "handle_len": handle_len, "handle_r": handle_r, "handle_z": handle_z, **hparams}
@@ -626,7 +633,9 @@ def build_screwdriver(rng: np.random.Generator) -> ObjectModel:
         geoms.append(_lathe_axis([(shaft_r * 0.98, 0), (shaft_r * 0.9, tip_len * 0.3), (0.0006, tip_len), (0, tip_len)], "shaft", (x_tip, 0, 0), (1, 0, 0), segments=4))
     p1 = np.array([x_tip + tip_len, 0, 0])
     shaft_top = lambda uu: np.array([shaft_start + uu * shaft_len, 0, shaft_r])  # noqa: E731
-    kps = {"poke": _pts(p1, shaft_top(0.5), shaft_top(0.1), htop(0.85), np.array([front + 0.001 - handle_len, 0, 0]))}
+    butt = np.array([front + 0.001 - handle_len, 0, 0])
+    kps = {"poke": _pts(p1, shaft_top(0.5), shaft_top(0.1), htop(0.85), butt),
+           "poke@funkpoint": _pts(p1, shaft_top(0.15), htop(0.97), htop(0.5), butt)}
     params = {"handle_len": handle_len, "handle_r": handle_r, "shaft_len": shaft_len, "shaft_r": shaft_r, "tip_kind": tip_kind, "flutes": flutes,
               "flute_depth": flute_depth, "bolster": float(bolster), "tip_len": tip_len, **hparams}
     return _finish("screwdriver", geoms, kps, params)

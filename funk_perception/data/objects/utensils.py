@@ -32,6 +32,7 @@ import mujoco
 import numpy as np
 
 from funk_perception.data.objects.base import (
+    base_task,
     SURFACE_RADIUS,
     Builder,
     Geom,
@@ -271,7 +272,7 @@ def _finish(category: str, geoms: list[Geom], keypoints: dict[str, np.ndarray], 
     geoms = [_transform_geom(g, rot, shift) for g in geoms]
     kps = {t: np.asarray(p, dtype=np.float64) @ rot.T + shift for t, p in keypoints.items()}
     expected = set(tasks_for_category(category))
-    if set(kps) != expected:
+    if {base_task(t) for t in kps} != expected:
         raise ValueError(f"utensils/{category}: keypoints for tasks {sorted(kps)}, expected {sorted(expected)}")
     full_radii = {t: np.asarray(radii.get(t, np.full(NUM_KEYPOINTS, SURFACE_RADIUS)), dtype=np.float64) for t in kps}
     return ObjectModel(category, geoms, kps, full_radii, {k: float(v) for k, v in params.items()})
@@ -349,7 +350,9 @@ def build_spoon(rng: np.random.Generator) -> ObjectModel:
     chain = np.stack([tip, centre, back, p4, p5])
     corner = np.deg2rad(50.0)
     scrape = np.stack([bowl_top(1.0, corner, -thick / 2), tip, bowl_top(1.0, -corner, -thick / 2), p4, p5])
-    kps = {"scoop": chain, "mix": chain.copy(), "brush_dust": chain.copy(), "flip": chain.copy(), "scrape": scrape}
+    kps = {"scoop": chain, "mix": chain.copy(), "brush_dust": chain.copy(), "flip": chain.copy(), "scrape": scrape,
+           # FunKPoint's mix: the bowl's back, the neck, the handle's middle (objects.base.PLACEMENTS)
+           "mix@funkpoint": np.stack([tip, back, handle.point(0.08), handle.point(0.5), p5])}
     params = dict(style=style, handle_style=handle_style, bowl_length=bowl_len, bowl_width=2 * b, bowl_depth=depth,
                   thickness=thick, handle_length=handle_len, handle_rise=rise)
     return _finish("spoon", [bowl, handle.geom], kps, {}, params, front=[bowl], back=[handle.geom])
@@ -422,7 +425,9 @@ def build_tablefork(rng: np.random.Generator) -> ObjectModel:
     slot_y = (gap + 0.5 - (n_tines - 1) / 2) * pitch
     slot = np.array([base_len - 0.001, slot_y, float(head_z(base_len)) + thick / 2])
     nail = np.stack([tines[gap + 1].point(0.985, (1, 0, 0)), slot, head_back, p4, p5])
-    kps = {"mix": chain, "lift_something": chain.copy(), "flip": chain.copy(), "scrape": scrape, "pull_out_nail": nail}
+    kps = {"mix": chain, "lift_something": chain.copy(), "flip": chain.copy(), "scrape": scrape, "pull_out_nail": nail,
+           "mix@funkpoint": np.stack([chain[0], head_back, handle.point(0.08), handle.point(0.5), p5]),
+           "pull_out_nail@funkpoint": np.stack([nail[0], slot, handle.point(0.3), handle.point(0.65), p5])}
     params = dict(style=style, n_tines=n_tines, head_width=head_w, tine_length=tine_len, base_length=base_len,
                   head_curve=curve, thickness=thick, handle_length=handle_len, handle_style=handle_style, handle_rise=rise)
     head_geoms = [base.geom] + [t.geom for t in tines]
@@ -514,7 +519,8 @@ def build_spatula(rng: np.random.Generator) -> ObjectModel:
     c_left = outline[np.argmax(outline[:, 0] + outline[:, 1])]
     c_right = outline[np.argmax(outline[:, 0] - outline[:, 1])]
     scrape = np.stack([[c_left[0], c_left[1], thick / 2], tip, [c_right[0], c_right[1], thick / 2], p4, p5])
-    kps = {"mix": chain, "flip": chain.copy(), "scrape": scrape}
+    kps = {"mix": chain, "flip": chain.copy(), "scrape": scrape,
+           "mix@funkpoint": np.stack([tip, base_pt, handle.point(0.08), handle.point(0.45), p5])}
     params = dict(style=style, blade_length=length, blade_width_front=w_front, blade_width_back=w_back, thickness=thick,
                   slots=slots, bevel=bevel, neck_length=neck_len, neck_angle=neck_angle, handle_length=handle_len,
                   handle_style=handle_style, handle_radius=r_h)
@@ -620,7 +626,9 @@ def build_tongs(rng: np.random.Generator) -> ObjectModel:
     p4 = sweep_a.point(max(grip_u - 0.05, 0.2), (0, 1, 0), depth=-(0.002 if sleeve_style else 0.0))
     chain = np.stack([tip_a, mid_a, pad_base, p4, back_pt])
     lift = np.stack([tip_a, tip_b, pad_base, p4, back_pt])
-    kps = {"mix": chain, "flip": chain.copy(), "lift_something": lift}
+    grip_side = dict(toward=(0, 1, 0), depth=-(0.002 if sleeve_style else 0.0))
+    kps = {"mix": chain, "flip": chain.copy(), "lift_something": lift,
+           "mix@funkpoint": np.stack([tip_a, pad_base, sweep_a.point(grip_u, **grip_side), sweep_a.point(grip_u / 2, **grip_side), back_pt])}
     params = dict(hinge_style=hinge_style, tip_style=tip_style, length=length, hinge_gap=2 * y_hinge, tip_gap=2 * y_tip,
                   bow=bow, arm_width=2 * arm_hw, arm_thickness=2 * arm_ht, pad_size=pad_r, sleeves=sleeve_style)
     return _finish("tongs", geoms, kps, {}, params)
@@ -710,7 +718,11 @@ def build_whisk(rng: np.random.Generator) -> ObjectModel:
     p4 = centre_line + np.array([-ferrule - 0.2 * (handle_len - ferrule), 0.0, float(np.interp(ferrule + 0.2 * (handle_len - ferrule), z, rad))])
     mix = np.stack([apex, wire_point(vertical, i_max), wire_point(vertical, 0.2), p4, back_pt])
     brush = np.stack([apex, wire_point(horizontal, i_max), wire_point(horizontal, 0.35), p4, back_pt])
-    kps = {"mix": mix, "brush_dust": brush}
+    z_grip = ferrule + 0.5 * (handle_len - ferrule)
+    ferrule_top = centre_line + np.array([-0.5 * ferrule, 0.0, r_f])
+    grip_mid = centre_line + np.array([-z_grip, 0.0, float(np.interp(z_grip, z, rad))])
+    kps = {"mix": mix, "brush_dust": brush,
+           "mix@funkpoint": np.stack([apex, wire_point(vertical, 0.2), ferrule_top, grip_mid, back_pt])}
     params = dict(style=style, n_loops=n_loops, balloon_radius=radius, wire_length=wire_len, wire_radius=wire_r,
                   widest_at=s_max, handle_length=handle_len, handle_radius=r_h, handle_style=handle_style)
     return _finish("whisk", geoms, kps, {}, params, front=wires, back=geoms[len(wires):])
@@ -788,7 +800,10 @@ def build_ladle(rng: np.random.Generator) -> ObjectModel:
     lift = np.stack([rim_front, np.array([0.0, 0.0, wall]), outer(np.pi / 2, np.deg2rad(150)) * [0.97, 0.97, 1], p4, p5])
     nail = np.stack([rim_front, outer(np.pi / 2, np.pi / 2) * [1, 0.97, 1], outer(np.pi / 2, np.deg2rad(150)) * [0.97, 0.97, 1], p4, p5])
     flip = np.stack([rim_front, outer(np.deg2rad(60), 0.0), outer(0.0, 0.0), p4, p5])
-    kps = {"mash_pound": pound, "lift_something": lift, "pull_out_nail": nail, "flip": flip}
+    kps = {"mash_pound": pound, "lift_something": lift, "pull_out_nail": nail, "flip": flip,
+           # FunKPoint's pull_out_nail: p3, p4 along the lever arm (objects.base.PLACEMENTS)
+           "pull_out_nail@funkpoint": np.stack([nail[0], nail[1], handle.point(0.35 * u_far, (1, 0, 1)),
+                                                handle.point(0.7 * u_far, (1, 0, 1)), p5])}
     params = dict(bowl_radius=bowl_r, bowl_depth=depth, wall=wall, flat_bottom=flat, rolled_rim=rolled, handle_length=handle_len,
                   end_style=end_style, round_handle=round_handle, handle_width=2 * hw0, climb_angle=beta, handle_angle=gamma)
     bowl_geoms = geoms[: 2 if rolled else 1]
