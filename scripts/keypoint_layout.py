@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from funk_perception.data.annotations import Annotation, read_annotations
+from funk_perception.data.annotations import Annotation, FunKPointDataset, read_annotations
 
 
 def layout(rows: list[Annotation]) -> dict[str, dict]:
@@ -55,15 +55,16 @@ def chain_angles(rows: list[Annotation]) -> dict:
     return {"rows": len(angles), "quantiles 10 25 50 75 90 %": np.round(np.quantile(angles, quantiles), 1).tolist()}
 
 
-def detected_layout(rows: list[Annotation], model: Path) -> dict[str, dict]:
-    """Per task: detect's PCK@0.1 per keypoint and its median along-chain error per keypoint."""
+def detected_layout(csv_path: Path, model: Path) -> dict[str, dict]:
+    """Per task: detect's PCK@0.1 per keypoint and its median along-chain error per keypoint, on the test rows."""
     from funk_perception.detector import FunctionalKeypointDetector
 
     detector = FunctionalKeypointDetector.load(model)
+    dataset = FunKPointDataset(csv_path, roles=("test",))
     hits: dict[str, list[np.ndarray]] = {}
     errors: dict[str, list[np.ndarray]] = {}
-    for a in rows:
-        image = np.asarray(Image.open(a.image_path).convert("RGB"))
+    for a in dataset.annotations:
+        image = dataset.load_image(a.image_path)
         found = detector.detect(image, [a.task])[a.task].points / np.array([image.shape[1], image.shape[0]])
         truth = a.keypoints
         axis = truth[4] - truth[0]
@@ -86,7 +87,7 @@ def main() -> None:
     real, synth = layout(real_rows), layout(synth_rows)
     out = {task: {"real": real[task], "synth": synth.get(task)} for task in real}
     if args.model is not None:
-        for task, found in detected_layout([a for a in real_rows if a.role == "test"], args.model).items():
+        for task, found in detected_layout(args.real, args.model).items():
             out[task]["detect"] = found
     out["chain angle from horizontal, degrees"] = {"real": chain_angles(real_rows), "synth": chain_angles(synth_rows)}
     print(json.dumps(out, indent=1))

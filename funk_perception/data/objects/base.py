@@ -122,14 +122,12 @@ class ObjectModel:
         """This object with one reading of every task's keypoints (:data:`PLACEMENTS`) and no alternatives left."""
         if placement not in PLACEMENTS:
             raise ValueError(f"{self.category}: unknown keypoint placement {placement!r}; expected one of {PLACEMENTS}")
-        keypoints = {t: p for t, p in self.keypoints.items() if PLACEMENT_SEP not in t}
-        radii = {t: r for t, r in self.keypoint_radii.items() if PLACEMENT_SEP not in t}
-        if placement != PLACEMENTS[0]:
-            suffix = PLACEMENT_SEP + placement
-            for key, pts in self.keypoints.items():
-                if key.endswith(suffix):
-                    keypoints[base_task(key)], radii[base_task(key)] = pts, self.keypoint_radii[key]
         framing = {t: p for t, p in self.keypoints.items() if PLACEMENT_SEP not in t}
+        keypoints, radii = dict(framing), {t: self.keypoint_radii[t] for t in framing}
+        suffix = PLACEMENT_SEP + placement
+        for key, pts in self.keypoints.items():
+            if key.endswith(suffix):
+                keypoints[base_task(key)], radii[base_task(key)] = pts, self.keypoint_radii[key]
         return dataclasses.replace(self, keypoints=keypoints, keypoint_radii=radii, framing_keypoints=framing)
 
     @property

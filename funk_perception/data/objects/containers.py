@@ -564,9 +564,10 @@ def _pan(rng: np.random.Generator, category: str) -> ObjectModel:
         "mash_pound": bottom + [p_hstart, p_hend],
     }
     if not wok:
-        keypoints["pull_out_nail"] = [_on(rim), _on((r_at(0.35 * depth), 0, 0.35 * depth), thin), _on((0, 0, 0), thin), p_hstart, p_hend]
+        nail = [_on(rim), _on((r_at(0.35 * depth), 0, 0.35 * depth), thin), _on((0, 0, 0), thin), p_hstart, p_hend]
+        keypoints["pull_out_nail"] = nail
         # FunKPoint's pull_out_nail: p3, p4 along the handle, the lever arm (objects.base.PLACEMENTS)
-        keypoints["pull_out_nail@funkpoint"] = [_on(rim), _on((r_at(0.35 * depth), 0, 0.35 * depth), thin), p_hstart, p_hmid, p_hend]
+        keypoints["pull_out_nail@funkpoint"] = nail[:2] + [p_hstart, p_hmid, p_hend]
     return _finish(category, geoms, keypoints, params)
 
 

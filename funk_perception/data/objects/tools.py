@@ -389,7 +389,7 @@ def build_hammer(rng: np.random.Generator) -> ObjectModel:
     params = {"handle_len": handle_len, "grip_r": grip_r, "head_len": head_len, "face_r": face_r, "head_sides": sides,
               "face_len": face_len, "claw_curl": claw_curl, "handle_style": handle_style, "handle_flat": flat, "neck": neck}
     # FunKPoint's pull_out_nail: p3, p4 along the lever arm (objects.base.PLACEMENTS)
-    nail_fp = _pts(top_of(len(u) - 1), top_of(len(u) // 2), handle_top(0.55), handle_top(0.27), p5)
+    nail_fp = _pts(*nail[:2], handle_top(0.55), handle_top(0.27), p5)
     return _finish("hammer", geoms, {"mash_pound": pound, "pull_out_nail": nail, "pull_out_nail@funkpoint": nail_fp}, params)
 
 
@@ -584,13 +584,14 @@ def build_trowel(rng: np.random.Generator) -> ObjectModel:
         z = 0.0 if z_mid is None else float(z_mid(np.array(x), np.array(v * w)))
         return np.array([x, v * w, z + thick / 2])
 
-    p4 = htop(0.85) + np.array([0, 0, handle_z])
-    p5 = htop(0.0) * np.array([1, 0, 0]) + np.array([0, 0, handle_z])
+    handle_offset = np.array([0, 0, handle_z])
+    p4 = htop(0.85) + handle_offset
+    p5 = htop(0.0) * np.array([1, 0, 0]) + handle_offset
     tip = blade_top(1.0, 0.0)
     kps = {
         "scrape": _pts(blade_top(0.85, 0.9), blade_top(1.0, 0.0), blade_top(0.85, -0.9), p4, p5),
         "poke": _pts(tip, blade_top(0.55, 0.0), blade_top(0.12, 0.0), p4, p5),
-        "poke@funkpoint": _pts(tip, blade_top(0.3, 0.0), htop(0.97) + np.array([0, 0, handle_z]), htop(0.5) + np.array([0, 0, handle_z]), p5),
+        "poke@funkpoint": _pts(tip, blade_top(0.3, 0.0), htop(0.97) + handle_offset, htop(0.5) + handle_offset, p5),
     }
     params = {"kind": kind, "blade_len": blade_len, "heel_hw": heel_hw, "depth": depth, "tip_round": tip_round, "lift": lift,
               "thickness": thick, "handle_len": handle_len, "handle_r": handle_r, "handle_z": handle_z, **hparams}
