@@ -44,6 +44,9 @@ EXTRAS = {
         "gymnasium==1.4.0",
         "gymnasium-robotics==1.4.2",
         "stable-baselines3==2.9.2",
+        # evaluation videos (funk_rl.evaluate --video)
+        "imageio==2.38.0",
+        "imageio-ffmpeg==0.8.1",
     ],
     # "test" is the extra colcon reads to run the tests with pytest
     "test": ["pytest==9.2.0"],
@@ -71,6 +74,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=["funk_perception", "funk_perception.*", "funk_grasp", "funk_grasp.*", "funk_rl", "funk_rl.*"]),
+    # the DAPG hammer expert funk_rl.expert loads, with its licence and attribution (funk_rl/experts/README.md)
+    package_data={"funk_rl": ["experts/*.npz", "experts/LICENSE", "experts/README.md"]},
     data_files=data_files(),
     python_requires=">=3.11",
     install_requires=CORE,
@@ -95,6 +100,8 @@ setup(
             "funk-bag = funk_perception.bag:main",
             "funk-train-hammer = funk_rl.train_hammer:main",
             "funk-rl-demos = funk_rl.demos:main",
+            "funk-rl-evaluate = funk_rl.evaluate:main",
+            "funk-rl-convert-expert = funk_rl.convert_expert:main",
             "funk-rl-plot = funk_rl.plot:main",
             "funk-grasp-generate = funk_grasp.generate:main",
             "funk-grasp-preview = funk_grasp.preview:main",

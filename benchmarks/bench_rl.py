@@ -20,7 +20,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (first, before anything that could create a GL context: FIELD-NOTES)
+import torch  # noqa: E402  (first, before anything that could create a GL context: docs/RL.md)
 import torchvision  # noqa: E402,F401
 
 import argparse  # noqa: E402
@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_rl_report import write_report  # noqa: E402
-from funk_rl.encoders import VISUAL_ENCODERS, EncoderConfig, build_encoder  # noqa: E402
+from funk_rl.encoders import VISUAL_ENCODERS, ObservationEncoderConfig, build_encoder  # noqa: E402
 from funk_rl.envs import ACTION_DIM, HammerConfig  # noqa: E402
-from funk_rl.features import FeatureVecEnv, make_worker_vec_env  # noqa: E402
+from funk_rl.vec_env import FeatureVecEnv, make_worker_vec_env  # noqa: E402
+from funk_rl.train_hammer import TrainConfig  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("state", "render", "batched", "per-env")
@@ -77,8 +78,8 @@ def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device:
     rng = np.random.default_rng(args.seed)
     rows = []
     for n in args.sizes:
-        state = make_worker_vec_env(hammer, n, args.seed, pixels=False)
-        pixels = make_worker_vec_env(hammer, n, args.seed, pixels=True)
+        state = make_worker_vec_env(hammer, n, args.seed, observation="state")
+        pixels = make_worker_vec_env(hammer, n, args.seed, observation="pixels")
         features = FeatureVecEnv(pixels, encoder)
         try:
             loops = {"state": state, "render": pixels, "batched": features, "per-env": features}
@@ -114,7 +115,7 @@ def bench_encoders(args: argparse.Namespace, image_size: int) -> list[dict]:
     frames = np.random.default_rng(args.seed).integers(0, 256, (16, image_size, image_size, 3), dtype=np.uint8)
     rows = []
     for name in VISUAL_ENCODERS:
-        encoder = build_encoder(EncoderConfig(name, args.model, precision="fp32", device=args.device), image_size)
+        encoder = build_encoder(ObservationEncoderConfig(name, args.model, precision="fp32", device=args.device), image_size)
         outputs = {}
         for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
             encoder.dtype = dtype
@@ -139,8 +140,6 @@ def bench_learner(args: argparse.Namespace, obs_dim: int) -> dict:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from funk_rl.train_hammer import TrainConfig
 
     config = TrainConfig()
     space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
@@ -174,14 +173,15 @@ def bench_learner(args: argparse.Namespace, obs_dim: int) -> dict:
             return True
 
     venv = DummyVecEnv([Vectors for _ in range(4)])
-    model = PPO("MlpPolicy", venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+    model = PPO("MlpPolicy", venv, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
+                n_epochs=config.ppo_epochs,
                 policy_kwargs={"net_arch": list(config.net)}, device=args.device if args.device != "auto" else "cpu",
                 seed=args.seed)
-    samples = config.n_steps * 4
+    samples = config.ppo_n_steps * 4
     timer = UpdateTimer()
     model.learn(4 * samples, callback=timer)
     seconds = statistics.median(timer.seconds)
-    return {"obs_dim": obs_dim, "samples_per_update": samples, "epochs": config.n_epochs,
+    return {"obs_dim": obs_dim, "samples_per_update": samples, "epochs": config.ppo_epochs,
             "ms_per_sample": 1000 * seconds / samples}
 
 
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = _device(args)
     hammer = HammerConfig(image_size=args.image_size)
-    encoder = build_encoder(EncoderConfig(args.encoder, args.model, precision=args.precision, device=str(device)),
+    encoder = build_encoder(ObservationEncoderConfig(args.encoder, args.model, precision=args.precision, device=str(device)),
                             args.image_size)
     header = _header(args, encoder)
     loops = bench_loops(args, encoder, hammer, device,
@@ -289,10 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--steps", type=int, default=8, help="vector steps per timed run")
     parser.add_argument("--encoder", choices=VISUAL_ENCODERS, default="funk")
-    parser.add_argument("--model", default=EncoderConfig().model)
+    parser.add_argument("--model", default=ObservationEncoderConfig().model)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=TrainConfig().image_size)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)

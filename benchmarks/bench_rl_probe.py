@@ -21,7 +21,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (first: FIELD-NOTES)
+import torch  # noqa: E402  (first, before anything that could create a GL context: docs/RL.md)
 import torchvision  # noqa: E402,F401
 
 import argparse  # noqa: E402
@@ -53,7 +53,7 @@ OBJECT_JOINTS = slice(27, 33)  # OBJTx, OBJTy, OBJTz, OBJRx, OBJRy, OBJRz
 
 def collect(episodes: int, frames: int, image_size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frames (M, S, S, 3), states (M, 46), episode index (M,)) from randomised hammer scenes."""
-    env = make_hammer_env(HammerConfig(image_size=image_size), pixels=True)
+    env = make_hammer_env(HammerConfig(image_size=image_size), observation="pixels")
     rng = np.random.default_rng(seed)
     images, states, groups = [], [], []
     try:
@@ -146,9 +146,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     images, states, groups = collect(args.episodes, args.frames, args.image_size, args.seed)
-    detector = FunctionalKeypointDetector.load(args.model, device="cpu")
-    if args.image_size != detector.image_size:
-        detector = FunctionalKeypointDetector(detector.encoder, detector.prototypes, detector.refine, args.image_size)
+    detector = FunctionalKeypointDetector.load(args.model, device="cpu", image_size=args.image_size)
     targets = np.concatenate([states[:, part] for part in TARGETS.values()], axis=1)
     rows = []
     for name, features in candidates(detector, images, args.batch).items():

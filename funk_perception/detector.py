@@ -211,8 +211,13 @@ class FunctionalKeypointDetector:
         letterbox: bool = True,
         letterbox_pad: str = "mean",
         mirror_maps: bool = False,
+        image_size: int | None = None,
     ) -> "FunctionalKeypointDetector":
-        """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present)."""
+        """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present).
+
+        ``image_size``: the network's input side when not the checkpoint's own (the encoder is fully
+        convolutional); the bank, heatmap head and detect method come along either way.
+        """
         encoder = FunctionalEncoder.load(path, resolve_device(device), trunk=trunk, trunk_weights=trunk_weights)
         prototypes = encoder.loaded_extra.get("prototypes")
         if not isinstance(prototypes, Mapping) or not prototypes:
@@ -229,7 +234,7 @@ class FunctionalKeypointDetector:
                                  f"found {method!r}")
         return cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method, flip=flip,
                    heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"),
-                   letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps)
+                   letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps, image_size=image_size)
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -77,7 +77,7 @@ INPUTS: tuple[Input, ...] = (
     Input("gating-ablation.json", "ablation", "results/gating-ablation/ablation.json",
           "bash scripts/gating_ablation.sh (python -m funk_perception.ablation over its evaluations)", False,
           ("ablation.png",)),
-    Input("rl.json", "rl", "runs/hammer", "python -m funk_rl.train_hammer (one folder per run under runs/hammer/)"),
+    Input("rl.json", "rl", "runs/fig6", "python scripts/rl_figure6.py demos|rl (docs/RL.md, Figure 6)"),
 )
 INPUT_BY_NAME = {i.name: i for i in INPUTS}
 
@@ -152,6 +152,12 @@ def check_rl(data: Any, where: Path) -> None:
         if len(steps) != len(success) or not steps:
             raise ReportError(f"{where}: runs[{i}]: expected as many success rates as steps (at least one), "
                               f"found {len(success)} and {len(steps)}")
+    for i, _ in enumerate(data.get("demos", []) if isinstance(data, dict) else []):
+        _field(data, ("demos", i, "encoder"), str, where)
+        _field(data, ("demos", i, "eval_episodes"), int, where)
+        for j, _ in enumerate(_field(data, ("demos", i, "cells"), list, where)):
+            for key in ("demos", "seed", "bc_successes", "dagger_successes"):
+                _field(data, ("demos", i, "cells", j, key), int, where)
 
 
 def check_ablation(data: Any, where: Path) -> None:
@@ -194,9 +200,11 @@ def read_input(folder: Path, spec: Input) -> dict | None:
 
 
 def _rl_runs(folder: Path) -> dict | None:
-    """Every finished or running train_hammer folder under ``folder``: its encoder and evaluation curve."""
+    """Figure 6's results under ``folder``: the demonstration-efficiency results (``demos/<encoder>.json``) and
+    every finished or running train_hammer PPO run (``rl/<run>/eval.csv``) with its evaluation curve."""
+    demos = [json.loads(path.read_text()) for path in sorted(folder.glob("demos/*.json"))]
     runs = []
-    for config_path in sorted(folder.glob("*/config.json")):
+    for config_path in sorted(folder.glob("rl/*/config.json")):
         run = config_path.parent
         if not (run / "eval.csv").is_file():
             continue
@@ -205,20 +213,21 @@ def _rl_runs(folder: Path) -> dict | None:
             rows = list(csv.DictReader(handle))
         if not rows:
             continue
-        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+        final = json.loads((run / "eval.json").read_text()) if (run / "eval.json").is_file() else {}
         runs.append({
             "folder": str(run), "encoder": str(config.get("encoder")), "seed": config.get("seed"),
-            "planned_steps": config.get("steps"), "finished": bool(summary),
+            "demonstrations": config.get("demo_episodes"), "planned_steps": config.get("rl_steps"),
+            "finished": bool(final), "final_successes": final.get("successes"), "final_episodes": final.get("episodes"),
             "steps": [int(float(r["steps"])) for r in rows],
             "success_rate": [100.0 * float(r["success_rate"]) for r in rows],
-            "seconds": summary.get("seconds"), "device": summary.get("device"),
             "date": _dt.datetime.fromtimestamp((run / "eval.csv").stat().st_mtime, _dt.timezone.utc).isoformat(
                 timespec="seconds"),
         })
-    if not runs:
+    if not runs and not demos:
         return None
-    return {"command": "python -m funk_rl.train_hammer (per run: config.json, eval.csv)", "source": str(folder),
-            "success_rule": "nail at its goal for more than 25 of the 200 steps (DAPG/RRL)", "runs": runs}
+    return {"command": "python scripts/rl_figure6.py demos|rl", "source": str(folder),
+            "success_rule": "nail at its goal for more than 25 of the 200 steps (DAPG/RRL)", "runs": runs,
+            "demos": demos}
 
 
 def _grasp_runs(folder: Path) -> dict | None:
@@ -566,26 +575,46 @@ def grasp_table(spec: Input, data: Mapping, inputs: Path, page: Path) -> list[st
     return lines + _image(roc, page, f"ROC curves of grasp success prediction, {Path(data['source']).name} (first seed)")
 
 
+def _demo_means(result: Mapping) -> dict[int, tuple[float, float]]:
+    """Per number of demonstrations: mean success (%) over seeds after BC and after BC + DAgger."""
+    episodes = result["eval_episodes"]
+    out = {}
+    for n in sorted({c["demos"] for c in result["cells"]}):
+        cells = [c for c in result["cells"] if c["demos"] == n]
+        out[n] = (100 * sum(c["bc_successes"] for c in cells) / (len(cells) * episodes),
+                  100 * sum(c["dagger_successes"] for c in cells) / (len(cells) * episodes))
+    return out
+
+
 def plot_rl(data: Mapping, path: Path) -> None:
-    """Success rate against environment steps, one line per run, coloured by encoder."""
+    """Figure 6 at CPU scale: success against demonstrations (BC, BC + DAgger) and against PPO steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colours: dict[str, str] = {}
+    for result in data.get("demos", []):
+        colour = colours.setdefault(result["encoder"], f"C{len(colours)}")
+        means = _demo_means(result)
+        counts = list(means)
+        axes[0].plot(counts, [means[n][0] for n in counts], "o--", color=colour, alpha=0.6)
+        axes[0].plot(counts, [means[n][1] for n in counts], "o-", color=colour, label=result["encoder"])
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("expert demonstrations (dashed: BC; solid: BC + 1 DAgger iteration)")
+    axes[0].set_ylabel("success rate (%), mean of seeds")
+    axes[0].set_title("demonstration efficiency")
     for run in data["runs"]:
-        first = run["encoder"] not in colours
         colour = colours.setdefault(run["encoder"], f"C{len(colours)}")
-        ax.plot(run["steps"], run["success_rate"], marker="o", markersize=3, color=colour,
-                label=run["encoder"] if first else None)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("success rate (%)")
-    ax.set_ylim(-3, 103)
-    ax.set_title("ADROIT hammer: success against environment steps")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        axes[1].plot(run["steps"], run["success_rate"], marker="o", markersize=3, color=colour, lw=1,
+                     label=f"{run['encoder']} s{run['seed']}")
+    axes[1].set_xlabel("environment steps of PPO with the BC term")
+    axes[1].set_title("sample efficiency")
+    for ax in axes:
+        ax.set_ylim(-3, 103)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=100)
 
@@ -593,21 +622,33 @@ def plot_rl(data: Mapping, path: Path) -> None:
 def rl_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> list[str]:
     spec = INPUT_BY_NAME["rl.json"]
     data = loaded["rl.json"]
-    lines = ["## The hammer curve (ADROIT Tool Use: success against environment steps)", ""]
+    lines = ["## Figure 6 at CPU scale: ADROIT hammering from frozen features", ""]
     if data is None:
         return lines + _not_run(spec)
-    rows = [[f"`{Path(r['folder']).name}`", r["encoder"], str(r.get("seed", "-")), f"{r['steps'][-1]:,}",
-             f"{r['planned_steps']:,}" if isinstance(r.get("planned_steps"), int) else "-",
-             _num(r["success_rate"][-1]), _num(max(r["success_rate"])), "yes" if r.get("finished") else "no",
+    rows = []
+    for result in data.get("demos", []):
+        for n, (bc, dagger) in _demo_means(result).items():
+            seeds = sorted({c["seed"] for c in result["cells"] if c["demos"] == n})
+            rows.append([result["encoder"], str(n), _num(bc), _num(dagger), str(len(seeds)),
+                         str(result["eval_episodes"])])
+    if rows:
+        lines += _table(["encoder", "demonstrations", "BC success (%)", "BC + DAgger success (%)", "seeds",
+                         "episodes per seed"], rows) + [""]
+    runs = [[f"`{Path(r['folder']).name}`", r["encoder"], str(r.get("seed", "-")), str(r.get("demonstrations", "-")),
+             f"{r['steps'][-1]:,}", f"{r['planned_steps']:,}" if isinstance(r.get("planned_steps"), int) else "-",
+             _num(r["success_rate"][0]), _num(r["success_rate"][-1]),
+             f"{r['final_successes']} / {r['final_episodes']}" if r.get("finished") else "running",
              str(r.get("date", ""))[:10]]
             for r in data["runs"]]
-    lines += _table(["run", "encoder", "seed", "steps so far", "planned steps", "last success (%)", "best success (%)",
-                     "finished", "date"], rows) + [""]
-    lines += [f"Success rule: {data.get('success_rule', 'see funk_rl')}. The paper (RRL's protocol, ResNet features, "
-              "DAPG) reports curves up to 4M samples; funk's runs are CPU-sized. From "
-              f"`{data.get('command')}`, run folders under `{data.get('source')}`; input `docs/results/{spec.name}`.", ""]
+    if runs:
+        lines += _table(["run", "encoder", "seed", "demonstrations", "steps so far", "planned steps",
+                         "success at 0 (%)", "last success (%)", "final evaluation", "date"], runs) + [""]
+    lines += [f"Success rule: {data.get('success_rule', 'see funk_rl')}. docs/RL.md says what was run and what it "
+              "shows. The paper (RRL's protocol, ResNet features, DAPG) reports curves up to 4M samples; these are "
+              f"CPU-sized. From `{data.get('command')}`, under `{data.get('source')}`; input "
+              f"`docs/results/{spec.name}`.", ""]
     return lines + _image(inputs / "figures" / RL_FIGURE, page,
-                          "Hammer success rate against environment steps, one line per run")
+                          "Hammer success against demonstrations and against PPO steps, per encoder")
 
 
 # --------------------------------------------------------------------------- the page

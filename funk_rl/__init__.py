@@ -1,11 +1,12 @@
-"""funk_rl: RRL-style ADROIT hammering with funk's frozen encoder as the observation (SPEC section 8, issue 8).
+"""funk_rl: a policy for the ADROIT hand that hammers a nail from funk's frozen features (RRL's setting).
 
-``envs`` makes the hammer environment (fast offscreen rendering, the DAPG
-reward and success rule); ``encoders`` turns batches of frames into
-observation vectors; ``features`` is the vectorised environment that runs one
-batched forward pass per step; ``train_hammer``, ``demos``, ``bc`` and
-``plot`` are the jobs on top. Only funk_perception's public API is used.
+``envs`` makes the hammer environment (fast offscreen rendering, DAPG's reward and success rule, the expert's
+labels in the worker); ``expert`` is the DAPG authors' hammer policy; ``encoders`` turns batches of frames
+into observation vectors; ``vec_env`` runs N environments with one batched forward pass per step;
+``policy``, ``bc``, ``dagger`` and ``dapg`` are the learning pieces; ``rollouts`` runs seeded episodes;
+``train_hammer`` is the recipe, ``evaluate`` measures a run, ``demos`` and ``plot`` are tools. Only
+funk_perception's public detector API is used. docs/RL.md explains the recipe and its measurements.
 
-Entry points import torch before anything that can make a GL context
-(FIELD-NOTES: triton's LLVM and Mesa's LLVM crash the process otherwise).
+Entry points import torch before anything that can make a GL context: triton's LLVM and Mesa's LLVM crash
+the process otherwise (docs/RL.md, "Rendering").
 """

@@ -1,9 +1,9 @@
-"""Behaviour-cloning warm start of a stable-baselines3 PPO policy, as DAPG and RRL start from demonstrations.
+"""Behaviour cloning of a stable-baselines3 policy on (observation, expert action) pairs, as DAPG and RRL
+start from demonstrations and as every DAgger iteration refits its policy.
 
-The policy's Gaussian is fitted by maximum likelihood of the demonstrated
-actions (mean network and log-std), so PPO then fine-tunes from a policy whose
-exploration noise already matches the demos' spread instead of the default
-unit std, which on a 26-d hand scatters the fingers before any learning.
+The default loss is the mean's squared error (``mse``): it weights every action dimension the same. The
+Gaussian's likelihood (``nll``) also fits the log-std, which suits a policy that PPO then explores with,
+but weights each dimension by the inverse of one state-independent variance.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ BC_LOSSES = ("nll", "mse")
 
 def behaviour_clone(
     model: PPO, observations: np.ndarray, actions: np.ndarray, epochs: int = 20, batch_size: int = 256,
-    lr: float = 1e-3, seed: int = 0, loss: str = "nll",
+    lr: float = 1e-3, seed: int = 0, loss: str = "mse",
 ) -> list[float]:
     """Fit ``model.policy`` to (obs, action) pairs; returns the mean loss of each epoch.
 
@@ -48,12 +48,7 @@ def behaviour_clone(
         total = 0.0
         for start in range(0, len(obs), batch_size):
             index = order[start : start + batch_size]
-            if loss == "mse":
-                mean = policy.get_distribution(obs[index]).distribution.mean
-                value = ((mean - act[index]) ** 2).mean()
-            else:
-                _, log_prob, _ = policy.evaluate_actions(obs[index], act[index])
-                value = -log_prob.mean()
+            value = bc_loss(model, obs[index], act[index], loss)
             optimiser.zero_grad()
             value.backward()
             optimiser.step()
@@ -61,3 +56,12 @@ def behaviour_clone(
         history.append(total / len(obs))
     policy.set_training_mode(False)
     return history
+
+
+def bc_loss(model: PPO, observations: torch.Tensor, actions: torch.Tensor, loss: str = "mse") -> torch.Tensor:
+    """The behaviour-cloning loss of ``model.policy`` on one batch (``mse`` or ``nll``, see :func:`behaviour_clone`)."""
+    if loss == "mse":
+        mean = model.policy.get_distribution(observations).distribution.mean
+        return ((mean - actions) ** 2).mean()
+    _, log_prob, _ = model.policy.evaluate_actions(observations, actions)
+    return -log_prob.mean()

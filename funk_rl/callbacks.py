@@ -10,10 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import pickle
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,40 +22,11 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
 from funk_perception.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from funk_rl.rollouts import Evaluation, evaluate_policy
 
 EVAL_FIELDS = ("steps", "success_rate", "return_mean", "return_std", "episodes", "wall_s")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    success_rate: float
-    return_mean: float
-    return_std: float
-    episodes: int
-
-
-def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, seed: int) -> EvalResult:
-    """``episodes`` episodes with the deterministic policy, seeded the same every time (success by the DAPG rule)."""
-    venv.seed(seed)
-    obs = venv.reset()
-    n = venv.num_envs
-    returns: list[float] = []
-    successes: list[bool] = []
-    for _ in range(math.ceil(episodes / n)):
-        running = np.zeros(n)
-        finished = np.zeros(n, dtype=bool)
-        while not finished.all():
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, done, infos = venv.step(action)
-            running += np.where(finished, 0.0, reward)
-            for i in np.flatnonzero(done & ~finished):
-                returns.append(float(running[i]))
-                successes.append(bool(infos[i].get("is_success", False)))
-                finished[i] = True
-    returns, successes = returns[:episodes], successes[:episodes]
-    return EvalResult(float(np.mean(successes)), float(np.mean(returns)), float(np.std(returns)), len(returns))
 
 
 def read_eval_rows(path: Path, up_to_steps: int | None = None) -> list[dict[str, str]]:
@@ -103,6 +72,7 @@ class RunCallback(BaseCallback):
     def __init__(
         self, out: Path, eval_env: VecEnv, eval_every: int, eval_episodes: int, eval_seed: int,
         checkpoint_every: int, total_steps: int, ledger: dict[str, float], eval_at_start: bool = True,
+        episode_steps: int = 200,
     ) -> None:
         super().__init__()
         self.out = out
@@ -114,6 +84,7 @@ class RunCallback(BaseCallback):
         self.total_steps = total_steps
         self.ledger = ledger
         self.eval_at_start = eval_at_start
+        self.episode_steps = episode_steps
         self._base = dict(ledger)
         self.rows: list[dict[str, str]] = []
         self.last_checkpoint = -1
@@ -169,9 +140,9 @@ class RunCallback(BaseCallback):
         if not self.rows or int(self.rows[-1]["steps"]) != self.model.num_timesteps:
             self.run_eval()
 
-    def run_eval(self) -> EvalResult:
+    def run_eval(self) -> Evaluation:
         start = time.perf_counter()
-        result = evaluate(self.model, self.eval_env, self.eval_episodes, self.eval_seed)
+        result = evaluate_policy(self.model, self.eval_env, self.eval_episodes, self.eval_seed, self.episode_steps)
         self.ledger["eval"] = self.ledger.get("eval", 0.0) + time.perf_counter() - start
         self._tick()
         steps = self.model.num_timesteps

@@ -3,16 +3,16 @@
 The file format is the public hand_dapg one: a pickled list of dicts, each with
 ``observations`` (T, 46), ``actions`` (T, 26) and, to re-render it for a visual
 encoder, ``init_state_dict`` (``qpos`` (33,), ``qvel`` (33,), ``board_pos`` (3,)).
-The recorder's expert is a state-observation PPO checkpoint from train_hammer or
-``scripted``, the controller of :mod:`funk_rl.scripted`. A visual encoder needs
+The recorder's expert is the DAPG authors' hammer policy (:mod:`funk_rl.expert`, the default) or a
+state-observation PPO checkpoint from train_hammer. A visual encoder needs
 frames the file does not hold, so each demonstration is
 replayed from its initial state with its actions in the rendering environment,
 the way RRL re-rendered the DAPG demos; the replayed states are compared with
 the recorded ones and the largest difference is reported (demos recorded in
 another simulator version drift).
 
-    python -m funk_rl.demos --expert runs/hammer/state-s0/final.zip --out runs/hammer/demos.pkl
-    python -m funk_rl.demos --expert scripted --episodes 25 --out runs/hammer/demos-scripted.pkl
+    python -m funk_rl.demos --episodes 25 --out runs/hammer/demos.pkl           # the DAPG expert
+    python -m funk_rl.demos --expert runs/hammer/state-s0/policy.zip --out runs/hammer/demos-state.pkl
 """
 
 from __future__ import annotations
@@ -30,12 +30,10 @@ from funk_perception.atomic import write_bytes_atomic
 from funk_perception.cli import command
 from funk_rl.encoders import FrameEncoder
 from funk_rl.envs import ACTION_DIM, STATE_DIM, HammerConfig, env_state, make_hammer_env
-from funk_rl.scripted import ScriptedHammerExpert
+from funk_rl.expert import DEFAULT_EXPERT, DapgExpert
 
 STATE_SHAPES = {"qpos": (33,), "qvel": (33,), "board_pos": (3,)}
 KEEP = ("success", "best")
-#: ``--expert`` value for the scripted controller instead of a checkpoint.
-SCRIPTED = "scripted"
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +107,7 @@ def save_demos(demos: Sequence[Demo], path: str | Path) -> None:
 
 
 class Expert(Protocol):
-    """What the recorder runs: ``reset`` after each environment reset, ``act`` on each state observation."""
-
-    def reset(self) -> None: ...
+    """What the recorder runs: ``act`` on each state observation."""
 
     def act(self, observation: np.ndarray) -> np.ndarray: ...
 
@@ -127,9 +123,6 @@ class PolicyExpert:
             raise ValueError(f"{path}: expected a policy on the {STATE_DIM}-d state (--encoder state), "
                              f"found observations of shape {self.model.observation_space.shape}")
 
-    def reset(self) -> None:
-        pass
-
     def act(self, observation: np.ndarray) -> np.ndarray:
         action, _ = self.model.predict(observation, deterministic=True)
         return np.asarray(action)
@@ -140,23 +133,21 @@ def record_demos(
 ) -> tuple[list[Demo], dict[str, Any]]:
     """Run an expert for ``episodes`` seeded episodes (reset seeds ``seed``, ``seed + 1``...).
 
-    ``expert`` is a state-observation SB3 checkpoint, run deterministically, or
-    :data:`SCRIPTED` for :class:`funk_rl.scripted.ScriptedHammerExpert`.
+    ``expert`` is a DAPG expert file (``.npz``, :mod:`funk_rl.expert`) or a state-observation SB3
+    checkpoint (``.zip``), run deterministically.
     ``keep="success"`` keeps the episodes that succeed by the DAPG rule (an error if
     none does); ``"best"`` keeps the ``count`` (default: half) with the highest return,
     for experts too weak to succeed. Returns the demos and a summary.
     """
     if keep not in KEEP:
         raise ValueError(f"keep: expected one of {', '.join(KEEP)}, found {keep!r}")
-    scripted = str(expert) == SCRIPTED
-    checkpoint = None if scripted else PolicyExpert(expert)  # a bad file fails before the simulator starts
-    env = make_hammer_env(hammer, pixels=False)
-    policy: Expert = ScriptedHammerExpert(env) if checkpoint is None else checkpoint
+    # A bad file fails before the simulator starts.
+    policy: Expert = PolicyExpert(expert) if str(expert).endswith(".zip") else DapgExpert.load(expert)
+    env = make_hammer_env(hammer, observation="state")
     rollouts = []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
-            policy.reset()
             init = env_state(env)
             states, actions, total, success, nail_in = [], [], 0.0, False, 0
             done = False
@@ -175,9 +166,8 @@ def record_demos(
     successes = [r for r in rollouts if r[2]]
     if keep == "success":
         if not successes:
-            advice = "" if scripted else "train it longer or "
-            raise ValueError(f"{expert}: the expert succeeded in 0 of {episodes} episodes; {advice}pass "
-                             "--keep best to record its highest-return episodes")
+            raise ValueError(f"{expert}: the expert succeeded in 0 of {episodes} episodes; train it longer or "
+                             "pass --keep best to record its highest-return episodes")
         chosen = successes
     else:
         chosen = sorted(rollouts, key=lambda r: -r[1])[: count or max(1, episodes // 2)]
@@ -203,7 +193,7 @@ def demo_dataset(
     actions = np.concatenate([d.actions for d in demos]).astype(np.float32)
     if encoder is None:
         return np.concatenate([d.observations for d in demos]).astype(np.float32), actions, 0.0
-    from funk_rl.features import make_worker_vec_env
+    from funk_rl.vec_env import make_worker_vec_env
 
     missing = [i for i, d in enumerate(demos) if d.init_state is None]
     if missing:
@@ -211,7 +201,7 @@ def demo_dataset(
     longest = max(len(d.actions) for d in demos)
     replay = HammerConfig(hammer.image_size, hammer.camera, hammer.reward, max_episode_steps=longest + 1)
     n_envs = max(1, min(n_envs, len(demos)))
-    venv = make_worker_vec_env(replay, n_envs, seed, pixels=True)
+    venv = make_worker_vec_env(replay, n_envs, seed, observation="pixels")
     observations: list[np.ndarray] = [np.empty(0)] * len(demos)
     drift = 0.0
     try:
@@ -238,9 +228,9 @@ def demo_dataset(
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m funk_rl.demos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--expert", required=True,
-                        help=f"a state-observation PPO checkpoint (.zip) from train_hammer, or {SCRIPTED!r} for the "
-                             "scripted controller (funk_rl.scripted)")
+    parser.add_argument("--expert", default=str(DEFAULT_EXPERT),
+                        help="a DAPG expert file (.npz, funk_rl.expert; default: the DAPG authors' hammer policy) "
+                             "or a state-observation PPO checkpoint (.zip) from train_hammer")
     parser.add_argument("--out", required=True, help="demonstrations file to write (hand_dapg pickle format)")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=100_000, help="first episode seed (kept apart from training)")

@@ -8,7 +8,9 @@
   normalised ``(x, y)`` plus their confidence: 2 x 5 x 3 = 30 numbers.
 - ``imagenet``: the same frozen ImageNet trunk without the modular network,
   pooled the same way (112-d): what funk's head adds is the difference to this.
-- ``state``: no frames at all; the environment's 46-d state (handled by the env).
+- ``state``: no frames at all; the environment's 46-d state (handled by the env): the ceiling.
+- ``proprio``: no frames either; the 26 joint positions alone (handled by the env): the floor that says
+  what the image adds.
 
 Mirror-averaging (the detector's ``flip``) is off by default: it makes keypoint
 embeddings mirror-equivariant for FunKPoint's semantic labels, which a policy
@@ -33,7 +35,7 @@ from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.shipped import default_checkpoint
 from funk_perception.tasks import NUM_KEYPOINTS, normalize_task
 
-ENCODERS = ("funk", "funk-keypoints", "imagenet", "state")
+ENCODERS = ("funk", "funk-keypoints", "imagenet", "state", "proprio")
 VISUAL_ENCODERS = ENCODERS[:3]
 HAMMER_TASKS = ("mash_pound", "pull_out_nail")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class EncoderConfig:
+class ObservationEncoderConfig:
     """Which observation encoder, on which checkpoint, for which tasks, pooled how."""
 
     name: str = "funk"
@@ -70,7 +72,7 @@ class EncoderConfig:
 class FrameEncoder:
     """``encoder(frames)``: uint8 ``(N, H, W, 3)`` (numpy or torch) -> float32 ``(N, dim)`` on ``device``."""
 
-    def __init__(self, detector: FunctionalKeypointDetector, config: EncoderConfig) -> None:
+    def __init__(self, detector: FunctionalKeypointDetector, config: ObservationEncoderConfig) -> None:
         if config.name not in VISUAL_ENCODERS:
             raise ValueError(f"FrameEncoder: expected a visual encoder ({', '.join(VISUAL_ENCODERS)}), "
                              f"found {config.name!r}")
@@ -135,23 +137,27 @@ class FrameEncoder:
         return self.encode(frames, self.dtype)
 
 
-def config_name(config: EncoderConfig) -> str:
+def observation_kind(name: str) -> str:
+    """What the workers must return for encoder ``name``: ``pixels``, ``state`` or ``proprio``."""
+    return "pixels" if name in VISUAL_ENCODERS else name
+
+
+def config_name(config: ObservationEncoderConfig) -> str:
     """A short label such as ``funk[mash_pound+pull_out_nail,pool1]``."""
-    if config.name == "state":
-        return "state"
+    if config.name not in VISUAL_ENCODERS:
+        return config.name
     detail = "+".join(config.tasks) if config.name != "imagenet" else "trunk"
     return f"{config.name}[{detail},pool{config.pool}]" if config.name != "funk-keypoints" else f"{config.name}[{detail}]"
 
 
-def build_encoder(config: EncoderConfig, image_size: int | None = None) -> FrameEncoder | None:
-    """Load the checkpoint and wrap it; ``None`` for the ``state`` encoder, which needs no frames.
+def build_encoder(config: ObservationEncoderConfig, image_size: int | None = None) -> FrameEncoder | None:
+    """Load the checkpoint and wrap it; ``None`` for the ``state`` and ``proprio`` encoders, which need no frames.
 
-    ``image_size``: the side of the frames it will get, when not the checkpoint's own (the
-    encoder is fully convolutional; smaller frames trade feature quality for speed).
+    ``image_size``: the side of the frames it will get, when not the checkpoint's own (the encoder is fully
+    convolutional; smaller frames trade feature quality for speed). The checkpoint's bank, heatmap head and
+    detect method come along at any size, so ``funk-keypoints`` runs the shipped ``detect``.
     """
-    if config.name == "state":
+    if config.name not in VISUAL_ENCODERS:
         return None
-    detector = FunctionalKeypointDetector.load(config.model, device=config.device)
-    if image_size is not None and int(image_size) != detector.image_size:
-        detector = FunctionalKeypointDetector(detector.encoder, detector.prototypes, detector.refine, int(image_size))
+    detector = FunctionalKeypointDetector.load(config.model, device=config.device, image_size=image_size)
     return FrameEncoder(detector, config)

@@ -11,18 +11,23 @@ rule when that held for more than 25 of its 200 steps (``info["is_success"]`` at
 the episode's last step, the key stable-baselines3 reads).
 
 This module imports no torch: it is what the worker processes of the vectorised
-environment run.
+environment run, the DAPG expert that labels DAgger's states included (:class:`ExpertLabels`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from funk_rl.expert import DapgExpert
 
 ENV_ID = "AdroitHandHammer-v1"
 EPISODE_STEPS = 200
@@ -35,6 +40,11 @@ STATE_DIM = 46
 ACTION_DIM = 26
 CAMERAS = ("fixed", "vil_camera")
 REWARDS = ("dapg", "v1")
+#: What a worker's observation holds: the frame and proprioception, the 46-d state, or proprioception alone.
+OBSERVATIONS = ("pixels", "state", "proprio")
+#: An all-NaN action asks :class:`ExpertLabels` to execute the expert's own action (DAgger's beta mixing
+#: without a round trip to the main process).
+EXPERT_ACTION = np.full(26, np.nan, dtype=np.float32)
 # Indices in the 46-d state (gymnasium-robotics' _get_obs): palm site, hammer body position.
 _PALM = slice(33, 36)
 _HAMMER = slice(36, 39)
@@ -42,12 +52,14 @@ _HAMMER = slice(36, 39)
 
 @dataclass
 class HammerConfig:
-    """How the hammer environment is made. ``image_size`` is the side of the square rendered frame."""
+    """How the hammer environment is made. ``image_size`` is the side of the square rendered frame; ``render``
+    lets an environment without pixel observations render frames too (``env.render()``, for videos)."""
 
-    image_size: int = 224
+    image_size: int = 84
     camera: str = "fixed"
     reward: str = "dapg"
     max_episode_steps: int = EPISODE_STEPS
+    render: bool = False
 
     def __post_init__(self) -> None:
         if self.camera not in CAMERAS:
@@ -61,13 +73,17 @@ class HammerConfig:
 
 
 def _register() -> None:
-    import gymnasium_robotics
+    # Imported here, on the first environment made, and quietly: on import the package prints a notice
+    # about the v1 reward change to stderr in every worker process; the module docstring states it once.
+    with contextlib.redirect_stderr(io.StringIO()):
+        import gymnasium_robotics
 
     gym.register_envs(gymnasium_robotics)
 
 
 def fast_render(model: Any, width: int, height: int) -> None:
-    """Shadows and multisampling off, offscreen buffer at the frame size: ~7x faster CPU rendering (FIELD-NOTES).
+    """Shadows and multisampling off, offscreen buffer at the frame size: ~7x faster CPU rendering
+    (docs/RL.md, "Rendering").
 
     Must run before the first render, which creates the GL context and its buffers.
     """
@@ -116,11 +132,55 @@ class StateObservation(gym.ObservationWrapper):
         return np.asarray(observation, dtype=np.float32)
 
 
+class ProprioObservation(gym.ObservationWrapper):
+    """The 26 joint positions alone, as float32 (the ``proprio`` encoder: what the image must add to)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.asarray(observation[:PROPRIO_DIM], dtype=np.float32)
+
+
+class ExpertLabels(gym.Wrapper):
+    """Label every state with the expert's action: ``info["expert_action"]`` of a step is the expert's action
+    in the state the step started from (the one the policy saw), ``info["episode_step"]`` that state's step.
+
+    It wraps the 46-d state environment, under the observation wrappers, so the expert reads the state in
+    the worker that holds the simulator whatever the policy observes. An all-NaN action
+    (:data:`EXPERT_ACTION`) is replaced by the expert's.
+    """
+
+    def __init__(self, env: gym.Env, expert: DapgExpert) -> None:
+        super().__init__(env)
+        self.expert = expert
+        self.episode_step = 0
+        self._state = np.zeros(STATE_DIM)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(**kwargs)
+        self.episode_step = 0
+        self._state = np.asarray(obs, dtype=np.float64)
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        label = self.expert.act(self._state)
+        action = np.asarray(action, dtype=np.float32)
+        if np.isnan(action).all():
+            action = label
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._state = np.asarray(obs, dtype=np.float64)
+        info = {**info, "expert_action": label, "episode_step": self.episode_step}
+        self.episode_step += 1
+        return obs, reward, terminated, truncated, info
+
+
 class PixelProprioObservation(gym.ObservationWrapper):
     """``{"pixels": (S, S, 3) uint8 frame, "proprio": (26,) joint positions, "state": (46,)}``.
 
     The space is declared without rendering, so no GL context exists before the
-    first reset (a context made before a fork hangs the workers, FIELD-NOTES). The
+    first reset (a context made before a fork hangs the workers: docs/RL.md, "Rendering"). The
     full state rides along for the demonstration recorder and for diagnostics; the
     feature wrapper hands only features and proprioception to the policy.
     """
@@ -150,28 +210,32 @@ class PixelProprioObservation(gym.ObservationWrapper):
         return {"pixels": np.ascontiguousarray(frame), "proprio": state[:PROPRIO_DIM].copy(), "state": state}
 
 
-def make_hammer_env(config: HammerConfig | None = None, pixels: bool = True, expert_labels: bool = False) -> gym.Env:
-    """One hammer environment: pixel + proprioception observations (``pixels=True``) or the state vector.
+def make_hammer_env(
+    config: HammerConfig | None = None, observation: str = "pixels", expert: str | Path | None = None
+) -> gym.Env:
+    """One hammer environment whose observation is ``observation`` (:data:`OBSERVATIONS`).
 
-    ``expert_labels``: each step's ``info["expert_action"]`` is the scripted expert's action in the state the
-    step started from (:class:`funk_rl.scripted.ExpertLabels`, for DAgger).
+    ``expert``: a DAPG expert file (:mod:`funk_rl.expert`); each step's ``info["expert_action"]`` is then its
+    action in the state the step started from (:class:`ExpertLabels`, for DAgger).
     """
     config = config or HammerConfig()
+    if observation not in OBSERVATIONS:
+        raise ValueError(f"observation: expected one of {', '.join(OBSERVATIONS)}, found {observation!r}")
     _register()
     size = int(config.image_size)
     kwargs: dict[str, Any] = {"max_episode_steps": int(config.max_episode_steps)}
-    if pixels:
+    renders = observation == "pixels" or config.render
+    if renders:
         kwargs.update(render_mode="rgb_array", width=size, height=size, camera_name=config.camera)
     env = gym.make(ENV_ID, **kwargs)
-    if pixels:
+    if renders:
         fast_render(env.unwrapped.model, size, size)
     env = HammerTask(env, config.reward)
-    env = PixelProprioObservation(env, size) if pixels else StateObservation(env)
-    if expert_labels:
-        from funk_rl.scripted import ExpertLabels  # it imports this module
-
-        env = ExpertLabels(env)
-    return env
+    if expert is not None:
+        env = ExpertLabels(env, DapgExpert.load(expert))
+    if observation == "pixels":
+        return PixelProprioObservation(env, size)
+    return StateObservation(env) if observation == "state" else ProprioObservation(env)
 
 
 def env_state(env: gym.Env) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ Each run folder's ``eval.csv`` and ``config.json`` (written by train_hammer) giv
 one thin line; runs of the same encoder share a colour and their mean is drawn
 thick. The x axis is logarithmic so that a short CPU run and RRL's reference
 (frozen ResNet-34 features, DAPG: 75-94.5 % success at 4M samples, ~98 % at 12M,
-3 seeds; FIELD-NOTES) fit one figure.
+3 seeds; docs/RL.md) fit one figure.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from funk_rl.callbacks import read_eval_rows  # noqa: E402
 
 #: RRL (Shah and Kumar 2021) on hammer: (samples, low, high) success in percent.
 RRL_REFERENCE = ((4_000_000, 75.0, 94.5), (12_000_000, 98.0, 98.0))
-COLOURS = {"funk": "tab:red", "funk-keypoints": "tab:orange", "imagenet": "tab:blue", "state": "tab:gray"}
+COLOURS = {"funk": "tab:red", "funk-keypoints": "tab:orange", "imagenet": "tab:blue", "state": "tab:gray",
+           "proprio": "tab:green"}
 
 
 def read_run(folder: str | Path) -> tuple[str, np.ndarray, np.ndarray]:

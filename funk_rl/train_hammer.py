@@ -1,26 +1,29 @@
-"""Train a policy for ADROIT hammering from frozen visual features + proprioception (RRL's setting).
+"""Train a policy that hammers the nail from frozen visual features + proprioception (RRL's setting).
 
-    python -m funk_rl.train_hammer --encoder funk --n-envs 4 --steps 20000 --seed 0
-    python -m funk_rl.train_hammer --encoder funk --demos runs/hammer/demos.pkl ...   # BC warm start
-    python -m funk_rl.train_hammer ... --resume                                       # after a kill
+    python -m funk_rl.train_hammer --out runs/hammer/funk-s0                 # the default recipe (funk, 84 px)
+    python -m funk_rl.train_hammer --encoder state --out runs/hammer/state-s0
+    python -m funk_rl.train_hammer --out runs/hammer/funk-s0 --resume        # after a kill
+    python -m funk_rl.train_hammer ... --rl-steps 100000                     # then PPO with the BC term
 
-Algorithm: PPO (stable-baselines3). RRL and DAPG use an on-policy natural
-policy gradient warm-started by behaviour cloning; PPO is stable-baselines3's
-closest relative (on-policy, a trust region through clipping), it takes a
-Gaussian MLP policy that behaviour cloning initialises directly, it consumes the
-N vectorised environments' batched steps as they come, and its update costs
-little per sample. SAC reuses samples better but updates after every step:
-measured at ~65 state steps/s against PPO's ~400 on this 2-core machine
-(FIELD-NOTES), and for visual encoders, where the encoder already takes most
-of the time, an off-policy learner would also have to store the features of
-every frame in a replay buffer.
+The recipe (docs/RL.md has the measurements behind each step):
 
-Writes into ``--out`` (default ``runs/hammer/<encoder>-s<seed>``):
-``config.json``, ``eval.csv`` (deterministic evaluation on separately seeded
-episodes: success rate by the DAPG rule, return), ``progress*.csv``
-(stable-baselines3's training log; TensorBoard events too when tensorboard is
-installed), ``checkpoint.zip`` + ``state.json`` (atomic, for ``--resume``),
-``final.zip``, ``bc.csv`` (warm-start losses) and ``train.log``.
+1. **Demonstrations** from the DAPG authors' hammer policy (:mod:`funk_rl.expert`), run in the worker
+   processes while the frames are rendered and encoded, or a hand_dapg-format file (``--demos``), replayed.
+2. **Behaviour cloning** of a Gaussian MLP whose input layer standardises the observation with statistics
+   fitted on the demonstrations and expands the episode's phase into a time code (:mod:`funk_rl.policy`).
+3. **DAgger** (:mod:`funk_rl.dagger`): the policy's own rollouts, labelled by the expert in the workers,
+   added to the data; the policy refitted on the aggregate.
+4. Optionally (``--rl-steps``), **PPO with a decaying behaviour-cloning term** (:mod:`funk_rl.dapg`).
+
+Frozen encoder features come from ONE batched forward pass per vector step (:mod:`funk_rl.vec_env`), on the
+GPU when there is one. The final policy is evaluated on ``--eval-episodes`` episodes seeded
+``--eval-seed + i``, seeds no training episode uses.
+
+Writes into ``--out``: ``config.json``; ``data-<i>.npz`` (iteration i's pairs: encoder features, not
+frames); ``policy-<i>.zip``; ``dagger.csv`` (one row per iteration); ``state.json`` (what finished, for
+``--resume``); with ``--rl-steps``: ``checkpoint.zip``, ``eval.csv``, ``progress*.csv``; at the end
+``policy.zip`` (the final policy), ``eval.json`` (its evaluation) and ``summary.json``; ``train.log``.
+Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -29,100 +32,296 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before anything that can make a GL context, FIELD-NOTES)
+import torch  # noqa: E402  (before anything that can make a GL context: docs/RL.md, "Rendering")
 import torchvision  # noqa: E402,F401
 
-import argparse  # noqa: E402
+import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Sequence  # noqa: E402
 
+import numpy as np  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat  # noqa: E402
-from stable_baselines3.common.utils import set_random_seed  # noqa: E402
-from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
-from funk_rl.bc import behaviour_clone  # noqa: E402
-from funk_rl.callbacks import RunCallback, save_model_atomic  # noqa: E402
+from funk_rl.arguments import parse_config  # noqa: E402
+from funk_rl.callbacks import RunCallback, save_model_atomic, write_csv_rows  # noqa: E402
+from funk_rl.dagger import FitConfig, aggregate, beta_at, fit_policy  # noqa: E402
+from funk_rl.dapg import PPOWithDemos  # noqa: E402
 from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
-from funk_rl.encoders import DEFAULT_MODEL, ENCODERS, PRECISIONS, EncoderConfig, build_encoder  # noqa: E402
-from funk_rl.envs import CAMERAS, REWARDS, HammerConfig  # noqa: E402
-from funk_rl.features import make_vec_env  # noqa: E402
+from funk_rl.encoders import (  # noqa: E402
+    DEFAULT_MODEL, ENCODERS, PRECISIONS, ObservationEncoderConfig, FrameEncoder, build_encoder, observation_kind,
+)
+from funk_rl.envs import CAMERAS, PROPRIO_DIM, REWARDS, HammerConfig  # noqa: E402
+from funk_rl.expert import DEFAULT_EXPERT, DapgExpert  # noqa: E402
+from funk_rl.rollouts import Evaluation, evaluate_policy, run_episodes  # noqa: E402
+from funk_rl.vec_env import make_vec_env, worker_pids  # noqa: E402
 
-EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never share a seed with training ones
+#: Reset seeds, kept apart: demonstrations DEMO_SEED + 10,000 s + k; DAgger iteration i of run seed s
+#: ROLLOUT_SEED + 100,000 s + 1,000 i + k; PPO's environments RL_SEED + 1,000 s; evaluation EVAL_SEED + k.
+DEMO_SEED = 100_000
+ROLLOUT_SEED = 2_000_000
+RL_SEED = 4_000_000
+EVAL_SEED = 9_000_000
+DAGGER_FIELDS = ("iteration", "beta", "rollout_episodes", "rollout_success_rate", "new_pairs", "dataset_pairs",
+                 "policy_label_mse", "bc_mse_first", "bc_mse_last", "success_rate", "successes", "eval_episodes",
+                 "return_mean", "wall_s", "cpu_s", "rss_mb")
 
 log = logging.getLogger("funk_rl")
 
 
-@dataclass
-class ObservationConfig:
-    """The environment and encoder settings every funk_rl job shares (:func:`add_observation_arguments`)."""
+def _help(text: str, choices: Sequence[str] | None = None) -> dict[str, Any]:
+    return {"help": text, **({"choices": tuple(choices)} if choices else {})}
 
-    encoder: str = "funk"
-    model: str = str(DEFAULT_MODEL)
-    pool: int = 1
-    precision: str = "auto"
-    device: str = "auto"
-    image_size: int = 224
-    camera: str = "fixed"
-    reward: str = "dapg"
+
+@dataclass
+class TrainConfig:
+    """One training run; every field is a ``--flag`` (:mod:`funk_rl.arguments`). The defaults are the recipe."""
+
+    encoder: str = field(default="funk", metadata=_help("observation encoder", ENCODERS))
+    out: str = field(default="", metadata=_help("run folder (default runs/hammer/<encoder>-s<seed>)"))
+    seed: int = field(default=0, metadata=_help("seed of the run (policy initialisation, training episodes)"))
+    model: str = field(default=str(DEFAULT_MODEL), metadata=_help("funk checkpoint for the visual encoders"))
+    image_size: int = field(default=84, metadata=_help("side of the rendered frame the encoder sees, px"))
+    pool: int = field(default=1, metadata=_help("average-pool features over a g x g grid"))
+    precision: str = field(default="auto", metadata=_help("encoder precision", PRECISIONS))
+    device: str = field(default="auto", metadata=_help("auto (GPU when present), cpu, cuda, cuda:1..."))
+    camera: str = field(default="fixed", metadata=_help("camera the frames come from", CAMERAS))
+    reward: str = field(default="dapg", metadata=_help("reward (funk_rl.envs)", REWARDS))
+    expert: str = field(default=str(DEFAULT_EXPERT), metadata=_help("DAPG expert file (funk_rl.expert)"))
+    demos: str = field(default="", metadata=_help("hand_dapg-format demonstrations (default: record the expert)"))
+    demo_episodes: int = field(default=25, metadata=_help("expert episodes to record"))
+    # 5 divides the default episode counts (25, 10, 50), so no worker runs an episode that is thrown away.
+    n_envs: int = field(default=5, metadata=_help("environments in worker processes"))
+    threads: int = field(default=1, metadata=_help("torch threads in the main process"))
+    net: tuple[int, ...] = field(default=(256, 256), metadata=_help("hidden layers of the policy"))
+    log_std_init: float = field(default=-2.0, metadata=_help("log std of the policy's Gaussian (PPO's exploration)"))
+    standardise: bool = field(default=True, metadata=_help("standardise observations with the demos' statistics"))
+    time_code: bool = field(default=True, metadata=_help("expand the episode phase into a time code"))
+    bc_epochs: int = field(default=100, metadata=_help("behaviour-cloning epochs per fit"))
+    bc_batch_size: int = field(default=256, metadata=_help("behaviour-cloning batch"))
+    bc_learning_rate: float = field(default=1e-3, metadata=_help("behaviour-cloning step size (Adam)"))
+    dagger_iterations: int = field(default=2, metadata=_help("DAgger iterations after behaviour cloning"))
+    dagger_episodes: int = field(default=10, metadata=_help("policy episodes per DAgger iteration"))
+    beta: float = field(default=0.0, metadata=_help("expert's share of executed actions in DAgger iteration 1"))
+    beta_decay: float = field(default=0.5, metadata=_help("beta's factor per DAgger iteration"))
+    rl_steps: int = field(default=0, metadata=_help("PPO + BC-term environment steps after DAgger (0: none)"))
+    ppo_n_steps: int = field(default=256, metadata=_help("PPO rollout length per environment"))
+    ppo_batch_size: int = field(default=256, metadata=_help("PPO minibatch"))
+    ppo_epochs: int = field(default=5, metadata=_help("PPO epochs per update"))
+    ppo_learning_rate: float = field(default=3e-5, metadata=_help("PPO step size"))
+    gamma: float = field(default=0.995, metadata=_help("discount (DAPG's)"))
+    gae_lambda: float = field(default=0.97, metadata=_help("GAE lambda (DAPG's)"))
+    bc_weight: float = field(default=1.0, metadata=_help("DAPG's lambda0: BC-term weight at the first update"))
+    bc_decay: float = field(default=0.98, metadata=_help("DAPG's lambda1: BC-term factor per update"))
+    rl_eval_every: int = field(default=10_000, metadata=_help("PPO steps between evaluations"))
+    checkpoint_every: int = field(default=5_000, metadata=_help("PPO steps between checkpoints"))
+    iteration_eval_episodes: int = field(default=10, metadata=_help("evaluation episodes after each fit"))
+    eval_episodes: int = field(default=50, metadata=_help("evaluation episodes of the final policy"))
+    eval_envs: int = field(default=5, metadata=_help("evaluation environments"))
+    eval_seed: int = field(default=EVAL_SEED, metadata=_help("first evaluation episode's reset seed"))
+    resume: bool = field(default=False, metadata=_help("continue the run in --out where it stopped"))
+
+    def __post_init__(self) -> None:
+        for name, choices in (("encoder", ENCODERS), ("precision", PRECISIONS), ("camera", CAMERAS),
+                              ("reward", REWARDS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"--{name}: expected one of {', '.join(choices)}, found {getattr(self, name)!r}")
+        for name in ("demo_episodes", "n_envs", "threads", "bc_epochs", "bc_batch_size", "dagger_episodes",
+                     "ppo_n_steps", "ppo_batch_size", "ppo_epochs", "rl_eval_every", "checkpoint_every",
+                     "iteration_eval_episodes", "eval_episodes", "eval_envs", "image_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, found {getattr(self, name)}")
+        for name in ("dagger_iterations", "rl_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"--{name.replace('_', '-')}: expected >= 0, found {getattr(self, name)}")
+        if not 0.0 <= float(self.beta) <= 1.0 or not 0.0 <= float(self.beta_decay) <= 1.0:
+            raise ValueError(f"--beta, --beta-decay: expected values in [0, 1], found {self.beta}, {self.beta_decay}")
+        self.net = tuple(int(n) for n in self.net)
+        if not self.out:
+            self.out = f"runs/hammer/{self.encoder}-s{self.seed}"
+
+    @property
+    def observation(self) -> str:
+        return observation_kind(self.encoder)
 
     def hammer_config(self) -> HammerConfig:
         return HammerConfig(self.image_size, self.camera, self.reward)
 
-    def build_observation_encoder(self, device: torch.device):
-        """The observation encoder of ``encoder`` on ``device``."""
-        return build_encoder(
-            EncoderConfig(self.encoder, self.model, pool=self.pool, precision=self.precision, device=str(device)),
-            image_size=self.image_size,
-        )
+    def fit_config(self) -> FitConfig:
+        return FitConfig(self.net, self.log_std_init, self.bc_epochs, self.bc_batch_size, self.bc_learning_rate,
+                         self.standardise, self.time_code)
+
+    def build_encoder(self, device: torch.device) -> FrameEncoder | None:
+        config = ObservationEncoderConfig(self.encoder, self.model, pool=self.pool, precision=self.precision,
+                                          device=str(device))
+        return build_encoder(config, image_size=self.image_size)
+
+    def make_env(self, encoder: FrameEncoder | None, n_envs: int, seed: int, expert: bool = False) -> VecEnv:
+        """The run's vectorised environment: its observation with the phase last; the expert labels if asked."""
+        return make_vec_env(self.hammer_config(), encoder, n_envs, seed, observation=self.observation,
+                            expert=self.expert if expert else None, time_feature=True)
 
 
-@dataclass
-class TrainConfig(ObservationConfig):
-    """One training run. The defaults run on a CPU; the PPO values follow DAPG's (gamma 0.995, GAE 0.97)."""
+def load_run_config(folder: str | Path) -> TrainConfig:
+    """The ``config.json`` of a train_hammer run folder, with a clear error for anything else."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: not a train_hammer run (no config.json)")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from exc
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown or "encoder" not in values:
+        raise ValueError(f"{path}: expected a train_hammer config (fields {', '.join(sorted(known))}), "
+                         f"found {'unknown fields ' + ', '.join(unknown) if unknown else 'no encoder field'}")
+    values["net"] = tuple(values.get("net", (256, 256)))
+    return TrainConfig(**values)
 
-    n_envs: int = 4
-    steps: int = 20_000
-    seed: int = 0
-    out: str = ""
-    batched: bool = True
-    eval_every: int = 10_000
-    eval_episodes: int = 10
-    eval_envs: int = 2
-    eval_at_start: bool = True
-    checkpoint_every: int = 5_000
-    demos: str | None = None
-    bc_epochs: int = 20
-    n_steps: int = 256
-    batch_size: int = 256
-    n_epochs: int = 5
-    learning_rate: float = 3e-4
-    gamma: float = 0.995
-    gae_lambda: float = 0.97
-    net: tuple[int, ...] = (256, 256)
-    log_std_init: float = -0.5
-    threads: int = 1
-    resume: bool = False
 
-    def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"--encoder: expected one of {', '.join(ENCODERS)}, found {self.encoder!r}")
-        for name in ("n_envs", "steps", "eval_every", "eval_episodes", "eval_envs", "checkpoint_every", "n_steps",
-                     "batch_size", "n_epochs", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, found {getattr(self, name)}")
-        self.net = tuple(int(n) for n in self.net)
-        if not self.out:
-            self.out = f"runs/hammer/{self.encoder}-s{self.seed}"
+def _file_log(out: Path) -> logging.Handler:
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # On the package logger: funk_rl.encoders and the rest propagate to it.
+    logging.getLogger("funk_rl").addHandler(handler)
+    logging.getLogger("funk_rl").setLevel(logging.INFO)
+    return handler
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) the given live processes have used so far (Linux /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux /proc): DAgger's aggregate must not make it grow by frames."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _file_demonstrations(config: TrainConfig, encoder: FrameEncoder | None) -> dict[str, np.ndarray]:
+    """A hand_dapg-format file's pairs in this run's observation space (replayed and encoded if visual)."""
+    demos = load_demos(config.demos)
+    hammer = config.hammer_config()
+    obs, actions, drift = demo_dataset(demos, encoder, hammer, n_envs=config.n_envs, seed=config.seed)
+    if config.observation == "proprio":
+        obs = obs[:, :PROPRIO_DIM]
+    steps = np.concatenate([np.arange(len(d.actions)) for d in demos])
+    phase = (steps / hammer.max_episode_steps)[:, None]
+    log.info("%s: %d demonstrations, %d pairs (replay drift %.2e)", config.demos, len(demos), len(obs), drift)
+    return {"obs": np.concatenate([obs, phase], axis=1).astype(np.float32), "labels": actions, "taken": actions,
+            "episode_seed": np.full(len(obs), -1), "episode_step": steps}
+
+
+def _evaluate(model: Any, venv: VecEnv, episodes: int, seed: int, desc: str) -> Evaluation:
+    bar = tqdm(total=episodes * venv_steps(venv), unit="step", desc=desc, leave=False, dynamic_ncols=True)
+    try:
+        return evaluate_policy(model, venv, episodes, seed, venv_steps(venv), progress=bar)
+    finally:
+        bar.close()
+
+
+def venv_steps(venv: VecEnv) -> int:
+    """Steps per episode of a run environment (its phase wrapper knows)."""
+    return int(getattr(venv, "episode_steps"))
+
+
+def _dagger(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device: torch.device,
+            state: dict[str, Any], ledger: dict[str, float]) -> Any:
+    """Demonstrations, behaviour cloning and the DAgger iterations (resuming after the last finished one)."""
+    done = int(state.get("iteration", -1))
+    rows: list[dict[str, str]] = []
+    if done >= 0:
+        with open(out / "dagger.csv", newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r["iteration"]) <= done]
+        log.info("resuming %s after iteration %d", out, done)
+    data = [_load_npz(out / f"data-{i}.npz") for i in range(done + 1)]
+    model = None
+    if done >= 0:
+        model = PPO.load(str(out / f"policy-{done}.zip"), device=device)
+    if done >= config.dagger_iterations:
+        return model
+    venv = config.make_env(encoder, config.n_envs, config.seed, expert=True)
+    eval_env = config.make_env(encoder, config.eval_envs, config.eval_seed)
+    clock, cpu, base = time.perf_counter(), time.process_time(), dict(ledger)
+    steps = venv_steps(venv)
+    try:
+        for iteration in range(done + 1, config.dagger_iterations + 1):
+            if iteration == 0 and config.demos:
+                new, beta, rollout_success = _file_demonstrations(config, encoder), 1.0, float("nan")
+            else:
+                beta = 1.0 if iteration == 0 else beta_at(config.beta, config.beta_decay, iteration)
+                first = (DEMO_SEED + 10_000 * config.seed if iteration == 0
+                         else ROLLOUT_SEED + 100_000 * config.seed + 1_000 * iteration)
+                episodes = config.demo_episodes if iteration == 0 else config.dagger_episodes
+                bar = tqdm(total=episodes * steps, unit="step", leave=False, dynamic_ncols=True,
+                           desc="expert demonstrations" if iteration == 0 else f"DAgger rollouts {iteration}")
+                run = run_episodes(None if iteration == 0 else model, venv, episodes, first, steps, beta=beta,
+                                   rng=np.random.default_rng([config.seed, iteration]), progress=bar)
+                bar.close()
+                new, rollout_success = run.rows, float(run.success.mean())
+            mse = float(np.mean((new["taken"] - new["labels"]) ** 2))
+            _save_npz(out / f"data-{iteration}.npz", new)
+            data.append(new)
+            model, losses = fit_policy(eval_env, *aggregate(data), config.fit_config(), config.seed, device)
+            save_model_atomic(model, out / f"policy-{iteration}.zip")
+            result = _evaluate(model, eval_env, config.iteration_eval_episodes, config.eval_seed, "evaluation")
+            ledger["wall"] = base.get("wall", 0.0) + time.perf_counter() - clock
+            ledger["cpu"] = (base.get("cpu", 0.0) + time.process_time() - cpu
+                             + _cpu_seconds(worker_pids(venv) + worker_pids(eval_env)))
+            rows.append({
+                "iteration": str(iteration), "beta": f"{beta:.4f}", "rollout_episodes": str(
+                    len(np.unique(new["episode_seed"]))), "rollout_success_rate": f"{rollout_success:.4f}",
+                "new_pairs": str(len(new["obs"])), "dataset_pairs": str(sum(len(d["obs"]) for d in data)),
+                "policy_label_mse": f"{mse:.5f}", "bc_mse_first": f"{losses[0]:.5f}",
+                "bc_mse_last": f"{losses[-1]:.5f}", "success_rate": f"{result.success_rate:.4f}",
+                "successes": str(result.successes), "eval_episodes": str(result.episodes),
+                "return_mean": f"{result.return_mean:.2f}", "wall_s": f"{ledger['wall']:.1f}",
+                "cpu_s": f"{ledger['cpu']:.1f}", "rss_mb": f"{_rss_mb():.0f}",
+            })
+            write_csv_rows(out / "dagger.csv", DAGGER_FIELDS, rows)
+            write_json_atomic(out / "state.json", {"stage": "dagger", "iteration": iteration, "ledger": ledger},
+                              indent=2)
+            log.info("iteration %d: %s pairs (%s new), rollout success %.2f, executed/label MSE %.4f, BC MSE "
+                     "%.4f -> %.4f, evaluation %d / %d", iteration, rows[-1]["dataset_pairs"],
+                     rows[-1]["new_pairs"], rollout_success, mse, losses[0], losses[-1], result.successes,
+                     result.episodes)
+    finally:
+        venv.close()
+        eval_env.close()
+    return model
 
 
 def _logger(out: Path, resumed_at: int) -> Logger:
@@ -134,141 +333,125 @@ def _logger(out: Path, resumed_at: int) -> Logger:
     return Logger(str(out), formats)
 
 
-def _file_log(out: Path) -> logging.Handler:
-    handler = logging.FileHandler(out / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # On the package logger: funk_rl.callbacks, funk_rl.encoders... propagate to it.
-    logging.getLogger("funk_rl").addHandler(handler)
-    logging.getLogger("funk_rl").setLevel(logging.INFO)
-    return handler
-
-
-def _warm_start(model: PPO, config: TrainConfig, encoder: Any, hammer: HammerConfig, out: Path) -> None:
-    demos = load_demos(config.demos)
-    start = time.perf_counter()
-    obs, actions, drift = demo_dataset(demos, encoder, hammer, n_envs=config.n_envs, seed=config.seed)
-    losses = behaviour_clone(model, obs, actions, epochs=config.bc_epochs, seed=config.seed)
-    write_text_atomic(out / "bc.csv", "epoch,nll\n" + "".join(f"{i + 1},{v:.5f}\n" for i, v in enumerate(losses)))
-    log.info("behaviour cloning on %d demos (%d pairs): NLL %.3f -> %.3f in %.1f s; replay drift %.2e",
-             len(demos), len(obs), losses[0], losses[-1], time.perf_counter() - start, drift)
-
-
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Run (or resume) one training run; returns the summary also written to ``summary.json``."""
-    out = Path(config.out)
+def _fine_tune(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device: torch.device,
+               dagger_model: Any, ledger: dict[str, float]) -> Any:
+    """PPO with DAPG's decaying BC term on the demonstration and DAgger pairs, from the DAgger policy."""
     checkpoint = out / "checkpoint.zip"
-    if checkpoint.exists() and not config.resume:
-        raise ValueError(f"{out}: a run is already there (checkpoint.zip); pass --resume to continue it or choose "
-                         "another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    handler = _file_log(out)
-    torch.set_num_threads(config.threads)
-    set_random_seed(config.seed)
-    device = resolve_device(config.device)
-    hammer = config.hammer_config()
-    encoder = config.build_observation_encoder(device)
-    resuming = config.resume and checkpoint.exists()
-    state = json.loads((out / "state.json").read_text()) if resuming and (out / "state.json").is_file() else {}
-    ledger: dict[str, float] = dict(state.get("ledger", {}))
-    venv = make_vec_env(hammer, encoder, config.n_envs, config.seed, batched=config.batched)
-    # Returns are ~-240 per episode: unscaled, PPO's value function explained none of their variance in a
-    # 100k-step state run; scaling rewards by a running return std fixes that. Observations stay raw, so
-    # evaluation, demonstrations and behaviour cloning need no statistics.
-    norm = out / "vecnormalize.pkl"
-    if resuming and norm.is_file():
-        venv = VecNormalize.load(str(norm), venv)
-    else:
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
+    venv = config.make_env(encoder, config.n_envs, RL_SEED + 1_000 * config.seed)
     eval_env = None
     try:
-        eval_env = make_vec_env(hammer, encoder, config.eval_envs, config.seed + EVAL_SEED_OFFSET)
-        if resuming:
-            model = PPO.load(str(checkpoint), env=venv, device=device)
-            model.set_random_seed(config.seed + model.num_timesteps)
-            log.info("resumed %s at %d steps", out, model.num_timesteps)
+        norm = out / "vecnormalize.pkl"
+        # Returns are ~-240 per episode: unscaled, PPO's value function explains none of their variance; a
+        # running return std fixes that. Observations are standardised inside the policy (funk_rl.policy).
+        if checkpoint.is_file() and norm.is_file():
+            venv = VecNormalize.load(str(norm), venv)
         else:
-            write_json_atomic(out / "config.json", dataclasses.asdict(config), indent=2)
-            model = PPO(
-                "MlpPolicy", venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
-                learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda,
-                policy_kwargs={"net_arch": list(config.net), "log_std_init": config.log_std_init},
-                seed=config.seed, device=device, verbose=0,
+            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.gamma)
+        eval_env = config.make_env(encoder, config.eval_envs, config.eval_seed)
+        if checkpoint.is_file():
+            model = PPOWithDemos.load(str(checkpoint), env=venv, device=device)
+            model.set_random_seed(config.seed + model.num_timesteps)
+            log.info("resumed PPO at %d steps", model.num_timesteps)
+        else:
+            model = PPOWithDemos(
+                "MlpPolicy", venv, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
+                n_epochs=config.ppo_epochs, learning_rate=config.ppo_learning_rate, gamma=config.gamma,
+                gae_lambda=config.gae_lambda, policy_kwargs=dagger_model.policy_kwargs, seed=config.seed,
+                device=device, verbose=0, bc_weight=config.bc_weight, bc_decay=config.bc_decay,
             )
-            if config.demos:
-                _warm_start(model, config, encoder, hammer, out)
+            model.policy.load_state_dict(dagger_model.policy.state_dict())
+        model.set_demonstrations(*aggregate([_load_npz(out / f"data-{i}.npz")
+                                             for i in range(config.dagger_iterations + 1)]), seed=config.seed)
         done = model.num_timesteps
         model.set_logger(_logger(out, done))
-        callback = RunCallback(out, eval_env, config.eval_every, config.eval_episodes,
-                               config.seed + EVAL_SEED_OFFSET, config.checkpoint_every, config.steps, ledger,
-                               eval_at_start=config.eval_at_start)
-        if config.steps > done:
-            model.learn(total_timesteps=config.steps - done, reset_num_timesteps=False, callback=callback)
-        else:  # already at its step count: only the closing checkpoint / evaluation, if missing
+        callback = RunCallback(out, eval_env, config.rl_eval_every, config.iteration_eval_episodes,
+                               config.eval_seed, config.checkpoint_every, config.rl_steps, ledger,
+                               episode_steps=venv_steps(eval_env))
+        if config.rl_steps > done:
+            model.learn(total_timesteps=config.rl_steps - done, reset_num_timesteps=False, callback=callback)
+        else:
             callback.init_callback(model)
             callback.on_training_start({}, {})
             callback.on_training_end()
         callback.finish()
-        save_model_atomic(model, out / "final.zip")
-        last = callback.rows[-1]
-        summary = {
-            "encoder": config.encoder, "seed": config.seed, "steps": model.num_timesteps,
-            "success_rate": float(last["success_rate"]), "return_mean": float(last["return_mean"]),
-            "device": str(device), "precision": "bf16" if encoder is not None and encoder.dtype is not None else "fp32",
-            "seconds": {k: round(v, 1) for k, v in ledger.items()},
-        }
-        write_json_atomic(out / "summary.json", summary, indent=2)
-        log.info("done: %s", summary)
-        return summary
+        return model
     finally:
         venv.close()
         if eval_env is not None:
             eval_env.close()
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) the recipe; returns the summary also written to ``summary.json``."""
+    out = Path(config.out)
+    state_path = out / "state.json"
+    if state_path.exists() and not config.resume:
+        raise ValueError(f"{out}: a run is already there (state.json); pass --resume to continue it or choose "
+                         "another --out")
+    # A bad expert or demonstrations file fails before any folder is made or worker started.
+    DapgExpert.load(config.expert)
+    if config.demos:
+        load_demos(config.demos)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _file_log(out)
+    started = time.perf_counter()
+    try:
+        state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+        if state:
+            saved = load_run_config(out)
+            if saved.encoder != config.encoder or saved.image_size != config.image_size:
+                raise ValueError(f"{out}: the run there used --encoder {saved.encoder} at {saved.image_size} px, "
+                                 f"this one asks for {config.encoder} at {config.image_size} px")
+        else:
+            write_json_atomic(out / "config.json", dataclasses.asdict(config), indent=2)
+        ledger: dict[str, float] = dict(state.get("ledger", {}))
+        torch.set_num_threads(config.threads)
+        device = resolve_device(config.device)
+        encoder = config.build_encoder(device)
+        model = _dagger(config, out, encoder, device, state, ledger)
+        if config.rl_steps > 0:
+            model = _fine_tune(config, out, encoder, device, model, ledger)
+        save_model_atomic(model, out / "policy.zip")
+        eval_env = config.make_env(encoder, config.eval_envs, config.eval_seed)
+        try:
+            final = _evaluate(model, eval_env, config.eval_episodes, config.eval_seed, "final evaluation")
+        finally:
+            eval_env.close()
+        write_json_atomic(out / "eval.json", {"encoder": config.encoder, **final.as_dict()}, indent=2)
+        summary = {
+            "encoder": config.encoder, "seed": config.seed, "image_size": config.image_size,
+            "demonstrations": config.demos or f"{config.demo_episodes} expert episodes",
+            "dagger_iterations": config.dagger_iterations, "rl_steps": config.rl_steps,
+            "success_rate": final.success_rate, "successes": final.successes, "episodes": final.episodes,
+            "success_interval_95": list(final.interval), "device": str(device),
+            "precision": "bf16" if encoder is not None and encoder.dtype is not None else "fp32",
+            "wall_s_this_session": round(time.perf_counter() - started, 1),
+            "seconds": {k: round(v, 1) for k, v in ledger.items()},
+        }
+        write_json_atomic(out / "summary.json", summary, indent=2)
+        write_json_atomic(state_path, {"stage": "done", "iteration": config.dagger_iterations, "ledger": ledger},
+                          indent=2)
+        log.info("done: %d / %d successes (%s)", final.successes, final.episodes, out)
+        return summary
+    finally:
         logging.getLogger("funk_rl").removeHandler(handler)
         handler.close()
 
 
-def add_observation_arguments(parser: argparse.ArgumentParser, defaults: ObservationConfig) -> None:
-    """The environment and encoder options every funk_rl job shares (``defaults``: its config), but --encoder."""
-    parser.add_argument("--model", default=defaults.model, help="funk checkpoint for the visual encoders")
-    parser.add_argument("--pool", type=int, default=defaults.pool, help="average-pool features over a g x g grid")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision)
-    parser.add_argument("--device", default=defaults.device, help="auto (GPU when present), cpu, cuda, cuda:1...")
-    parser.add_argument("--image-size", type=int, default=defaults.image_size)
-    parser.add_argument("--camera", choices=CAMERAS, default=defaults.camera)
-    parser.add_argument("--reward", choices=REWARDS, default=defaults.reward)
-
-
-def _parser() -> argparse.ArgumentParser:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m funk_rl.train_hammer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", choices=ENCODERS, default=defaults.encoder)
-    parser.add_argument("--n-envs", type=int, default=defaults.n_envs)
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="environment steps in all")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--out", default="", help="run folder (default runs/hammer/<encoder>-s<seed>)")
-    add_observation_arguments(parser, defaults)
-    parser.add_argument("--per-env-features", action="store_true", help="one forward pass per env (RRL's design)")
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
-    parser.add_argument("--eval-envs", type=int, default=defaults.eval_envs)
-    parser.add_argument("--no-initial-eval", action="store_true", help="skip the evaluation before training")
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument("--demos", default=None, help="demonstrations (hand_dapg pickle) for a BC warm start")
-    parser.add_argument("--bc-epochs", type=int, default=defaults.bc_epochs)
-    parser.add_argument("--n-steps", type=int, default=defaults.n_steps, help="PPO rollout length per env")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--n-epochs", type=int, default=defaults.n_epochs)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads in the main process")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    return parser
+#: Flags of the PPO-only train_hammer that have new names; they still work, with a warning.
+RENAMED = {"--steps": "--rl-steps", "--n-steps": "--ppo-n-steps", "--batch-size": "--ppo-batch-size",
+           "--n-epochs": "--ppo-epochs", "--learning-rate": "--ppo-learning-rate", "--eval-every": "--rl-eval-every"}
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    args = vars(_parser().parse_args(argv))
-    args["batched"] = not args.pop("per_env_features")
-    args["eval_at_start"] = not args.pop("no_initial_eval")
-    return TrainConfig(**args)
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in RENAMED:
+            log.warning("%s is now %s (the recipe's PPO stage, after behaviour cloning and DAgger)", name,
+                        RENAMED[name])
+            args[i] = RENAMED[name] + eq + value
+    return parse_config(TrainConfig, args, "python -m funk_rl.train_hammer", __doc__.split("\n\n")[0])
 
 
 @command

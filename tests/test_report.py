@@ -44,7 +44,9 @@ def test_page_from_fixtures(inputs):
     assert "detect by bank" in text and "confidence AUC" in text
     # the grasp fractions are shown in percent, with the paper's accuracy
     assert "| funk features (head) | 74.0 ± 2.0 | 0.810 ± 0.010 | 89.85 |" in text
-    assert "| `imagenet-s0` | imagenet | 0 | 10,000 | 20,000 | 5.0 | 5.0 | no |" in text
+    assert "| `imagenet-s0` | imagenet | 0 | 1 | 10,000 | 20,000 | 0.0 | 5.0 | running |" in text
+    assert "| `funk-s0` | funk | 0 | 1 | 20,000 | 20,000 | 0.0 | 30.0 | 15 / 50 |" in text
+    assert "| funk | 3 | 75.0 | 95.0 | 2 | 20 |" in text  # demonstrations: means over seeds, BC then DAgger
     # absent optional inputs are named as not run yet, with the job that writes them
     assert "*Not run yet* (`docs/results/fewshot-real-dev.json` is absent" in text
     assert "evaluate-real-dev.json: *not run yet*" in text
@@ -100,10 +102,14 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     fewshot_dir = root / "results" / "fewshot-synth-heldout"
     fewshot_dir.mkdir(parents=True)
     shutil.copy(FIXTURES / "fewshot-synth-heldout.json", fewshot_dir / "fewshot.json")
-    run = root / "runs" / "hammer" / "funk-s0"
+    run = root / "runs" / "fig6" / "rl" / "funk-s0"
     run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"encoder": "funk", "seed": 0, "steps": 4000}))
+    (run / "config.json").write_text(json.dumps({"encoder": "funk", "seed": 0, "rl_steps": 4000, "demo_episodes": 1}))
     (run / "eval.csv").write_text("steps,success_rate,return_mean\n0,0.0,-250\n2000,0.25,-100\n")
+    (root / "runs" / "fig6" / "demos").mkdir()
+    (root / "runs" / "fig6" / "demos" / "state.json").write_text(json.dumps({"encoder": "state", "eval_episodes": 10, "cells": [
+        {"demos": 1, "seed": 0, "bc_successes": 3, "dagger_successes": 9},
+        {"demos": 1, "seed": 1, "bc_successes": 5, "dagger_successes": 10}]}))
     bench = root / "benchmarks" / "results"
     bench.mkdir(parents=True)
     grasp = json.loads((FIXTURES / "grasp.json").read_text())["runs"][0]
@@ -126,7 +132,8 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     text = report.build_page(inputs, root / "docs" / "RESULTS.md")
     assert "![Figure 4-style: keypoint transfer" in text and "](results/figures/evaluate-synth-qualitative.jpg)" in text
     assert "](results/figures/rl-curve.png)" in text
-    assert "| `funk-s0` | funk | 0 | 2,000 | 4,000 | 25.0 | 25.0 | no |" in text
+    assert "| `funk-s0` | funk | 0 | 1 | 2,000 | 4,000 | 0.0 | 25.0 | running |" in text
+    assert "| state | 1 | 40.0 | 95.0 | 2 | 10 |" in text
     assert "### `grasp_fixed.json`" in text and "| funk features (head) | 74.0 ± 2.0 |" in text
 
     (eval_dir / "results.json").write_text('{"command": 1}')

@@ -9,9 +9,9 @@ import pytest
 import torch
 from stable_baselines3.common.env_checker import check_env
 
-from funk_rl.encoders import BF16_TOLERANCE, EncoderConfig, build_encoder
+from funk_rl.encoders import BF16_TOLERANCE, ObservationEncoderConfig, build_encoder
 from funk_rl.envs import EPISODE_STEPS, PROPRIO_DIM, SUCCESS_STEPS, HammerConfig, env_state, make_hammer_env
-from funk_rl.features import FeatureObservation
+from funk_rl.vec_env import FeatureObservation
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "funk-lite0-synth.pt"
 NAIL_JOINT = 26  # the nail's slide joint in qpos; 0.088 puts the nail 3 mm from its goal
@@ -31,8 +31,8 @@ def _rollout(env, seed: int, steps: int, state: dict | None = None) -> tuple[lis
 
 
 def test_dapg_reward_flips_the_sign_of_the_palm_term() -> None:
-    dapg = make_hammer_env(HammerConfig(reward="dapg"), pixels=False)
-    v1 = make_hammer_env(HammerConfig(reward="v1"), pixels=False)
+    dapg = make_hammer_env(HammerConfig(reward="dapg"), observation="state")
+    v1 = make_hammer_env(HammerConfig(reward="v1"), observation="state")
     dapg.reset(seed=3)
     v1.reset(seed=3)
     for _ in range(5):
@@ -45,7 +45,7 @@ def test_dapg_reward_flips_the_sign_of_the_palm_term() -> None:
 
 
 def test_success_rule_needs_more_than_25_steps_at_the_goal() -> None:
-    env = make_hammer_env(HammerConfig(), pixels=False)
+    env = make_hammer_env(HammerConfig(), observation="state")
     env.reset(seed=0)
     start = env_state(env)
     _, infos = _rollout(env, 0, EPISODE_STEPS, start)
@@ -60,7 +60,7 @@ def test_success_rule_needs_more_than_25_steps_at_the_goal() -> None:
         counts.append(info["success_steps"])
     assert truncated and counts[-1] > SUCCESS_STEPS and info["is_success"] is True
     # the rule counts steps: a short stay at the goal is not a success
-    short = make_hammer_env(HammerConfig(max_episode_steps=SUCCESS_STEPS), pixels=False)
+    short = make_hammer_env(HammerConfig(max_episode_steps=SUCCESS_STEPS), observation="state")
     short.reset(seed=0, options={"initial_state_dict": nailed})
     for _ in range(SUCCESS_STEPS):
         *_, info = short.step(np.zeros(26, np.float32))
@@ -68,7 +68,7 @@ def test_success_rule_needs_more_than_25_steps_at_the_goal() -> None:
 
 
 def test_same_seed_same_episode_other_seed_other_board() -> None:
-    env = make_hammer_env(HammerConfig(), pixels=False)
+    env = make_hammer_env(HammerConfig(), observation="state")
     first, _ = _rollout(env, 5, 20)
     again, _ = _rollout(env, 5, 20)
     other, _ = _rollout(env, 6, 20)
@@ -76,7 +76,7 @@ def test_same_seed_same_episode_other_seed_other_board() -> None:
 
 
 def test_pixel_env_frames_and_proprioception() -> None:
-    env = make_hammer_env(HammerConfig(image_size=64), pixels=True)
+    env = make_hammer_env(HammerConfig(image_size=64), observation="pixels")
     obs, _ = env.reset(seed=1)
     assert obs["pixels"].shape == (64, 64, 3) and obs["pixels"].dtype == np.uint8
     assert obs["pixels"].std() > 10  # a real scene, not a blank buffer
@@ -89,8 +89,8 @@ def test_pixel_env_frames_and_proprioception() -> None:
 @pytest.mark.parametrize("encoder", ["funk", "funk-keypoints", "imagenet"])
 def test_single_feature_env_passes_check_env(encoder: str) -> None:
     torch.set_num_threads(1)
-    frames = build_encoder(EncoderConfig(encoder, str(MODEL), device="cpu"), image_size=64)
-    env = FeatureObservation(make_hammer_env(HammerConfig(image_size=64), pixels=True), frames)
+    frames = build_encoder(ObservationEncoderConfig(encoder, str(MODEL), device="cpu"), image_size=64)
+    env = FeatureObservation(make_hammer_env(HammerConfig(image_size=64), observation="pixels"), frames)
     check_env(env, warn=True, skip_render_check=True)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (frames.dim + PROPRIO_DIM,) and np.isfinite(obs).all()
@@ -98,7 +98,7 @@ def test_single_feature_env_passes_check_env(encoder: str) -> None:
 
 
 def test_state_env_passes_check_env() -> None:
-    check_env(make_hammer_env(HammerConfig(), pixels=False), warn=True)
+    check_env(make_hammer_env(HammerConfig(), observation="state"), warn=True)
 
 
 def test_bad_config_is_named() -> None:
@@ -109,7 +109,7 @@ def test_bad_config_is_named() -> None:
 
 
 def test_bf16_is_kept_only_within_tolerance() -> None:
-    env = make_hammer_env(HammerConfig(image_size=64), pixels=True)
+    env = make_hammer_env(HammerConfig(image_size=64), observation="pixels")
     frames = []
     obs, _ = env.reset(seed=2)
     for _ in range(3):
@@ -118,8 +118,8 @@ def test_bf16_is_kept_only_within_tolerance() -> None:
     env.close()
     batch = np.stack(frames)
     for name in ("funk", "funk-keypoints"):
-        reference = build_encoder(EncoderConfig(name, str(MODEL), precision="fp32", device="cpu"), image_size=64)
-        wanted = build_encoder(EncoderConfig(name, str(MODEL), precision="bf16", device="cpu"), image_size=64)
+        reference = build_encoder(ObservationEncoderConfig(name, str(MODEL), precision="fp32", device="cpu"), image_size=64)
+        wanted = build_encoder(ObservationEncoderConfig(name, str(MODEL), precision="bf16", device="cpu"), image_size=64)
         fp32, out = reference(batch), wanted(batch)
         bf16 = wanted.encode(batch, torch.bfloat16)
         error = float(((bf16 - fp32).norm(dim=1) / fp32.norm(dim=1).clamp_min(1e-8)).max())

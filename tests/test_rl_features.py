@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from funk_rl.encoders import EncoderConfig, FrameEncoder, build_encoder
+from funk_rl.encoders import ObservationEncoderConfig, FrameEncoder, build_encoder
 from funk_rl.envs import PROPRIO_DIM, HammerConfig
-from funk_rl.features import make_vec_env, make_worker_vec_env, worker_pids
+from funk_rl.vec_env import make_vec_env, make_worker_vec_env, worker_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "funk-lite0-synth.pt"
@@ -28,7 +28,7 @@ HAMMER = HammerConfig(image_size=SIZE, max_episode_steps=4)
 @pytest.fixture(scope="module")
 def encoder() -> FrameEncoder:
     torch.set_num_threads(1)
-    return build_encoder(EncoderConfig("funk", str(MODEL), precision="fp32", device="cpu"), image_size=SIZE)
+    return build_encoder(ObservationEncoderConfig("funk", str(MODEL), precision="fp32", device="cpu"), image_size=SIZE)
 
 
 def _actions(step: int, n: int) -> np.ndarray:
@@ -52,7 +52,7 @@ def _status(pid: int) -> str:
 
 
 def test_observations_are_the_encoder_on_the_same_frames_batched_or_not(encoder: FrameEncoder) -> None:
-    raw = make_worker_vec_env(HAMMER, 2, seed=7, pixels=True)
+    raw = make_worker_vec_env(HAMMER, 2, seed=7, observation="pixels")
     batched = make_vec_env(HAMMER, encoder, 2, seed=7, batched=True)
     per_env = make_vec_env(HAMMER, encoder, 2, seed=7, batched=False)
     try:
@@ -101,7 +101,7 @@ def test_workers_are_gone_after_close_and_after_an_exception(encoder: FrameEncod
     venv.close()
     assert _gone(pids)
     # An error while building the wrapper must not leak the workers it started.
-    wrong_size = build_encoder(EncoderConfig("imagenet", str(MODEL), device="cpu"), image_size=32)
+    wrong_size = build_encoder(ObservationEncoderConfig("imagenet", str(MODEL), device="cpu"), image_size=32)
     before = {p.pid for p in multiprocessing.active_children()}
     with pytest.raises(ValueError, match="64x64 px for an encoder of 32 px"):
         make_vec_env(HAMMER, wrong_size, 2, seed=0)

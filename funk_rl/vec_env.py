@@ -22,6 +22,7 @@ import multiprocessing
 import time
 from collections import defaultdict
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -111,18 +112,19 @@ class FeatureObservation(gym.ObservationWrapper):
 
 
 def make_worker_vec_env(
-    hammer: HammerConfig, n_envs: int, seed: int, pixels: bool, start_method: str = "forkserver",
-    expert_labels: bool = False,
+    hammer: HammerConfig, n_envs: int, seed: int, observation: str = "pixels", start_method: str = "forkserver",
+    expert: str | Path | None = None,
 ) -> VecEnv:
     """``n_envs`` hammer environments in worker processes, seeded ``seed, seed + 1, ...``, with episode stats.
 
-    ``expert_labels``: the scripted expert labels every step (``info["expert_action"]``, see ``make_hammer_env``).
+    ``observation``: what each worker returns (:data:`funk_rl.envs.OBSERVATIONS`); ``expert``: a DAPG expert
+    file that labels every step in the worker (``info["expert_action"]``, see ``make_hammer_env``).
     """
     if n_envs < 1:
         raise ValueError(f"n_envs: expected >= 1, found {n_envs}")
     if start_method == "forkserver":
         multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
-    make = partial(make_hammer_env, hammer, pixels, expert_labels)
+    make = partial(make_hammer_env, hammer, observation, None if expert is None else str(expert))
     venv = SubprocVecEnv([make for _ in range(n_envs)], start_method=start_method)
     venv.seed(seed)
     venv.action_space.seed(seed)
@@ -130,15 +132,17 @@ def make_worker_vec_env(
 
 
 def make_vec_env(
-    hammer: HammerConfig, encoder: FrameEncoder | None, n_envs: int, seed: int, batched: bool = True,
-    expert_labels: bool = False, time_feature: bool = False,
+    hammer: HammerConfig, encoder: FrameEncoder | None, n_envs: int, seed: int, observation: str = "state",
+    batched: bool = True, expert: str | Path | None = None, time_feature: bool = False,
 ) -> VecEnv:
-    """The training/evaluation environment: features + proprioception for a visual encoder, else the state.
+    """The training/evaluation environment: features + proprioception for a visual encoder, else the
+    ``observation`` (``state`` or ``proprio``) vector.
 
     ``time_feature``: the episode's phase (step / max steps) appended as the observation's last entry
-    (:class:`PhaseVecEnv`); ``expert_labels``: see :func:`make_worker_vec_env`.
+    (:class:`PhaseVecEnv`); ``expert``: see :func:`make_worker_vec_env`.
     """
-    venv = make_worker_vec_env(hammer, n_envs, seed, pixels=encoder is not None, expert_labels=expert_labels)
+    kind = "pixels" if encoder is not None else observation
+    venv = make_worker_vec_env(hammer, n_envs, seed, observation=kind, expert=expert)
     try:
         if encoder is not None:
             venv = FeatureVecEnv(venv, encoder, batched=batched)
@@ -150,7 +154,7 @@ def make_vec_env(
 
 class PhaseVecEnv(VecEnvWrapper):
     """Append the episode's phase, ``step / episode_steps`` (0 at the reset, 1 at the time limit), to a vector
-    observation: the clock that time-indexed reference behaviour (the scripted expert's phases) runs on.
+    observation: the policy's clock (:class:`funk_rl.policy.ObservationCode` expands it into a time code).
 
     Each environment's step counter restarts at its (automatic) reset; a ``terminal_observation`` gets the
     phase of the step that ended the episode.
