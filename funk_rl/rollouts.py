@@ -50,6 +50,9 @@ def run_episodes(
     """
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, found {episodes}")
+    if model is None and not labels:
+        raise ValueError("run_episodes: model=None executes the expert's actions, which only an environment made "
+                         "with an expert knows (labels=True)")
     rng = rng or np.random.default_rng(seed)
     n = venv.num_envs
     batches: list[dict[str, np.ndarray]] = []
