@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import torch  # first, before anything that could create a GL context (FIELD-NOTES)
+import torch  # first, before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 import torch.nn.functional as F
 
 import numpy as np

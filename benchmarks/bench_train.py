@@ -10,7 +10,7 @@ and train.md with machine, date and command.
 
 from __future__ import annotations
 
-import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES)
+import torch  # noqa: F401  isort: skip  (before any GL context, see docs/DESIGN.md, "Import torch first")
 
 import argparse
 import datetime

@@ -1,4 +1,4 @@
-"""funk_grasp: grasp-success prediction from functional features (paper Table 4, SPEC section 8).
+"""funk_grasp: grasp-success prediction from functional features (paper Table 4; docs/DESIGN.md, "Grasp success").
 
 A simulated parallel-jaw grasp dataset (``sim``, ``generate``), a reader for
 the Pinto-Gupta patch layout (``data``), the success model (``model``), its

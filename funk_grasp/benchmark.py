@@ -1,6 +1,6 @@
 """The grasp benchmark: the paper's Table 4 rows on the same splits and seeds (``python -m funk_grasp.benchmark``).
 
-Rows (SPEC section 8): ``trunk`` (ImageNet EfficientNet-Lite0 features),
+Rows (docs/DESIGN.md, "Grasp success"): ``trunk`` (ImageNet EfficientNet-Lite0 features),
 ``trunk_categories`` (its last stage fine-tuned to classify the 20 training
 categories, :mod:`funk_grasp.categories`), ``funk`` (the shipped funk
 encoder's task embeddings). Each row is trained with every seed, in head
@@ -23,7 +23,7 @@ test scenes, simulated data only). Checkpoints go to ``--runs``.
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 import argparse
 import csv
@@ -50,7 +50,7 @@ from funk_perception.model import resolve_device
 from funk_perception.tasks import TASKS
 
 LOG = logging.getLogger("funk_grasp.benchmark")
-#: SPEC section 8, paper Table 4 (accuracy %, Pinto-Gupta robot data, ResNet-50 trunk).
+#: Paper Table 4 (accuracy %, Pinto-Gupta robot data, ResNet-50 trunk; docs/DESIGN.md, "Grasp success").
 PAPER_ACCURACY = {"trunk": 88.17, "trunk_categories": 88.64, "funk": 89.85}
 ROW_NAMES = {"trunk": "trunk only (ImageNet)", "trunk_categories": "trunk fine-tuned on the 20 categories",
              "funk": "funk features"}

@@ -19,7 +19,7 @@ atomically; ``--resume`` continues a killed run with the same batches.
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 import argparse
 import csv

@@ -1,4 +1,4 @@
-"""Grasp-success model: patch features (three kinds) + the 18-way angle one-hot -> a 2-layer MLP (SPEC section 8).
+"""Grasp-success model: patch features (three kinds) + the 18-way angle one-hot -> a 2-layer MLP (docs/DESIGN.md, "Grasp success").
 
 Feature kinds, the three rows of the paper's Table 4:
 

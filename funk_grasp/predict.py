@@ -13,7 +13,7 @@ the same table area as the training patches (0.2 m in the simulated data:
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 import argparse
 import sys

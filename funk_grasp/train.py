@@ -1,6 +1,6 @@
 """Train a grasp-success model (``python -m funk_grasp.train``).
 
-Two modes, as in the paper's Table 4 protocol (SPEC section 8):
+Two modes, as in the paper's Table 4 protocol (docs/DESIGN.md, "Grasp success"):
 
 - ``head``: the feature extractor is frozen; its pooled features are computed
   once and only the 2-layer MLP head learns (Adam, ``lr_head``).
@@ -21,7 +21,7 @@ checkpoint that ``predict`` and ``benchmark`` load).
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 import argparse
 import logging

@@ -1,4 +1,4 @@
-"""The gating ablation (SPEC section 6, the paper's Table 2 rows): task vs uniform vs shared gating over seeds.
+"""The gating ablation (the paper's Table 2 rows; docs/DESIGN.md, "Model" and "Evaluation"): task vs uniform vs shared gating over seeds.
 
     python -m funk_perception.ablation results/ablation-dev/results.json results/ablation-dev-mirror/results.json \\
         --out results/gating-ablation

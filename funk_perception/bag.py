@@ -19,7 +19,7 @@ place once complete, so a crash or Ctrl-C never leaves a half-written bag.
 
 from __future__ import annotations
 
-import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES)
+import torch  # noqa: F401  isort: skip  (before any GL context, see docs/DESIGN.md, "Import torch first")
 
 import argparse
 import os

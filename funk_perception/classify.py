@@ -29,7 +29,7 @@ order and flips are drawn from ``(seed, epoch)`` and ``(seed, step)``, so
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 import argparse
 import csv

@@ -13,7 +13,7 @@ on those images. Results go to ``--out`` as a PNG sheet and a JSON file.
 
 from __future__ import annotations
 
-import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES)
+import torch  # noqa: F401  isort: skip  (before any GL context, see docs/DESIGN.md, "Import torch first")
 
 import argparse
 import json

@@ -400,7 +400,7 @@ class FunctionalKeypointDetector:
         names = KEYPOINTS if len(keypoints) == NUM_KEYPOINTS else tuple(f"p{i + 1}" for i in range(len(keypoints)))
         return TaskKeypoints(name, _to_pixels(points, target_image, target_frame), confidence, names)
 
-    # Batched, device-resident calls: the per-step path of the RL environment loop (issue 8). Frames go in
+    # Batched, device-resident calls: the per-step path of the RL environment loop. Frames go in
     # once, results stay on the model's device, so N environments cost one forward pass and no host copies.
 
     def _frames_on_device(self, images: np.ndarray | torch.Tensor, where: str) -> torch.Tensor:

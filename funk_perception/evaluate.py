@@ -1,4 +1,4 @@
-"""PCK evaluation of functional correspondence against baselines (SPEC section 7).
+"""PCK evaluation of functional correspondence against baselines (docs/DESIGN.md, "Evaluation").
 
 ``python -m funk_perception.evaluate --data CSV --model CKPT [--model CKPT2 ...]``
 
@@ -59,7 +59,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 import torch.nn.functional as F
 
 import cv2
@@ -85,7 +85,7 @@ from funk_perception.tasks import TASKS
 THRESHOLDS: tuple[float, ...] = (0.05, 0.1, 0.15)
 #: Tolerance so that a distance exactly at the threshold counts as correct despite rounding.
 BOUNDARY_TOLERANCE = 1e-9
-#: SPEC section 7, paper Table 2: PCK@0.1 (%) on the real FunKPoint test set, ResNet-50 trunk.
+#: Paper Table 2 (docs/DESIGN.md, "Evaluation"): PCK@0.1 (%) on the real FunKPoint test set, ResNet-50 trunk.
 PAPER_TABLE2: Mapping[str, float] = {
     "ImageNet ResNet-50 features": 22.0,
     "ours, uniform gating": 52.8,

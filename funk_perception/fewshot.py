@@ -1,4 +1,4 @@
-"""Few-shot classification of object categories from functional features (SPEC section 8, paper Table 3).
+"""Few-shot classification of object categories from functional features (paper Table 3; docs/DESIGN.md, "Few-shot classification").
 
 ``python -m funk_perception.fewshot --data CSV --model CKPT [--finetuned CLASSIFIER_CKPT]``
 
@@ -32,7 +32,7 @@ standard deviation are over splits.
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (FIELD-NOTES)
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 import argparse
 import datetime as _dt
@@ -60,7 +60,7 @@ from funk_perception.model import FunctionalEncoder, Trunk, preprocess, resolve_
 from funk_perception.shipped import DEFAULT_CHECKPOINT
 from funk_perception.tasks import CATEGORIES
 
-#: SPEC section 8, paper Table 3: few-shot accuracy (%) on 5 held-out FunKPoint-like categories, ResNet-50.
+#: Paper Table 3 (docs/DESIGN.md, "Few-shot classification"): few-shot accuracy (%) on 5 held-out FunKPoint-like categories, ResNet-50.
 PAPER_TABLE3: Mapping[str, Mapping[str, float]] = {
     "ImageNet": {"1": 44.68, "2": 52.52, "5": 54.63},
     "ImageNet fine-tuned on FunKPoint categories": {"1": 45.03, "2": 53.91, "5": 55.55},

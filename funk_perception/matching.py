@@ -160,7 +160,7 @@ def refine_points(sim: torch.Tensor, method: str = "parabolic", temperature: flo
 def peak_confidence(sim: torch.Tensor, logit_scale: float, radius: int = 1) -> torch.Tensor:
     """Probability mass near the peak under ``softmax(logit_scale * sim)`` over all cells.
 
-    This is the distribution the contrastive loss (SPEC section 6) trains: a single
+    This is the distribution the contrastive loss (docs/DESIGN.md, "Training loss") trains: a single
     sharp peak gives a value near 1, a repeated or flat pattern spreads the mass and
     gives a low value, which a raw cosine score cannot tell apart. The mass of the
     ``(2 * radius + 1)^2`` neighbourhood is used rather than the single cell, because

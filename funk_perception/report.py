@@ -359,7 +359,7 @@ def _figure(spec: Input, figure: str, inputs: Path, page: Path, caption: str) ->
 # --------------------------------------------------------------------------- sections
 
 
-#: SPEC section 7: the paper's Table 2 rows that have no funk counterpart (evaluate's JSON carries the others).
+#: The paper's Table 2 rows (docs/DESIGN.md, "Evaluation") that have no funk counterpart (evaluate's JSON carries the others).
 PAPER_TABLE2_OTHERS: Mapping[str, float] = {"MAST": 8.3, "AffordanceNet": 15.3, "ours from DINO init": 43.5}
 #: Paper Table 2 row that each funk row is set beside: by method kind, and by gating for models.
 PAPER_ROW = {"trunk": "ImageNet ResNet-50 features", "task": "ours, task embedding",

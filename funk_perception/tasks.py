@@ -83,10 +83,10 @@ CATEGORIES: tuple[str, ...] = (
     "toothbrush",
 )
 
-#: SPEC section 8: five manipulable categories never used in training (few-shot
-#: benchmark). They are labelled for the tasks they can plausibly perform so the
-#: same generator and loader serve them, and so transfer to unseen categories can
-#: be measured.
+#: Five manipulable categories never used in training (the few-shot benchmark,
+#: docs/DESIGN.md, "Few-shot classification"). They are labelled for the tasks
+#: they can plausibly perform so the same generator and loader serve them, and so
+#: transfer to unseen categories can be measured.
 HELDOUT_CATEGORIES: tuple[str, ...] = ("shovel", "water_jug", "coffee_mug", "wok", "letter_opener")
 
 HELDOUT_TASKS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -101,7 +101,7 @@ HELDOUT_TASKS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 ALL_CATEGORIES: tuple[str, ...] = CATEGORIES + HELDOUT_CATEGORIES
 
-#: Keypoint names; p1 is the working tip, p5 the far end of the grip (SPEC section 3).
+#: Keypoint names; p1 is the working tip, p5 the far end of the grip (docs/DESIGN.md, "Keypoint meanings").
 KEYPOINTS: tuple[str, ...] = ("p1", "p2", "p3", "p4", "p5")
 NUM_KEYPOINTS = len(KEYPOINTS)
 

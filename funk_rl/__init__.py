@@ -8,5 +8,5 @@ into observation vectors; ``vec_env`` runs N environments with one batched forwa
 funk_perception's public detector API is used. docs/RL.md explains the recipe and its measurements.
 
 Entry points import torch before anything that can make a GL context: triton's LLVM and Mesa's LLVM crash
-the process otherwise (docs/RL.md, "Rendering").
+the process otherwise (docs/DESIGN.md, "Import torch first").
 """

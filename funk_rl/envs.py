@@ -83,7 +83,7 @@ def _register() -> None:
 
 def fast_render(model: Any, width: int, height: int) -> None:
     """Shadows and multisampling off, offscreen buffer at the frame size: ~7x faster CPU rendering
-    (docs/RL.md, "Rendering").
+    (docs/DESIGN.md, "CPU rendering speed").
 
     Must run before the first render, which creates the GL context and its buffers.
     """

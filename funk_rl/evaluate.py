@@ -17,7 +17,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before anything that can make a GL context: docs/RL.md, "Rendering")
+import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
 import torchvision  # noqa: E402,F401
 
 import io  # noqa: E402

@@ -1,7 +1,7 @@
 """Test-session setup shared by every test file.
 
 torch must be imported before any MuJoCo/GL context exists (triton's LLVM vs
-Mesa's LLVM segfault, FIELD-NOTES), and MuJoCo renders offscreen through EGL.
+Mesa's LLVM segfault, docs/DESIGN.md, "Import torch first"), and MuJoCo renders offscreen through EGL.
 """
 
 import os

@@ -73,7 +73,7 @@ def test_pck_normalises_non_square_images_per_axis() -> None:
 
 
 def _draw_tool(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A textured background with a 'tool' (handle + head) whose five keypoints follow SPEC section 3."""
+    """A textured background with a 'tool' (handle + head) whose five keypoints follow docs/DESIGN.md, "Keypoint meanings"."""
     yy, xx = np.mgrid[0:height, 0:width]
     base = rng.integers(40, 200, size=3)
     image = (base[None, None, :] + 30 * np.sin(xx / rng.uniform(6, 14))[..., None]

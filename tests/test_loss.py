@@ -1,4 +1,4 @@
-"""The correspondence loss (SPEC section 6) against hand-computed values."""
+"""The correspondence loss (docs/DESIGN.md, "Training loss") against hand-computed values."""
 
 import numpy as np
 import pytest

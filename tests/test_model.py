@@ -1,4 +1,4 @@
-"""The task-conditioned encoder: trunks, modular network, gating, save/load (issue 3, SPEC section 5)."""
+"""The task-conditioned encoder: trunks, modular network, gating, save/load (docs/DESIGN.md, "Model")."""
 
 from __future__ import annotations
 

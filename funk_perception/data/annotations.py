@@ -1,6 +1,6 @@
 """FunKPoint-style annotation CSVs: read, validate, write, and index.
 
-One row per (image, task) (SPEC section 4). Required columns are ``action``,
+One row per (image, task) (docs/DESIGN.md, "Annotation CSV format"). Required columns are ``action``,
 ``object_category``, ``role``, ``dataset_image_path`` (relative to the CSV's
 folder) and ``p1_x, p1_y .. p5_x, p5_y`` normalised to [0, 1] by the image's
 width and height. The synthetic generator adds optional columns (``v1..v5``

@@ -1,9 +1,9 @@
 """Pairs of (image, task) annotations that share a task: training pairs and evaluation triplets.
 
-Training (SPEC section 6) contrasts the keypoints of two images labelled for
+Training (docs/DESIGN.md, "Training loss") contrasts the keypoints of two images labelled for
 the same task; functional correspondence is most interesting across
 categories, so :class:`PairSampler` controls the share of cross-category
-pairs. Evaluation (SPEC section 7) uses fixed (reference, target, task)
+pairs. Evaluation (docs/DESIGN.md, "Evaluation") uses fixed (reference, target, task)
 triplets built by :func:`evaluation_pairs`. Two rows of the same object
 instance (e.g. two rendered views) are never paired: that would reward
 viewpoint matching rather than functional correspondence.

@@ -16,7 +16,7 @@ Conventions (shared with :mod:`funk_perception.data.synth`):
 - Depth is metres along the optical axis (as the depth buffer), 0 where no
   surface was rendered.
 
-Speed (FIELD-NOTES): no shadows, no multisampling, an offscreen buffer of the
+Speed (docs/DESIGN.md, "CPU rendering speed"): no shadows, no multisampling, an offscreen buffer of the
 image size, a tiny shadow map (its allocation dominates ``MjrContext``
 creation otherwise), one GL context per process reused by every scene.
 """

@@ -5,7 +5,7 @@ instances, renders ``views_per_instance`` random views of each (RGB, depth,
 object mask) and writes one CSV row per (image, task) with the task's five
 keypoints and their visibility. Training categories go to
 ``annotations.csv`` (role = the instance's split, train or test, by instance);
-the five held-out categories (SPEC section 8) go to ``heldout.csv`` (role
+the five held-out categories (docs/DESIGN.md, "Few-shot classification") go to ``heldout.csv`` (role
 test). ``manifest.json`` records the generator version, seed, settings, counts
 and timing. ``--scene FIELD=VALUE`` (repeatable) changes one
 :class:`~funk_perception.data.scene.SceneConfig` field from the version's
@@ -78,7 +78,7 @@ class SynthConfig:
     size: int = 224
     seed: int = 0
     categories: tuple[str, ...] = CATEGORIES
-    heldout_instances_per_category: int = 4  # x views = images per held-out class (SPEC section 8 uses 20)
+    heldout_instances_per_category: int = 4  # x views = images per held-out class (the paper's few-shot protocol uses 20)
     test_fraction: float = 0.2
     table: bool = True  # False: never a table, the object floats over a 2D background
     image_format: str = "jpg"  # "jpg" (quality 95) or "png"
@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change one SceneConfig field, VALUE in JSON (e.g. plain_material_probability=0.6, "
                         "fill_range=[0.65,0.98]); repeatable, recorded in the manifest")
     p.add_argument("--placement", choices=PLACEMENTS, default=d.placement,
-                   help="where p2-p4 go on mix, poke and pull_out_nail: each builder's own reading of the SPEC "
+                   help="where p2-p4 go on mix, poke and pull_out_nail: each builder's own reading of the keypoint meanings "
                         "(builder) or where the real FunKPoint labels put them (funkpoint); the images are the same")
     return p
 

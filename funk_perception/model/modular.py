@@ -1,4 +1,4 @@
-"""The task-driven modular network and its gating network (SPEC section 5).
+"""The task-driven modular network and its gating network (docs/DESIGN.md, "Model").
 
 Layer 0 has ``M_0`` modules that all read the trunk output. Module ``j`` of a
 later layer ``i`` reads ``sum_k W_t[i, j, k] * o_(i-1)k``, a task-dependent
@@ -35,7 +35,7 @@ def _as_tuple(value: object, name: str) -> tuple[int, ...]:
 
 @dataclass
 class ModularConfig:
-    """Sizes of the modular network; the defaults are the paper's (SPEC section 5).
+    """Sizes of the modular network; the defaults are the paper's (docs/DESIGN.md, "Model").
 
     ``filters`` is one int for every layer or one int per layer. ``in_channels``
     is the trunk's channel count (the encoder sets it from its trunk).

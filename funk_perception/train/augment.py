@@ -7,8 +7,8 @@ sensor appearance (colour, blur, noise, JPEG, grayscale).
 
 Geometry is one affine warp built in continuous image coordinates (a pixel ``i``
 spans ``[i, i + 1)``, so normalised ``k`` is at ``k * size``); keypoints go through
-the same matrix. A horizontal flip keeps each keypoint's identity: SPEC section 3
-says the labels are semantic, not left/right. Keypoints that leave the frame are
+the same matrix. A horizontal flip keeps each keypoint's identity: the labels are
+semantic, not left/right (docs/DESIGN.md, "Keypoint meanings"). Keypoints that leave the frame are
 marked invisible; the sampler retries so that normally none do.
 
 Every random draw comes from ``numpy.random.default_rng([seed, image, view])``,

@@ -1,4 +1,4 @@
-"""Training of the task-conditioned encoder on cached trunk features (SPEC section 6).
+"""Training of the task-conditioned encoder on cached trunk features (docs/DESIGN.md, "Training loss").
 
 One step: draw ``batch_pairs`` pairs (same task, different instances, a share of
 them cross-category) from the train-role rows, give each side a random cached

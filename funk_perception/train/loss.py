@@ -1,4 +1,4 @@
-"""The contrastive correspondence loss of SPEC section 6 (paper Eq. 1), at sub-cell precision.
+"""The contrastive correspondence loss of the paper's Eq. 1 (docs/DESIGN.md, "Training loss"), at sub-cell precision.
 
 For a pair (I, I', t) and each keypoint k::
 
@@ -18,7 +18,8 @@ Target side: the positive logit is the bilinearly interpolated logit map at
 ``p'_k``, i.e. ``sum_j w_j * logit_j`` over the 4 neighbouring cells with the
 bilinear weights ``w_j`` (summing to 1). Because ``logsumexp`` does not depend on
 the target, this is exactly a cross-entropy against the soft target ``w`` over
-those 4 cells, so both readings in the issue coincide.
+those 4 cells, so the two readings of a sub-cell target (interpolated logit, soft
+cross-entropy) coincide.
 
 Source side: the bilinear mix of unit vectors is shorter than 1; it is
 re-normalised so the logit scale means the same for a keypoint between cells as
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-#: PCK threshold in normalised image units (SPEC section 7: 23 px at 224 x 224).
+#: PCK threshold in normalised image units (23 px at 224 x 224; docs/DESIGN.md, "Evaluation").
 PCK_ALPHA = 0.1
 
 

@@ -10,7 +10,7 @@ resting on z = 0, then centred on the xy origin):
 - The working side faces +x: the spout, the pouring lip, the dustpan's front
   edge. A long grip (pan handle, dustpan handle) runs toward -x; a side handle
   (cup, mug, jug) sits on the -x side of the body.
-- Keypoint chains follow SPEC section 3, with one meaning per index and task
+- Keypoint chains follow docs/DESIGN.md, "Keypoint meanings", with one meaning per index and task
   across categories. Pour: p1 the lip or spout tip, p2 just behind it (spout
   base, wall below the lip), p3 the body / bowl centre, p4 the grip near the
   body (top of the handle, upper body), p5 the far end of the grip (back of the

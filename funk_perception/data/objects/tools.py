@@ -2,7 +2,7 @@
 
 Every tool lies along +x with its working end toward +x and its grip toward -x,
 resting on the plane z = 0 (tilted about y onto its lowest support, as it would
-lie on a table) and centred on the xy origin. Keypoints follow SPEC section 3:
+lie on a table) and centred on the xy origin. Keypoints follow docs/DESIGN.md, "Keypoint meanings":
 p1 the extreme working point, p2 and p3 over the working part (p3 nearest the
 grip), p4 the grip near the working part, p5 the far end of the grip. They are
 computed from the same sampled numbers as the surfaces, so they move with them.

@@ -7,14 +7,14 @@ the same numbers, so they move with the shape. :func:`_finish` then tips the
 object about y until both its working end and its grip touch the table (how a
 spoon or a shovel really lies), puts it on z = 0 and centres it in xy.
 
-Keypoint conventions shared by the tasks (SPEC section 3), so one index means one
+Keypoint conventions shared by the tasks (docs/DESIGN.md, "Keypoint meanings"), so one index means one
 function across categories:
 
 - chains (scoop, mix, lift_something, flip, brush_dust): p1 the tip of the working
   part, p2 its middle, p3 where it meets the grip, p4 the grip near the working
   part, p5 the far end of the grip;
 - scrape: p1 one front corner of the scraping edge, p2 the middle of that edge, p3
-  the other corner, p4, p5 along the grip (SPEC: "blade corners and middle of an
+  the other corner, p4, p5 along the grip (docs/DESIGN.md: "blade corners and middle of an
   edge");
 - mash_pound (ladle): p1..p3 across the outside of the bowl bottom;
 - pull_out_nail: the edge or slot that goes under a nail head, then the grip.
