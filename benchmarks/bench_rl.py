@@ -297,7 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    return write_report(args.out, "rl", run(args), markdown)
+    code = write_report(args.out, "rl", run(args), markdown)
+    for suffix in (".json", ".md"):  # the per-size safety copy, superseded by the full report
+        (args.out / f"rl-partial{suffix}").unlink(missing_ok=True)
+    return code
 
 
 if __name__ == "__main__":
