@@ -1,9 +1,10 @@
 """The hammer policy: a stable-baselines3 Gaussian MLP whose input layer standardises the observation and
 expands the episode's phase into a time code, with its statistics saved inside the policy.
 
-Why both: behaviour cloning on raw observations underfits (features, joint angles and positions differ in
-scale by orders of magnitude; docs/RL.md has the measurement), and a policy that only sees ``step / 200`` as
-one scalar cannot tell the reach from the strike where the state looks alike. The observation the vectorised
+Why: features, joint angles and positions differ in scale by orders of magnitude, and the time code lets
+the policy tell apart moments of the motion where the observation looks alike. On the state with 25
+demonstrations neither is what makes behaviour cloning work (the MSE fit is; docs/RL.md, "Ablations"), so
+they are defaults that cost nothing rather than measured necessities. The observation the vectorised
 environment gives (:func:`funk_rl.vec_env.make_vec_env` with ``time_feature=True``) is
 ``[features or state, phase]``; :class:`ObservationCode` turns it into
 ``[(x - mean) / std, one-hot of the 10-step bin, sin and cos of 2 pi step / P for P in PERIODS]``. The mean
