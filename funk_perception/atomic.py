@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "atomic_open",
     "save_figure_atomic",
+    "save_npz_atomic",
     "torch_save_atomic",
     "write_bytes_atomic",
     "write_json_atomic",
@@ -145,6 +146,12 @@ def torch_save_atomic(payload: Any, path: str | Path) -> None:
 
     with atomic_open(path, "wb") as handle:
         torch.save(payload, handle)
+
+
+def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of ``arrays`` to ``path``, atomically (a resumed job reads only whole files)."""
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def save_figure_atomic(fig: Any, path: str | Path, dpi: int = 100) -> None:

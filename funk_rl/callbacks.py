@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv

@@ -40,7 +40,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
-from funk_perception.atomic import write_bytes_atomic
+from funk_perception.atomic import save_npz_atomic
 from funk_perception.cli import command
 from funk_rl.expert import LAYER_SIZES, SHAPES
 
@@ -186,9 +186,7 @@ def convert(src: str | Path, out: str | Path) -> dict[str, np.ndarray]:
     policy = read_policy(src)
     arrays = expert_arrays(policy, src)
     payload = {**arrays, "source_sha256": np.array(hashlib.sha256(Path(src).read_bytes()).hexdigest())}
-    buffer = io.BytesIO()
-    np.savez(buffer, **payload)
-    write_bytes_atomic(out, buffer.getvalue())
+    save_npz_atomic(out, payload)
     return payload
 
 

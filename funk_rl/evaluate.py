@@ -39,12 +39,11 @@ from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.arguments import parse_config  # noqa: E402
-from funk_rl.envs import EPISODE_STEPS, HammerConfig  # noqa: E402
+from funk_rl.envs import EPISODE_STEPS  # noqa: E402
 from funk_rl.expert import DapgExpert  # noqa: E402
 from funk_rl.policy import observation_code  # noqa: E402
-from funk_rl.rollouts import Evaluation, evaluate_policy, run_episodes  # noqa: E402
+from funk_rl.rollouts import Evaluation, evaluate_policy  # noqa: E402
 from funk_rl.train_hammer import EVAL_SEED, TrainConfig, load_run_config  # noqa: E402
-from funk_rl.vec_env import make_vec_env  # noqa: E402
 
 #: The video's frame side: the policy's frames (84 px by default) scaled up, nearest neighbour, to be seen.
 VIDEO_SIZE = 336
@@ -161,7 +160,7 @@ def evaluate_run(config: EvaluateConfig) -> dict[str, Any]:
     torch.set_num_threads(1)
     device = resolve_device(config.device)
     if config.expert:
-        run = TrainConfig(encoder="state", expert=config.expert, image_size=HammerConfig().image_size)
+        run = TrainConfig(encoder="state", expert=config.expert)
         policy: Any = ExpertPolicy(DapgExpert.load(config.expert))
         encoder = None
         label = f"expert {config.expert}"
@@ -170,8 +169,7 @@ def evaluate_run(config: EvaluateConfig) -> dict[str, Any]:
         encoder = run.build_encoder(device)
         policy = load_policy(config.run, run, device)
         label = f"{config.run} (encoder {run.encoder})"
-    venv = make_vec_env(HammerConfig(run.image_size, run.camera, run.reward, render=bool(config.video)), encoder,
-                        config.n_envs, config.seed, observation=run.observation, time_feature=True)
+    venv = run.make_env(encoder, config.n_envs, config.seed, render=bool(config.video))
     try:
         if not config.expert:
             _check_encoder(policy, venv, Path(config.run) / "policy.zip", run.encoder)

@@ -53,6 +53,10 @@ def run_episodes(
     if model is None and not labels:
         raise ValueError("run_episodes: model=None executes the expert's actions, which only an environment made "
                          "with an expert knows (labels=True)")
+    if action_noise > 0 and (model is None or beta > 0 or labels):
+        # The expert's action is known only in the worker: noise on it would need a second channel, so noisy
+        # runs execute the policy alone.
+        raise ValueError("run_episodes: action_noise applies to a policy's own actions (beta 0, labels=False)")
     rng = rng or np.random.default_rng(seed)
     n = venv.num_envs
     batches: list[dict[str, np.ndarray]] = []
@@ -77,12 +81,7 @@ def run_episodes(
                 sent[rng.random(n) < beta] = EXPERT_ACTION
             expert_steps = np.isnan(sent).all(axis=1)
             if action_noise > 0:
-                noise = rng.normal(0.0, action_noise, sent.shape).astype(np.float32)
-                if expert_steps.any() or labels:
-                    # The expert's action is known only in the worker: noise there would need a second
-                    # channel, so noisy runs execute the policy alone.
-                    raise ValueError("action_noise applies to a policy's own actions (beta 0, no labels)")
-                sent = np.clip(sent + noise, -1.0, 1.0)
+                sent = np.clip(sent + rng.normal(0.0, action_noise, sent.shape).astype(np.float32), -1.0, 1.0)
             next_obs, rewards, dones, infos = venv.step(sent)
             total += rewards
             if labels:

@@ -38,7 +38,6 @@ import torchvision  # noqa: E402,F401
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
@@ -53,7 +52,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa: E402
+from funk_perception.atomic import save_npz_atomic, write_json_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.arguments import parse_config  # noqa: E402
@@ -157,8 +156,8 @@ class TrainConfig:
     def observation(self) -> str:
         return observation_kind(self.encoder)
 
-    def hammer_config(self) -> HammerConfig:
-        return HammerConfig(self.image_size, self.camera, self.reward)
+    def hammer_config(self, render: bool = False) -> HammerConfig:
+        return HammerConfig(self.image_size, self.camera, self.reward, render=render)
 
     def fit_config(self) -> FitConfig:
         return FitConfig(self.net, self.log_std_init, self.bc_epochs, self.bc_batch_size, self.bc_learning_rate,
@@ -169,9 +168,11 @@ class TrainConfig:
                                           device=str(device))
         return build_encoder(config, image_size=self.image_size)
 
-    def make_env(self, encoder: FrameEncoder | None, n_envs: int, seed: int, expert: bool = False) -> VecEnv:
-        """The run's vectorised environment: its observation with the phase last; the expert labels if asked."""
-        return make_vec_env(self.hammer_config(), encoder, n_envs, seed, observation=self.observation,
+    def make_env(self, encoder: FrameEncoder | None, n_envs: int, seed: int, expert: bool = False,
+                 render: bool = False) -> VecEnv:
+        """The run's vectorised environment: its observation with the phase last; the expert labels if asked;
+        ``render``: frames for videos (``venv.get_images()``) whatever the observation."""
+        return make_vec_env(self.hammer_config(render), encoder, n_envs, seed, observation=self.observation,
                             expert=self.expert if expert else None, time_feature=True)
 
 
@@ -200,12 +201,6 @@ def _file_log(out: Path) -> logging.Handler:
     logging.getLogger("funk_rl").addHandler(handler)
     logging.getLogger("funk_rl").setLevel(logging.INFO)
     return handler
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -293,7 +288,7 @@ def _dagger(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device
                 bar.close()
                 new, rollout_success = run.rows, float(run.success.mean())
             mse = float(np.mean((new["taken"] - new["labels"]) ** 2))
-            _save_npz(out / f"data-{iteration}.npz", new)
+            save_npz_atomic(out / f"data-{iteration}.npz", new)
             data.append(new)
             model, losses = fit_policy(eval_env, *aggregate(data), config.fit_config(), config.seed, device)
             save_model_atomic(model, out / f"policy-{iteration}.zip")

@@ -48,7 +48,9 @@ from scipy.stats import binomtest  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from funk_perception.atomic import save_figure_atomic, write_json_atomic, write_text_atomic  # noqa: E402
+from funk_perception.atomic import (  # noqa: E402
+    save_figure_atomic, save_npz_atomic, write_json_atomic, write_text_atomic,
+)
 from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.dagger import fit_policy  # noqa: E402
 from funk_rl.envs import EPISODE_STEPS  # noqa: E402
@@ -130,14 +132,14 @@ def demos_experiment(args: argparse.Namespace, encoder_name: str) -> dict[str, A
             bar.close()
         finally:
             venv.close()
-        np.savez(pool_path, **pool)
+        save_npz_atomic(pool_path, pool)
     cells = [(n, s) for n in args.counts for s in args.seeds]
     subsets = {cell: np.sort(np.random.default_rng([cell[1], cell[0]]).choice(args.pool, cell[0], replace=False))
                for cell in cells}
     probe = config.make_env(encoder, 1, 0)  # the spaces fit_policy's fresh policies are made for
     try:
-        data = {cell: [_episode_rows(pool, subsets[cell])] for cell in cells}
-        models = [fit_policy(probe, data[c][0]["obs"], data[c][0]["labels"], config.fit_config(), c[1], device)[0]
+        demos = {cell: _episode_rows(pool, subsets[cell]) for cell in cells}
+        models = [fit_policy(probe, demos[c]["obs"], demos[c]["labels"], config.fit_config(), c[1], device)[0]
                   for c in cells]
     finally:
         probe.close()
@@ -158,8 +160,8 @@ def demos_experiment(args: argparse.Namespace, encoder_name: str) -> dict[str, A
         refit = []
         for i, cell in enumerate(cells):
             mine = _episode_rows(run.rows, np.flatnonzero(owner == i))
-            obs = np.concatenate([data[cell][0]["obs"], mine["obs"]])
-            labels = np.concatenate([data[cell][0]["labels"], mine["labels"]])
+            obs = np.concatenate([demos[cell]["obs"], mine["obs"]])
+            labels = np.concatenate([demos[cell]["labels"], mine["labels"]])
             refit.append(fit_policy(probe, obs, labels, config.fit_config(), cell[1], device)[0])
     finally:
         probe.close()

@@ -15,7 +15,6 @@ so a run resumed from step k repeats exactly what an unbroken run does after k.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import random
