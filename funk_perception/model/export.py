@@ -28,10 +28,16 @@ def resave_with_extra(encoder: FunctionalEncoder, destination: str | Path, extra
 
 
 def export_checkpoint(
-    source: str | Path, destination: str | Path, dtype: str = "float16", detect_method: str | None = None
+    source: str | Path,
+    destination: str | Path,
+    dtype: str = "float16",
+    detect_method: str | None = None,
+    recipe: dict | None = None,
 ) -> Path:
     """Load ``source`` and write it to ``destination`` with the head stored as ``dtype``; ``detect_method``
-    is stored as ``extra["detect_method"]``, the method ``FunctionalKeypointDetector.load`` then uses by default."""
+    is stored as ``extra["detect_method"]``, the method ``FunctionalKeypointDetector.load`` then uses by default;
+    ``recipe`` (what ``scripts/build_model.py`` records: recipe, command, data fingerprint, code commit) as
+    ``extra["recipe"]``."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, found {dtype!r}")
     from funk_perception.detector import DETECT_METHODS  # the detector imports this package
@@ -46,6 +52,8 @@ def export_checkpoint(
     extra["stored_dtype"] = dtype
     if detect_method is not None:
         extra["detect_method"] = detect_method
+    if recipe is not None:
+        extra["recipe"] = recipe
     encoder.save(destination, extra=extra, dtype=DTYPES[dtype])
     return Path(destination)
 
