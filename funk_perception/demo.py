@@ -29,7 +29,7 @@ from funk_perception.cli import command
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.data.preview import draw_keypoints
 from funk_perception.detector import FunctionalKeypointDetector, TaskKeypoints
-from funk_perception.evaluate import pck_correct
+from funk_perception.metrics import pck_correct
 from funk_perception.shipped import default_checkpoint, shipped_file
 from funk_perception.tasks import normalize_task
 

@@ -264,7 +264,7 @@ class FunctionalKeypointDetector:
             raise ValueError(f"tasks: expected at least one task, found an empty list; valid: {', '.join(available)}")
         return resolved
 
-    def _embed(
+    def embed(
         self, images: Sequence[np.ndarray], tasks: Sequence[str], mirrored: bool = False
     ) -> tuple[torch.Tensor, list[Letterbox | None]]:
         """Embeddings (B, T, D, h, w) and, per image, its letterbox geometry (None when squashed);
@@ -285,13 +285,13 @@ class FunctionalKeypointDetector:
         """Unit-norm embeddings (T, D, h, w) of all requested tasks (default all 10), one forward pass;
         with ``letterbox`` the grid covers the padded square input, not only the image."""
         check_image(image, "features(image)")
-        return self._embed([image], self._resolve_tasks(tasks, TASKS))[0][0]
+        return self.embed([image], self._resolve_tasks(tasks, TASKS))[0][0]
 
     def detect(self, image: np.ndarray, tasks: Sequence[str] | None = None) -> dict[str, TaskKeypoints]:
         """Five keypoints per requested task (default: every task with a prototype), in pixels of ``image``."""
         check_image(image, "detect(image)")
         names = self._resolve_tasks(tasks, self.tasks)
-        embedded, (frame,) = self._embed([image], names, mirrored=self.mirror_maps)
+        embedded, (frame,) = self.embed([image], names, mirrored=self.mirror_maps)
         points, confidence = self.locate(embedded[0], names, embedded[1] if self.mirror_maps else None)
         pixels = _to_pixels(points, image, frame)
         conf = confidence.cpu().numpy().astype(np.float64)
@@ -316,7 +316,7 @@ class FunctionalKeypointDetector:
         if mirrored is None:
             return self._locate_plain(features.to(self.device).float(), names)
         features, mirrored = features.to(self.device).float(), mirrored.to(self.device).float()
-        prob = 0.5 * (self._probability_maps(features, names) + self._probability_maps(mirrored, names).flip(-1))
+        prob = 0.5 * (self.probability_maps(features, names) + self.probability_maps(mirrored, names).flip(-1))
         # the parabola is fitted to log-probabilities, the scale of a softmax of logits or cosines
         points = refine_points(torch.log(prob.clamp(min=1e-12)), self.refine)
         if self.method == "bank_heatmap":
@@ -331,7 +331,7 @@ class FunctionalKeypointDetector:
         b, k, h, w = logits.shape
         return torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
 
-    def _probability_maps(self, features: torch.Tensor, names: Sequence[str], method: str | None = None) -> torch.Tensor:
+    def probability_maps(self, features: torch.Tensor, names: Sequence[str], method: str | None = None) -> torch.Tensor:
         """(T, 5, h, w) distributions over the cells: softmax of the heatmap logits, the bank's averaged
         votes, or ``softmax(logit_scale * cosine)`` to the prototypes; by ``method`` (default: the detector's)."""
         method = method or self.method
@@ -359,7 +359,7 @@ class FunctionalKeypointDetector:
             prob = torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
             return refine_points(logits, self.refine), map_confidence(prob)
         if self.method in BANK_METHODS:
-            votes = self._probability_maps(features, names)
+            votes = self.probability_maps(features, names)
             # the parabola is fitted to log-votes, the scale on which a vote map is a softmax of cosines
             points = refine_points(torch.log(votes.clamp(min=1e-12)), self.refine)
             if self.method == "bank_heatmap":
@@ -388,7 +388,7 @@ class FunctionalKeypointDetector:
                 f"transfer(reference_keypoints): expected finite points inside the {width}x{height} reference image, "
                 f"found {keypoints[outside].tolist()} (rows {np.flatnonzero(outside).tolist()})"
             )
-        embedded, (ref_frame, target_frame) = self._embed([reference_image, target_image], [name])
+        embedded, (ref_frame, target_frame) = self.embed([reference_image, target_image], [name])
         feats = embedded[:, 0]  # (2, D, h, w)
         normalized = keypoints / np.array([width, height])
         if ref_frame is not None:

@@ -72,7 +72,7 @@ from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
 from funk_perception.intervals import pck_difference, pck_interval
-from scipy.stats import mannwhitneyu
+from funk_perception.metrics import confidence_auc, pck, pck_correct
 
 from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
 from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
@@ -83,8 +83,6 @@ from funk_perception.tasks import TASKS
 
 #: PCK thresholds reported (fractions of the normalised image size).
 THRESHOLDS: tuple[float, ...] = (0.05, 0.1, 0.15)
-#: Tolerance so that a distance exactly at the threshold counts as correct despite rounding.
-BOUNDARY_TOLERANCE = 1e-9
 #: Paper Table 2 (docs/DESIGN.md, "Evaluation"): PCK@0.1 (%) on the real FunKPoint test set, ResNet-50 trunk.
 PAPER_TABLE2: Mapping[str, float] = {
     "ImageNet ResNet-50 features": 22.0,
@@ -95,41 +93,6 @@ PAPER_TABLE2: Mapping[str, float] = {
 }
 PREDICTION_MODES: tuple[str, ...] = ("argmax", "refined")
 SPLITS: tuple[str, ...] = ("same_category", "cross_category")
-
-
-# --------------------------------------------------------------------------- PCK math
-
-
-def keypoint_distances(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Euclidean distance in normalised coordinates, (..., K, 2) x 2 -> (..., K)."""
-    predicted = np.asarray(predicted, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    if predicted.shape != truth.shape or predicted.shape[-1] != 2:
-        raise ValueError(f"keypoint_distances: expected two (..., 2) arrays of one shape, found {predicted.shape} "
-                         f"and {truth.shape}")
-    return np.sqrt(((predicted - truth) ** 2).sum(axis=-1))
-
-
-def pck_correct(predicted: np.ndarray, truth: np.ndarray, threshold: float) -> np.ndarray:
-    """Boolean (..., K): prediction within ``threshold`` of the truth (normalised coordinates)."""
-    return keypoint_distances(predicted, truth) <= threshold + BOUNDARY_TOLERANCE
-
-
-def pck(predicted: np.ndarray, truth: np.ndarray, valid: np.ndarray, threshold: float) -> float:
-    """PCK in percent over the ``valid`` keypoints; NaN when none is valid."""
-    valid = np.asarray(valid, dtype=bool)
-    correct = pck_correct(predicted, truth, threshold)
-    if correct.shape != valid.shape:
-        raise ValueError(f"pck: expected valid of shape {correct.shape}, found {valid.shape}")
-    count = int(valid.sum())
-    if count == 0:
-        return float("nan")
-    return 100.0 * float((correct & valid).sum()) / count
-
-
-def pixels_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel ``(x, y)`` -> normalised ``(x / W, y / H)``."""
-    return np.asarray(points, dtype=np.float64) / np.array([width, height], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -385,22 +348,6 @@ def score_predictions(
 # --------------------------------------------------------------------------- reference-free detection
 
 
-def confidence_auc(confidence: np.ndarray, hit: np.ndarray) -> dict:
-    """ROC AUC of ``confidence`` for hit vs miss (Mann-Whitney U / (hits x misses)), with the means."""
-    confidence, hit = np.asarray(confidence, dtype=np.float64), np.asarray(hit, dtype=bool)
-    hits, misses = confidence[hit], confidence[~hit]
-    auc = float("nan")
-    if len(hits) and len(misses):
-        auc = float(mannwhitneyu(hits, misses, alternative="two-sided").statistic) / (len(hits) * len(misses))
-    return {
-        "auc": auc,
-        "mean_hit": float(hits.mean()) if len(hits) else float("nan"),
-        "mean_miss": float(misses.mean()) if len(misses) else float("nan"),
-        "hits": int(len(hits)),
-        "misses": int(len(misses)),
-    }
-
-
 def add_uncertainty(rows: Sequence[dict], hits: Sequence[np.ndarray], valid: Sequence[np.ndarray],
                     images: Sequence[Sequence[object]], baselines: Sequence[int | None], seed: int = 0) -> None:
     """Give each result row ``uncertainty``: its PCK@0.1 with a 95 % bootstrap interval over the target images
@@ -526,7 +473,7 @@ def detection_rows(
 # --------------------------------------------------------------------------- methods
 
 
-def _load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
+def load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
     methods = [Method(name="image-blind prior", kind="prior")]
     trunk_rows: dict[str, Method] = {}
     model_rows: list[Method] = []
@@ -833,7 +780,7 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     dataset, annotations, roots = triplet_annotations(config)
     pairs = evaluation_pairs(annotations, config.seed, config.references_per_task, config.max_targets_per_task)
     device = resolve_device(config.device)
-    methods = _load_methods(config, device)
+    methods = load_methods(config, device)
 
     needs: dict[Path, set[str]] = defaultdict(set)
     for p in pairs:

@@ -169,10 +169,10 @@ def peak_confidence(sim: torch.Tensor, logit_scale: float, radius: int = 1) -> t
     _check_map(sim)
     b, k, h, w = sim.shape
     prob = torch.softmax(sim.reshape(b, k, h * w).to(torch.float32) * float(logit_scale), dim=-1)
-    return _mass_near(prob.reshape(b, k, h, w), *_peak_indices(sim), radius)
+    return mass_near(prob.reshape(b, k, h, w), *_peak_indices(sim), radius)
 
 
-def _mass_near(prob: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: int) -> torch.Tensor:
+def mass_near(prob: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: int) -> torch.Tensor:
     """Mass of (B, K, h, w) maps in the ``(2 * radius + 1)^2`` cells around (rows, cols): (B, K) in [0, 1]."""
     b, k, h, w = prob.shape
     size = 2 * radius + 1
@@ -239,7 +239,7 @@ def vote_maps(
 def map_confidence(prob: torch.Tensor, radius: int = 1) -> torch.Tensor:
     """Mass of a (B, K, h, w) probability map in the ``(2 * radius + 1)^2`` cells around its peak: (B, K)."""
     _check_map(prob)
-    return _mass_near(prob, *_peak_indices(prob), radius)
+    return mass_near(prob, *_peak_indices(prob), radius)
 
 
 def agreement_confidence(prob: torch.Tensor, other: torch.Tensor, radius: int = 1) -> torch.Tensor:
@@ -254,7 +254,7 @@ def agreement_confidence(prob: torch.Tensor, other: torch.Tensor, radius: int = 
     if other.shape != prob.shape:
         raise ValueError(f"second probability map: expected shape {tuple(prob.shape)}, found {tuple(other.shape)}")
     rows, cols = _peak_indices(prob)
-    return (_mass_near(prob, rows, cols, radius) * _mass_near(other, rows, cols, radius)).sqrt()
+    return (mass_near(prob, rows, cols, radius) * mass_near(other, rows, cols, radius)).sqrt()
 
 
 def flip_averaged(extract: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 from funk_perception.data.annotations import read_annotations
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.evaluate import confidence_auc
+from funk_perception.metrics import confidence_auc
 from funk_perception.matching import map_confidence, refine_points, vote_maps
 from funk_perception.model.letterbox import Letterbox
 

@@ -70,8 +70,8 @@ import torch.nn.functional as F
 from funk_perception.data.annotations import Annotation, FunKPointDataset, read_annotations
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.evaluate import confidence_auc
-from funk_perception.matching import (_mass_near, agreement_confidence, map_confidence, refine_points,
+from funk_perception.metrics import confidence_auc
+from funk_perception.matching import (mass_near, agreement_confidence, map_confidence, refine_points,
                                       sample_features, vote_maps)
 from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
@@ -142,7 +142,7 @@ def bank(detector: FunctionalKeypointDetector, task: str, features: torch.Tensor
 
 def prototype_maps(detector: FunctionalKeypointDetector, task: str, features: torch.Tensor) -> torch.Tensor:
     """(5, h, w): the detector's prototype maps (softmax of the logit scale times the cosine)."""
-    return detector._probability_maps(features[None], [task], "prototypes")[0]
+    return detector.probability_maps(features[None], [task], "prototypes")[0]
 
 
 def three_readers(detector: FunctionalKeypointDetector, targets: list[Target]):
@@ -451,7 +451,7 @@ REVERSED = [4, 3, 2, 1, 0]  # keypoint k takes the point found for 4 - k
 def _mass_at(prob: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """(5,) each map's mass in the 3 x 3 cells around ``cells`` (5,) flat indices (as map_confidence reads)."""
     w = prob.shape[-1]
-    return _mass_near(prob[None], (cells // w)[None], (cells % w)[None], 1)[0]
+    return mass_near(prob[None], (cells // w)[None], (cells % w)[None], 1)[0]
 
 
 def probe_orientation(detector, targets, **_) -> dict:
@@ -571,8 +571,8 @@ def main() -> None:
     for i in sorted({p.target for p in pairs}):
         row = annotations[i]
         image = cv2.cvtColor(cv2.imread(str(row.image_path)), cv2.COLOR_BGR2RGB)
-        embedded, (frame,) = detector._embed([image], [row.task], mirrored=True)
-        extra = tuple((e[0, 0], e[1, 0]) for e, _ in (o._embed([image], [row.task], mirrored=True) for o in others))
+        embedded, (frame,) = detector.embed([image], [row.task], mirrored=True)
+        extra = tuple((e[0, 0], e[1, 0]) for e, _ in (o.embed([image], [row.task], mirrored=True) for o in others))
         targets.append(Target(row, image, frame, embedded[0, 0], embedded[1, 0], extra))
     probes = args.probe or list(PROBES)
     context = {"layouts": {t: torch.from_numpy(np.stack([a.keypoints for a in rows])).float()

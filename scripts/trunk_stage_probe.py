@@ -38,7 +38,7 @@ from funk_perception.evaluate import (
     score_predictions,
     triplet_annotations,
 )
-from funk_perception.model.trunk import _TF_MEAN, _TF_STD, IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite
+from funk_perception.model.trunk import TF_MEAN, TF_STD, IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite
 
 #: variant name -> (trunk, timm feature indices: 2 = stride 8, 3 = stride 16, 4 = stride 32, "head" = conv_head)
 VARIANTS: dict[str, tuple[str, tuple]] = {
@@ -63,7 +63,7 @@ class StageFeatures(torch.nn.Module):
         self.model = load_efficientnet_lite(trunk).eval()
         self.stages = stages
         mean_in, std_in = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        mean_n, std_n = torch.tensor(_TF_MEAN), torch.tensor(_TF_STD)
+        mean_n, std_n = torch.tensor(TF_MEAN), torch.tensor(TF_STD)
         self.register_buffer("scale", (std_in / std_n).view(1, 3, 1, 1))
         self.register_buffer("shift", ((mean_in - mean_n) / std_n).view(1, 3, 1, 1))
         # feature_info module names -> block index whose output is that stage

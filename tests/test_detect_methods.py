@@ -10,7 +10,7 @@ import torch
 
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
-from funk_perception.evaluate import pck
+from funk_perception.metrics import pck
 from funk_perception.matching import flip_averaged, map_confidence, vote_maps
 from funk_perception.model import FunctionalEncoder, build_trunk, named_config
 from funk_perception.model.heatmap import HeatmapConfig, KeypointHeatmapHead

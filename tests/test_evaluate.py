@@ -20,14 +20,11 @@ from funk_perception.evaluate import (
     EvalConfig,
     Method,
     evaluate,
-    keypoint_distances,
     main,
-    pck,
-    pck_correct,
-    pixels_to_normalized,
     predict_pairs,
     score_predictions,
 )
+from funk_perception.metrics import keypoint_distances, pck, pck_correct, pixels_to_normalized
 from funk_perception.figures import object_region_points, position_colors
 from funk_perception.matching import sample_features
 from funk_perception.model import FunctionalEncoder, Trunk, build_trunk, named_config, preprocess
@@ -295,11 +292,11 @@ def test_checkpoints_of_one_file_name_keep_their_own_rows(tiny: tuple[Path, Path
 
 def _self_pairs(tiny: tuple[Path, Path, Path]) -> tuple[FunKPointDataset, Method, list[Pair], dict[Path, set[str]]]:
     """The tiny set, its trunk-only method, every row paired with itself, and the images each task needs."""
-    from funk_perception.evaluate import _load_methods
+    from funk_perception.evaluate import load_methods
 
     csv_path, model, _ = tiny
     dataset = FunKPointDataset(csv_path)
-    methods = _load_methods(EvalConfig(data=csv_path, models=[model]), torch.device("cpu"))
+    methods = load_methods(EvalConfig(data=csv_path, models=[model]), torch.device("cpu"))
     trunk = next(m for m in methods if m.kind == "trunk")
     pairs = [Pair(i, i, a.task) for i, a in enumerate(dataset.annotations)]
     return dataset, trunk, pairs, {a.image_path: {a.task} for a in dataset.annotations}
@@ -392,7 +389,7 @@ def test_mirror_maps_detect_scores_the_same_on_mirrored_copies(tiny: tuple[Path,
 
 
 def test_confidence_auc_ranks_hits_above_misses() -> None:
-    from funk_perception.evaluate import confidence_auc
+    from funk_perception.metrics import confidence_auc
 
     perfect = confidence_auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([True, True, False, False]))
     assert perfect["auc"] == 1.0 and perfect["hits"] == 2 and perfect["mean_miss"] == pytest.approx(0.15)

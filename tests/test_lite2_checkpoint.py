@@ -11,7 +11,7 @@ import pytest
 
 from funk_perception.data.annotations import FunKPointDataset
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.evaluate import pck
+from funk_perception.metrics import pck
 from funk_perception.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,8 +45,8 @@ MULTI_STAGE: dict[str, str] = {"lite0-ms": "lite0", "lite2-ms": "lite2"}
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # The EfficientNet-Lite weights come from TensorFlow, trained on (x*255-127)/128.
-_TF_MEAN: tuple[float, float, float] = (127.0 / 255.0,) * 3
-_TF_STD: tuple[float, float, float] = (128.0 / 255.0,) * 3
+TF_MEAN: tuple[float, float, float] = (127.0 / 255.0,) * 3
+TF_STD: tuple[float, float, float] = (128.0 / 255.0,) * 3
 
 _LITE_SOURCES: dict[str, tuple[str, str, str]] = {
     # trunk name: (python package, ModelFile class, timm architecture)
@@ -216,10 +216,10 @@ def _lite_trunk(name: str, weights: str | Path | None, pretrained: bool) -> Trun
     last_block = int(s16["module"].split(".")[1])
     shallow = nn.Sequential(model.conv_stem, model.bn1, *model.blocks[: last_block + 1])
     if name not in MULTI_STAGE:
-        return Trunk(name, shallow, s16["num_chs"], _TF_MEAN, _TF_STD)
+        return Trunk(name, shallow, s16["num_chs"], TF_MEAN, TF_STD)
     s32 = [f for f in model.feature_info if f["reduction"] == 32][-1]
     deep = nn.Sequential(*model.blocks[last_block + 1 : int(s32["module"].split(".")[1]) + 1])
-    return Trunk(name, MultiStageBody(shallow, deep), s16["num_chs"] + s32["num_chs"], _TF_MEAN, _TF_STD)
+    return Trunk(name, MultiStageBody(shallow, deep), s16["num_chs"] + s32["num_chs"], TF_MEAN, TF_STD)
 
 
 def _resnet50_trunk(weights: str | Path | None, pretrained: bool) -> Trunk:
