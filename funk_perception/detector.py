@@ -37,9 +37,11 @@ scaled to the input size and the shorter side padded with the ImageNet mean grey
 of transfer and 2 of ``detect`` over squashing (models/README.md, variants 10 and 11),
 and it changes nothing on square images such as the training renders.
 ``letterbox=False`` squashes as before. Points go in and come out in the input's
-pixels either way. The batched device-resident calls (``features_batch``,
-``keypoints_batch``) always squash: their caller, the RL loop, passes square
-renders (``funk_rl.envs``), on which letterboxing would change nothing.
+pixels either way. The batched calls (``features_batch``, ``keypoints_batch``) see
+the same pixels as ``detect``: frames already at the model's square size (the RL
+loop's renders, ``funk_rl.envs``) stay on the device, where letterboxing is the
+identity; any other size goes through the same host preprocessing as ``detect``
+(tests/test_detector_paths.py holds the two paths to the same keypoints).
 
 Confidence is probability mass around the peak (3 x 3 cells): of the averaged
 votes for ``bank`` (how many references agree), of ``softmax(logit_scale *
@@ -117,6 +119,18 @@ def check_image(image: object, where: str = "image") -> np.ndarray:
 #: Reference-free keypoint methods of :meth:`FunctionalKeypointDetector.detect`.
 DETECT_METHODS: tuple[str, ...] = ("heatmap", "bank", "prototypes", "bank_heatmap")
 BANK_METHODS: tuple[str, ...] = ("bank", "bank_heatmap")
+#: The checkpoint parts (``extra`` keys) each detect method needs.
+DETECT_NEEDS: Mapping[str, tuple[str, ...]] = {
+    "heatmap": ("heatmap_head",),
+    "bank": ("bank",),
+    "prototypes": ("prototypes",),
+    "bank_heatmap": ("bank", "heatmap_head"),
+}
+
+
+def available_methods(extra: Mapping[str, object]) -> tuple[str, ...]:
+    """The detect methods a checkpoint's ``extra`` holds every part for, in :data:`DETECT_METHODS` order."""
+    return tuple(m for m in DETECT_METHODS if all(extra.get(part) for part in DETECT_NEEDS[m]))
 
 
 def _to_pixels(points: torch.Tensor, image: np.ndarray, frame: Letterbox | None = None) -> np.ndarray:
@@ -139,7 +153,6 @@ class FunctionalKeypointDetector:
         bank: Mapping[str, Mapping[str, torch.Tensor | np.ndarray]] | None = None,
         method: str = "auto",
         flip: bool = False,
-        bank_top_k: int = 0,
         heatmap_head: KeypointHeatmapHead | None = None,
         letterbox: bool = True,
         letterbox_pad: str = "mean",
@@ -155,7 +168,6 @@ class FunctionalKeypointDetector:
         self.mirror_maps = bool(mirror_maps)
         self.letterbox = bool(letterbox)
         self.letterbox_pad = letterbox_pad
-        self.bank_top_k = int(bank_top_k)
         self.image_size = int(image_size or encoder.config.image_size)
         self.device = encoder.log_logit_scale.device
         self.logit_scale = float(encoder.logit_scale.detach())
@@ -187,15 +199,15 @@ class FunctionalKeypointDetector:
             method = "heatmap" if self.heatmap_head is not None else "bank" if self.bank else "prototypes"
         if method not in DETECT_METHODS:
             raise ValueError(f"method: expected auto or one of {', '.join(DETECT_METHODS)}, found {method!r}")
-        if method == "bank" and not self.bank:
-            raise ValueError("method='bank' needs a reference bank (extra['bank'] of the checkpoint); "
-                             "add one with python -m funk_perception.train.bank")
-        if method == "bank_heatmap" and (not self.bank or self.heatmap_head is None):
-            raise ValueError("method='bank_heatmap' needs a reference bank and a keypoint heatmap head "
-                             "(extra['bank'] and extra['heatmap_head'] of the checkpoint)")
-        if method == "heatmap" and self.heatmap_head is None:
-            raise ValueError("method='heatmap' needs a keypoint heatmap head (extra['heatmap_head'] of the checkpoint); "
-                             "train one with python -m funk_perception.train.heatmap")
+        # prototypes are not required here: a detector built for transfer alone has none (load() requires them)
+        held = {"bank": bool(self.bank), "heatmap_head": self.heatmap_head is not None}
+        missing = [part for part in DETECT_NEEDS[method] if not held.get(part, True)]
+        if missing:
+            parts = {"bank": "a reference bank (extra['bank']; python -m funk_perception.train.bank adds one)",
+                     "heatmap_head": "a keypoint heatmap head (extra['heatmap_head']; "
+                                     "python -m funk_perception.train.heatmap trains one)"}
+            raise ValueError(f"method={method!r} needs {' and '.join(parts[p] for p in missing)}, "
+                             "which this checkpoint lacks")
         self.method = method
 
     @classmethod
@@ -269,17 +281,22 @@ class FunctionalKeypointDetector:
     ) -> tuple[torch.Tensor, list[Letterbox | None]]:
         """Embeddings (B, T, D, h, w) and, per image, its letterbox geometry (None when squashed);
         ``mirrored``: then those of the flipped inputs too, (2B, T, D, h, w), plain ones first."""
-        frames: list[Letterbox | None] = [None] * len(images)
-        if self.letterbox:
-            boxed = [letterbox_image(im, self.image_size, self.letterbox_pad) for im in images]
-            images, frames = [im for im, _ in boxed], [box for _, box in boxed]
-        batch = preprocess(list(images), size=self.image_size).to(self.device)
+        batch, frames = self._prepare(images)
         if mirrored:  # the padded input itself is flipped, so the mirrored grid is exactly the plain one reversed
             batch = torch.cat([batch, batch.flip(-1)])
         with torch.inference_mode():
             if self.flip:
                 return flip_averaged(lambda x: self.encoder(x, list(tasks)), batch), frames
             return self.encoder(batch, list(tasks)).float(), frames
+
+    def _prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox | None]]:
+        """The one preprocessing of every path: letterbox (or squash) on the host with OpenCV, ImageNet-normalise,
+        move to the device. Returns ``(B, 3, S, S)`` and each image's letterbox geometry (None when squashed)."""
+        frames: list[Letterbox | None] = [None] * len(images)
+        if self.letterbox:
+            boxed = [letterbox_image(im, self.image_size, self.letterbox_pad) for im in images]
+            images, frames = [im for im, _ in boxed], [box for _, box in boxed]
+        return preprocess(list(images), size=self.image_size).to(self.device), frames
 
     def features(self, image: np.ndarray, tasks: Sequence[str] | None = None) -> torch.Tensor:
         """Unit-norm embeddings (T, D, h, w) of all requested tasks (default all 10), one forward pass;
@@ -403,8 +420,12 @@ class FunctionalKeypointDetector:
     # Batched, device-resident calls: the per-step path of the RL environment loop. Frames go in
     # once, results stay on the model's device, so N environments cost one forward pass and no host copies.
 
-    def _frames_on_device(self, images: np.ndarray | torch.Tensor, where: str) -> torch.Tensor:
-        """uint8 ``(N, H, W, 3)`` RGB (numpy or torch, any device) -> ImageNet-normalised ``(N, 3, S, S)``."""
+    def _frames_on_device(
+        self, images: np.ndarray | torch.Tensor, where: str
+    ) -> tuple[torch.Tensor, list[Letterbox | None]]:
+        """uint8 ``(N, H, W, 3)`` RGB (numpy or torch, any device) -> ImageNet-normalised ``(N, 3, S, S)`` and each
+        frame's letterbox geometry. Frames at the model's square size stay on the device (letterboxing them is the
+        identity); any other size takes :meth:`_prepare`, the single-image path, so both see the same pixels."""
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(images)
         if not isinstance(images, torch.Tensor):
@@ -414,14 +435,18 @@ class FunctionalKeypointDetector:
             raise TypeError(f"{where}: expected dtype uint8, found {images.dtype}")
         if images.dim() != 4 or images.shape[-1] != 3 or 0 in images.shape:
             raise ValueError(f"{where}: expected a non-empty (N, H, W, 3) RGB batch, found {tuple(images.shape)}")
+        if tuple(images.shape[1:3]) != (self.image_size, self.image_size):
+            return self._prepare(list(images.cpu().numpy()))
         x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-        size = (self.image_size, self.image_size)
-        if tuple(x.shape[-2:]) != size:
-            # On the device, unlike preprocess()'s cv2 resize; frames rendered at the model's size skip this.
-            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return (x - mean) / std, [None] * len(x)
+
+    def _forward(self, x: torch.Tensor, names: list[str], dtype: torch.dtype | None, flip: bool | None) -> torch.Tensor:
+        with torch.inference_mode(), self._autocast(dtype):
+            if self.flip if flip is None else flip:
+                return flip_averaged(lambda batch: self.encoder(batch, names), x).float()
+            return self.encoder(x, names).float()
 
     def _autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
         if dtype is None or dtype == torch.float32:
@@ -446,13 +471,8 @@ class FunctionalKeypointDetector:
         ``False`` halves the cost where mirror-equivariance is not needed.
         """
         names = self._resolve_tasks(tasks, TASKS)
-        x = self._frames_on_device(images, "features_batch(images)")
-        with torch.inference_mode(), self._autocast(dtype):
-            if self.flip if flip is None else flip:
-                feats = flip_averaged(lambda batch: self.encoder(batch, names), x)
-            else:
-                feats = self.encoder(x, names)
-        feats = feats.float()
+        x, _ = self._frames_on_device(images, "features_batch(images)")
+        feats = self._forward(x, names, dtype, flip)
         if pool is None:
             return feats
         n, t, d, h, w = feats.shape
@@ -462,7 +482,7 @@ class FunctionalKeypointDetector:
         self, images: np.ndarray | torch.Tensor, pool: int | None = None, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """The frozen ImageNet trunk alone (no modular network) on N frames: ``(N, C, h, w)`` or pooled ``(N, C, g, g)``."""
-        x = self._frames_on_device(images, "trunk_features_batch(images)")
+        x, _ = self._frames_on_device(images, "trunk_features_batch(images)")
         with torch.inference_mode(), self._autocast(dtype):
             feats = self.encoder.trunk(x)
         feats = feats.float()
@@ -473,11 +493,20 @@ class FunctionalKeypointDetector:
         flip: bool | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`detect` for N frames with one forward pass, on the device: normalised points ``(N, T, K, 2)``
-        (x / width, y / height) and confidences ``(N, T, K)``, tasks as given (default: all :attr:`tasks`)."""
+        (x / width, y / height of each frame) and confidences ``(N, T, K)``, tasks as given (default: all
+        :attr:`tasks`); the same keypoints as :meth:`detect` frame by frame (``mirror_maps`` included)."""
         names = self._resolve_tasks(tasks, self.tasks)
-        feats = self.features_batch(images, names, dtype=dtype, flip=flip)
-        located = [self.locate(frame, names) for frame in feats]
-        return torch.stack([p for p, _ in located]), torch.stack([c for _, c in located])
+        x, frames = self._frames_on_device(images, "keypoints_batch(images)")
+        n = len(frames)
+        if self.mirror_maps:  # as embed(): the padded input itself is flipped
+            x = torch.cat([x, x.flip(-1)])
+        feats = self._forward(x, names, dtype, flip)
+        located = [self.locate(feats[i], names, feats[n + i] if self.mirror_maps else None) for i in range(n)]
+        points = torch.stack([p for p, _ in located])
+        if any(frame is not None for frame in frames):  # back from the letterboxed input to each frame
+            points = torch.stack([p if f is None else torch.from_numpy(f.from_input(p.cpu().double().numpy()))
+                                  .to(p) for p, f in zip(points, frames)])
+        return points, torch.stack([c for _, c in located])
 
     def detect_region(
         self, image: np.ndarray, roi: Sequence[int], tasks: Sequence[str] | None = None

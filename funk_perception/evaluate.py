@@ -74,7 +74,7 @@ from funk_perception.figures import DenseExample, QualitativeExample, object_reg
 from funk_perception.intervals import pck_difference, pck_interval
 from funk_perception.metrics import confidence_auc, pck, pck_correct
 
-from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
+from funk_perception.detector import FunctionalKeypointDetector, available_methods
 from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
@@ -129,7 +129,6 @@ class EvalConfig:
     letterbox: bool = True  # keep the aspect ratio in the square input, as FunctionalKeypointDetector does by default
     letterbox_pad: str = "mean"  # what fills the short side when letterboxing: one of LETTERBOX_PADS
     detect: bool = True  # score reference-free detection on the target rows
-    bank_top_k: int = 0  # detect by bank: only the best-matching k references vote (0: all)
     #: detect also reads the mirrored input and averages the keypoint maps (FunctionalKeypointDetector(mirror_maps=True))
     mirror_maps: bool = False
 
@@ -397,7 +396,6 @@ def detection_rows(
     pairs: Sequence[Pair],
     caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
     refine: str,
-    bank_top_k: int = 0,
     frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
     mirrored_caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]] | None = None,
     seed: int = 0,
@@ -430,13 +428,10 @@ def detection_rows(
         extra = method.encoder.loaded_extra
         head = extra.get("heatmap_head")
         head = None if head is None else KeypointHeatmapHead.from_extra(head)
-        for detect_method in DETECT_METHODS:
-            needs = {"heatmap": ("heatmap_head",), "bank": ("bank",), "bank_heatmap": ("bank", "heatmap_head")}
-            if not all(extra.get(part) for part in needs.get(detect_method, ("prototypes",))):
-                continue
+        for detect_method in available_methods(extra):
             detector = FunctionalKeypointDetector(
                 method.encoder, extra.get("prototypes"), refine=refine, image_size=method.image_size,
-                bank=extra.get("bank"), method=detect_method, bank_top_k=bank_top_k, heatmap_head=head,
+                bank=extra.get("bank"), method=detect_method, heatmap_head=head,
             )
             # a model scores only the tasks it knows (a checkpoint trained on some tasks has no others)
             known = [a for a in targets if a.task in detector.tasks]
@@ -857,7 +852,7 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
                 for m in methods if m.kind == "model" and m.encoder is not None
             }
         results["mirror_maps"] = config.mirror_maps
-        results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine, config.bank_top_k,
+        results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine,
                                            frames, mirrored_caches, config.seed)
     out_dir = config.output_dir()
     results["figures"] = (
@@ -901,8 +896,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--letterbox-pad", choices=LETTERBOX_PADS, default=d.letterbox_pad,
                         help="when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)")
     parser.add_argument("--no-detect", action="store_true", help="skip reference-free detection")
-    parser.add_argument("--bank-top-k", type=int, default=d.bank_top_k,
-                        help="detect by bank: only the k best-matching references vote (0: all)")
+    # removed: the detector never read it, so it never changed a result (kept to say so rather than fail obscurely)
+    parser.add_argument("--bank-top-k", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--mirror-maps", action="store_true",
                         help="detect also on the mirrored input, averaging the keypoint maps "
                              "(detector option mirror_maps=True; twice the cost)")
@@ -911,13 +906,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.bank_top_k is not None:
+        parser.error("--bank-top-k was removed: the detector never used it, every bank vote counted; drop the flag")
     config = EvalConfig(
         data=args.data, references=args.references, models=args.model, trunks=args.trunk, out=args.out, seed=args.seed,
         references_per_task=args.references_per_task, max_targets_per_task=args.max_targets_per_task,
         size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
         batch_size=args.batch_size, figures=not args.no_figures, flip=args.flip, mirror=args.mirror,
-        detect=not args.no_detect, bank_top_k=args.bank_top_k, letterbox=args.letterbox,
+        detect=not args.no_detect, letterbox=args.letterbox,
         letterbox_pad=args.letterbox_pad, mirror_maps=args.mirror_maps,
     )
     command = "python -m funk_perception.evaluate " + " ".join(
