@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
 from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
-from funk_rl.arguments import parse_config  # noqa: E402
+from funk_perception.cli import parse_config  # noqa: E402
 from funk_rl.envs import EPISODE_STEPS  # noqa: E402
 from funk_rl.expert import DapgExpert  # noqa: E402
 from funk_rl.policy import observation_code  # noqa: E402

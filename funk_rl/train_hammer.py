@@ -55,7 +55,7 @@ from tqdm import tqdm  # noqa: E402
 from funk_perception.atomic import save_npz_atomic, write_json_atomic  # noqa: E402
 from funk_perception.cli import command  # noqa: E402
 from funk_perception.model import resolve_device  # noqa: E402
-from funk_rl.arguments import parse_config  # noqa: E402
+from funk_perception.cli import arg, parse_config  # noqa: E402
 from funk_rl.callbacks import RunCallback, save_model_atomic, write_csv_rows  # noqa: E402
 from funk_rl.dagger import FitConfig, aggregate, beta_at, fit_policy  # noqa: E402
 from funk_rl.dapg import PPOWithDemos  # noqa: E402
@@ -81,57 +81,53 @@ DAGGER_FIELDS = ("iteration", "beta", "rollout_episodes", "rollout_success_rate"
 log = logging.getLogger("funk_rl")
 
 
-def _help(text: str, choices: Sequence[str] | None = None) -> dict[str, Any]:
-    return {"help": text, **({"choices": tuple(choices)} if choices else {})}
-
-
 @dataclass
 class TrainConfig:
-    """One training run; every field is a ``--flag`` (:mod:`funk_rl.arguments`). The defaults are the recipe."""
+    """One training run; every field is a ``--flag`` (:func:`funk_perception.cli.parse_config`). The defaults are the recipe."""
 
-    encoder: str = field(default="funk", metadata=_help("observation encoder", ENCODERS))
-    out: str = field(default="", metadata=_help("run folder (default runs/hammer/<encoder>-s<seed>)"))
-    seed: int = field(default=0, metadata=_help("seed of the run (policy initialisation, training episodes)"))
-    model: str = field(default=str(DEFAULT_MODEL), metadata=_help("funk checkpoint for the visual encoders"))
-    image_size: int = field(default=84, metadata=_help("side of the rendered frame the encoder sees, px"))
-    pool: int = field(default=1, metadata=_help("average-pool features over a g x g grid"))
-    precision: str = field(default="auto", metadata=_help("encoder precision", PRECISIONS))
-    device: str = field(default="auto", metadata=_help("auto (GPU when present), cpu, cuda, cuda:1..."))
-    camera: str = field(default="fixed", metadata=_help("camera the frames come from", CAMERAS))
-    reward: str = field(default="dapg", metadata=_help("reward (funk_rl.envs)", REWARDS))
-    expert: str = field(default=str(DEFAULT_EXPERT), metadata=_help("DAPG expert file (funk_rl.expert)"))
-    demos: str = field(default="", metadata=_help("hand_dapg-format demonstrations (default: record the expert)"))
-    demo_episodes: int = field(default=25, metadata=_help("expert episodes to record"))
+    encoder: str = field(default="funk", metadata=arg("observation encoder", choices=ENCODERS))
+    out: str = field(default="", metadata=arg("run folder (default runs/hammer/<encoder>-s<seed>)"))
+    seed: int = field(default=0, metadata=arg("seed of the run (policy initialisation, training episodes)"))
+    model: str = field(default=str(DEFAULT_MODEL), metadata=arg("funk checkpoint for the visual encoders"))
+    image_size: int = field(default=84, metadata=arg("side of the rendered frame the encoder sees, px"))
+    pool: int = field(default=1, metadata=arg("average-pool features over a g x g grid"))
+    precision: str = field(default="auto", metadata=arg("encoder precision", choices=PRECISIONS))
+    device: str = field(default="auto", metadata=arg("auto (GPU when present), cpu, cuda, cuda:1..."))
+    camera: str = field(default="fixed", metadata=arg("camera the frames come from", choices=CAMERAS))
+    reward: str = field(default="dapg", metadata=arg("reward (funk_rl.envs)", choices=REWARDS))
+    expert: str = field(default=str(DEFAULT_EXPERT), metadata=arg("DAPG expert file (funk_rl.expert)"))
+    demos: str = field(default="", metadata=arg("hand_dapg-format demonstrations (default: record the expert)"))
+    demo_episodes: int = field(default=25, metadata=arg("expert episodes to record"))
     # 5 divides the default episode counts (25, 10, 50), so no worker runs an episode that is thrown away.
-    n_envs: int = field(default=5, metadata=_help("environments in worker processes"))
-    threads: int = field(default=1, metadata=_help("torch threads in the main process"))
-    net: tuple[int, ...] = field(default=(256, 256), metadata=_help("hidden layers of the policy"))
-    log_std_init: float = field(default=-2.0, metadata=_help("log std of the policy's Gaussian (PPO's exploration)"))
-    standardise: bool = field(default=True, metadata=_help("standardise observations with the demos' statistics"))
-    time_code: bool = field(default=True, metadata=_help("expand the episode phase into a time code"))
-    bc_epochs: int = field(default=100, metadata=_help("behaviour-cloning epochs per fit"))
-    bc_batch_size: int = field(default=256, metadata=_help("behaviour-cloning batch"))
-    bc_learning_rate: float = field(default=1e-3, metadata=_help("behaviour-cloning step size (Adam)"))
-    dagger_iterations: int = field(default=2, metadata=_help("DAgger iterations after behaviour cloning"))
-    dagger_episodes: int = field(default=10, metadata=_help("policy episodes per DAgger iteration"))
-    beta: float = field(default=0.0, metadata=_help("expert's share of executed actions in DAgger iteration 1"))
-    beta_decay: float = field(default=0.5, metadata=_help("beta's factor per DAgger iteration"))
-    rl_steps: int = field(default=0, metadata=_help("PPO + BC-term environment steps after DAgger (0: none)"))
-    ppo_n_steps: int = field(default=256, metadata=_help("PPO rollout length per environment"))
-    ppo_batch_size: int = field(default=256, metadata=_help("PPO minibatch"))
-    ppo_epochs: int = field(default=5, metadata=_help("PPO epochs per update"))
-    ppo_learning_rate: float = field(default=3e-5, metadata=_help("PPO step size"))
-    gamma: float = field(default=0.995, metadata=_help("discount (DAPG's)"))
-    gae_lambda: float = field(default=0.97, metadata=_help("GAE lambda (DAPG's)"))
-    bc_weight: float = field(default=1.0, metadata=_help("DAPG's lambda0: BC-term weight at the first update"))
-    bc_decay: float = field(default=0.98, metadata=_help("DAPG's lambda1: BC-term factor per update"))
-    rl_eval_every: int = field(default=10_000, metadata=_help("PPO steps between evaluations"))
-    checkpoint_every: int = field(default=5_000, metadata=_help("PPO steps between checkpoints"))
-    iteration_eval_episodes: int = field(default=10, metadata=_help("evaluation episodes after each fit"))
-    eval_episodes: int = field(default=50, metadata=_help("evaluation episodes of the final policy"))
-    eval_envs: int = field(default=5, metadata=_help("evaluation environments"))
-    eval_seed: int = field(default=EVAL_SEED, metadata=_help("first evaluation episode's reset seed"))
-    resume: bool = field(default=False, metadata=_help("continue the run in --out where it stopped"))
+    n_envs: int = field(default=5, metadata=arg("environments in worker processes"))
+    threads: int = field(default=1, metadata=arg("torch threads in the main process"))
+    net: tuple[int, ...] = field(default=(256, 256), metadata=arg("hidden layers of the policy"))
+    log_std_init: float = field(default=-2.0, metadata=arg("log std of the policy's Gaussian (PPO's exploration)"))
+    standardise: bool = field(default=True, metadata=arg("standardise observations with the demos' statistics"))
+    time_code: bool = field(default=True, metadata=arg("expand the episode phase into a time code"))
+    bc_epochs: int = field(default=100, metadata=arg("behaviour-cloning epochs per fit"))
+    bc_batch_size: int = field(default=256, metadata=arg("behaviour-cloning batch"))
+    bc_learning_rate: float = field(default=1e-3, metadata=arg("behaviour-cloning step size (Adam)"))
+    dagger_iterations: int = field(default=2, metadata=arg("DAgger iterations after behaviour cloning"))
+    dagger_episodes: int = field(default=10, metadata=arg("policy episodes per DAgger iteration"))
+    beta: float = field(default=0.0, metadata=arg("expert's share of executed actions in DAgger iteration 1"))
+    beta_decay: float = field(default=0.5, metadata=arg("beta's factor per DAgger iteration"))
+    rl_steps: int = field(default=0, metadata=arg("PPO + BC-term environment steps after DAgger (0: none)"))
+    ppo_n_steps: int = field(default=256, metadata=arg("PPO rollout length per environment"))
+    ppo_batch_size: int = field(default=256, metadata=arg("PPO minibatch"))
+    ppo_epochs: int = field(default=5, metadata=arg("PPO epochs per update"))
+    ppo_learning_rate: float = field(default=3e-5, metadata=arg("PPO step size"))
+    gamma: float = field(default=0.995, metadata=arg("discount (DAPG's)"))
+    gae_lambda: float = field(default=0.97, metadata=arg("GAE lambda (DAPG's)"))
+    bc_weight: float = field(default=1.0, metadata=arg("DAPG's lambda0: BC-term weight at the first update"))
+    bc_decay: float = field(default=0.98, metadata=arg("DAPG's lambda1: BC-term factor per update"))
+    rl_eval_every: int = field(default=10_000, metadata=arg("PPO steps between evaluations"))
+    checkpoint_every: int = field(default=5_000, metadata=arg("PPO steps between checkpoints"))
+    iteration_eval_episodes: int = field(default=10, metadata=arg("evaluation episodes after each fit"))
+    eval_episodes: int = field(default=50, metadata=arg("evaluation episodes of the final policy"))
+    eval_envs: int = field(default=5, metadata=arg("evaluation environments"))
+    eval_seed: int = field(default=EVAL_SEED, metadata=arg("first evaluation episode's reset seed"))
+    resume: bool = field(default=False, metadata=arg("continue the run in --out where it stopped"))
 
     def __post_init__(self) -> None:
         for name, choices in (("encoder", ENCODERS), ("precision", PRECISIONS), ("camera", CAMERAS),
@@ -440,8 +436,8 @@ RENAMED = {"--steps": "--rl-steps", "--n-steps": "--ppo-n-steps", "--batch-size"
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     args = list(sys.argv[1:] if argv is None else argv)
-    for i, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
+    for i, given in enumerate(args):
+        name, eq, value = given.partition("=")
         if name in RENAMED:
             log.warning("%s is now %s (the recipe's PPO stage, after behaviour cloning and DAgger)", name,
                         RENAMED[name])
