@@ -25,7 +25,7 @@ CORE = [
     "matplotlib==3.11.2",
     "scikit-image==0.26.0",
     "tqdm==4.70.1",
-    # the few-shot benchmark's linear probe (funk_perception.fewshot)
+    # the few-shot benchmark's linear probe (scripts/fewshot.py)
     "scikit-learn==1.9.1",
     "scipy==1.17.1",
 ]
@@ -92,10 +92,10 @@ setup(
             "funk-train = funk_perception.train.__main__:main",
             "funk-evaluate = funk_perception.evaluate:main",
             "funk-demo = funk_perception.demo:main",
-            "funk-classify = funk_perception.classify:main",
-            "funk-fewshot = funk_perception.fewshot:main",
-            "funk-report = funk_perception.report:main",
-            "funk-ablation = funk_perception.ablation:main",
+            "funk-classify = funk_perception.moved:classify",
+            "funk-fewshot = funk_perception.moved:fewshot",
+            "funk-report = funk_perception.moved:report",
+            "funk-ablation = funk_perception.moved:ablation",
             "keypoint_node = funk_perception.ros.keypoint_node:main",
             "funk-bag = funk_perception.bag:main",
             "funk-train-hammer = funk_rl.train_hammer:main",

@@ -2,7 +2,7 @@
 # The gating ablation with the shipped recipe (models/README.md): train task, uniform and shared
 # gating on generator-1.3.0 data for each seed, evaluate transfer on the real-photo dev set (plain
 # and mirrored, when ../shared/data is present) and on the synthetic test split, and summarise
-# with `python -m funk_perception.ablation` into results/gating-ablation/.
+# with `python scripts/ablation.py` into results/gating-ablation/.
 # About 21 minutes of training per run on this 2-core CPU VM when it is otherwise idle (6 runs for
 # 2 seeds); every training resumes after a kill and is skipped once finished.
 # Usage: bash scripts/gating_ablation.sh      Env: SEEDS ("0 1"), STEPS (300), DATA (datasets/synth-v13; runs go to runs/v13-CONFIG[-seedN]), THREADS (2),
@@ -59,7 +59,7 @@ for seed in $seeds; do
   done
   evaluate_all "results/ablation$variant$tag" "-seed$seed"
 done
-$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant$tag"
+$py scripts/ablation.py "${outs[@]}" --out "results/gating-ablation$variant$tag"
 
 [ "${JOINED:-1}" = 1 ] || exit 0
 models=(); outs=()
@@ -80,4 +80,4 @@ for config in "paper$variant" "uniform$variant" "shared$variant"; do
   models+=(--model "$joined")
 done
 evaluate_all "results/ablation$variant$tag" "-joined"
-$py -m funk_perception.ablation "${outs[@]}" --out "results/gating-ablation$variant$tag-joined"
+$py scripts/ablation.py "${outs[@]}" --out "results/gating-ablation$variant$tag-joined"

@@ -2,7 +2,7 @@
 # Rebuild docs/RESULTS.md from fresh runs with the current shipped checkpoint:
 # the PCK evaluations (synthetic test split, held-out categories, real-photo dev set),
 # the few-shot benchmark (synthetic held-out categories, real-photo dev set), then
-# `python -m funk_perception.report --collect`, which copies their JSON (and small
+# `python scripts/report.py --collect`, which copies their JSON (and small
 # copies of their figures) into docs/results/ together with the grasp benchmark's
 # JSON (benchmarks/results/grasp.json) and the RL runs (runs/hammer/*), and writes
 # the page. Commit docs/results/ and docs/RESULTS.md afterwards.
@@ -13,7 +13,7 @@
 #
 # Needs the synthetic dataset DATA (default datasets/synth-v13: python -m funk_perception.data.synth --out datasets/synth-v13 --workers 2).
 # Renders datasets/synth-fewshot (seconds) and trains the category-fine-tuned trunk
-# runs/classify-lite0 (python -m funk_perception.classify, about 20 minutes on one
+# runs/classify-lite0 (python scripts/classify.py, about 20 minutes on one
 # thread; resumed if killed, skipped once done) when they are missing. Jobs on the
 # real-photo dev set are skipped when ../shared/data/funkpoint-real-dev is absent.
 set -euo pipefail
@@ -43,7 +43,7 @@ if step fewshot && [ ! -f datasets/synth-fewshot/heldout.csv ]; then
     --instances-per-category 1 --views-per-instance 1 --heldout-instances-per-category 20 --workers 2 --no-progress
 fi
 if step fewshot && [ ! -f "$CLASSIFIER/summary.json" ]; then
-  run "$PY" -m funk_perception.classify --data "$DATA/annotations.csv" --out "$CLASSIFIER" --resume --no-progress
+  run "$PY" scripts/classify.py --data "$DATA/annotations.csv" --out "$CLASSIFIER" --resume --no-progress
 fi
 
 if step evaluate; then
@@ -53,14 +53,14 @@ if step evaluate; then
   [ -f "$REAL" ] && run "$PY" -m funk_perception.evaluate --data "$REAL" "${models[@]}" --out results/eval-real-dev
 fi
 if step fewshot; then
-  run "$PY" -m funk_perception.fewshot --data datasets/synth-fewshot/heldout.csv --model "$MODEL" \
+  run "$PY" scripts/fewshot.py --data datasets/synth-fewshot/heldout.csv --model "$MODEL" \
     --finetuned "$CLASSIFIER/checkpoint.pt" --shots 1 2 5 --splits 3 --images-per-class 20 \
     --label "synthetic held-out categories" --out results/fewshot-synth-heldout --no-progress
   # 1- and 2-shot on the categories with at least 4 distinct photos, many splits (the set is small)
-  [ -f "$REAL" ] && run "$PY" -m funk_perception.fewshot --data "$REAL" --model "$MODEL" \
+  [ -f "$REAL" ] && run "$PY" scripts/fewshot.py --data "$REAL" --model "$MODEL" \
     --finetuned "$CLASSIFIER/checkpoint.pt" --shots 1 2 --splits 100 --images-per-class 0 --min-images-per-class 4 \
     --label "real photos (dev set)" --out results/fewshot-real-dev --no-progress
 fi
 if step report; then
-  run "$PY" -m funk_perception.report --collect
+  run "$PY" scripts/report.py --collect
 fi

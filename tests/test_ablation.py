@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from funk_perception.ablation import AblationError, main, markdown, summarize
+from ablation import AblationError, main, markdown, summarize
 
 
 def _row(gating: str, seed: int, pck: float, data: str = "datasets/synth-v12/annotations.csv") -> dict:

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from funk_perception.model import FunctionalEncoder
-from funk_perception import classify, fewshot
-from funk_perception.fewshot_data import distinct_class_images, find_duplicates
+import classify
+import fewshot
+from fewshot_data import distinct_class_images, find_duplicates
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "synth" / "annotations.csv"

@@ -125,3 +125,12 @@ def test_no_import_cycles_between_modules() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+@pytest.mark.parametrize("name", ["report", "ablation", "fewshot", "classify"])
+def test_research_commands_that_moved_say_where(name: str) -> None:
+    out = subprocess.run([sys.executable, "-m", f"funk_perception.{name}", "--help"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert out.returncode == 2
+    assert f"python scripts/{name}.py --help" in out.stderr
+    assert (ROOT / "scripts" / f"{name}.py").is_file()

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from funk_perception import report
+import report
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"
 
@@ -89,7 +89,7 @@ def test_missing_files(inputs, capsys):
     assert report.main(["--inputs", str(inputs), "--out", str(inputs.parent / "RESULTS.md")]) == 2
     err = capsys.readouterr().err
     assert "fewshot-synth-heldout.json: required results file not found" in err
-    assert "python -m funk_perception.fewshot" in err and "scripts/make_results.sh" in err
+    assert "python scripts/fewshot.py" in err and "scripts/make_results.sh" in err
 
 
 def test_collect_copies_results_and_shrinks_figures(tmp_path):
