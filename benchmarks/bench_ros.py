@@ -1,17 +1,25 @@
 """keypoint_node end to end: latency (publish -> keypoints received) and the highest rate it keeps up with.
 
-    python benchmarks/bench_ros.py [--frames 20] [--rates 2 5 10 15 30] [--duration 6] [--threads 0]
+    python benchmarks/bench_ros.py [--sizes 640x480 1280x720] [--frames 20] [--rates 2 5 10 15 30]
+        [--duration 6] [--threads 0]
 
-Runs the installed ``keypoint_node`` (default parameters: markers and the
-annotated image published too) on an isolated localhost ROS graph and feeds it
-640 x 480 rgb8 frames (a shipped sample, resized) from a client node, for 1 task
-and for all 10. Latency: ``--frames`` frames one at a time, each sent once the
-previous answer came back; p50/p95 in ms. Sustained rate: frames at each of
-``--rates`` Hz for ``--duration`` s; a rate is sustained when at least 90 % of
-the frames are answered and the p95 latency of the second half is within 1.5x
-that of the first half (no backlog building up; the node drops what it cannot
-take). GPU rows come when CUDA is available (``--device auto``). Writes
-benchmarks/results/ros.json and ros.md (machine, load average, date, command).
+Runs the installed ``keypoint_node`` with its default parameters (best-effort
+``sensor_data`` input, markers and the annotated image published too; only
+``tasks``, ``device`` and ``threads`` set) on an isolated localhost ROS graph
+and feeds it rgb8 frames of each of ``--sizes`` (a shipped sample, resized)
+from a client node, for 1 task and for all 10. The client is the camera here,
+so it runs with config/fastdds.xml as docs/ROS.md tells a camera driver to
+(``FASTRTPS_DEFAULT_PROFILES_FILE``, unless already set); the node applies the
+profile to itself. Latency: ``--frames`` frames one at a time, each sent once
+the previous answer came back (or 10 s passed: counted unanswered); p50/p95 in
+ms. Sustained rate: frames at each of ``--rates`` Hz for ``--duration`` s; the
+fraction answered and the latency percentiles of those answered; a rate is
+sustained when at least 90 % of the frames are answered and the p95 latency of
+the second half is within 1.5x that of the first half (no backlog building up;
+the node drops what it cannot take, counted as ``dropped`` in its
+diagnostics). GPU rows come when CUDA is available (``--device auto``).
+Writes benchmarks/results/ros.json and ros.md (machine, load average, date,
+command).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import rclpy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
-from funk_perception.ros import client  # noqa: E402
+from funk_perception.ros import client, transport  # noqa: E402
 from funk_perception.tasks import TASKS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,16 +52,24 @@ SAMPLE = ROOT / "samples" / "synth" / "images" / "watering_can" / "watering_can_
 TARGETS = {"cpu": {"tasks": 1, "rate_hz": 10, "p95_ms": 150}, "cuda": {"tasks": 10, "rate_hz": 30, "p95_ms": 15}}
 
 
-def latency(probe: client.NodeClient, msg, frames: int, base: int) -> list[float]:
+def latency(probe: client.NodeClient, msg, frames: int, base: int) -> tuple[list[float], int]:
+    """(latencies in ms of the frames answered, frames sent), one frame at a time."""
     out = []
     for n in range(frames):
         stamp = base + n * 1_000_000
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         start = time.monotonic()
         probe.pub_image.publish(msg)
-        probe.wait_keypoints(stamp, 60.0)
+        try:
+            probe.wait_keypoints(stamp, 10.0)
+        except TimeoutError:  # lost (best effort) or refused: counted as unanswered, not waited for
+            continue
         out.append(1000.0 * (probe.arrival[stamp] - start))
-    return out
+    return out, frames
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def flood(probe: client.NodeClient, msg, rate: float, duration: float, base: int) -> dict:
@@ -78,23 +94,47 @@ def flood(probe: client.NodeClient, msg, rate: float, duration: float, base: int
     fraction = len(answered) / len(stamps)
     return {
         "rate_hz": rate, "sent": len(stamps), "answered": len(answered), "answered_fraction": fraction,
+        "p50_ms": _percentile(list(lat.values()), 50), "p95_ms": _percentile(list(lat.values()), 95),
+        "p99_ms": _percentile(list(lat.values()), 99),
         "p95_ms_first_half": p95_first, "p95_ms_second_half": p95_second,
         "sustained": bool(fraction >= 0.9 and p95_second <= 1.5 * p95_first),
     }
 
 
-def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domain: int, log: Path) -> dict:
-    parameters = {"tasks": tasks, "device": device, "threads": args.threads, "image_qos": "reliable"}
-    proc = client.start_node(domain, ROOT / "config" / "keypoints.yaml", parameters, log=log)
+def bench_size(args: argparse.Namespace, probe: client.NodeClient, size: tuple[int, int], base: int) -> dict:
+    """Latency and floods at one frame size, on a running node; the node's counters over this size alone."""
+    rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB), size)
+    msg = client.image_msg(rgb, "rgb8", base)
+    probe.exchange(lambda: probe.pub_image.publish(msg), base, timeout=120.0)  # warm, and discovery done
+    before = probe.wait_diagnostics(lambda v: True, 60.0)
+    lat, sent = latency(probe, msg, args.frames, base + 1_000_000_000)
+    floods = [flood(probe, msg, rate, args.duration, base + (10 + i) * 1_000_000_000)
+              for i, rate in enumerate(args.rates)]
+    after = probe.wait_diagnostics(lambda v: True, 60.0)
+    sustained = [f["rate_hz"] for f in floods if f["sustained"]]
+    return {
+        "image": f"{size[0]}x{size[1]} rgb8", "p50_ms": _percentile(lat, 50), "p95_ms": _percentile(lat, 95),
+        "p99_ms": _percentile(lat, 99), "frames": sent, "answered": len(lat),
+        "max_sustained_hz": max(sustained) if sustained else 0.0, "floods": floods,
+        **{f"node_{k}": int(after.get(k, 0)) - int(before.get(k, 0))
+           for k in ("received", "dropped", "transport.lost")},
+    }
+
+
+def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domain: int, log: Path) -> list[dict]:
+    parameters = {"tasks": tasks, "device": device, "threads": args.threads}  # the rest: the node's defaults
+    proc = client.start_node(domain, None, parameters, log=log)
     probe = client.NodeClient()
+    rows = []
     try:
         probe.wait_connected(300.0)
-        rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB), (640, 480))
-        msg = client.image_msg(rgb, "rgb8", 0)
-        probe.exchange(lambda: probe.pub_image.publish(msg), 0, timeout=120.0)  # warm, and discovery done
-        lat = latency(probe, msg, args.frames, 1_000_000_000)
-        floods = [flood(probe, msg, rate, args.duration, (10 + i) * 1_000_000_000) for i, rate in enumerate(args.rates)]
-        stats = probe.wait_diagnostics(lambda v: True, 60.0)
+        for n, size in enumerate(args.sizes):
+            row = bench_size(args, probe, size, (n + 1) * 1_000_000_000_000)
+            row.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu", device_kind=device,
+                       threads=args.threads, tasks=len(tasks), load_1min=round(os.getloadavg()[0], 2))
+            rows.append(row)
+            print(f"{row['device']} {row['tasks']} task(s) {row['image']}: p50 {row['p50_ms']:.0f} ms, "
+                  f"p95 {row['p95_ms']:.0f} ms, sustained {row['max_sustained_hz']:g} Hz", flush=True)
     finally:
         probe.close()
         proc.terminate()
@@ -103,18 +143,14 @@ def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domai
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(30)
-    sustained = [f["rate_hz"] for f in floods if f["sustained"]]
-    return {
-        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
-        "device_kind": device, "threads": args.threads, "tasks": len(tasks), "image": "640x480 rgb8",
-        "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)), "frames": len(lat),
-        "max_sustained_hz": max(sustained) if sustained else 0.0, "floods": floods,
-        "node_dropped": int(stats.get("dropped", 0)), "node_received": int(stats.get("received", 0)),
-    }
+    return rows
 
 
 def run(args: argparse.Namespace) -> dict:
     domain = 120 + os.getpid() % 80
+    # this process is the camera: it gets the profile a camera driver is told to use (docs/ROS.md)
+    os.environ.setdefault(transport.PROFILE_VARIABLE, str(transport.profile_path()))
+    camera_profile = os.environ[transport.PROFILE_VARIABLE]
     client.init(domain)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.cpu_only else [])
     rows = []
@@ -123,10 +159,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         for device in devices:
             for tasks in ([TASKS[0]], list(TASKS)):
-                row = bench_setting(args, device, tasks, domain, log_dir / f"node_{device}_{len(tasks)}.log")
-                rows.append(row)
-                print(f"{row['device']} {row['tasks']} task(s): p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, "
-                      f"sustained {row['max_sustained_hz']:g} Hz", flush=True)
+                rows += bench_setting(args, device, tasks, domain, log_dir / f"node_{device}_{len(tasks)}.log")
     finally:
         rclpy.try_shutdown()
     return {
@@ -135,6 +168,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "load_average": list(os.getloadavg())},
         "targets": TARGETS, "rates_hz": args.rates, "duration_s": args.duration, "rows": rows,
+        "node_parameters": "defaults except tasks, device, threads", "camera_profile": camera_profile,
     }
 
 
@@ -146,23 +180,39 @@ def markdown(results: dict) -> str:
         f"{results['date']}, `{results['command']}`.",
         f"Machine: {m['processor']}, {m['cpu_count']} CPUs, torch {m['torch']}, load average at the end "
         f"{[round(x, 1) for x in m['load_average']]} (other jobs shared the cores).",
-        "Latency: publish -> `keypoints` received by the client, 640 x 480 rgb8, one frame at a time, "
-        "default outputs (cloud, markers, annotated image). Sustained: >= 90 % answered and no growing p95 "
-        f"over {results['duration_s']:g} s at each of {results['rates_hz']} Hz. Targets: CPU 1 task >= 10 Hz "
-        "with p95 < 150 ms; GPU 10 tasks 30 Hz with p95 < 15 ms.",
+        "Node: default parameters (best-effort `sensor_data` input; cloud, markers and annotated image published) "
+        f"except tasks, device, threads. Camera side (this client): Fast DDS profile `{results['camera_profile']}`.",
+        "Latency: publish -> `keypoints` received by the client, one frame at a time. Floods: frames at each rate "
+        f"for {results['duration_s']:g} s; answered = clouds received for frames sent; latency percentiles of "
+        "those answered; node received / dropped (latest-frame policy) / lost in transport over the whole row. "
+        "Sustained: >= 90 % answered and no growing p95. Targets: CPU 1 task >= 10 Hz with p95 < 150 ms; "
+        "GPU 10 tasks 30 Hz with p95 < 15 ms.",
         "",
-        "| device | threads | tasks | p50 ms | p95 ms | max sustained Hz | answered at each rate |",
-        "|---|---|---|---|---|---|---|",
+        "| device | tasks | image | one at a time: answered, p50 / p95 / p99 ms | max sustained Hz | "
+        "at each rate: answered, p50 / p95 ms | node received, dropped, lost in transport | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
-        answered = ", ".join(f"{f['rate_hz']:g} Hz: {100 * f['answered_fraction']:.0f} %" for f in r["floods"])
-        lines.append(f"| {r['device']} | {r['threads'] or 'default'} | {r['tasks']} | {r['p50_ms']:.0f} | "
-                     f"{r['p95_ms']:.0f} | {r['max_sustained_hz']:g} | {answered} |")
+        floods = "; ".join(f"{f['rate_hz']:g} Hz: {f['answered']}/{f['sent']} ({100 * f['answered_fraction']:.0f} %), "
+                           f"{f['p50_ms']:.0f} / {f['p95_ms']:.0f}" for f in r["floods"])
+        lines.append(f"| {r['device']} | {r['tasks']} | {r['image']} | {r['answered']}/{r['frames']}, "
+                     f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {r['max_sustained_hz']:g} | "
+                     f"{floods} | {r['node_received']}, {r['node_dropped']}, {r['node_transport.lost']} | "
+                     f"{r['load_1min']} |")
     return "\n".join(lines) + "\n"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, found {text!r}") from None
+    return width, height
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", type=_size, default=[(640, 480), (1280, 720)], help="WIDTHxHEIGHT ...")
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--rates", type=float, nargs="+", default=[2.0, 5.0, 10.0, 15.0, 30.0])
     parser.add_argument("--duration", type=float, default=6.0)

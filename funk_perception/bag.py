@@ -7,11 +7,14 @@
 Reads a rosbag2 (sqlite3 or mcap) with ``rosbags`` (no ROS install needed) and
 writes OUTPUT_BAG with every input topic copied unchanged plus, for each colour
 frame, the node's outputs under ``--namespace`` (default: the image topic's
-namespace): ``keypoints`` (PointCloud2), ``keypoints/markers``,
-``keypoints/image`` and one ``diagnostics`` at the end, same types, layout and
-stamps as the live node. Depth is matched to colour by header stamp within
-``--depth-tolerance``, as in the node: a colour frame waits until a depth frame
-of its stamp, or a later one, has been read.
+namespace): ``keypoints`` (PointCloud2), ``keypoints/<task>`` (one cloud per
+task), ``keypoints/markers``, ``keypoints/image``, the latched
+``keypoints/layout`` once, and on ``/diagnostics`` the node's status once a
+second of bag time and at the end; same types, layout and stamps as the live
+node. Depth is matched to colour by header stamp within ``--depth-tolerance``,
+as in the node: a colour frame waits until a depth frame of its stamp, or a
+later one, has been read. Options are checked as the node checks its
+parameters (funk_perception/ros/params.py), before the bag is read.
 
 The output is written to a hidden folder beside OUTPUT_BAG and renamed into
 place once complete, so a crash or Ctrl-C never leaves a half-written bag.
@@ -30,15 +33,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from funk_perception.cli import command
 from funk_perception.detector import FunctionalKeypointDetector
+from funk_perception.ros import diagnostics
 from funk_perception.ros.convert import FrameError, stamp_ns
-from funk_perception.ros.messages import RosbagsFactory, diagnostics_message, frame_outputs
-from funk_perception.ros.params import parse_tasks
+from funk_perception.ros.layout import LAYOUT_TOPIC, layout_message
+from funk_perception.ros.messages import RosbagsFactory, frame_outputs, task_topic
+from funk_perception.ros.params import parse_tasks, validate
+from funk_perception.ros.roi import outside_image
 from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
 from funk_perception.ros.staging import staged_bag
@@ -48,12 +55,18 @@ from funk_perception.tasks import TASKS
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+CLOUD = "sensor_msgs/msg/PointCloud2"
+DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 OUTPUT_TYPES = {
-    "keypoints": "sensor_msgs/msg/PointCloud2",
+    "keypoints": CLOUD,
     "keypoints/markers": "visualization_msgs/msg/MarkerArray",
     "keypoints/image": IMAGE,
-    "diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
 }
+#: The node whose outputs the bag's stand for: its name goes into the diagnostics status.
+NODE_NAME = "keypoint_node"
+#: Latched, as the node publishes keypoints/layout, so ``ros2 bag play`` offers it to late subscribers too.
+LATCHED = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0),
+              QosTime(0, 0), QosLiveliness.SYSTEM_DEFAULT, QosTime(0, 0), False)
 
 
 @dataclass
@@ -71,11 +84,34 @@ class BagConfig:
     roi: tuple[int, int, int, int] | None = None
     depth_tolerance: float = 0.02
     depth_window: int = 5
+    hardware_id: str | None = None  # None: the model file on the device, as the node
+    expected_rate: float = 0.0  # keypoint clouds per second of bag time the frequency status expects
     markers: bool = True
     image: bool = True
     storage: str = "sqlite3"
     progress: bool = True
     counts: Counter = field(default_factory=Counter)
+
+
+def check_config(config: BagConfig) -> None:
+    """Check and normalise the options the node has as parameters, with the node's own validation
+    (funk_perception/ros/params.py); raises ValueError naming the option, expected and found."""
+    def checked(option: str, name: str, value: Any) -> Any:
+        try:
+            return validate(name, value)
+        except ValueError as exc:
+            raise ValueError(f"--{option}: {str(exc).removeprefix(name + ': ')}") from None
+
+    config.tasks = tuple(checked("tasks", "tasks", list(config.tasks)))
+    config.device = checked("device", "device", config.device)
+    config.min_confidence = checked("min-confidence", "min_confidence", config.min_confidence)
+    config.depth_tolerance = checked("depth-tolerance", "depth_tolerance", config.depth_tolerance)
+    config.depth_window = checked("depth-window", "depth_window", config.depth_window)
+    config.expected_rate = checked("expected-rate", "expected_rate", config.expected_rate)
+    if config.roi is not None:
+        config.roi = tuple(checked("roi", "roi", list(config.roi)))  # type: ignore[assignment]
+    if config.storage not in ("sqlite3", "mcap"):
+        raise ValueError(f"--storage: expected sqlite3 or mcap, found {config.storage!r}")
 
 
 def _open_reader(path: Path) -> Reader:
@@ -123,8 +159,7 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
     output = Path(config.output)
     if output.exists():
         raise FileExistsError(f"{output}: the output bag exists already; remove it or choose another path")
-    if config.storage not in ("sqlite3", "mcap"):
-        raise ValueError(f"--storage: expected sqlite3 or mcap, found {config.storage!r}")
+    check_config(config)
     typestore = get_typestore(Stores.ROS2_JAZZY)
     make = RosbagsFactory(typestore)
     reader = _open_reader(Path(config.input))
@@ -139,8 +174,11 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
             info_conn = _pick_topic(reader, config.camera_info_topic, (CAMERA_INFO,), "camera-info", config.input)
         image_conn = _pick_topic(reader, config.image_topic, (IMAGE, COMPRESSED), "image", config.input,
                                  exclude=depth_conn.topic if depth_conn is not None else None)
-        detector = detector or FunctionalKeypointDetector.load(config.model or default_checkpoint(), device=config.device)
+        model = config.model or default_checkpoint()
+        detector = detector or FunctionalKeypointDetector.load(model, device=config.device)
         tasks = parse_tasks(config.tasks, detector.tasks)
+        if config.hardware_id is None:
+            config.hardware_id = diagnostics.default_hardware_id(detector.device, model)
         base = image_conn.topic.removesuffix("/compressed")  # image_transport's name for the jpeg/png stream
         namespace = config.namespace if config.namespace is not None else base.rsplit("/", 1)[0]
         temp = staged_bag(output)
@@ -165,7 +203,6 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
     infos: StampBuffer[Any] = StampBuffer(60)
     latest: dict[str, Any] = {}
     pending: list[tuple[int, Any]] = []  # colour frames waiting for their depth
-    last_header = None
     storage = StoragePlugin.MCAP if config.storage == "mcap" else StoragePlugin.SQLITE3
     try:
         writer = Writer(temp, version=9, storage_plugin=storage)
@@ -174,29 +211,45 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
         raise OSError(f"{config.output}: cannot write a bag there: {exc}") from exc
     try:
         copies = {c.id: _copy_connection(writer, c, typestore) for c in reader.connections}
+        types = {**OUTPUT_TYPES, **{task_topic(t): CLOUD for t in tasks}}
         outputs = {name: writer.add_connection(f"{namespace}/{name}", msgtype, typestore=typestore)
-                   for name, msgtype in OUTPUT_TYPES.items()}
+                   for name, msgtype in types.items()}
+        layout = writer.add_connection(f"{namespace}/{LAYOUT_TOPIC}", "std_msgs/msg/String", typestore=typestore,
+                                       offered_qos_profiles=[LATCHED])
+        status = _BagDiagnostics(writer, writer.add_connection(diagnostics.DIAGNOSTICS_TOPIC, DIAGNOSTICS,
+                                                               typestore=typestore), typestore, make, config)
+        checked_roi = False
 
         def run(timestamp: int, msg: Any) -> None:
-            nonlocal last_header
+            nonlocal checked_roi
             counts["received"] += 1
+            if counts["received"] == 1:
+                writer.write(layout, timestamp, typestore.serialize_cdr(
+                    layout_message(make, tasks, config.min_confidence), "std_msgs/msg/String"))
             stamp = stamp_ns(msg.header)
             depth = depths.nearest(stamp, tolerance) if depth_conn is not None else None
             info = (infos.nearest(stamp, tolerance) or latest.get("info")) if depth_conn is not None else None
             try:
                 frame = decode_frame(msg, compressed, depth, info)
+                if not checked_roi and config.roi is not None:
+                    # the node refuses a roi parameter that misses the image; offline, that ends the run
+                    reason = outside_image(config.roi, frame.rgb.shape[1], frame.rgb.shape[0], "--roi")
+                    if reason is not None:
+                        raise ValueError(reason)
+                    checked_roi = True
                 roi = parse_roi(config.roi, frame.rgb.shape[1], frame.rgb.shape[0])
                 found = frame_keypoints(detector, frame, tasks, roi, config.depth_window)
             except FrameError as exc:
                 counts[f"rejected.{exc.reason}"] += 1
+                status.at(timestamp)
                 return
             if depth_conn is not None and (frame.depth_problem or depth is None):
                 counts[f"no_3d.{frame.depth_problem or 'no_depth'}"] += 1
             for name, out in frame_outputs(make, msg.header, frame, found, config.min_confidence,
                                            config.markers, config.image).items():
-                writer.write(outputs[name], timestamp, typestore.serialize_cdr(out, OUTPUT_TYPES[name]))
+                writer.write(outputs[name], timestamp, typestore.serialize_cdr(out, types[name]))
             counts["processed"] += 1
-            last_header = (timestamp, msg.header)
+            status.tick(timestamp)
 
         def flush(until: int | None) -> None:
             """Run the waiting colour frames whose depth is in, or can no longer come (a later one was read)."""
@@ -230,15 +283,53 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
             flush(None)
         except ReaderError as exc:
             raise ValueError(f"{config.input}: corrupt or truncated bag: {exc}") from exc
-        if last_header is not None:
-            stats = {k: counts[k] for k in ("received", "processed")}
-            stats.update({k: v for k, v in sorted(counts.items()) if "." in k})
-            rejected = sum(v for k, v in counts.items() if k.startswith("rejected."))
-            diag = diagnostics_message(make, last_header[1], "funk_perception: bag", stats,
-                                       f"{rejected} frames rejected" if rejected else "")
-            writer.write(outputs["diagnostics"], last_header[0], typestore.serialize_cdr(diag, OUTPUT_TYPES["diagnostics"]))
+        status.finish()
     finally:
         writer.close()
+
+
+class _BagDiagnostics:
+    """The node's /diagnostics status, written once per second of bag time (the colour frames' log times)
+    and once after the last frame, with its frequency status measured in bag time."""
+
+    def __init__(self, writer: Writer, connection: Any, typestore: Any, make: RosbagsFactory, config: BagConfig) -> None:
+        self.writer, self.connection, self.typestore, self.make, self.config = writer, connection, typestore, make, config
+        self.frequency: diagnostics.FrequencyStatus | None = None
+        self.next_ns = 0
+        self.last_ns: int | None = None
+
+    def tick(self, timestamp: int) -> None:
+        """A cloud was written at ``timestamp`` (ns)."""
+        self.at(timestamp)
+        assert self.frequency is not None
+        self.frequency.tick()
+
+    def at(self, timestamp: int) -> None:
+        """Bag time reached ``timestamp`` (ns): write the updates due before it."""
+        if self.frequency is None:
+            self.frequency, self.next_ns = diagnostics.FrequencyStatus(timestamp / 1e9), timestamp + 1_000_000_000
+        while timestamp >= self.next_ns:
+            self._write(self.next_ns)
+            self.next_ns += 1_000_000_000
+        self.last_ns = timestamp
+
+    def finish(self) -> None:
+        if self.last_ns is not None:
+            self._write(self.last_ns)
+
+    def _write(self, timestamp: int) -> None:
+        assert self.frequency is not None
+        counts = self.config.counts
+        stats = {k: counts[k] for k in ("received", "processed")}
+        stats["rejected"] = sum(v for k, v in counts.items() if k.startswith("rejected."))
+        stats.update({k: v for k, v in sorted(counts.items()) if "." in k})
+        frequency = self.frequency.run(timestamp / 1e9, self.config.expected_rate)
+        status = diagnostics.keypoint_status(frequency, stats, int(stats["rejected"]))
+        sec, nanosec = divmod(timestamp, 1_000_000_000)
+        header = self.make("std_msgs/msg/Header", stamp=self.make("builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec))
+        msg = diagnostics.diagnostics_array(self.make, header, diagnostics.status_name(NODE_NAME),
+                                            self.config.hardware_id or "", status)
+        self.writer.write(self.connection, timestamp, self.typestore.serialize_cdr(msg, DIAGNOSTICS))
 
 
 def _roi(text: str) -> tuple[int, int, int, int]:
@@ -265,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-confidence", type=float, default=0.0)
     parser.add_argument("--roi", type=_roi, help="x,y,width,height region of interest in pixels")
     parser.add_argument("--depth-tolerance", type=float, default=0.02, help="seconds (default 0.02)")
+    parser.add_argument("--depth-window", type=int, default=5,
+                        help="odd side in pixels of the window whose median depth a keypoint gets (default 5)")
+    parser.add_argument("--hardware-id", help="hardware_id of the diagnostics status (default: model and device)")
+    parser.add_argument("--expected-rate", type=float, default=0.0,
+                        help="clouds per second of bag time the diagnostics' frequency status expects (default 0)")
     parser.add_argument("--storage", default="sqlite3", choices=("sqlite3", "mcap"))
     parser.add_argument("--no-markers", action="store_true")
     parser.add_argument("--no-image", action="store_true", help="leave keypoints/image out (smaller bag)")
@@ -278,8 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BagConfig(
         args.input, args.output, tuple(t for t in args.tasks.split(",") if t), args.image_topic, args.depth_topic,
         args.camera_info_topic, args.namespace, args.model, args.device, args.min_confidence, args.roi,
-        args.depth_tolerance, markers=not args.no_markers, image=not args.no_image, storage=args.storage,
-        progress=not args.no_progress,
+        args.depth_tolerance, args.depth_window, args.hardware_id, args.expected_rate, markers=not args.no_markers,
+        image=not args.no_image, storage=args.storage, progress=not args.no_progress,
     )
     counts = process_bag(config)
     print(f"{args.output}: {counts['processed']} of {counts['received']} frames processed"

@@ -48,6 +48,18 @@ votes for ``bank`` (how many references agree), of ``softmax(logit_scale *
 cosine)`` over all locations for ``prototypes`` and ``transfer``, with the
 checkpoint's own learned ``logit_scale``, the distribution the contrastive loss
 trains; unlike a raw cosine it drops when a keypoint is ambiguous.
+
+The user's own labelled photos (a bank file written by ``python -m
+funk_perception.references add``, funk_perception/reference_bank.py) join the
+bank methods through ``load(..., references=PATH, references_mode="add" |
+"replace")`` or :meth:`FunctionalKeypointDetector.use_references`: with
+``add`` their votes and the shipped bank's are mixed (the user's references
+together weigh :data:`ADD_SHARE`), with ``replace`` theirs alone decide, for the
+tasks they cover (other tasks, and a keypoint none of them labels, keep the
+shipped bank). Each reference votes with whichever of its two views, the photo
+or its mirror image, matches the image better
+(:func:`funk_perception.matching.best_views`). A bank embedded by another
+encoder is refused (its fingerprint, docs/REFERENCES.md).
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ import torch.nn.functional as F
 from funk_perception.matching import (
     REFINE_METHODS,
     agreement_confidence,
+    best_views,
     flip_averaged,
     map_confidence,
     peak_confidence,
@@ -75,6 +88,15 @@ from funk_perception.matching import (
 from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder, Trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox as letterbox_image
+from funk_perception.reference_bank import (
+    REFERENCE_MODES,
+    EmbeddingSettings,
+    ReferenceBank,
+    ReferenceBankError,
+    check_fingerprint,
+    encoder_fingerprint,
+    load_bank,
+)
 from funk_perception.tasks import KEYPOINTS, NUM_KEYPOINTS, TASKS, normalize_task
 
 
@@ -126,6 +148,11 @@ DETECT_NEEDS: Mapping[str, tuple[str, ...]] = {
     "prototypes": ("prototypes",),
     "bank_heatmap": ("bank", "heatmap_head"),
 }
+
+
+#: With ``references_mode="add"``: the share of the votes the user's references cast together, the shipped
+#: bank the rest (docs/REFERENCES.md has the variants measured on the real dev photos).
+ADD_SHARE = 0.5
 
 
 def available_methods(extra: Mapping[str, object]) -> tuple[str, ...]:
@@ -194,6 +221,12 @@ class FunctionalKeypointDetector:
                     f"found {tuple(emb.shape)} and {tuple(vis.shape)}"
                 )
             self.bank[task] = (emb.to(self.device), vis.to(self.device))
+        #: the user's references per task (:meth:`use_references`), beside or instead of ``bank``:
+        #: embeddings (M, len(VIEWS), 5, D) and visible (M, 5)
+        self.references: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.references_mode = "add"
+        self.references_share: float | None = ADD_SHARE
+        self._fingerprint: str | None = None
         self.heatmap_head = None if heatmap_head is None else heatmap_head.to(self.device).eval()
         if method == "auto":
             method = "heatmap" if self.heatmap_head is not None else "bank" if self.bank else "prototypes"
@@ -224,12 +257,21 @@ class FunctionalKeypointDetector:
         letterbox_pad: str = "mean",
         mirror_maps: bool = False,
         image_size: int | None = None,
+        references: str | Path | None = None,
+        references_mode: str = "add",
     ) -> "FunctionalKeypointDetector":
         """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present).
 
         ``image_size``: the network's input side when not the checkpoint's own (the encoder is fully
         convolutional); the bank, heatmap head and detect method come along either way.
+        ``references``: a bank file of the user's labelled photos (funk_perception/reference_bank.py) that
+        ``detect`` uses beside (``references_mode="add"``) or instead of (``"replace"``) the shipped bank;
+        :meth:`use_references` says how.
         """
+        if references_mode not in REFERENCE_MODES:  # before the model loads: a typo costs no seconds
+            raise ValueError(f"references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
+                             f"found {references_mode!r}")
+        user_bank = None if references is None or str(references) == "" else load_bank(references)
         encoder = FunctionalEncoder.load(path, resolve_device(device), trunk=trunk, trunk_weights=trunk_weights)
         prototypes = encoder.loaded_extra.get("prototypes")
         if not isinstance(prototypes, Mapping) or not prototypes:
@@ -244,16 +286,113 @@ class FunctionalKeypointDetector:
             if method not in DETECT_METHODS:
                 raise ValueError(f"{path}: extra['detect_method']: expected one of {', '.join(DETECT_METHODS)}, "
                                  f"found {method!r}")
-        return cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method, flip=flip,
-                   heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"),
-                   letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps, image_size=image_size)
+        detector = cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method,
+                       flip=flip, heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(
+                           head, f"{path}: extra['heatmap_head']"),
+                       letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps, image_size=image_size)
+        if user_bank is not None:
+            detector.use_references(user_bank, references_mode, bank_path=str(references), model=path)
+        return detector
+
+    # -- the user's references (funk_perception/reference_bank.py) ------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of this detector's encoder weights (:func:`funk_perception.reference_bank.encoder_fingerprint`)."""
+        if self._fingerprint is None:
+            self._fingerprint = encoder_fingerprint(self.encoder)
+        return self._fingerprint
+
+    @property
+    def embedding_settings(self) -> EmbeddingSettings:
+        """The options that change an embedding, as this detector feeds images to its encoder."""
+        return EmbeddingSettings(self.image_size, self.letterbox, self.letterbox_pad, self.flip)
+
+    def embed_keypoints(self, image: np.ndarray, points: np.ndarray, task: str) -> torch.Tensor:
+        """Unit embeddings (K, D) of ``task`` at ``points`` (K, 2) of ``image``, normalised ``(x / W, y / H)``
+        from the top-left pixel's corner: exactly what ``detect`` sees there (same letterbox, input size and
+        flip), sampled as the shipped bank samples its references (funk_perception/train/bank.py)."""
+        check_image(image, "embed_keypoints(image)")
+        (name,) = self._resolve_tasks([task], TASKS)
+        normalized = np.asarray(points, dtype=np.float64)
+        if normalized.ndim != 2 or normalized.shape[1] != 2 or not np.isfinite(normalized).all() \
+                or normalized.min(initial=0.0) < 0.0 or normalized.max(initial=0.0) > 1.0:
+            raise ValueError(f"embed_keypoints(points): expected finite (K, 2) x, y normalised to [0, 1], "
+                             f"found {normalized.tolist()}")
+        embedded, (frame,) = self.embed([image], [name])
+        if frame is not None:
+            normalized = frame.to_input(normalized)  # the features cover the padded input
+        grid = torch.from_numpy(normalized).float().to(self.device).unsqueeze(0)
+        return sample_features(embedded[:, 0], grid)[0]
+
+    def reference_embeddings(self, image: np.ndarray, points: np.ndarray, task: str) -> torch.Tensor:
+        """:meth:`embed_keypoints` of a labelled photo in each of :data:`funk_perception.reference_bank.VIEWS`:
+        (2, K, D), the photo as given, then its mirror image with x -> 1 - x and each keypoint's name kept."""
+        check_image(image, "reference_embeddings(image)")
+        mirrored = np.asarray(points, dtype=np.float64).copy()
+        mirrored[..., 0] = 1.0 - mirrored[..., 0]
+        return torch.stack([self.embed_keypoints(image, points, task),
+                            self.embed_keypoints(np.ascontiguousarray(image[:, ::-1]), mirrored, task)])
+
+    def use_references(
+        self, bank: ReferenceBank, mode: str = "add", bank_path: str | Path = "references",
+        model: str | Path = "this model", share: float | None = ADD_SHARE,
+    ) -> None:
+        """Let ``detect`` use ``bank``'s references beside (``mode="add"``) or instead of (``"replace"``)
+        the shipped bank, for the tasks they cover; a later call replaces an earlier one.
+
+        ``add``: per keypoint, the user's references' averaged votes weigh ``share`` and the shipped bank's
+        the rest (``share=None``: every reference one vote, pooled with the shipped ones); ``replace``: the
+        user's votes alone. A keypoint no user reference of the task labels keeps the shipped bank's votes.
+        Refuses a bank embedded by another encoder (fingerprint; ``bank_path`` and ``model`` name them in
+        the error). Photos embedded with other options (input size, letterbox, flip) are embedded again here,
+        from the bytes the bank stores, so they match what ``detect`` sees."""
+        if mode not in REFERENCE_MODES:
+            raise ValueError(f"references_mode: expected one of {', '.join(REFERENCE_MODES)}, found {mode!r}")
+        if share is not None and not 0.0 < float(share) <= 1.0:
+            raise ValueError(f"use_references(share): expected a number in (0, 1] or None, found {share!r}")
+        if not bank.references:
+            raise ReferenceBankError(f"{bank_path}: field 'references': expected at least one reference, found none")
+        check_fingerprint(bank, self.fingerprint, bank_path, model)
+        if self.method not in BANK_METHODS:
+            raise ValueError(f"{bank_path}: references vote with a bank, expected a detector whose method is one of "
+                             f"{', '.join(BANK_METHODS)}, found method={self.method!r}")
+        if bank.settings != self.embedding_settings:
+            tensors = {t: [] for t in bank.tasks}
+            for ref in bank.references:
+                tensors[ref.task].append(self.reference_embeddings(ref.image(), ref.points, ref.task))
+            embedded = {t: torch.stack(rows) for t, rows in tensors.items()}
+        else:
+            embedded = {t: entry["embeddings"] for t, entry in bank.by_task().items()}
+        visible = {t: entry["visible"] for t, entry in bank.by_task().items()}
+        self.references = {t: (embedded[t].float().to(self.device), visible[t].to(self.device)) for t in bank.tasks}
+        self.references_mode = mode
+        self.references_share = None if share is None else float(share)
+
+    def bank_votes(self, task: str, features: torch.Tensor) -> torch.Tensor:
+        """(5, h, w) vote maps of the shipped bank and the user's references for ``task`` on one feature map
+        (D, h, w), combined by ``references_mode`` (:meth:`use_references`)."""
+        shipped, own = self.bank.get(task), self.references.get(task)
+        if own is None:
+            return vote_maps(*shipped, features, self.logit_scale)
+        own = (best_views(own[0], own[1], features), own[1])  # each photo the way round the image shows it
+        if shipped is None:
+            return vote_maps(*own, features, self.logit_scale)
+        if self.references_mode == "add" and self.references_share is None:
+            pooled = (torch.cat([shipped[0].to(own[0].dtype), own[0]]), torch.cat([shipped[1], own[1]]))
+            return vote_maps(*pooled, features, self.logit_scale)
+        share = 1.0 if self.references_mode == "replace" else self.references_share
+        theirs = vote_maps(*shipped, features, self.logit_scale)
+        mine = vote_maps(*own, features, self.logit_scale)
+        labelled = own[1].any(0).view(-1, 1, 1)  # a keypoint none of the user's references labels: no vote of theirs
+        return torch.where(labelled, share * mine + (1.0 - share) * theirs, theirs)
 
     @property
     def tasks(self) -> tuple[str, ...]:
         """Tasks ``detect`` can answer (those with a bank or prototypes, by ``method``), in TASKS order."""
         if self.method == "heatmap":  # the head is task-conditioned through the embedding: any task
             return TASKS
-        known = self.bank if self.method in BANK_METHODS else self.prototypes
+        known = {**self.bank, **self.references} if self.method in BANK_METHODS else self.prototypes
         return tuple(t for t in TASKS if t in known)
 
     def _resolve_tasks(self, tasks: Sequence[str] | str | None, available: Sequence[str]) -> list[str]:
@@ -327,7 +466,8 @@ class FunctionalKeypointDetector:
         if mirrored is not None and mirrored.shape != features.shape:
             raise ValueError(f"locate: expected mirrored of the features' shape {tuple(features.shape)}, "
                              f"found {tuple(mirrored.shape)}")
-        missing = [t for t in names if t not in self.bank] if self.method in BANK_METHODS else []
+        missing = [t for t in names if t not in self.bank and t not in self.references] \
+            if self.method in BANK_METHODS else []
         if missing:
             raise ValueError(f"tasks {missing} have no reference bank in this model")
         if mirrored is None:
@@ -356,7 +496,7 @@ class FunctionalKeypointDetector:
             return self._head_maps(features)
         with torch.inference_mode():
             if method in BANK_METHODS:
-                return torch.stack([vote_maps(*self.bank[t], features[i], self.logit_scale) for i, t in enumerate(names)])
+                return torch.stack([self.bank_votes(t, features[i]) for i, t in enumerate(names)])
             sim = similarity_maps(torch.stack([self.prototypes[t] for t in names]), features)
             b, k, h, w = sim.shape
             return torch.softmax(sim.flatten(2) * self.logit_scale, dim=-1).reshape(b, k, h, w)

@@ -38,8 +38,11 @@ Reference-free detection (what ``FunctionalKeypointDetector.detect`` and the ROS
 node publish) is scored on every target row, with no reference: for each
 checkpoint by each detect method it holds (``bank``, ``prototypes``), beside an
 image-blind row that puts each keypoint at its mean position over the reference
-rows. Its confidence is judged by the ROC AUC of confidence for a hit (within
-0.1) against a miss. Features are computed once per image
+rows. ``--references-bank B`` (a bank of the user's own photos,
+``python -m funk_perception.references``) adds, per bank method, the same detector
+with ``use_references`` as ``FunctionalKeypointDetector.load(..., references=B)``
+gives it, compared with the row without (docs/REFERENCES.md). Its confidence is
+judged by the ROC AUC of confidence for a hit (within 0.1) against a miss. Features are computed once per image
 (all needed tasks in one batched forward pass) and kept in memory as float16;
 matching is a batched matrix product.
 """
@@ -67,18 +70,26 @@ import numpy as np
 from tqdm import tqdm
 
 from funk_perception.atomic import write_text_atomic
-from funk_perception.cli import command
+from funk_perception.cli import arg, command, config_from_args
+from funk_perception.cli import build_parser as build_config_parser
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
 from funk_perception.intervals import pck_difference, pck_interval
 from funk_perception.metrics import confidence_auc, pck, pck_correct
 
-from funk_perception.detector import FunctionalKeypointDetector, available_methods
+from funk_perception.detector import ADD_SHARE, BANK_METHODS, FunctionalKeypointDetector, available_methods
 from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox
+from funk_perception.reference_bank import (
+    REFERENCE_MODES,
+    ReferenceBank,
+    check_fingerprint,
+    encoder_fingerprint,
+    load_bank,
+)
 from funk_perception.tasks import TASKS
 
 #: PCK thresholds reported (fractions of the normalised image size).
@@ -98,39 +109,68 @@ SPLITS: tuple[str, ...] = ("same_category", "cross_category")
 # --------------------------------------------------------------------------- configuration
 
 
+def share_value(text: str) -> float | None:
+    """``--references-share``: a number, or ``pooled`` (None: every reference one vote)."""
+    return None if text.strip().lower() == "pooled" else float(text)
+
+
+
 @dataclass
 class EvalConfig:
     """What to evaluate and where to write it; the defaults run on any FunKPoint-style CSV."""
 
-    data: Path = Path("datasets/synth/annotations.csv")
+    data: Path = field(default=Path("datasets/synth/annotations.csv"),
+                       metadata=arg("FunKPoint-style CSV", type=Path, required=True))
     #: Take the references from this CSV instead (a seeded sample of ``references_per_task``
     #: rows per task) and use ``data``'s test-role rows as targets: e.g. references from the
     #: training categories, targets from categories never trained on (``heldout.csv``).
-    references: Path | None = None
-    models: list[Path] = field(default_factory=list)
+    references: Path | None = field(default=None, metadata=arg(
+        "take references from this CSV and use --data's test rows as targets (e.g. training categories -> "
+        "heldout.csv)", type=Path))
+    models: list[Path] = field(default_factory=list, metadata=arg("checkpoint (repeatable)", flags=("--model",),
+                                                                  append=True, type=Path))
     #: Extra trunk-only baselines by trunk name (one per distinct checkpoint trunk is always added).
-    trunks: list[str] = field(default_factory=list)
-    out: Path | None = None  # default results/eval-<csv folder>-<csv stem>
-    seed: int = 0
-    references_per_task: int = 20
-    max_targets_per_task: int | None = None
-    size: int | None = None  # None: each checkpoint's own input size
-    refine: str = "parabolic"
-    device: str = "auto"
-    trunk_weights: Path | None = None
-    batch_size: int = 16
-    figure_tasks: int = 4
-    dense_examples: int = 3
-    dense_points: int = 150
-    figures: bool = True
-    progress: bool = True
-    flip: bool = False  # average each feature map with the mirrored image's (FunctionalKeypointDetector(flip=True))
-    mirror: bool = False  # evaluate on mirrored copies of every image
-    letterbox: bool = True  # keep the aspect ratio in the square input, as FunctionalKeypointDetector does by default
-    letterbox_pad: str = "mean"  # what fills the short side when letterboxing: one of LETTERBOX_PADS
-    detect: bool = True  # score reference-free detection on the target rows
-    #: detect also reads the mirrored input and averages the keypoint maps (FunctionalKeypointDetector(mirror_maps=True))
-    mirror_maps: bool = False
+    trunks: list[str] = field(default_factory=list, metadata=arg(
+        "extra trunk-only baseline (lite0, lite2, resnet50; repeatable)", flags=("--trunk",), append=True))
+    out: Path | None = field(default=None, metadata=arg("output folder (default results/eval-<csv folder>-<csv stem>)",
+                                                        type=Path))
+    seed: int = field(default=0, metadata=arg("seed of the evaluation triplets"))
+    references_per_task: int = field(default=20, metadata=arg("references per task when the CSV names none"))
+    max_targets_per_task: int | None = field(default=None, metadata=arg("a seeded subsample of each task's targets",
+                                                                        type=int))
+    size: int | None = field(default=None, metadata=arg("input size (default: each checkpoint's own)", type=int))
+    refine: str = field(default="parabolic", metadata=arg("sub-cell refinement of a peak", choices=REFINE_METHODS))
+    device: str = field(default="auto", metadata=arg("auto (GPU when present), cpu, cuda"))
+    trunk_weights: Path | None = field(default=None, metadata=arg("weights file for a resnet50 trunk", type=Path))
+    batch_size: int = field(default=16, metadata=arg("images per forward pass"))
+    figure_tasks: int = field(default=4, metadata=arg("tasks shown in the qualitative figure"))
+    dense_examples: int = field(default=3, metadata=arg("examples in the dense-correspondence figure"))
+    dense_points: int = field(default=150, metadata=arg("points per dense-correspondence example"))
+    figures: bool = field(default=True, metadata=arg("write the figures"))
+    progress: bool = field(default=True, metadata=arg("show progress bars"))
+    flip: bool = field(default=False, metadata=arg(
+        "average every feature map with the mirrored image's (detector option flip=True)"))
+    mirror: bool = field(default=False, metadata=arg("evaluate on mirrored copies of every image"))
+    letterbox: bool = field(default=True, metadata=arg(
+        "keep each image's aspect ratio in the square input, padding the short side (the detector's default); "
+        "--squash resizes to the square ignoring it (letterbox=False, the behaviour before letterboxing)",
+        false_flags=("--squash",)))
+    letterbox_pad: str = field(default="mean", metadata=arg(
+        "when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)", choices=LETTERBOX_PADS))
+    detect: bool = field(default=True, metadata=arg("score reference-free detection on the target rows"))
+    mirror_maps: bool = field(default=False, metadata=arg(
+        "detect also on the mirrored input, averaging the keypoint maps (detector option mirror_maps=True; twice "
+        "the cost)"))
+    #: A bank of the user's own labelled photos (python -m funk_perception.references): detect is scored
+    #: with it too, beside the shipped bank alone (docs/REFERENCES.md).
+    references_bank: Path | None = field(default=None, metadata=arg(
+        "also score detect with this reference bank (python -m funk_perception.references; the detector's "
+        "references= option), beside the shipped bank alone", type=Path))
+    references_mode: str = field(default="add", metadata=arg(
+        "with --references-bank: add (beside the shipped bank) or replace (instead of it)", choices=REFERENCE_MODES))
+    references_share: float | None = field(default=ADD_SHARE, metadata=arg(
+        "with --references-bank and add: the share of the votes the references cast together, or 'pooled' "
+        "(every reference one vote among the shipped bank's)", type=share_value))
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -146,6 +186,13 @@ class EvalConfig:
         if self.letterbox_pad not in LETTERBOX_PADS:
             raise ValueError(f"EvalConfig.letterbox_pad: expected one of {', '.join(LETTERBOX_PADS)}, "
                              f"found {self.letterbox_pad!r}")
+        self.references_bank = None if self.references_bank is None else Path(self.references_bank)
+        if self.references_mode not in REFERENCE_MODES:
+            raise ValueError(f"EvalConfig.references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
+                             f"found {self.references_mode!r}")
+        if self.references_share is not None and not 0.0 < self.references_share <= 1.0:
+            raise ValueError(f"EvalConfig.references_share: expected a number in (0, 1] or pooled, "
+                             f"found {self.references_share!r}")
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -158,6 +205,23 @@ class EvalConfig:
 #: A feature extractor: (B, 3, S, S) normalised images, tasks -> (B, T, D, h, w); tasks=None for
 #: task-independent features (T = 1).
 Extractor = Callable[[torch.Tensor, list[str] | None], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ReferenceOptions:
+    """A user reference bank to score detect with, and how it joins the shipped bank (funk_perception/detector.py)."""
+
+    path: Path
+    bank: ReferenceBank
+    mode: str = "add"
+    share: float | None = ADD_SHARE
+
+    def describe(self) -> str:
+        if self.mode == "replace":
+            how = "replace"
+        else:
+            how = "add, pooled" if self.share is None else f"add, share {self.share:g}"
+        return f"({how}) from {self.path}"
 
 
 @dataclass
@@ -399,13 +463,18 @@ def detection_rows(
     frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
     mirrored_caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]] | None = None,
     seed: int = 0,
+    references: ReferenceOptions | None = None,
+    detector_options: Mapping[str, object] | None = None,
 ) -> dict:
     """Reference-free detection on every pair target row: the image-blind mean row and, for each
     checkpoint, one row per detect method it holds. ``frames``: per method name, the letterbox
     geometry of every image when its features were letterboxed. ``mirrored_caches``: per method
     name, the features of the mirrored inputs, for the detector's ``mirror_maps``. Every row gets
     ``uncertainty`` (:func:`add_uncertainty`), each checkpoint's compared with the first checkpoint's
-    row of the same method; ``seed`` seeds its resampling."""
+    row of the same method; ``seed`` seeds its resampling. ``references``: a user bank file
+    (funk_perception/references.py); each bank method then gets a second row, the same detector with
+    :meth:`FunctionalKeypointDetector.use_references`, compared with the row without. ``detector_options``:
+    ``flip``, ``letterbox``, ``letterbox_pad`` as the features were made (the references are embedded so)."""
     target_ids = sorted({p.target for p in pairs})
     source_ids = sorted({p.source for p in pairs})
     targets = [annotations[i] for i in target_ids]
@@ -428,11 +497,15 @@ def detection_rows(
         extra = method.encoder.loaded_extra
         head = extra.get("heatmap_head")
         head = None if head is None else KeypointHeatmapHead.from_extra(head)
-        for detect_method in available_methods(extra):
+        for detect_method, with_references in [(m, r) for m in available_methods(extra)
+                                               for r in (False, True) if not r or (references and m in BANK_METHODS)]:
             detector = FunctionalKeypointDetector(
                 method.encoder, extra.get("prototypes"), refine=refine, image_size=method.image_size,
-                bank=extra.get("bank"), method=detect_method, heatmap_head=head,
+                bank=extra.get("bank"), method=detect_method, heatmap_head=head, **(detector_options or {}),
             )
+            if with_references:  # the product path: what load(..., references=) does (funk_perception/detector.py)
+                detector.use_references(references.bank, references.mode, references.path,
+                                        method.info.get("checkpoint", method.name), references.share)
             # a model scores only the tasks it knows (a checkpoint trained on some tasks has no others)
             known = [a for a in targets if a.task in detector.tasks]
             if not known:
@@ -448,7 +521,8 @@ def detection_rows(
                 points[i] = _from_input(method_frames, [a.image_path], located.cpu().double().numpy())[0]
                 conf[i] = confidence[0].cpu().numpy()
             out_rows.append({
-                "name": f"{method.name}, detect by {detect_method}" + (", mirror maps" if mirrored_caches else ""),
+                "name": f"{method.name}, detect by {detect_method}" + (", mirror maps" if mirrored_caches else "")
+                        + (f" + references {references.describe()}" if with_references else ""),
                 "kind": detect_method,
                 "model": method.info.get("checkpoint"),
                 "results": score_detections(known, points, conf),
@@ -776,6 +850,14 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     pairs = evaluation_pairs(annotations, config.seed, config.references_per_task, config.max_targets_per_task)
     device = resolve_device(config.device)
     methods = load_methods(config, device)
+    references = None
+    if config.detect and config.references_bank is not None:  # refused now, not after every feature is computed
+        references = ReferenceOptions(config.references_bank, load_bank(config.references_bank),
+                                      config.references_mode, config.references_share)
+        for m in methods:
+            if m.kind == "model" and m.encoder is not None:
+                check_fingerprint(references.bank, encoder_fingerprint(m.encoder), references.path,
+                                  m.info.get("checkpoint", m.name))
 
     needs: dict[Path, set[str]] = defaultdict(set)
     for p in pairs:
@@ -852,8 +934,15 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
                 for m in methods if m.kind == "model" and m.encoder is not None
             }
         results["mirror_maps"] = config.mirror_maps
+        if references is not None:
+            results["references_bank"] = {"path": str(references.path), "mode": references.mode,
+                                          "share": references.share, "references": len(references.bank.references),
+                                          "tasks": list(references.bank.tasks),
+                                          "fingerprint": references.bank.fingerprint}
         results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine,
-                                           frames, mirrored_caches, config.seed)
+                                           frames, mirrored_caches, config.seed, references,
+                                           {"flip": config.flip, "letterbox": config.letterbox,
+                                            "letterbox_pad": config.letterbox_pad})
     out_dir = config.output_dir()
     results["figures"] = (
         _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir, frames)
@@ -865,42 +954,10 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = EvalConfig()
-    parser = argparse.ArgumentParser(prog="python -m funk_perception.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="FunKPoint-style CSV")
-    parser.add_argument("--references", type=Path, default=None,
-                        help="take references from this CSV and use --data's test rows as targets "
-                             "(e.g. training categories -> heldout.csv)")
-    parser.add_argument("--model", type=Path, action="append", default=[], help="checkpoint (repeatable)")
-    parser.add_argument("--trunk", action="append", default=[], help="extra trunk-only baseline (lite0, lite2, resnet50)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default results/eval-<data name>)")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--references-per-task", type=int, default=d.references_per_task)
-    parser.add_argument("--max-targets-per-task", type=int, default=d.max_targets_per_task)
-    parser.add_argument("--size", type=int, default=d.size, help="input size (default: each checkpoint's own)")
-    parser.add_argument("--refine", choices=REFINE_METHODS, default=d.refine)
-    parser.add_argument("--device", default=d.device)
-    parser.add_argument("--trunk-weights", type=Path, default=None, help="weights file for a resnet50 trunk")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--no-figures", action="store_true")
-    parser.add_argument("--flip", action="store_true",
-                        help="average every feature map with the mirrored image's (detector option flip=True)")
-    parser.add_argument("--mirror", action="store_true", help="evaluate on mirrored copies of every image")
-    shape = parser.add_mutually_exclusive_group()
-    shape.add_argument("--letterbox", dest="letterbox", action="store_true", default=d.letterbox,
-                       help="keep each image's aspect ratio in the square input, padding the short side (the "
-                            "default, as the detector's letterbox=True); PCK is unchanged in definition")
-    shape.add_argument("--squash", dest="letterbox", action="store_false",
-                       help="resize each image to the square input, ignoring its aspect ratio "
-                            "(detector option letterbox=False; the behaviour before letterboxing)")
-    parser.add_argument("--letterbox-pad", choices=LETTERBOX_PADS, default=d.letterbox_pad,
-                        help="when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)")
-    parser.add_argument("--no-detect", action="store_true", help="skip reference-free detection")
+    """One flag per :class:`EvalConfig` field (:func:`funk_perception.cli.build_parser`)."""
+    parser = build_config_parser(EvalConfig, "python -m funk_perception.evaluate", __doc__.split("\n\n")[0])
     # removed: the detector never read it, so it never changed a result (kept to say so rather than fail obscurely)
     parser.add_argument("--bank-top-k", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--mirror-maps", action="store_true",
-                        help="detect also on the mirrored input, averaging the keypoint maps "
-                             "(detector option mirror_maps=True; twice the cost)")
     return parser
 
 
@@ -910,14 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bank_top_k is not None:
         parser.error("--bank-top-k was removed: the detector never used it, every bank vote counted; drop the flag")
-    config = EvalConfig(
-        data=args.data, references=args.references, models=args.model, trunks=args.trunk, out=args.out, seed=args.seed,
-        references_per_task=args.references_per_task, max_targets_per_task=args.max_targets_per_task,
-        size=args.size, refine=args.refine, device=args.device, trunk_weights=args.trunk_weights,
-        batch_size=args.batch_size, figures=not args.no_figures, flip=args.flip, mirror=args.mirror,
-        detect=not args.no_detect, letterbox=args.letterbox,
-        letterbox_pad=args.letterbox_pad, mirror_maps=args.mirror_maps,
-    )
+    config = config_from_args(EvalConfig, args)
     command = "python -m funk_perception.evaluate " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )

@@ -236,6 +236,26 @@ def vote_maps(
     return votes.reshape(k, h, w)
 
 
+def best_views(queries: torch.Tensor, visible: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Per reference, the view of it that matches ``features`` best: (M, K, D) from (M, V, K, D).
+
+    ``queries`` (M, V, K, D): the keypoint embeddings of M references each seen in V views (the user's
+    photo and its mirror image, funk_perception/reference_bank.py); ``visible`` (M, K); ``features``
+    (D, h, w). A view's score is its mean over labelled keypoints of the best cosine anywhere in the
+    map, the score :func:`vote_maps` ranks references by: the image, not a prior, decides which way
+    round each reference applies.
+    """
+    if queries.dim() != 4 or visible.shape != (queries.shape[0], queries.shape[2]) or features.dim() != 3:
+        raise ValueError(f"expected queries (M, V, K, D), visible (M, K) and features (D, h, w), found "
+                         f"{tuple(queries.shape)}, {tuple(visible.shape)} and {tuple(features.shape)}")
+    m, v, k, d = queries.shape
+    sim = queries.reshape(m * v * k, d).to(features.dtype) @ features.reshape(d, -1)
+    peaks = sim.amax(dim=-1).reshape(m, v, k).float() * visible.unsqueeze(1).float()
+    score = peaks.sum(-1) / visible.sum(-1, keepdim=True).clamp(min=1).float()  # (M, V)
+    best = score.argmax(dim=1)  # ties: the first view, the photo as given
+    return queries[torch.arange(m, device=queries.device), best]
+
+
 def map_confidence(prob: torch.Tensor, radius: int = 1) -> torch.Tensor:
     """Mass of a (B, K, h, w) probability map in the ``(2 * radius + 1)^2`` cells around its peak: (B, K)."""
     _check_map(prob)

@@ -1,4 +1,9 @@
-"""sensor_msgs <-> numpy without a ROS graph: every encoding, padding, byte order and refusal reason."""
+"""sensor_msgs <-> numpy without a ROS graph: every encoding, padding, byte order and refusal reason.
+
+The YUV 4:2:2 and Bayer inputs are made here from a known RGB image by the
+cameras' own arithmetic (BT.601 studio-range YUV with chroma averaged over
+pixel pairs; a Bayer mosaic keeping one colour per pixel), so a wrong byte
+order or Bayer phase in the decoder shows as a large error."""
 
 from types import SimpleNamespace
 
@@ -70,7 +75,7 @@ def test_rosbags_messages_decode_like_plain_ones():
 @pytest.mark.parametrize(
     "change, reason",
     [
-        (dict(encoding="yuv422"), "encoding"),
+        (dict(encoding="rgb16"), "encoding"),
         (dict(step=20), "size"),
         (dict(data=b"\0" * 104), "truncated"),
         (dict(data=b"\0" * 106), "size"),
@@ -131,3 +136,62 @@ def test_rgb_to_image_fields_round_trips():
     msg = SimpleNamespace(**{k: getattr(fields, k) for k in ("height", "width", "encoding", "is_bigendian", "step")},
                           data=fields.data)
     assert np.array_equal(image_to_rgb(msg), RGB)
+
+
+# a smooth image: demosaicing and chroma subsampling are exact or near it on gradients, so the tolerance
+# can be tight enough that swapping U and V, Y and chroma, or the Bayer phase fails by far
+_XS, _YS = np.meshgrid(np.arange(64), np.arange(48))
+SMOOTH = np.dstack([_XS * 3, _YS * 4, 255 - _XS * 2]).astype(np.uint8)
+
+
+def yuv422(rgb: np.ndarray, order: str) -> np.ndarray:
+    """``rgb`` as packed 4:2:2 bytes (H, W, 2), ``order`` "yuyv" or "uyvy": BT.601 studio range, as cameras."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    y0, y1 = (np.round(y[:, i::2]).astype(np.uint8) for i in (0, 1))
+    u, v = (np.round((c[:, 0::2] + c[:, 1::2]) / 2).astype(np.uint8) for c in (u, v))
+    quads = [y0, u, y1, v] if order == "yuyv" else [u, y0, v, y1]
+    return np.stack(quads, axis=-1).reshape(rgb.shape[0], rgb.shape[1], 2)
+
+
+def bayer(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """The (H, W) mosaic a sensor with colour filter ``pattern`` (top-left 2x2 block, e.g. "rggb") records."""
+    channel = {"r": 0, "g": 1, "b": 2}
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    for colour, (dy, dx) in zip(pattern, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, channel[colour]]
+    return out
+
+
+@pytest.mark.parametrize("pad", [0, 4])
+@pytest.mark.parametrize("encoding, order", [("yuv422_yuy2", "yuyv"), ("yuyv", "yuyv"), ("uyvy", "uyvy"),
+                                             ("yuv422", "uyvy")])
+def test_yuv422_decodes_to_the_image_it_was_made_from(encoding, order, pad):
+    packed = yuv422(SMOOTH, order)
+    out = image_to_rgb(raw(packed, encoding, pad))
+    assert out.shape == SMOOTH.shape
+    assert np.abs(out.astype(int) - SMOOTH).max() <= 4  # rounding of Y, U, V and of the chroma average
+    other = "uyvy" if order == "yuyv" else "yuyv"
+    assert np.abs(image_to_rgb(raw(packed, other)).astype(int) - SMOOTH).max() > 50  # the order matters
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_mosaics_decode_to_the_image_they_were_made_from(pattern):
+    mosaic = bayer(SMOOTH, pattern)
+    out = image_to_rgb(raw(mosaic, f"bayer_{pattern}8", pad=3))
+    assert out.shape == SMOOTH.shape
+    # a linear gradient is interpolated exactly away from the border, where OpenCV replicates
+    assert np.abs(out.astype(int) - SMOOTH)[2:-2, 2:-2].max() <= 1
+    for other in {"rggb", "bggr", "gbrg", "grbg"} - {pattern}:
+        wrong = image_to_rgb(raw(mosaic, f"bayer_{other}8"))
+        assert np.abs(wrong.astype(int) - SMOOTH)[2:-2, 2:-2].max() > 20, other
+
+
+def test_yuv422_with_an_odd_width_is_refused():
+    msg = raw(yuv422(SMOOTH, "yuyv")[:, :-1], "yuv422_yuy2")
+    assert msg.width == 63
+    with pytest.raises(FrameError) as err:
+        image_to_rgb(msg)
+    assert err.value.reason == "size" and "even width" in str(err.value)

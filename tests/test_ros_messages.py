@@ -12,13 +12,13 @@ from funk_perception.ros.messages import (
     POINT_DTYPE,
     RosbagsFactory,
     decode_keypoints,
-    diagnostics_message,
     draw_frame,
     frame_outputs,
     keypoint_markers,
     keypoints_cloud,
 )
 from funk_perception.ros.pipeline import Frame, FrameKeypoints
+from funk_perception.ros.diagnostics import WARN, diagnostics_array, keypoint_status
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
 BAGS = RosbagsFactory(STORE)
@@ -78,10 +78,12 @@ def test_rclpy_and_rosbags_factories_give_identical_bytes():
     ours = frame_outputs(make_message, header(make_message), frame, kps, 0.2)
     theirs = frame_outputs(BAGS, header(BAGS), frame, kps, 0.2)
     types = {"keypoints": "sensor_msgs/msg/PointCloud2", "keypoints/markers": "visualization_msgs/msg/MarkerArray",
-             "keypoints/image": "sensor_msgs/msg/Image"}
+             "keypoints/image": "sensor_msgs/msg/Image", "keypoints/scoop": "sensor_msgs/msg/PointCloud2",
+             "keypoints/pour": "sensor_msgs/msg/PointCloud2"}
     assert set(ours) == set(types)
-    ours["diagnostics"] = diagnostics_message(make_message, header(make_message), "n", {"received": 3, "p": 1.5}, "w")
-    theirs["diagnostics"] = diagnostics_message(BAGS, header(BAGS), "n", {"received": 3, "p": 1.5}, "w")
+    status = keypoint_status((WARN, "w", {"Events in window": "2"}), {"received": 3, "p": 1.5}, rejected=1)
+    ours["diagnostics"] = diagnostics_array(make_message, header(make_message), "n: keypoints", "hw", status)
+    theirs["diagnostics"] = diagnostics_array(BAGS, header(BAGS), "n: keypoints", "hw", status)
     types["diagnostics"] = "diagnostic_msgs/msg/DiagnosticArray"
     for topic, msgtype in types.items():
         # through rosbags' reader and writer, since Fast-CDR leaves alignment padding bytes undefined

@@ -32,6 +32,11 @@ TASKS = ["pour", "scoop"]
 K = np.array([[316.0, 0.0, 111.5], [0.0, 316.0, 111.5], [0.0, 0.0, 1.0]])
 
 
+def centres(kp) -> np.ndarray:
+    """``detect``'s points (from the top-left pixel's corner) in the node's pixel-centre convention."""
+    return kp.points - 0.5
+
+
 def sample(name: str) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(SAMPLES / "images" / name)), cv2.COLOR_BGR2RGB)
 
@@ -110,7 +115,7 @@ def test_bad_input_is_counted_and_the_node_keeps_answering(graph, detector):
     assert np.isnan(decode_keypoints(cloud)["pour"].xyz).all()
     good = client.image_msg(rgb, "rgb8", 0)
     bad = {
-        "encoding": dict(encoding="yuv422"),
+        "encoding": dict(encoding="rgb16"),
         "size": dict(step=good.step - 1),
         "truncated": dict(data=good.data[:-10]),
         "empty": dict(height=0, width=0, step=0, data=[]),
@@ -138,7 +143,7 @@ def test_bad_input_is_counted_and_the_node_keeps_answering(graph, detector):
     assert proc.poll() is None
     # still answering, and still right
     cloud = send(probe, rgb, 8_000_000_000)
-    assert np.allclose(decode_keypoints(cloud)["pour"].points, detector.detect(rgb, ["pour"])["pour"].points, atol=1e-3)
+    assert np.allclose(decode_keypoints(cloud)["pour"].points, centres(detector.detect(rgb, ["pour"])["pour"]), atol=1e-3)
     text = log.read_text()
     for reason in bad:
         assert f"[{reason};" in text
@@ -156,7 +161,7 @@ def test_keypoints_equal_detect_with_header_kept(graph, detector):
         got, want = decode_keypoints(cloud), detector.detect(rgb, TASKS)
         assert list(got) == TASKS
         for task in TASKS:
-            assert np.allclose(got[task].points, want[task].points, atol=1e-3)
+            assert np.allclose(got[task].points, centres(want[task]), atol=1e-3)
             assert np.allclose(got[task].confidence, want[task].confidence, atol=1e-5)
         annotated = probe.wait_image(stamp, 10.0)
         assert (annotated.width, annotated.height, annotated.encoding) == (224, 224, "rgb8")
@@ -242,11 +247,11 @@ def test_roi_topic_crops_and_keypoints_come_back_in_full_image_pixels(graph, det
     got = decode_keypoints(probe.exchange(publish, stamp, timeout=60.0))
     want = detector.detect_region(rgb, roi, TASKS)
     for task in TASKS:
-        assert np.allclose(got[task].points, want[task].points, atol=1e-3)
+        assert np.allclose(got[task].points, centres(want[task]), atol=1e-3)
     probe.pub_roi.publish(RegionOfInterest())  # width 0: the whole image again
     time.sleep(0.5)
     got = decode_keypoints(send(probe, rgb, stamp + 1))
-    assert np.allclose(got["pour"].points, detector.detect(rgb, ["pour"])["pour"].points, atol=1e-3)
+    assert np.allclose(got["pour"].points, centres(detector.detect(rgb, ["pour"])["pour"]), atol=1e-3)
 
 
 def test_flood_keeps_memory_flat_processes_the_newest_and_counts_drops(graph):

@@ -50,17 +50,19 @@ def test_backprojection_inverts_the_ros_pinhole_projection():
     xyz = np.column_stack([rng.uniform(-0.2, 0.2, 20), rng.uniform(-0.2, 0.2, 20), rng.uniform(0.3, 2.0, 20)])
     skewed = K.copy()
     skewed[0, 1] = 2.0
-    pixel_centres = (xyz / xyz[:, 2:]) @ skewed.T  # ROS convention: integers at pixel centres
-    corner_origin = pixel_centres[:, :2] + 0.5  # the detector's convention
-    assert np.allclose(backproject(corner_origin, xyz[:, 2], skewed), xyz)
+    pixel_centres = (xyz / xyz[:, 2:]) @ skewed.T  # ROS convention, the node's too: integers at pixel centres
+    assert np.allclose(backproject(pixel_centres[:, :2], xyz[:, 2], skewed), xyz)
 
 
 def test_robust_depth_is_the_median_of_valid_pixels_and_nan_without_any():
     depth = np.full((48, 64), 1.0, np.float32)
     depth[10:13, 10:13] = [[np.nan, 2.0, 2.0], [2.0, 9.0, 2.0], [2.0, 2.0, np.nan]]
     depth[30:35, 30:35] = np.nan
-    z = robust_depth(depth, np.array([[11.5, 11.5], [32.2, 32.9], [np.nan, 3.0], [63.9, 47.9]]), window=3)
+    # pixel-centre coordinates: (11.4, 10.6) lies in pixel (11, 11); (63.5, 47.5) is the image's far corner
+    z = robust_depth(depth, np.array([[11.4, 10.6], [32.2, 32.4], [np.nan, 3.0], [63.5, 47.5]]), window=3)
     assert z[0] == 2.0 and np.isnan(z[1]) and np.isnan(z[2]) and z[3] == 1.0
+    assert robust_depth(depth, np.array([[10.6, 10.6]]), window=1)[0] == 9.0  # pixel (11, 11), not (10, 10)
+    assert robust_depth(depth, np.array([[63.5, 47.5], [-0.5, -0.5]]), window=1).tolist() == [1.0, 1.0]
 
 
 def test_decode_frame_keeps_2d_when_depth_is_unusable():
@@ -100,14 +102,15 @@ def test_frame_keypoints_match_detect_and_detect_region(detector):
     found = frame_keypoints(detector, frame, ["pour", "scoop"])
     reference = detector.detect(rgb, ["pour", "scoop"])
     for task in ("pour", "scoop"):
-        assert np.array_equal(found[task].points, reference[task].points)
+        # the detector measures from the top-left pixel's corner, the node from its centre
+        assert np.array_equal(found[task].points, reference[task].points - 0.5)
         assert np.allclose(found[task].xyz[:, 2], 0.8)
-        assert np.allclose(found[task].xyz[:, 0], (found[task].points[:, 0] - 0.5 - 111.5) * 0.8 / 300)
+        assert np.allclose(found[task].xyz[:, 0], (found[task].points[:, 0] - 111.5) * 0.8 / 300)
     roi = (40, 30, 150, 170)
     cropped = frame_keypoints(detector, frame, ["pour"], roi)
     on_crop = detector.detect(np.ascontiguousarray(rgb[30:200, 40:190]), ["pour"])["pour"].points
-    assert np.allclose(cropped["pour"].points, on_crop + [40, 30])
-    assert (cropped["pour"].points[:, 0] >= 40).all() and (cropped["pour"].points[:, 1] >= 30).all()
+    assert np.allclose(cropped["pour"].points, on_crop + [40, 30] - 0.5)
+    assert (cropped["pour"].points[:, 0] >= 39.5).all() and (cropped["pour"].points[:, 1] >= 29.5).all()
 
 
 def test_latest_slot_keeps_only_the_newest_and_counts_replacements():

@@ -35,6 +35,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from funk_perception.ros.convert import stamp_ns
+from funk_perception.ros.diagnostics import DIAGNOSTICS_TOPIC, STATUS_TASK
 
 #: how long one spin_once waits for work: the most close() waits for the spin thread to notice
 SPIN_POLL_S = 0.1
@@ -109,7 +110,8 @@ class NodeClient(Node):
         self.create_subscription(PointCloud2, "keypoints", self._keep(self.keypoints, True), 50)
         self.create_subscription(MarkerArray, "keypoints/markers", self._keep(self.markers, header=_first_marker), 50)
         self.create_subscription(Image, "keypoints/image", self._keep(self.images), 50)
-        self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 50)
+        # the node publishes on the absolute /diagnostics, as diagnostic_updater does (funk_perception/ros/diagnostics.py)
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 50)
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self)
         self._spinning = True
@@ -177,14 +179,18 @@ class NodeClient(Node):
                     raise
 
     def wait_diagnostics(self, condition, timeout: float = 30.0) -> dict[str, str]:
-        """The first diagnostics (as {key: value}) published after now that satisfies ``condition``."""
+        """The first ``keypoints`` status (as {key: value}) published on /diagnostics after now that satisfies
+        ``condition``; statuses of other nodes there are skipped."""
         start = len(self.diagnostics)
 
         def found() -> dict[str, str] | None:
             for msg in self.diagnostics[start:]:
-                values = {kv.key: kv.value for kv in msg.status[0].values}
-                if condition(values):
-                    return values
+                for status in msg.status:
+                    if not status.name.endswith(f": {STATUS_TASK}"):
+                        continue
+                    values = {kv.key: kv.value for kv in status.values}
+                    if condition(values):
+                        return values
             return None
 
         with self._cond:

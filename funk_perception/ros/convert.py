@@ -30,6 +30,16 @@ IMAGE_ENCODINGS: dict[str, tuple[int, int]] = {
     "8UC3": (3, 1),  # OpenCV's default layout: BGR
     "mono16": (1, 2),
     "16UC1": (1, 2),
+    # 4:2:2 YUV, two bytes a pixel: "yuv422" is sensor_msgs' older name for UYVY, "yuv422_yuy2" for YUYV
+    "yuv422": (2, 1),
+    "uyvy": (2, 1),
+    "yuv422_yuy2": (2, 1),
+    "yuyv": (2, 1),
+    # raw Bayer mosaics, named by the colours of the top-left 2x2 block, row by row
+    "bayer_rggb8": (1, 1),
+    "bayer_bggr8": (1, 1),
+    "bayer_gbrg8": (1, 1),
+    "bayer_grbg8": (1, 1),
 }
 
 #: Depth encodings accepted on ``depth``: 16-bit millimetres or 32-bit float metres.
@@ -45,7 +55,20 @@ _TO_RGB = {
     "bgra8": cv2.COLOR_BGRA2RGB,
     "mono8": cv2.COLOR_GRAY2RGB,
     "8UC1": cv2.COLOR_GRAY2RGB,
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY,
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV,
+    "yuyv": cv2.COLOR_YUV2RGB_YUYV,
+    # OpenCV names a Bayer pattern by the second row's middle pair, so ROS's RGGB is OpenCV's "BG"
+    # (the same mapping as cv_bridge's); tests/test_ros_convert.py pins each one on a mosaic made there
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
 }
+
+#: Encodings whose pixels come in horizontal pairs (4:2:2 chroma): the width must be even.
+_PAIRED = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
 
 
 class FrameError(ValueError):
@@ -95,6 +118,9 @@ def image_to_rgb(msg: Any, max_pixels: int = MAX_PIXELS, where: str = "image") -
             "encoding", f"{where}.encoding: expected one of {', '.join(IMAGE_ENCODINGS)}, found {encoding!r}"
         )
     channels, itemsize = IMAGE_ENCODINGS[encoding]
+    if encoding in _PAIRED and int(msg.width) % 2:
+        raise FrameError("size", f"{where}.width: expected an even width for {encoding} (4:2:2 pixel pairs), "
+                         f"found {int(msg.width)}")
     rows = _plane(msg, where, channels, itemsize, max_pixels)
     height, width = rows.shape[0], int(msg.width)
     if itemsize == 2:

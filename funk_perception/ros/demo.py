@@ -1,14 +1,17 @@
 """The node at work without a camera: a sample bag of rendered frames (RGB, depth, camera_info) played
 into the real keypoint_node; its annotated images and 3D keypoints written where you can look.
 
-    python -m funk_perception.ros.demo [--tasks pour,scoop] [--frames 8] [--out results/ros_demo]
+    python -m funk_perception.ros.demo [--tasks pour,scoop] [--frames 8] [--size 640x480] [--out results/ros_demo]
 
-Builds ``OUT/sample_bag`` from the shipped renders (:mod:`funk_perception.ros.sample_bag`), starts the
-installed ``keypoint_node`` with ``use_depth`` on its own localhost ROS graph, publishes each frame's
-camera_info, depth and colour messages as the bag's raw CDR bytes under the usual camera topic names,
-and keeps what the node publishes: ``OUT/annotated.png`` (the ``keypoints/image`` frames side by side)
-and ``OUT/keypoints.json`` (per frame and task: pixels, metres in the optical frame, confidence), plus
-the node's log ``OUT/keypoint_node.log``.
+Builds ``OUT/sample_bag`` from the shipped renders at a camera's size (:mod:`funk_perception.ros.sample_bag`,
+640 x 480 by default), starts the installed ``keypoint_node`` with its default parameters (best-effort
+input as for any camera) plus ``tasks`` and ``use_depth`` on its own localhost ROS graph, publishes each
+frame's camera_info, depth and colour messages as the bag's raw CDR bytes under the usual camera topic
+names, and keeps what the node publishes: ``OUT/annotated.png`` (the ``keypoints/image`` frames side by
+side) and ``OUT/keypoints.json`` (per frame and task: pixels, metres in the optical frame, confidence),
+plus the node's log ``OUT/keypoint_node.log``. This process plays the camera, so it runs with the Fast
+DDS profile docs/ROS.md gives a camera driver (config/fastdds.xml, unless ``FASTRTPS_DEFAULT_PROFILES_FILE``
+is set already).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from funk_perception.atomic import write_json_atomic, write_png_atomic
 from funk_perception.cli import command
-from funk_perception.ros import client
+from funk_perception.ros import client, transport
 from funk_perception.ros.convert import image_to_rgb, stamp_ns
 from funk_perception.ros.messages import decode_keypoints
-from funk_perception.ros.sample_bag import DEPTH_TOPIC, IMAGE_TOPIC, INFO_TOPIC, write_sample_bag
+from funk_perception.ros.sample_bag import DEPTH_TOPIC, IMAGE_TOPIC, INFO_TOPIC, parse_size, write_sample_bag
 
 
 def _sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
@@ -47,18 +50,23 @@ def _sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
     return sheet
 
 
-def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.0) -> dict:
-    """Play the sample bag into the node; write the sheet and JSON under ``out``; return the JSON record."""
+def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.0,
+             size: tuple[int, int] | None = (640, 480)) -> dict:
+    """Play the sample bag (frames of ``size``, None: as rendered) into the node; write the sheet and JSON
+    under ``out``; return the JSON record."""
     bag = out / "sample_bag"
     shutil.rmtree(bag, ignore_errors=True)  # our own output from an earlier run
-    write_sample_bag(bag, frames=frames)
+    write_sample_bag(bag, frames=frames, size=size)
     store = get_typestore(Stores.ROS2_JAZZY)
     with Reader(bag) as reader:
         messages = [(c.topic, bytes(raw)) for c, _, raw in reader.messages()]
     domain = 150 + os.getpid() % 80
+    # this process is the camera driver here: camera-sized frames need the profile on the sending side
+    os.environ.setdefault(transport.PROFILE_VARIABLE, str(transport.profile_path()))
     client.init(domain)
-    node = client.start_node(
-        domain, parameters={"tasks": list(tasks), "use_depth": True, "image_qos": "reliable"},
+    parameters = {"tasks": list(tasks), "use_depth": True}  # the node's defaults otherwise
+    node = client.start_node(  # camera_info: the image topic's sibling, /camera/color/camera_info
+        domain, parameters=parameters,
         remap={"__ns": "/camera/color", "image": "image_raw", "depth": DEPTH_TOPIC}, log=out / "keypoint_node.log",
     )
     probe = client.NodeClient(namespace="/camera/color")
@@ -66,7 +74,9 @@ def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.
     pubs = {IMAGE_TOPIC: probe.create_publisher(Image, IMAGE_TOPIC, qos),
             DEPTH_TOPIC: probe.create_publisher(Image, DEPTH_TOPIC, qos),
             INFO_TOPIC: probe.create_publisher(CameraInfo, INFO_TOPIC, qos)}
-    record: dict = {"bag": str(bag), "tasks": list(tasks), "frames": []}
+    record: dict = {"bag": str(bag), "tasks": list(tasks), "size": list(size) if size else None,
+                    "camera_profile": os.environ[transport.PROFILE_VARIABLE], "node_parameters": parameters,
+                    "frames": []}
     annotated = []
     try:
         probe.wait_connected(timeout, pubs[IMAGE_TOPIC])
@@ -107,10 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/ros_demo"))
     parser.add_argument("--tasks", default="pour,scoop", help="comma-separated tasks (default pour,scoop)")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=parse_size, default=(640, 480),
+                        help="WIDTHxHEIGHT of the frames played, as a camera would send them (default 640x480)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds to wait for the node to start and for each answer")
     args = parser.parse_args(argv)
-    run_demo(args.out, [t for t in args.tasks.split(",") if t], args.frames, args.timeout)
+    run_demo(args.out, [t for t in args.tasks.split(",") if t], args.frames, args.timeout, args.size)
     print(f"{args.out}/annotated.png, {args.out}/keypoints.json", file=sys.stderr)
     return 0
 

@@ -31,22 +31,35 @@ from typing import Any, Sequence
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind,
+                       qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
+from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from funk_perception.detector import FunctionalKeypointDetector
+from funk_perception.ros import diagnostics
 from funk_perception.ros.convert import FrameError, stamp_ns
-from funk_perception.ros.messages import diagnostics_message, frame_outputs
-from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks
+from funk_perception.ros.declare import convert_types, declare_parameters
+from funk_perception.ros.layout import LAYOUT_TOPIC, layout_message
+from funk_perception.ros.messages import frame_outputs, task_topic
+from funk_perception.ros.params import check_value, parse_tasks
+from funk_perception.ros.roi import PARAMETER as ROI_PARAMETER, RoiState, outside_image
 from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
 from funk_perception.ros.sync import LatestSlot, StampBuffer
+from funk_perception.ros import transport
 
+RCLError = rclpy_implementation.RCLError
+#: the Fast DDS profile main() chose before rclpy.init (funk_perception/ros/transport.py); None when not started by main
+PROFILE_CHOICE: transport.ProfileChoice | None = None
 LOG_EVERY_S = 10.0
 LATENCY_WINDOW = 300
 
@@ -66,38 +79,33 @@ def make_message(typename: str, **fields: Any) -> Any:
     return _message_class(typename)(**fields)
 
 
-def _descriptor(param: Any) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=param.description, read_only=param.read_only)
-    if param.low is not None and isinstance(param.default, float):
-        descriptor.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
-    elif param.low is not None:
-        descriptor.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high),
-                                                 step=int(param.step or 1))]
-    if param.choices:
-        descriptor.additional_constraints = f"one of: {', '.join(param.choices)}"
-    return descriptor
-
-
 class KeypointNode(Node):
-    """Subscribes to image (+ depth, camera_info, roi); publishes keypoints, markers, image, diagnostics."""
+    """Subscribes to image (+ depth, camera_info, roi); publishes keypoints (whole and per task), layout,
+    markers, image, diagnostics."""
 
     def __init__(self) -> None:
         super().__init__("keypoint_node")
-        for param in PARAMETERS:
-            self.declare_parameter(param.name, param.default, _descriptor(param))
-        bad = [reason for param in PARAMETERS
-               if (reason := check_value(param.name, self.get_parameter(param.name).value)) is not None]
-        if bad:
-            raise ValueError("; ".join(bad))
+        declare_parameters(self)  # every bad start-up value: one ValueError naming each (funk_perception/ros/declare.py)
         value = self._value
         threads = int(value("threads"))
         if threads:
             torch.set_num_threads(threads)
-        self.detector = FunctionalKeypointDetector.load(value("model") or default_checkpoint(), device=value("device"))
+        model = value("model") or default_checkpoint()
+        # the user's own reference photos, beside or instead of the shipped bank (docs/REFERENCES.md)
+        self.detector = FunctionalKeypointDetector.load(model, device=value("device"),
+                                                        references=value("references") or None,
+                                                        references_mode=value("references_mode"))
+        if self.detector.references:
+            self.get_logger().info(f"references {value('references')} ({value('references_mode')}) for "
+                                   f"{', '.join(self.detector.references)}")
         self.tasks = parse_tasks(value("tasks"), self.detector.tasks)
         # The first forward pass is several times slower (allocation, kernel selection): pay it before frames come.
         self.detector.detect(np.zeros((64, 64, 3), np.uint8), self.tasks)
         self.min_confidence = float(value("min_confidence"))
+        self.hardware_id = value("hardware_id") or diagnostics.default_hardware_id(self.detector.device, model)
+        self._roi = RoiState(value("roi"))
+        self._image_size: tuple[int, int] | None = None  # (width, height) of the last decoded frame
+        self.add_pre_set_parameters_callback(convert_types)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.counts: Counter[str] = Counter()
@@ -107,45 +115,90 @@ class KeypointNode(Node):
         self._depths: StampBuffer[Any] = StampBuffer(30)
         self._infos: StampBuffer[Any] = StampBuffer(30)
         self._latest_info: Any = None
-        self._roi_topic: tuple[int, int, int, int] | None = None
+        self._frequency = diagnostics.FrequencyStatus(time.monotonic())
 
         qos = qos_profile_sensor_data if value("image_qos") == "sensor_data" else \
             QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.compressed = bool(value("compressed"))
-        if self.compressed:
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
-        else:
-            self.create_subscription(Image, "image", self._on_image, qos)
         self.use_depth = bool(value("use_depth"))
+        self.input_topics = self._input_topics()
+        topics = self.input_topics
+        self._image_sub = self._subscribe(CompressedImage if self.compressed else Image, topics["image"],
+                                          self._on_image, qos, watch_lost=True)
         if self.use_depth:
-            self.create_subscription(Image, "depth", self._on_depth, qos)
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
-        self.create_subscription(RegionOfInterest, "roi", self._on_roi, qos)
+            self._subscribe(Image, topics["depth"], self._on_depth, qos)
+            self._subscribe(CameraInfo, topics["camera_info"], self._on_camera_info, qos)
+        self._subscribe(RegionOfInterest, topics["roi"], self._on_roi, qos)
+        # a publisher matched and no frame: say why (funk_perception/ros/transport.py)
+        self._stall = transport.StallWatch(topics["image"])
+        self.create_timer(1.0, self._check_input)
         self.publishers_by_topic = {
             "keypoints": self.create_publisher(PointCloud2, "keypoints", 10),
             "keypoints/markers": self.create_publisher(MarkerArray, "keypoints/markers", 10),
             "keypoints/image": self.create_publisher(Image, "keypoints/image", 10),
+            # one cloud per task the model knows, so tasks can change at run time (funk_perception/ros/messages.py)
+            **{task_topic(t): self.create_publisher(PointCloud2, task_topic(t), 10) for t in self.detector.tasks},
         }
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        # latched: a consumer that starts later still learns what the clouds' fields and indices mean
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.pub_layout = self.create_publisher(String, LAYOUT_TOPIC, latched)
+        self.publish_layout()
+        # absolute, as diagnostic_updater publishes: aggregators listen on /diagnostics whatever the namespace
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, diagnostics.DIAGNOSTICS_TOPIC, 1)
         self.create_timer(1.0, self.publish_diagnostics)
 
         self._running = True
         self._worker = threading.Thread(target=self._work, name="funk-inference", daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"funk keypoints for {', '.join(self.tasks)} on {self.detector.device}; "
-            f"listening on {'image/compressed' if self.compressed else 'image'}"
-            + (" with depth and camera_info" if self.use_depth else "")
+            f"funk keypoints for {', '.join(self.tasks)} on {self.detector.device}; listening on "
+            + ", ".join(f"{name} {topic}" for name, topic in topics.items())
+            + f"; {PROFILE_CHOICE.describe() if PROFILE_CHOICE else 'Fast DDS profile as the environment sets it'}"
         )
 
     def _value(self, name: str) -> Any:
         return self.get_parameter(name).value
+
+    # -- inputs: topic names and why frames may not arrive ---------------------------------------------
+
+    def _input_topics(self) -> dict[str, str]:
+        """The resolved input topics: ``image`` as remapped, the compressed stream and camera_info derived from
+        it as image_transport does unless remapped themselves (funk_perception/ros/transport.py)."""
+        return transport.input_topics(self.resolve_topic_name, self.compressed, self.use_depth)
+
+    def _subscribe(self, kind: type, topic: str, callback: Any, qos: QoSProfile, watch_lost: bool = False) -> Any:
+        """A subscription that warns, with the fix, on incompatible QoS and (``watch_lost``) on frames the
+        middleware reports lost on the way."""
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=functools.partial(self._on_incompatible_qos, topic),
+            message_lost=functools.partial(self._on_lost, topic) if watch_lost else None)
+        try:
+            return self.create_subscription(kind, topic, callback, qos, event_callbacks=events)
+        except UnsupportedEventTypeError:  # an RMW without the message-lost event: the stall check remains
+            events.message_lost = None
+            return self.create_subscription(kind, topic, callback, qos, event_callbacks=events)
+
+    def _on_incompatible_qos(self, topic: str, info: Any) -> None:
+        self.counts["transport.incompatible_qos"] = int(info.total_count)
+        policy = qos_policy_name_from_kind(info.last_policy_kind)
+        self.get_logger().warning(transport.incompatible_qos_message(topic, policy, str(self._value("image_qos"))))
+
+    def _on_lost(self, topic: str, info: Any) -> None:
+        self.counts["transport.lost"] += int(info.total_count_change)
+        self._log_once("transport", transport.lost_message(topic, self.counts["transport.lost"]))
+
+    def _check_input(self) -> None:
+        warning = self._stall.check(time.monotonic(), self._image_sub.get_publisher_count(), self.counts["received"])
+        if warning is not None:
+            self.get_logger().warning(warning)
 
     # -- parameters --------------------------------------------------------------------------------
 
     def _on_set_parameters(self, params: Sequence[Parameter]) -> SetParametersResult:
         for param in params:
             reason = check_value(param.name, param.value, self.detector.tasks)
+            if reason is None and param.name == "roi" and self._image_size is not None:
+                reason = outside_image(param.value, *self._image_size)  # refused now, not frame after frame
             if reason is not None:
                 self.get_logger().warning(f"parameter refused, keeping the old value: {reason}")
                 return SetParametersResult(successful=False, reason=reason)
@@ -154,7 +207,16 @@ class KeypointNode(Node):
                 self.tasks = parse_tasks(param.value, self.detector.tasks)
             elif param.name == "min_confidence":
                 self.min_confidence = float(param.value)
+            elif param.name == "roi":
+                self._roi.set_parameter(param.value)  # clears a region from the roi topic, [0, 0, 0, 0] included
+        if any(p.name in ("tasks", "min_confidence") for p in params):
+            self.publish_layout(self.tasks, self.min_confidence)
         return SetParametersResult(successful=True)
+
+    def publish_layout(self, tasks: Sequence[str] | None = None, min_confidence: float | None = None) -> None:
+        """(Re)publish the latched ``keypoints/layout`` (funk_perception/ros/layout.py)."""
+        self.pub_layout.publish(layout_message(make_message, self.tasks if tasks is None else tasks,
+                                               self.min_confidence if min_confidence is None else min_confidence))
 
     # -- callbacks: file the message away, nothing more ----------------------------------------------
 
@@ -171,7 +233,8 @@ class KeypointNode(Node):
         self._latest_info = msg
 
     def _on_roi(self, msg: RegionOfInterest) -> None:
-        self._roi_topic = (int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height))
+        # no header on RegionOfInterest: its age is counted from its arrival here (funk_perception/ros/roi.py)
+        self._roi.set_topic((int(msg.x_offset), int(msg.y_offset), int(msg.width), int(msg.height)), time.monotonic())
 
     # -- inference thread ----------------------------------------------------------------------------
 
@@ -201,7 +264,8 @@ class KeypointNode(Node):
                 info = self._infos.nearest(stamp, int(tolerance * 1e9)) or self._latest_info
             frame = decode_frame(msg, self.compressed, depth, info, int(self._value("max_pixels")))
             height, width = frame.rgb.shape[:2]
-            roi = parse_roi(self._roi_topic or tuple(self._value("roi")), width, height)
+            self._image_size = (width, height)
+            roi = self._region(width, height)
             tasks, min_confidence = list(self.tasks), self.min_confidence
             found = frame_keypoints(self.detector, frame, tasks, roi, int(self._value("depth_window")))
         except FrameError as exc:
@@ -222,7 +286,22 @@ class KeypointNode(Node):
         for topic, out in outputs.items():
             self.publishers_by_topic[topic].publish(out)
         self.counts["processed"] += 1
+        self._frequency.tick()
         self.latencies_ms.append((time.monotonic() - received) * 1000.0)
+
+    def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """This frame's region of interest (None: the whole image), from funk_perception/ros/roi.py.
+
+        A ``roi`` parameter is checked against the image when it is set; one set before any frame came,
+        or left behind when the image size changed, is refused here: reset to [0, 0, 0, 0] with an error
+        in the log. A region from the ``roi`` topic that misses the image rejects the frame (``roi``)."""
+        roi, source = self._roi.current(time.monotonic(), float(self._value("roi_timeout")))
+        if source == ROI_PARAMETER and (reason := outside_image(roi, width, height, source)) is not None:
+            self.get_logger().error(f"{reason}; the roi parameter is reset to [0, 0, 0, 0] (the whole image)")
+            self.counts["roi.reset"] += 1
+            self.set_parameters([Parameter("roi", value=[0, 0, 0, 0])])
+            return None
+        return parse_roi(roi, width, height, source)
 
     # -- diagnostics ---------------------------------------------------------------------------------
 
@@ -237,11 +316,14 @@ class KeypointNode(Node):
         return stats
 
     def publish_diagnostics(self) -> None:
+        """One ``<node name>: keypoints`` status on /diagnostics (funk_perception/ros/diagnostics.py): the rate
+        of published clouds against ``expected_rate``, merged with the counters."""
         stats = self.statistics()
         header = make_message("std_msgs/msg/Header", stamp=self.get_clock().now().to_msg())
-        warning = f"{stats['rejected']} frames rejected" if stats["rejected"] else ""
-        self.pub_diagnostics.publish(diagnostics_message(make_message, header, "funk_perception: keypoint_node",
-                                                         stats, warning))
+        frequency = self._frequency.run(time.monotonic(), float(self._value("expected_rate")))
+        status = diagnostics.keypoint_status(frequency, stats, int(stats["rejected"]))
+        self.pub_diagnostics.publish(diagnostics.diagnostics_array(
+            make_message, header, diagnostics.status_name(self.get_name()), self.hardware_id, status))
 
     def destroy_node(self) -> None:
         self._running = False
@@ -251,16 +333,21 @@ class KeypointNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``ros2 run funk_perception keypoint_node [--ros-args ...]``; a bad model or parameter exits with 2."""
-    rclpy.init(args=list(sys.argv if argv is None else argv))
+    """``ros2 run funk_perception keypoint_node [--ros-args ...]``; a bad model or parameter exits with 2
+    after one ``error:`` line (rclpy's own parameter and argument errors included), no traceback."""
+    global PROFILE_CHOICE
     node = None
+    # before rclpy.init: Fast DDS reads its profile once per process, when the first participant is created
+    PROFILE_CHOICE = transport.apply_profile()
     try:
+        rclpy.init(args=list(sys.argv if argv is None else argv))
         node = KeypointNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, OSError) as exc:
-        print(f"error: keypoint_node: {exc}", file=sys.stderr)
+    except (ValueError, OSError, ParameterException, RCLError) as exc:
+        # RCLError: rcl refusing the arguments, e.g. a -p rule or a --params-file it cannot parse
+        print(f"error: keypoint_node: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         return 2
     finally:
         if node is not None:

@@ -1,4 +1,5 @@
-"""Keypoints -> ROS messages (PointCloud2, MarkerArray, annotated Image, DiagnosticArray) and back.
+"""Keypoints -> ROS messages (PointCloud2, per-task PointCloud2, MarkerArray, annotated Image) and back;
+the diagnostics are built in funk_perception/ros/diagnostics.py, the layout in layout.py.
 
 No rclpy here: every builder takes a *factory* ``make(typename, **fields)``
 that creates a message of a ROS type name such as ``sensor_msgs/msg/PointCloud2``.
@@ -15,20 +16,25 @@ offset name   type     meaning
 0      x      FLOAT32  metres in the image's optical frame (x right), NaN without depth
 4      y      FLOAT32  metres (y down), NaN without depth
 8      z      FLOAT32  metres (z forward, along the optical axis), NaN without depth
-12     u      FLOAT32  pixel x in the full input image, (0, 0) = top-left corner of the top-left pixel
-16     v      FLOAT32  pixel y
+12     u      FLOAT32  pixel x in the full input image, (0, 0) = centre of the top-left pixel (OpenCV)
+16     v      FLOAT32  pixel y, same convention
 20     confidence FLOAT32 in [0, 1] (see FunctionalKeypointDetector)
 24     task   UINT16   index in ``funk_perception.tasks.TASKS`` (0 pour ... 9 flip)
 26     keypoint UINT8  0..4 for p1..p5
 ====== ====== ======== =====================================================
 
 :func:`decode_keypoints` turns such a cloud back into ``{task: FrameKeypoints}``,
-the structure ``FunctionalKeypointDetector.detect`` returns.
+the structure ``FunctionalKeypointDetector.detect`` returns (pixels in the
+pixel-centre convention of :mod:`funk_perception.ros.pipeline`).
+
+Beside it, one cloud per task on ``keypoints/<task>`` (:func:`task_cloud`) that
+needs no decoder: always five points, p1..p5 in order, fields ``x y z u v
+confidence`` (FLOAT32, ``point_step = 24``); a keypoint under the confidence
+threshold is NaN with confidence 0, as :func:`decode_keypoints` gives it.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping
 
 import cv2
@@ -53,6 +59,33 @@ POINT_DTYPE = np.dtype(
     }
 )
 _DATATYPES = {"<f4": _FLOAT32, "<u2": _UINT16, "|u1": _UINT8}
+
+#: The record layout of one keypoint in a ``keypoints/<task>`` cloud; the point's index is the keypoint's.
+TASK_POINT_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "z", "u", "v", "confidence"],
+        "formats": ["<f4"] * 6,
+        "offsets": [0, 4, 8, 12, 16, 20],
+        "itemsize": 24,
+    }
+)
+
+#: What each field of the clouds means (published in ``keypoints/layout``, tabled in docs/ROS.md).
+FIELD_MEANINGS: dict[str, str] = {
+    "x": "metres in the header's optical frame, x right; NaN without valid depth",
+    "y": "metres, y down; NaN without valid depth",
+    "z": "metres along the optical axis; NaN without valid depth",
+    "u": "pixel x in the full input image; (0, 0) is the centre of the top-left pixel (OpenCV, image_geometry)",
+    "v": "pixel y, same convention",
+    "confidence": "in [0, 1]; how sure the detector is of this keypoint",
+    "task": "task index: the position of the task's name in keypoints/layout's task list",
+    "keypoint": "keypoint index: 0..4 for p1..p5",
+}
+
+
+def task_topic(task: str) -> str:
+    """The relative topic of one task's cloud: ``keypoints/<task>`` (task names are valid ROS names)."""
+    return f"keypoints/{task}"
 
 #: One colour per task (matplotlib's tab10, RGB 0..255), so a task looks the same in RViz and the image.
 TASK_COLORS: dict[str, tuple[int, int, int]] = dict(
@@ -80,16 +113,46 @@ def keypoints_cloud(
     points = np.zeros(len(rows), POINT_DTYPE)  # zeros: the pad byte at offset 27 is deterministic too
     if rows:
         points[:] = rows
-    fields = [
-        make("sensor_msgs/msg/PointField", name=name, offset=POINT_DTYPE.fields[name][1],
-             datatype=_DATATYPES[POINT_DTYPE.fields[name][0].str], count=1)
-        for name in POINT_DTYPE.names
-    ]
+    fields = _fields(make, POINT_DTYPE)
     return make(
         "sensor_msgs/msg/PointCloud2", header=header, height=1, width=len(points), fields=fields,
         is_bigendian=False, point_step=POINT_DTYPE.itemsize, row_step=POINT_DTYPE.itemsize * len(points),
         data=points.view(np.uint8).reshape(-1), is_dense=False,
     )
+
+
+def _fields(make: Factory, dtype: np.dtype) -> list[Any]:
+    return [make("sensor_msgs/msg/PointField", name=name, offset=dtype.fields[name][1],
+                 datatype=_DATATYPES[dtype.fields[name][0].str], count=1) for name in dtype.names]
+
+
+def task_cloud(make: Factory, header: Any, kp: FrameKeypoints, min_confidence: float = 0.0) -> Any:
+    """The ``keypoints/<task>`` sensor_msgs/PointCloud2 of one task: five points p1..p5, fields
+    x, y, z, u, v, confidence; a keypoint under ``min_confidence`` is all NaN with confidence 0."""
+    points = np.zeros(len(kp.points), TASK_POINT_DTYPE)
+    xyz = kp.xyz if kp.xyz is not None else np.full((len(kp.points), 3), np.nan)
+    keep = np.asarray(kp.confidence) >= min_confidence
+    for name, column in zip(("x", "y", "z", "u", "v"), np.concatenate([xyz, kp.points], axis=1).T):
+        points[name] = np.where(keep, column, np.nan)
+    points["confidence"] = np.where(keep, kp.confidence, 0.0)
+    return make(
+        "sensor_msgs/msg/PointCloud2", header=header, height=1, width=len(points),
+        fields=_fields(make, TASK_POINT_DTYPE), is_bigendian=False, point_step=TASK_POINT_DTYPE.itemsize,
+        row_step=TASK_POINT_DTYPE.itemsize * len(points), data=points.view(np.uint8).reshape(-1), is_dense=False,
+    )
+
+
+def decode_task_cloud(cloud: Any, task: str) -> FrameKeypoints:
+    """A ``keypoints/<task>`` cloud (rclpy or rosbags) -> :class:`FrameKeypoints` of ``task``."""
+    names = [f.name for f in cloud.fields]
+    if names != list(TASK_POINT_DTYPE.names) or int(cloud.point_step) != TASK_POINT_DTYPE.itemsize:
+        raise ValueError(f"keypoints/{task} cloud: expected fields {list(TASK_POINT_DTYPE.names)} with point_step "
+                         f"{TASK_POINT_DTYPE.itemsize}, found {names} with point_step {cloud.point_step}")
+    data = np.asarray(cloud.data if isinstance(cloud.data, np.ndarray) else memoryview(cloud.data), np.uint8)
+    points = data.view(TASK_POINT_DTYPE)
+    uv = np.stack([points["u"], points["v"]], axis=1).astype(np.float64)
+    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float64)
+    return FrameKeypoints(task, uv, points["confidence"].astype(np.float64), KEYPOINTS, xyz)
 
 
 def decode_keypoints(cloud: Any) -> dict[str, FrameKeypoints]:
@@ -123,12 +186,13 @@ def decode_keypoints(cloud: Any) -> dict[str, FrameKeypoints]:
 
 def _marker_positions(kp: FrameKeypoints, k: np.ndarray | None) -> np.ndarray:
     """Where to draw each keypoint: its 3D point; without depth, on the plane 1 m in front of the camera
-    (through K) or, without K either, on the image plane at 1 mm per pixel."""
+    (through K, whose pixel convention ``points`` share) or, without K either, on the image plane at 1 mm
+    per pixel."""
     if kp.xyz is not None and np.isfinite(kp.xyz).all(axis=1).any():
         return kp.xyz
     if k is not None:
-        x = (kp.points[:, 0] - 0.5 - k[0, 2]) / k[0, 0]
-        y = (kp.points[:, 1] - 0.5 - k[1, 2]) / k[1, 1]
+        x = (kp.points[:, 0] - k[0, 2]) / k[0, 0]
+        y = (kp.points[:, 1] - k[1, 2]) / k[1, 1]
         return np.stack([x, y, np.ones_like(x)], axis=1)
     return np.concatenate([kp.points * 0.001, np.zeros((len(kp.points), 1))], axis=1)
 
@@ -178,7 +242,8 @@ def draw_frame(rgb: np.ndarray, found: Mapping[str, FrameKeypoints], min_confide
     for row, (task, kp) in enumerate(found.items()):
         color = TASK_COLORS[task]
         keep = [i for i in range(len(kp.points)) if kp.confidence[i] >= min_confidence and np.isfinite(kp.points[i]).all()]
-        pix = [(int(round(kp.points[i, 0] - 0.5)), int(round(kp.points[i, 1] - 0.5))) for i in keep]
+        # pixel-centre coordinates: rounding gives the pixel OpenCV draws at
+        pix = [(int(round(kp.points[i, 0])), int(round(kp.points[i, 1]))) for i in keep]
         if len(pix) > 1:
             cv2.polylines(out, [np.array(pix, np.int32)], False, color, thick, cv2.LINE_AA)
         for i, p in zip(keep, pix):
@@ -203,26 +268,13 @@ def frame_outputs(
 ) -> dict[str, Any]:
     """Every per-frame output by topic name (relative, as the node publishes them): what node and bag share."""
     out = {"keypoints": keypoints_cloud(make, header, found, min_confidence)}
+    for task, kp in found.items():
+        out[task_topic(task)] = task_cloud(make, header, kp, min_confidence)
     if markers:
         out["keypoints/markers"] = keypoint_markers(make, header, found, min_confidence, frame.k)
     if image:
         out["keypoints/image"] = image_message(make, header, draw_frame(frame.rgb, found, min_confidence))
     return out
-
-
-def diagnostics_message(make: Factory, header: Any, name: str, values: Mapping[str, float | int | str],
-                        warning: str = "") -> Any:
-    """diagnostic_msgs/DiagnosticArray with one status: OK, or WARN with ``warning`` as its message."""
-    pairs = [make("diagnostic_msgs/msg/KeyValue", key=key, value=_format(value)) for key, value in values.items()]
-    status = make("diagnostic_msgs/msg/DiagnosticStatus", level=bytes([1 if warning else 0]), name=name,
-                  message=warning or "OK", hardware_id="", values=pairs)
-    return make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[status])
-
-
-def _format(value: float | int | str) -> str:
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.2f}"
-    return str(value)
 
 
 class RosbagsFactory:

@@ -1,12 +1,18 @@
 """The keypoint node's parameters: names, defaults, ranges, descriptions and validation, without rclpy.
 
-The node declares exactly these; the launch file, ``config/keypoints.yaml``
-and the tests read them from here, so the three cannot drift apart.
+The node declares exactly these; the launch file, ``config/keypoints.yaml``,
+the bag tool and the tests read them from here, so none can drift apart.
+:func:`validate` is the one check of a value (type, range, choices, task
+names) for the node at start-up, the node at run time and the bag tool's
+options; it accepts an integer for a floating-point parameter and a single
+string for a list of strings (``-p tasks:=pour``), and returns the value in
+the declared type.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Any, Sequence
 
 from funk_perception.ros.convert import MAX_PIXELS
@@ -15,6 +21,9 @@ from funk_perception.tasks import TASKS, normalize_task
 
 DEVICES = ("auto", "cpu", "cuda")
 QOS_PROFILES = ("sensor_data", "reliable")
+#: funk_perception.reference_bank.REFERENCE_MODES, repeated so that this module stays free of torch
+#: (tests/test_references.py holds the two equal)
+REFERENCE_MODES = ("add", "replace")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,10 @@ class Param:
 
 PARAMETERS: tuple[Param, ...] = (
     Param("model", "", f"checkpoint path; empty = the shipped {DEFAULT_CHECKPOINT}", read_only=True),
+    Param("references", "", "bank file of your own labelled photos (python -m funk_perception.references add); "
+          "empty = the shipped bank alone", read_only=True),
+    Param("references_mode", "add", "how the references join the shipped bank: add (beside it) or replace "
+          "(instead of it, for the tasks they cover)", read_only=True, choices=REFERENCE_MODES),
     Param("device", "auto", "auto (CUDA when present), cpu or cuda[:N]", read_only=True, choices=DEVICES),
     Param("threads", 0, "CPU threads for torch; 0 keeps torch's default", read_only=True, low=0, high=256, step=1),
     Param("tasks", list(TASKS), "tasks to detect (pour, scoop, ..., any FunKPoint spelling); changeable at run time"),
@@ -52,9 +65,16 @@ PARAMETERS: tuple[Param, ...] = (
           "image; the roi topic overrides it"),
     Param("max_pixels", MAX_PIXELS, "frames with more pixels than this are refused unread", low=1,
           high=1 << 30, step=1),
+    Param("roi_timeout", 2.0, "seconds after the last roi message before its region expires and the roi "
+          "parameter applies again; 0 = never", low=0.0, high=3600.0),
+    Param("hardware_id", "", "hardware_id of the diagnostics status; empty = the device and the model file",
+          read_only=True),
+    Param("expected_rate", 0.0, "keypoint clouds per second the diagnostics' frequency status expects at "
+          "least (within 10 %); 0 = no minimum; changeable at run time", low=0.0, high=1000.0),
 )
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}
 
 
 def parse_tasks(value: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -74,20 +94,85 @@ def parse_tasks(value: Sequence[str], available: Sequence[str]) -> list[str]:
     return out
 
 
-def check_value(name: str, value: Any, available_tasks: Sequence[str] = TASKS) -> str | None:
-    """Why ``value`` is refused for parameter ``name`` (None when accepted); rclpy checks the numeric ranges."""
-    param = next((p for p in PARAMETERS if p.name == name), None)
+def _found(value: Any) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(type(value))
+    if value is None:
+        return "nothing (an empty list or no value)"
+    return f"{value!r} ({kind})" if kind else f"{list(value) if _is_sequence(value) else value!r}"
+
+
+def _is_sequence(value: Any) -> bool:
+    # rclpy gives integer and double arrays as array.array, string arrays as lists
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and hasattr(value, "__iter__")
+
+
+def _number(param: Param, value: Any) -> float | int:
+    integer = isinstance(param.default, int)
+    span = f"from {param.low:.0f} to {param.high:.0f}" if integer else f"from {param.low:g} to {param.high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and isinstance(value, float)):
+        raise ValueError(f"{param.name}: expected {'an integer' if integer else 'a number'} {span}, "
+                         f"found {_found(value)}")
+    value = int(value) if integer else float(value)
+    if not math.isfinite(value) or not param.low <= value <= param.high:
+        raise ValueError(f"{param.name}: expected a value {span}, found {value!r}")
+    if param.name == "depth_window" and value % 2 == 0:
+        raise ValueError(f"depth_window: expected an odd number of pixels, found {value}")
+    return value
+
+
+def coerce(name: str, value: Any) -> Any:
+    """``value`` in parameter ``name``'s declared type where that is unambiguous (an integer for a
+    floating-point parameter, one string for a list of strings); anything else unchanged."""
+    param = BY_NAME.get(name)
     if param is None:
-        return None
-    if param.choices and not (str(value) in param.choices or (name == "device" and str(value).startswith("cuda:"))):
-        return f"{name}: expected one of {', '.join(param.choices)}, found {value!r}"
+        return value
+    if isinstance(param.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(param.default, list) and isinstance(value, str) and all(isinstance(v, str) for v in param.default):
+        return [value]
+    return value
+
+
+def validate(name: str, value: Any, available_tasks: Sequence[str] = TASKS) -> Any:
+    """Parameter ``name``'s ``value`` in its declared type (tasks canonical); raises ValueError naming the
+    parameter, what was expected and what was found. Names not in :data:`PARAMETERS` pass unchanged."""
+    param = BY_NAME.get(name)
+    if param is None:
+        return value
+    value = coerce(name, value)
+    default = param.default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected true or false, found {_found(value)}")
+        return value
+    if isinstance(default, (int, float)):
+        return _number(param, value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, found {_found(value)}")
+        if param.choices and not (value in param.choices or (name == "device" and value.startswith("cuda:"))):
+            raise ValueError(f"{name}: expected one of {', '.join(param.choices)}, found {value!r}")
+        return value
     if name == "tasks":
-        try:
-            parse_tasks(list(value), available_tasks)
-        except ValueError as exc:
-            return str(exc)
-    if name == "roi" and (len(value) != 4 or min(value[2], value[3]) < 0):
-        return f"roi: expected [x, y, width, height] with width, height >= 0, found {list(value)}"
-    if name == "depth_window" and int(value) % 2 == 0:
-        return f"depth_window: expected an odd number of pixels, found {value}"
+        if not _is_sequence(value) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"tasks: expected a non-empty list of task names from {', '.join(available_tasks)}, "
+                             f"found {_found(value)}")
+        return parse_tasks(list(value), available_tasks)
+    if name == "roi":
+        if value is None:  # ``roi:=[]`` reaches rclpy as an unset value: no region, as [0, 0, 0, 0]
+            return [0, 0, 0, 0]
+        if (not _is_sequence(value) or len(value) != 4
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or min(value[2], value[3]) < 0):
+            raise ValueError(f"roi: expected [x, y, width, height] (integers, width and height >= 0), "
+                             f"found {_found(value)}")
+        return [int(v) for v in value]
+    raise AssertionError(f"parameter {name}: no validation for a default of type {type(default).__name__}")
+
+
+def check_value(name: str, value: Any, available_tasks: Sequence[str] = TASKS) -> str | None:
+    """Why ``value`` is refused for parameter ``name`` (None when accepted): :func:`validate`'s reason."""
+    try:
+        validate(name, value, available_tasks)
+    except ValueError as exc:
+        return str(exc)
     return None

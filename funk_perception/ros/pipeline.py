@@ -6,9 +6,15 @@ runs the detector (on a region of interest when one is given) and
 back-projects each keypoint through K with a robust depth (median of the
 valid depth pixels in a small window around it).
 
-Pixel convention: the detector's ``(0, 0)`` is the top-left corner of the
-top-left pixel; ROS camera_info's K has integer coordinates at pixel
-centres, so a keypoint at ``(u, v)`` back-projects from ``(u - 0.5, v - 0.5)``.
+Pixel convention: OpenCV's and image_geometry's, the one ROS camera_info's K
+uses: integer coordinates at pixel centres, ``(0, 0)`` the centre of the
+top-left pixel, which spans ``[-0.5, 0.5)``. The detector's points are
+measured from the top-left corner of the top-left pixel instead (as its
+normalised coordinates times the image size, through the letterbox mapping of
+``funk_perception/model/letterbox.py``), so :func:`frame_keypoints` shifts them
+by half a pixel, once, with :func:`to_pixel_centres`; everything downstream
+(back-projection, depth window, markers, drawing, the published ``u, v``) is in
+pixel centres.
 """
 
 from __future__ import annotations
@@ -29,9 +35,19 @@ from funk_perception.ros.convert import (
 )
 
 
+#: The detector's corner-origin pixel coordinates minus this are pixel-centre coordinates.
+CORNER_TO_CENTRE = 0.5
+
+
+def to_pixel_centres(points: np.ndarray) -> np.ndarray:
+    """Detector pixels (``(0, 0)`` = top-left corner of the top-left pixel) -> OpenCV pixel-centre pixels."""
+    return np.asarray(points, dtype=np.float64) - CORNER_TO_CENTRE
+
+
 @dataclass(frozen=True)
 class FrameKeypoints(TaskKeypoints):
-    """:class:`TaskKeypoints` plus each keypoint's 3D position in the image's optical frame."""
+    """:class:`TaskKeypoints` plus each keypoint's 3D position in the image's optical frame; ``points``
+    in pixel-centre coordinates (module docstring)."""
 
     xyz: np.ndarray | None = None  # (K, 3) metres, x right, y down, z forward; NaN where no valid depth
 
@@ -100,15 +116,18 @@ def parse_roi(roi: Sequence[int] | None, width: int, height: int, where: str = "
 
 
 def robust_depth(depth: np.ndarray, points: np.ndarray, window: int) -> np.ndarray:
-    """Median of the valid depth pixels in a ``window`` x ``window`` patch around each point (NaN if none):
-    a single pixel is often a hole or lands just off a thin edge."""
+    """Median of the valid depth pixels in a ``window`` x ``window`` patch centred on the pixel holding
+    each point (pixel-centre coordinates; NaN if none): a single pixel is often a hole or lands just off a
+    thin edge."""
     half = window // 2
     height, width = depth.shape
     out = np.full(len(points), np.nan)
     for i, (u, v) in enumerate(points):
         if not (np.isfinite(u) and np.isfinite(v)):
             continue
-        col, row = int(np.floor(u)), int(np.floor(v))
+        # pixel c spans [c - 0.5, c + 0.5); the image's far edge (W - 0.5) still belongs to pixel W - 1
+        col = min(max(int(np.floor(u + 0.5)), 0), width - 1)
+        row = min(max(int(np.floor(v + 0.5)), 0), height - 1)
         patch = depth[max(0, row - half) : min(height, row + half + 1), max(0, col - half) : min(width, col + half + 1)]
         valid = patch[np.isfinite(patch)]
         if valid.size:
@@ -117,9 +136,9 @@ def robust_depth(depth: np.ndarray, points: np.ndarray, window: int) -> np.ndarr
 
 
 def backproject(points: np.ndarray, z: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Pixels ``(u, v)`` (corner-origin) at depths ``z`` -> (N, 3) optical-frame points through ROS K."""
-    u = points[:, 0] - 0.5
-    v = points[:, 1] - 0.5
+    """Pixels ``(u, v)`` (pixel centres, as K) at depths ``z`` -> (N, 3) optical-frame points through ROS K."""
+    u = points[:, 0]
+    v = points[:, 1]
     x = (u - k[0, 2] - k[0, 1] * (v - k[1, 2]) / k[1, 1]) * z / k[0, 0]
     y = (v - k[1, 2]) * z / k[1, 1]
     return np.stack([x, y, z], axis=1)
@@ -132,12 +151,14 @@ def frame_keypoints(
     roi: tuple[int, int, int, int] | None = None,
     depth_window: int = 5,
 ) -> dict[str, FrameKeypoints]:
-    """The detector's keypoints on ``frame`` (full-image pixels), with 3D positions when depth is usable."""
+    """The detector's keypoints on ``frame`` in full-image pixel-centre coordinates, with 3D positions when
+    depth is usable. A region's offset is whole pixels, the same in either pixel convention."""
     found = detector.detect(frame.rgb, tasks) if roi is None else detector.detect_region(frame.rgb, roi, tasks)
     out: dict[str, FrameKeypoints] = {}
     for task, kp in found.items():
-        xyz = np.full((len(kp.points), 3), np.nan)
+        points = to_pixel_centres(kp.points)
+        xyz = np.full((len(points), 3), np.nan)
         if frame.depth is not None and frame.k is not None:
-            xyz = backproject(kp.points, robust_depth(frame.depth, kp.points, depth_window), frame.k)
-        out[task] = FrameKeypoints(task, kp.points, kp.confidence, kp.names, xyz)
+            xyz = backproject(points, robust_depth(frame.depth, points, depth_window), frame.k)
+        out[task] = FrameKeypoints(task, points, kp.confidence, kp.names, xyz)
     return out

@@ -1,6 +1,6 @@
 """A small rosbag2 of rendered frames with depth and camera_info, made from the shipped samples.
 
-    python -m funk_perception.ros.sample_bag --out results/ros_demo/sample_bag [--frames 12 --rate 5]
+    python -m funk_perception.ros.sample_bag --out results/ros_demo/sample_bag [--frames 12 --rate 5 --size 640x480]
 
 Topics (the names a RealSense-style driver uses), all with frame_id
 ``camera_color_optical_frame`` and one stamp per frame:
@@ -81,17 +81,47 @@ def sample_frames(samples: Path, limit: int | None = None) -> list[SampleFrame]:
     return frames
 
 
+def at_camera_size(frame: SampleFrame, size: tuple[int, int]) -> SampleFrame:
+    """``frame`` as a camera of ``size`` (width, height) would see it: scaled uniformly to fit, the margin
+    filled (colour: the render's mean border colour; depth: 0, no depth) and K moved to match, so the 3D
+    keypoints stay where they were. Pixel centres map as ``u' = s (u + 0.5) - 0.5 + left`` (ROS convention)."""
+    width, height = size
+    h, w = frame.depth_mm.shape
+    if width < 1 or height < 1:
+        raise ValueError(f"size: expected a positive width and height, found {size}")
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    border = np.concatenate([frame.rgb[0], frame.rgb[-1], frame.rgb[:, 0], frame.rgb[:, -1]])
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[:] = border.mean(axis=0).round().astype(np.uint8)
+    rgb[top : top + new_h, left : left + new_w] = cv2.resize(frame.rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    depth = np.zeros((height, width), np.uint16)
+    # nearest: never a depth between a foreground and a background pixel
+    depth[top : top + new_h, left : left + new_w] = cv2.resize(frame.depth_mm, (new_w, new_h),
+                                                               interpolation=cv2.INTER_NEAREST)
+    sx, sy = new_w / w, new_h / h
+    k = frame.k.copy()
+    k[0, 0], k[0, 1], k[1, 1] = k[0, 0] * sx, k[0, 1] * sx, k[1, 1] * sy
+    k[0, 2] = sx * (k[0, 2] + 0.5) - 0.5 + left
+    k[1, 2] = sy * (k[1, 2] + 0.5) - 0.5 + top
+    return SampleFrame(frame.name, rgb, depth, k, frame.tasks)
+
+
 def write_sample_bag(
     out: Path, samples: Path | None = None, frames: int = 12, rate: float = 5.0, storage: str = "sqlite3",
-    compressed: bool = False,
+    compressed: bool = False, size: tuple[int, int] | None = None,
 ) -> list[SampleFrame]:
-    """Write the bag to ``out`` (must not exist); return the frames it holds, in order."""
+    """Write the bag to ``out`` (must not exist); return the frames it holds, in order. ``size`` (width,
+    height): frames as a camera of that size would send them (:func:`at_camera_size`); None: as rendered."""
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out}: exists already; remove it or choose another path")
     if frames < 1 or rate <= 0:
         raise ValueError(f"expected --frames >= 1 and --rate > 0, found {frames} and {rate}")
     chosen = sample_frames(samples or default_samples(), frames)
+    if size is not None:
+        chosen = [at_camera_size(frame, size) for frame in chosen]
     store = get_typestore(Stores.ROS2_JAZZY)
     make = RosbagsFactory(store)
     temp = staged_bag(out)
@@ -137,6 +167,15 @@ def write_sample_bag(
     return chosen
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` -> (640, 480), for ``--size``."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, found {text!r}") from None
+    return width, height
+
+
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m funk_perception.ros.sample_bag", description=__doc__.split("\n\n")[0])
@@ -146,8 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="frames per second of bag time")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
     parser.add_argument("--compressed", action="store_true", help="jpeg CompressedImage instead of raw rgb8")
+    parser.add_argument("--size", type=parse_size, default=None,
+                        help="WIDTHxHEIGHT of a camera, e.g. 640x480 (default: the renders' own size)")
     args = parser.parse_args(argv)
-    frames = write_sample_bag(args.out, args.samples, args.frames, args.rate, args.storage, args.compressed)
+    frames = write_sample_bag(args.out, args.samples, args.frames, args.rate, args.storage, args.compressed,
+                              args.size)
     print(f"{args.out}: {len(frames)} frames with depth and camera_info", file=sys.stderr)
     return 0
 
