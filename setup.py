@@ -48,6 +48,12 @@ EXTRAS = {
         "imageio==2.38.0",
         "imageio-ffmpeg==0.8.1",
     ],
+    # ONNX export and the detector's onnxruntime backend, fp32 and int8 (docs/DEPLOY.md); without it the
+    # backend's error names this extra
+    "deploy": [
+        "onnx==1.23.2",
+        "onnxruntime==1.32.0",
+    ],
     # "test" is the extra colcon reads to run the tests with pytest
     "test": ["pytest==9.2.0"],
     "dev": [

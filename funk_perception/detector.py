@@ -60,11 +60,17 @@ shipped bank). Each reference votes with whichever of its two views, the photo
 or its mirror image, matches the image better
 (:func:`funk_perception.matching.best_views`). A bank embedded by another
 encoder is refused (its fingerprint, docs/REFERENCES.md).
+
+``load(..., backend="onnxruntime", precision="fp32" | "int8")`` (or :meth:`use_backend`) runs the encoder's
+forward pass in ONNX Runtime on the CPU (funk_perception/onnx_backend.py; int8 calibrated on synthetic
+renders); preprocessing and every detect method stay this class's code either way, and docs/DEPLOY.md
+has the speed and accuracy of each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -88,6 +94,7 @@ from funk_perception.matching import (
 from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder, Trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox as letterbox_image
+from funk_perception.onnx_backend import OnnxRuntimeEncoder, check_backend
 from funk_perception.reference_bank import (
     REFERENCE_MODES,
     EmbeddingSettings,
@@ -227,6 +234,9 @@ class FunctionalKeypointDetector:
         self.references_mode = "add"
         self.references_share: float | None = ADD_SHARE
         self._fingerprint: str | None = None
+        #: where the encoder's forward pass runs (:meth:`use_backend`); None: the torch encoder itself
+        self.backend, self.precision = "torch", "fp32"
+        self.runtime: OnnxRuntimeEncoder | None = None
         self.heatmap_head = None if heatmap_head is None else heatmap_head.to(self.device).eval()
         if method == "auto":
             method = "heatmap" if self.heatmap_head is not None else "bank" if self.bank else "prototypes"
@@ -259,6 +269,8 @@ class FunctionalKeypointDetector:
         image_size: int | None = None,
         references: str | Path | None = None,
         references_mode: str = "add",
+        backend: str = "torch",
+        precision: str = "fp32",
     ) -> "FunctionalKeypointDetector":
         """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present).
 
@@ -267,7 +279,13 @@ class FunctionalKeypointDetector:
         ``references``: a bank file of the user's labelled photos (funk_perception/reference_bank.py) that
         ``detect`` uses beside (``references_mode="add"``) or instead of (``"replace"``) the shipped bank;
         :meth:`use_references` says how.
+        ``backend``/``precision``: where the encoder's forward pass runs (:meth:`use_backend`); with
+        ``onnxruntime``, ``device="auto"`` is the CPU.
         """
+        check_backend(backend, precision)
+        if backend == "onnxruntime":
+            device = "cpu" if device == "auto" else device
+            OnnxRuntimeEncoder.check_installed()  # before the model loads: a missing package costs no seconds
         if references_mode not in REFERENCE_MODES:  # before the model loads: a typo costs no seconds
             raise ValueError(f"references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
                              f"found {references_mode!r}")
@@ -292,7 +310,64 @@ class FunctionalKeypointDetector:
                        letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps, image_size=image_size)
         if user_bank is not None:
             detector.use_references(user_bank, references_mode, bank_path=str(references), model=path)
+        detector.use_backend(backend, precision)
         return detector
+
+    # -- the backend of the encoder's forward pass (funk_perception/onnx_backend.py) --------------------------
+
+    def use_backend(
+        self, backend: str = "torch", precision: str = "fp32", cache: str | Path | None = None,
+        calibration: str | Path | None = None, threads: int | None = None,
+    ) -> None:
+        """Run the encoder's forward pass in ``backend``: ``torch`` (the encoder itself) or ``onnxruntime``
+        (CPU; ``precision`` fp32 or int8, statically quantized with activation ranges from the synthetic
+        renders of ``calibration``, default the shipped ``samples/synth``). Graphs are exported on first use
+        per task set and kept in ``cache`` (default :func:`funk_perception.onnx_backend.default_cache_folder`);
+        ``threads``: ONNX Runtime's threads (default torch's). Preprocessing and the detect methods are
+        unchanged: only :meth:`encode` runs elsewhere."""
+        check_backend(backend, precision)
+        if backend == "torch":
+            self.backend, self.precision, self.runtime = backend, precision, None
+            return
+        if self.device.type != "cpu":
+            raise ValueError(f"backend {backend!r}: expected the detector on device 'cpu' (the deploy extra's "
+                             f"onnxruntime runs on the CPU), found {self.device}; load with device='cpu' or 'auto'")
+        self.runtime = OnnxRuntimeEncoder(self.encoder, self.image_size, self.fingerprint, self.prepare_batch,
+                                          self.deployment_metadata(), precision, cache, calibration,
+                                          threads=threads)
+        self.backend, self.precision = backend, precision
+
+    def deployment_metadata(self) -> dict[str, str]:
+        """What a deployed graph of this detector's encoder records (ONNX ``metadata_props``): the detect method,
+        the preprocessing that makes its input and the layout of its output."""
+        preprocessing = {
+            "image_size": self.image_size, "channels": "RGB", "letterbox": self.letterbox,
+            "letterbox_pad": self.letterbox_pad if self.letterbox else None,
+            "resize": "OpenCV INTER_AREA when shrinking, INTER_LINEAR when enlarging (funk_perception/model/trunk.py)",
+            "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": "1/255"},
+        }
+        return {
+            "funk.format": "funk-encoder-onnx",
+            "funk.detect_method": self.method,
+            "funk.refine": self.refine,
+            "funk.flip": json.dumps(self.flip),
+            "funk.mirror_maps": json.dumps(self.mirror_maps),
+            "funk.logit_scale": repr(self.logit_scale),
+            "funk.preprocessing": json.dumps(preprocessing, sort_keys=True),
+            "funk.input": f"images: float32 (B, 3, {self.image_size}, {self.image_size}), (rgb / 255 - mean) / std",
+            "funk.output": "embeddings: float32 (B, T, D, S/16, S/16), unit norm along D, tasks as funk.tasks",
+        }
+
+    def encode(self, images: torch.Tensor, tasks: Sequence[str]) -> torch.Tensor:
+        """The encoder's forward pass through this detector's backend: normalised ``(B, 3, S, S)`` images ->
+        ``(B, T, D, h, w)`` unit embeddings, float32 on :attr:`device`. Callers hold ``torch.inference_mode``."""
+        if self.runtime is None:
+            return self.encoder(images, list(tasks)).float()
+        return self.runtime(images, list(tasks)).to(self.device)
+
+    def prepare_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """The network input ``(B, 3, S, S)`` of uint8 RGB ``images``, exactly as ``detect`` makes it."""
+        return self._prepare([check_image(im, f"images[{i}]") for i, im in enumerate(images)])[0]
 
     # -- the user's references (funk_perception/reference_bank.py) ------------------------------------------
 
@@ -425,8 +500,8 @@ class FunctionalKeypointDetector:
             batch = torch.cat([batch, batch.flip(-1)])
         with torch.inference_mode():
             if self.flip:
-                return flip_averaged(lambda x: self.encoder(x, list(tasks)), batch), frames
-            return self.encoder(batch, list(tasks)).float(), frames
+                return flip_averaged(lambda x: self.encode(x, tasks), batch), frames
+            return self.encode(batch, tasks), frames
 
     def _prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox | None]]:
         """The one preprocessing of every path: letterbox (or squash) on the host with OpenCV, ImageNet-normalise,
@@ -583,10 +658,13 @@ class FunctionalKeypointDetector:
         return (x - mean) / std, [None] * len(x)
 
     def _forward(self, x: torch.Tensor, names: list[str], dtype: torch.dtype | None, flip: bool | None) -> torch.Tensor:
+        if self.runtime is not None and dtype not in (None, torch.float32):
+            raise ValueError(f"dtype {dtype}: autocast applies to the torch backend, found backend {self.backend!r} "
+                             f"({self.precision}); pass dtype=None")
         with torch.inference_mode(), self._autocast(dtype):
             if self.flip if flip is None else flip:
-                return flip_averaged(lambda batch: self.encoder(batch, names), x).float()
-            return self.encoder(x, names).float()
+                return flip_averaged(lambda batch: self.encode(batch, names), x).float()
+            return self.encode(x, names).float()
 
     def _autocast(self, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
         if dtype is None or dtype == torch.float32:

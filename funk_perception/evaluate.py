@@ -42,7 +42,10 @@ rows. ``--references-bank B`` (a bank of the user's own photos,
 ``python -m funk_perception.references``) adds, per bank method, the same detector
 with ``use_references`` as ``FunctionalKeypointDetector.load(..., references=B)``
 gives it, compared with the row without (docs/REFERENCES.md). Its confidence is
-judged by the ROC AUC of confidence for a hit (within 0.1) against a miss. Features are computed once per image
+judged by the ROC AUC of confidence for a hit (within 0.1) against a miss. ``--backend onnxruntime
+[--precision int8]`` computes every checkpoint's features with the detector's ONNX Runtime backend
+(:meth:`FunctionalKeypointDetector.encode`, the all-task graph that ``detect`` and the node run by default;
+docs/DEPLOY.md); the trunk-only baselines stay in torch. Features are computed once per image
 (all needed tasks in one batched forward pass) and kept in memory as float16;
 matching is a batched matrix product.
 """
@@ -83,6 +86,7 @@ from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sampl
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox
+from funk_perception.onnx_backend import BACKENDS, PRECISIONS, OnnxRuntimeEncoder, check_backend
 from funk_perception.reference_bank import (
     REFERENCE_MODES,
     ReferenceBank,
@@ -171,6 +175,13 @@ class EvalConfig:
     references_share: float | None = field(default=ADD_SHARE, metadata=arg(
         "with --references-bank and add: the share of the votes the references cast together, or 'pooled' "
         "(every reference one vote among the shipped bank's)", type=share_value))
+    #: Where each checkpoint's encoder runs (FunctionalKeypointDetector.use_backend, docs/DEPLOY.md).
+    backend: str = field(default="torch", metadata=arg(
+        "run each checkpoint's encoder in torch or in onnxruntime (CPU; the detector's backend; needs the deploy "
+        "extra)", choices=BACKENDS))
+    precision: str = field(default="fp32", metadata=arg(
+        "with --backend onnxruntime: fp32, or int8 (static quantization calibrated on the shipped synthetic "
+        "renders)", choices=PRECISIONS))
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -193,6 +204,10 @@ class EvalConfig:
         if self.references_share is not None and not 0.0 < self.references_share <= 1.0:
             raise ValueError(f"EvalConfig.references_share: expected a number in (0, 1] or pooled, "
                              f"found {self.references_share!r}")
+        try:
+            check_backend(self.backend, self.precision)
+        except ValueError as exc:
+            raise ValueError(f"EvalConfig.{exc}") from None
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -248,6 +263,29 @@ def _trunk_extractor(trunk: torch.nn.Module, device: torch.device) -> Extractor:
 def _encoder_extractor(encoder: torch.nn.Module, device: torch.device) -> Extractor:
     def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
         return encoder(images.to(device), tasks).float()
+
+    return extract
+
+
+def backend_extractor(encoder: FunctionalEncoder, image_size: int, config: EvalConfig) -> Extractor:
+    """The checkpoint's features as its detector computes them with ``config.backend``: the detector that
+    ``FunctionalKeypointDetector.load`` makes of this encoder (its detect method, this evaluation's input
+    options), through :meth:`FunctionalKeypointDetector.encode`. Every call runs the all-task graph, the one
+    ``detect`` and the node run by default, and keeps the tasks asked for (an int8 graph of fewer tasks is
+    calibrated on its own activations: docs/DEPLOY.md)."""
+    extra = encoder.loaded_extra
+    head = extra.get("heatmap_head")
+    detector = FunctionalKeypointDetector(
+        encoder, extra.get("prototypes"), refine=config.refine, image_size=image_size, bank=extra.get("bank"),
+        method=str(extra.get("detect_method", "auto")), flip=config.flip, letterbox=config.letterbox,
+        letterbox_pad=config.letterbox_pad, mirror_maps=config.mirror_maps,
+        heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head),
+    )
+    detector.use_backend(config.backend, config.precision)
+
+    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
+        features = detector.encode(images, TASKS)
+        return features if tasks is None or list(tasks) == list(TASKS) else features[:, [TASKS.index(t) for t in tasks]]
 
     return extract
 
@@ -567,11 +605,12 @@ def load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
             "trunk": trunk_name,
             "image_size": size,
             "metadata": {k: v for k, v in extra.items() if k != "prototypes" and _jsonable(v)},
+            "backend": config.backend,
+            "precision": config.precision,
         }
-        model_rows.append(
-            Method(f"{gating} gating ({label})", "model", _encoder_extractor(encoder, device), size, True, info,
-                   encoder)
-        )
+        extractor = _encoder_extractor(encoder, device) if config.backend == "torch" else \
+            backend_extractor(encoder, size, config)
+        model_rows.append(Method(f"{gating} gating ({label})", "model", extractor, size, True, info, encoder))
         key = f"{trunk_name}@{size}"
         if key not in trunk_rows:
             trunk_rows[key] = Method(f"trunk-only {key}", "trunk", _trunk_extractor(encoder.trunk, device), size, False,
@@ -638,7 +677,9 @@ def markdown_report(results: dict) -> str:
         f"refinement: {results['refine']}. PCK in %, keypoints visible in both images; "
         "distance in normalised coordinates (x/W, y/H): 0.1 = 22.4 px at 224 x 224. Input: "
         + (f"letterboxed ({results.get('letterbox_pad')} pad)" if results.get("letterbox") else "squashed to the square")
-        + (", mirrored copies" if results.get("mirror") else "") + ".",
+        + (", mirrored copies" if results.get("mirror") else "") + "."
+        + (f" Checkpoint encoders run in {results['backend']} ({results.get('precision')})."
+           if results.get("backend", "torch") != "torch" else ""),
         "",
         "| method | " + " | ".join(f"PCK@{t} argmax | PCK@{t} refined" for t in t_cols)
         + " | same-cat @0.1 (refined) | cross-cat @0.1 (refined) |",
@@ -846,9 +887,12 @@ def _write_figures(
 
 def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     """Run the whole evaluation and write JSON, markdown and figures into ``config.output_dir()``."""
+    if config.backend == "onnxruntime":
+        OnnxRuntimeEncoder.check_installed()  # a missing package is named before any image is read
     dataset, annotations, roots = triplet_annotations(config)
     pairs = evaluation_pairs(annotations, config.seed, config.references_per_task, config.max_targets_per_task)
-    device = resolve_device(config.device)
+    # the onnxruntime backend runs on the CPU (funk_perception/onnx_backend.py), and so does its detector
+    device = resolve_device("cpu" if config.backend == "onnxruntime" and config.device == "auto" else config.device)
     methods = load_methods(config, device)
     references = None
     if config.detect and config.references_bank is not None:  # refused now, not after every feature is computed
@@ -920,6 +964,8 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         "mirror": config.mirror,
         "letterbox": config.letterbox,
         "letterbox_pad": config.letterbox_pad if config.letterbox else None,
+        "backend": config.backend,
+        "precision": config.precision,
         "methods": rows,
         "paper_table2": dict(PAPER_TABLE2),
     }

@@ -11,5 +11,5 @@ fi
 # torch first and on its own: the CUDA build runs on the CPU too, and later
 # packages must see this exact version rather than pull another.
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-.venv/bin/python -m pip install -q -e ".[dev,ros,rl]"
+.venv/bin/python -m pip install -q -e ".[dev,ros,rl,deploy]"
 .venv/bin/python -m pip check

@@ -94,7 +94,8 @@ class KeypointNode(Node):
         # the user's own reference photos, beside or instead of the shipped bank (docs/REFERENCES.md)
         self.detector = FunctionalKeypointDetector.load(model, device=value("device"),
                                                         references=value("references") or None,
-                                                        references_mode=value("references_mode"))
+                                                        references_mode=value("references_mode"),
+                                                        backend=value("backend"), precision=value("precision"))
         if self.detector.references:
             self.get_logger().info(f"references {value('references')} ({value('references_mode')}) for "
                                    f"{', '.join(self.detector.references)}")
@@ -337,9 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     after one ``error:`` line (rclpy's own parameter and argument errors included), no traceback."""
     global PROFILE_CHOICE
     node = None
-    # before rclpy.init: Fast DDS reads its profile once per process, when the first participant is created
-    PROFILE_CHOICE = transport.apply_profile()
     try:
+        # before rclpy.init: Fast DDS reads its profile once per process, when the first participant is created
+        PROFILE_CHOICE = transport.apply_profile()
         rclpy.init(args=list(sys.argv if argv is None else argv))
         node = KeypointNode()
         rclpy.spin(node)

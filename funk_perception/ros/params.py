@@ -24,6 +24,9 @@ QOS_PROFILES = ("sensor_data", "reliable")
 #: funk_perception.reference_bank.REFERENCE_MODES, repeated so that this module stays free of torch
 #: (tests/test_references.py holds the two equal)
 REFERENCE_MODES = ("add", "replace")
+#: funk_perception.onnx_backend.BACKENDS and PRECISIONS, repeated likewise (tests/test_onnx_export.py holds them equal)
+BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("fp32", "int8")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ PARAMETERS: tuple[Param, ...] = (
           "(instead of it, for the tasks they cover)", read_only=True, choices=REFERENCE_MODES),
     Param("device", "auto", "auto (CUDA when present), cpu or cuda[:N]", read_only=True, choices=DEVICES),
     Param("threads", 0, "CPU threads for torch; 0 keeps torch's default", read_only=True, low=0, high=256, step=1),
+    Param("backend", "torch", "where the encoder runs: torch, or onnxruntime (CPU; needs the deploy extra; "
+          "docs/DEPLOY.md)", read_only=True, choices=BACKENDS),
+    Param("precision", "fp32", "with backend onnxruntime: fp32 or int8 (quantized, calibrated on synthetic "
+          "renders)", read_only=True, choices=PRECISIONS),
     Param("tasks", list(TASKS), "tasks to detect (pour, scoop, ..., any FunKPoint spelling); changeable at run time"),
     Param("min_confidence", 0.0, "keypoints below this confidence are left out of every output; changeable at run time",
           low=0.0, high=1.0),
