@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         rclpy.try_shutdown()
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__, "load_average": list(os.getloadavg())},
         "targets": TARGETS, "rates_hz": args.rates, "duration_s": args.duration, "rows": rows,

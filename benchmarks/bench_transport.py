@@ -44,8 +44,9 @@ import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -309,7 +310,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rclpy.try_shutdown()
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_start": load_before,
                     "load_average_end": list(os.getloadavg())},
         "subscriber": args.subscriber, "discovery_range": args.discovery_range, "rate_hz": args.rate,

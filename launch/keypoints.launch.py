@@ -25,21 +25,29 @@ docs/ROS.md, "Wire it to your camera", gives the camera driver the same).
 """
 
 import os
-from typing import List
+from typing import List  # noqa: UP035  (ParameterValue value_type spelled as launch_ros examples spell it)
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
 
 PACKAGE = "funk_perception"
 EXECUTABLE = "keypoint_node"
 PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
 
 #: launch argument -> the node parameter's type; each overrides params_file only when given (not empty)
-OVERRIDES = {"model": str, "tasks": List[str], "device": str, "use_depth": bool, "image_qos": str, "compressed": bool}
+OVERRIDES = {
+    "model": str,
+    "tasks": List[str],  # noqa: UP006
+    "device": str,
+    "use_depth": bool,
+    "image_qos": str,
+    "compressed": bool,
+}
 
 
 def _node(context, share: str) -> list:

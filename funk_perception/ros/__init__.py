@@ -3,5 +3,6 @@
 Only :mod:`funk_perception.ros.keypoint_node`, ``declare`` (its parameter
 declaration) and ``client`` (the tests' and demo's other end) import rclpy;
 ``convert``, ``pipeline``, ``messages``, ``layout``, ``diagnostics``, ``params``,
-``roi`` and ``sync`` work (and are tested) without a ROS graph. Topics, parameters and message layouts: docs/ROS.md.
+``roi``, ``sync`` and ``transport`` (the Fast DDS profile, input topic names,
+why frames do not arrive) work (and are tested) without a ROS graph. Topics, parameters and message layouts: docs/ROS.md.
 """

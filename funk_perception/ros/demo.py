@@ -22,8 +22,9 @@ import argparse
 import os
 import shutil
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import rclpy
@@ -53,7 +54,9 @@ def _sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
 def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.0,
              size: tuple[int, int] | None = (640, 480)) -> dict:
     """Play the sample bag (frames of ``size``, None: as rendered) into the node; write the sheet and JSON
-    under ``out``; return the JSON record."""
+    under ``out``; return the JSON record. Call it in a process with no DDS participant yet (as ``python -m``
+    does): Fast DDS reads the profile when a process creates its first one, and without it camera-sized
+    frames from this process are mostly lost."""
     bag = out / "sample_bag"
     shutil.rmtree(bag, ignore_errors=True)  # our own output from an earlier run
     write_sample_bag(bag, frames=frames, size=size)
@@ -80,6 +83,15 @@ def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.
     annotated = []
     try:
         probe.wait_connected(timeout, pubs[IMAGE_TOPIC])
+        # depth and camera_info matched too: a best-effort frame sent before its reader matched is gone
+        deadline = time.monotonic() + timeout
+        while not all(pub.get_subscription_count() for pub in pubs.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"keypoint_node did not subscribe to {', '.join(pubs)} within {timeout:g} s")
+            time.sleep(0.05)
+        # and the other way round: the node's readers learn of these writers a moment later, and a best-effort
+        # reader drops what an unknown writer sends (the first frame came without depth when played at once)
+        time.sleep(1.0)
         for start in range(0, len(messages), 3):  # camera_info, depth, colour per frame (the bag's order)
             frame = messages[start : start + 3]
             stamp = stamp_ns(store.deserialize_cdr(frame[-1][1], "sensor_msgs/msg/Image").header)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, MutableMapping
 
 from funk_perception.shipped import shipped_file
 
