@@ -93,7 +93,7 @@ class _FrozenBatchNorm(nn.Module):
         super().__init__()
         self.module = module
 
-    def train(self, mode: bool = True) -> "_FrozenBatchNorm":
+    def train(self, mode: bool = True) -> _FrozenBatchNorm:
         super().train(mode)
         self.module.eval()
         return self
@@ -109,11 +109,14 @@ class GraspFeatures(nn.Module):
         super().__init__()
         self.config = config
         trunk: Trunk = encoder.trunk
-        # The trunk is frozen and runs under no_grad; its layers are reused here so the last stage can learn.
-        self.base = copy.deepcopy(nn.Sequential(*list(trunk.body)[:-1])).requires_grad_(False).eval()
-        self.register_buffer("in_scale", trunk.in_scale.clone(), persistent=False)
-        self.register_buffer("in_shift", trunk.in_shift.clone(), persistent=False)
-        self.stage = _FrozenBatchNorm(copy.deepcopy(trunk.body[-1]).requires_grad_(True))
+        # The trunk is frozen and runs under no_grad; copies of its layers are used here so the last stage can
+        # learn (Trunk.split_last_stage, the trunk's public hook for this).
+        base, stage = trunk.split_last_stage()
+        self.base = base.requires_grad_(False).eval()
+        in_scale, in_shift = trunk.native_affine()
+        self.register_buffer("in_scale", in_scale, persistent=False)
+        self.register_buffer("in_shift", in_shift, persistent=False)
+        self.stage = _FrozenBatchNorm(stage.requires_grad_(True))
         if config.kind == "trunk_categories":
             state = torch.load(config.categories_checkpoint, map_location="cpu", weights_only=True)
             if not isinstance(state, dict) or "stage" not in state:
@@ -178,9 +181,12 @@ class GraspModel(nn.Module):
 
     def trained_state(self, tuned_top: bool) -> dict[str, torch.Tensor]:
         """What training changed: the head, plus the feature top when it was fine-tuned (never the frozen base)."""
-        keep = ("head.", "features.stage.", "features.encoder.") if tuned_top else ("head.",)
-        return {k: v.detach().cpu() for k, v in self.state_dict().items()
-                if k.startswith(keep) and not k.startswith("features.encoder.trunk.")}
+        keep = ("head.", "features.stage.") if tuned_top else ("head.",)
+        # the encoder's learned part is what it says it is (FunctionalEncoder.head_state_dict: never the trunk)
+        encoder = self.features.encoder
+        learned = set() if not tuned_top or encoder is None else {f"features.encoder.{k}"
+                                                                   for k in encoder.head_state_dict()}
+        return {k: v.detach().cpu() for k, v in self.state_dict().items() if k.startswith(keep) or k in learned}
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None, tuned_top: bool = True) -> None:
         """Write a checkpoint atomically: the feature config and :meth:`trained_state`.
@@ -195,7 +201,7 @@ class GraspModel(nn.Module):
         }, path)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "GraspModel":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GraspModel:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: grasp model checkpoint not found")

@@ -12,7 +12,8 @@ keypoint heatmaps; ``method="bank_heatmap"`` takes the bank's points and, as the
 confidence, how surely the bank and the head both put their weight there
 (:func:`funk_perception.matching.agreement_confidence`); with ``method="prototypes"``
 it is the location whose embedding best matches the keypoint's mean training
-embedding. ``method="auto"`` takes the method the checkpoint names
+embedding. Each method is one object of :mod:`funk_perception.detect_methods`, which the
+detector picks once (:attr:`FunctionalKeypointDetector.method_object`). ``method="auto"`` takes the method the checkpoint names
 (``extra["detect_method"]``, set by ``model.export --detect-method``; the shipped
 default names ``bank_heatmap``, the best on real photos, models/README.md variant
 39), else the heatmap head, the bank or the prototypes, whichever it holds first.
@@ -71,29 +72,38 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from funk_perception.detect_methods import (
+    BANK_METHODS,
+    DETECT_METHODS,
+    BankVotes,
+    DetectMethod,
+    MethodParts,
+    build_method,
+)
+
+# defined with the methods, public here too (the names evaluate and the tests have always imported from here)
+from funk_perception.detect_methods import DETECT_NEEDS as DETECT_NEEDS
+from funk_perception.detect_methods import available_methods as available_methods
 from funk_perception.matching import (
     REFINE_METHODS,
-    agreement_confidence,
-    best_views,
     flip_averaged,
-    map_confidence,
     peak_confidence,
     refine_points,
     sample_features,
     similarity_maps,
-    vote_maps,
 )
 from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder, Trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
-from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox as letterbox_image
+from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox
+from funk_perception.model.letterbox import letterbox as letterbox_image
 from funk_perception.onnx_backend import OnnxRuntimeEncoder, check_backend
 from funk_perception.reference_bank import (
     REFERENCE_MODES,
@@ -145,26 +155,9 @@ def check_image(image: object, where: str = "image") -> np.ndarray:
     return image
 
 
-#: Reference-free keypoint methods of :meth:`FunctionalKeypointDetector.detect`.
-DETECT_METHODS: tuple[str, ...] = ("heatmap", "bank", "prototypes", "bank_heatmap")
-BANK_METHODS: tuple[str, ...] = ("bank", "bank_heatmap")
-#: The checkpoint parts (``extra`` keys) each detect method needs.
-DETECT_NEEDS: Mapping[str, tuple[str, ...]] = {
-    "heatmap": ("heatmap_head",),
-    "bank": ("bank",),
-    "prototypes": ("prototypes",),
-    "bank_heatmap": ("bank", "heatmap_head"),
-}
-
-
 #: With ``references_mode="add"``: the share of the votes the user's references cast together, the shipped
 #: bank the rest (docs/REFERENCES.md has the variants measured on the real dev photos).
 ADD_SHARE = 0.5
-
-
-def available_methods(extra: Mapping[str, object]) -> tuple[str, ...]:
-    """The detect methods a checkpoint's ``extra`` holds every part for, in :data:`DETECT_METHODS` order."""
-    return tuple(m for m in DETECT_METHODS if all(extra.get(part) for part in DETECT_NEEDS[m]))
 
 
 def _to_pixels(points: torch.Tensor, image: np.ndarray, frame: Letterbox | None = None) -> np.ndarray:
@@ -197,7 +190,7 @@ class FunctionalKeypointDetector:
         if letterbox_pad not in LETTERBOX_PADS:
             raise ValueError(f"letterbox_pad: expected one of {', '.join(LETTERBOX_PADS)}, found {letterbox_pad!r}")
         self.encoder = encoder.eval()
-        self.refine = refine
+        self._refine = refine  # validated above; the setter would re-pick a method not yet picked
         self.flip = bool(flip)
         self.mirror_maps = bool(mirror_maps)
         self.letterbox = bool(letterbox)
@@ -242,16 +235,44 @@ class FunctionalKeypointDetector:
             method = "heatmap" if self.heatmap_head is not None else "bank" if self.bank else "prototypes"
         if method not in DETECT_METHODS:
             raise ValueError(f"method: expected auto or one of {', '.join(DETECT_METHODS)}, found {method!r}")
-        # prototypes are not required here: a detector built for transfer alone has none (load() requires them)
-        held = {"bank": bool(self.bank), "heatmap_head": self.heatmap_head is not None}
-        missing = [part for part in DETECT_NEEDS[method] if not held.get(part, True)]
-        if missing:
-            parts = {"bank": "a reference bank (extra['bank']; python -m funk_perception.train.bank adds one)",
-                     "heatmap_head": "a keypoint heatmap head (extra['heatmap_head']; "
-                                     "python -m funk_perception.train.heatmap trains one)"}
-            raise ValueError(f"method={method!r} needs {' and '.join(parts[p] for p in missing)}, "
-                             "which this checkpoint lacks")
-        self.method = method
+        # picked once here (and again only when the method, refinement or references change): every detect
+        # runs this object's locate (funk_perception/detect_methods.py)
+        self._method = self._build(method)
+
+    def _build(self, method: str) -> DetectMethod:
+        """Detect method ``method``'s object, from this detector's parts as they are now."""
+        return build_method(method, MethodParts(self.device, self.refine, self.logit_scale, self.prototypes,
+                                                self._votes(), self.heatmap_head))
+
+    def _votes(self) -> BankVotes:
+        """The shipped bank and the user's references, combined as :meth:`use_references` set."""
+        return BankVotes(self.bank, self.logit_scale, self.references, self.references_mode, self.references_share)
+
+    @property
+    def method(self) -> str:
+        """The detect method ``detect`` runs, one of :data:`DETECT_METHODS`; setting it picks that method's object."""
+        return self._method.name
+
+    @method.setter
+    def method(self, method: str) -> None:
+        self._method = self._build(method)
+
+    @property
+    def method_object(self) -> DetectMethod:
+        """The object that runs :attr:`method` (funk_perception/detect_methods.py), picked once."""
+        return self._method
+
+    @property
+    def refine(self) -> str:
+        """Sub-cell refinement of every peak, one of :data:`funk_perception.matching.REFINE_METHODS`."""
+        return self._refine
+
+    @refine.setter
+    def refine(self, refine: str) -> None:
+        if refine not in REFINE_METHODS:
+            raise ValueError(f"refine: expected one of {', '.join(REFINE_METHODS)}, found {refine!r}")
+        self._refine = refine
+        self._method = self._build(self.method)
 
     @classmethod
     def load(
@@ -271,7 +292,7 @@ class FunctionalKeypointDetector:
         references_mode: str = "add",
         backend: str = "torch",
         precision: str = "fp32",
-    ) -> "FunctionalKeypointDetector":
+    ) -> FunctionalKeypointDetector:
         """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present).
 
         ``image_size``: the network's input side when not the checkpoint's own (the encoder is fully
@@ -443,32 +464,18 @@ class FunctionalKeypointDetector:
         self.references = {t: (embedded[t].float().to(self.device), visible[t].to(self.device)) for t in bank.tasks}
         self.references_mode = mode
         self.references_share = None if share is None else float(share)
+        self._method = self._build(self.method)  # the bank method votes with them from now on
 
     def bank_votes(self, task: str, features: torch.Tensor) -> torch.Tensor:
         """(5, h, w) vote maps of the shipped bank and the user's references for ``task`` on one feature map
-        (D, h, w), combined by ``references_mode`` (:meth:`use_references`)."""
-        shipped, own = self.bank.get(task), self.references.get(task)
-        if own is None:
-            return vote_maps(*shipped, features, self.logit_scale)
-        own = (best_views(own[0], own[1], features), own[1])  # each photo the way round the image shows it
-        if shipped is None:
-            return vote_maps(*own, features, self.logit_scale)
-        if self.references_mode == "add" and self.references_share is None:
-            pooled = (torch.cat([shipped[0].to(own[0].dtype), own[0]]), torch.cat([shipped[1], own[1]]))
-            return vote_maps(*pooled, features, self.logit_scale)
-        share = 1.0 if self.references_mode == "replace" else self.references_share
-        theirs = vote_maps(*shipped, features, self.logit_scale)
-        mine = vote_maps(*own, features, self.logit_scale)
-        labelled = own[1].any(0).view(-1, 1, 1)  # a keypoint none of the user's references labels: no vote of theirs
-        return torch.where(labelled, share * mine + (1.0 - share) * theirs, theirs)
+        (D, h, w), combined by ``references_mode`` (:meth:`use_references`,
+        :class:`funk_perception.detect_methods.BankVotes`)."""
+        return self._votes()(task, features)
 
     @property
     def tasks(self) -> tuple[str, ...]:
         """Tasks ``detect`` can answer (those with a bank or prototypes, by ``method``), in TASKS order."""
-        if self.method == "heatmap":  # the head is task-conditioned through the embedding: any task
-            return TASKS
-        known = {**self.bank, **self.references} if self.method in BANK_METHODS else self.prototypes
-        return tuple(t for t in TASKS if t in known)
+        return self._method.tasks
 
     def _resolve_tasks(self, tasks: Sequence[str] | str | None, available: Sequence[str]) -> list[str]:
         if tasks is None:
@@ -523,7 +530,7 @@ class FunctionalKeypointDetector:
         check_image(image, "detect(image)")
         names = self._resolve_tasks(tasks, self.tasks)
         embedded, (frame,) = self.embed([image], names, mirrored=self.mirror_maps)
-        points, confidence = self.locate(embedded[0], names, embedded[1] if self.mirror_maps else None)
+        points, confidence = self._method.locate(embedded[0], names, embedded[1] if self.mirror_maps else None)
         pixels = _to_pixels(points, image, frame)
         conf = confidence.cpu().numpy().astype(np.float64)
         return {t: TaskKeypoints(t, pixels[i], conf[i]) for i, t in enumerate(names)}
@@ -535,72 +542,14 @@ class FunctionalKeypointDetector:
         normalised ``(x, y)`` (T, 5, 2) and confidence (T, 5), by this detector's ``method``.
         ``mirrored``: the embeddings of the horizontally flipped input; its keypoint probability
         maps are flipped back and averaged with the plain ones before the peak is taken."""
-        names = [normalize_task(t) for t in tasks]
-        if features.dim() != 4 or features.shape[0] != len(names):
-            raise ValueError(f"locate: expected features ({len(names)}, D, h, w), found {tuple(features.shape)}")
-        if mirrored is not None and mirrored.shape != features.shape:
-            raise ValueError(f"locate: expected mirrored of the features' shape {tuple(features.shape)}, "
-                             f"found {tuple(mirrored.shape)}")
-        missing = [t for t in names if t not in self.bank and t not in self.references] \
-            if self.method in BANK_METHODS else []
-        if missing:
-            raise ValueError(f"tasks {missing} have no reference bank in this model")
-        if mirrored is None:
-            return self._locate_plain(features.to(self.device).float(), names)
-        features, mirrored = features.to(self.device).float(), mirrored.to(self.device).float()
-        prob = 0.5 * (self.probability_maps(features, names) + self.probability_maps(mirrored, names).flip(-1))
-        # the parabola is fitted to log-probabilities, the scale of a softmax of logits or cosines
-        points = refine_points(torch.log(prob.clamp(min=1e-12)), self.refine)
-        if self.method == "bank_heatmap":
-            head = 0.5 * (self._head_maps(features) + self._head_maps(mirrored).flip(-1))
-            return points, agreement_confidence(prob, head)
-        return points, self._unseen_to_zero(map_confidence(prob), names)
-
-    def _head_maps(self, features: torch.Tensor) -> torch.Tensor:
-        """(T, 5, h, w): the heatmap head's softmax over the cells."""
-        with torch.inference_mode():
-            logits = self.heatmap_head(features)
-        b, k, h, w = logits.shape
-        return torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
+        return self._method.locate(features, tasks, mirrored)
 
     def probability_maps(self, features: torch.Tensor, names: Sequence[str], method: str | None = None) -> torch.Tensor:
         """(T, 5, h, w) distributions over the cells: softmax of the heatmap logits, the bank's averaged
-        votes, or ``softmax(logit_scale * cosine)`` to the prototypes; by ``method`` (default: the detector's)."""
-        method = method or self.method
-        if method == "heatmap":
-            return self._head_maps(features)
-        with torch.inference_mode():
-            if method in BANK_METHODS:
-                return torch.stack([self.bank_votes(t, features[i]) for i, t in enumerate(names)])
-            sim = similarity_maps(torch.stack([self.prototypes[t] for t in names]), features)
-            b, k, h, w = sim.shape
-            return torch.softmax(sim.flatten(2) * self.logit_scale, dim=-1).reshape(b, k, h, w)
-
-    def _unseen_to_zero(self, confidence: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
-        """A keypoint never seen in training has a zero prototype: no evidence at all."""
-        if self.method != "prototypes":
-            return confidence
-        protos = torch.stack([self.prototypes[t] for t in names])
-        return torch.where(protos.norm(dim=-1) > 0, confidence, torch.zeros_like(confidence))
-
-    def _locate_plain(self, features: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.method == "heatmap":
-            with torch.inference_mode():
-                logits = self.heatmap_head(features)
-            b, k, h, w = logits.shape
-            prob = torch.softmax(logits.flatten(2), dim=-1).reshape(b, k, h, w)
-            return refine_points(logits, self.refine), map_confidence(prob)
-        if self.method in BANK_METHODS:
-            votes = self.probability_maps(features, names)
-            # the parabola is fitted to log-votes, the scale on which a vote map is a softmax of cosines
-            points = refine_points(torch.log(votes.clamp(min=1e-12)), self.refine)
-            if self.method == "bank_heatmap":
-                return points, agreement_confidence(votes, self._head_maps(features))
-            return points, map_confidence(votes)
-        protos = torch.stack([self.prototypes[t] for t in names])  # (T, 5, D)
-        sim = similarity_maps(protos, features)  # (T, 5, h, w)
-        points = refine_points(sim, self.refine)
-        return points, self._unseen_to_zero(peak_confidence(sim, self.logit_scale), names)
+        votes, or ``softmax(logit_scale * cosine)`` to the prototypes; by ``method`` (default: the detector's,
+        another builds that method's object from this detector's parts)."""
+        chosen = self._method if not method or method == self.method else self._build(method)
+        return chosen.probability_maps(features, names)
 
     def transfer(
         self, reference_image: np.ndarray, reference_keypoints: np.ndarray, target_image: np.ndarray, task: str
@@ -719,7 +668,7 @@ class FunctionalKeypointDetector:
         if self.mirror_maps:  # as embed(): the padded input itself is flipped
             x = torch.cat([x, x.flip(-1)])
         feats = self._forward(x, names, dtype, flip)
-        located = [self.locate(feats[i], names, feats[n + i] if self.mirror_maps else None) for i in range(n)]
+        located = [self._method.locate(feats[i], names, feats[n + i] if self.mirror_maps else None) for i in range(n)]
         points = torch.stack([p for p, _ in located])
         if any(frame is not None for frame in frames):  # back from the letterboxed input to each frame
             points = torch.stack([p if f is None else torch.from_numpy(f.from_input(p.cpu().double().numpy()))

@@ -8,15 +8,26 @@ import numpy as np
 import pytest
 import torch
 
+from funk_perception import detector as detector_module
 from funk_perception.data.annotations import FunKPointDataset
+from funk_perception.detect_methods import (
+    METHODS,
+    BankHeatmapMethod,
+    BankMethod,
+    BankVotes,
+    DetectMethod,
+    HeatmapMethod,
+    PrototypesMethod,
+    build_method,
+)
 from funk_perception.detector import DETECT_METHODS, FunctionalKeypointDetector
-from funk_perception.metrics import pck
 from funk_perception.matching import flip_averaged, map_confidence, vote_maps
+from funk_perception.metrics import pck
 from funk_perception.model import FunctionalEncoder, build_trunk, named_config
 from funk_perception.model.heatmap import HeatmapConfig, KeypointHeatmapHead
 from funk_perception.tasks import TASKS
 from funk_perception.train import TrainConfig
-from funk_perception.train.bank import BankConfig, add_bank, build_reference_bank, choose_references
+from funk_perception.train.bank import BankConfig, add_bank, choose_references
 from funk_perception.train.heatmap import HeatmapTrainConfig, gaussian_targets, heatmap_loss, train_heatmap_head
 from funk_perception.train.loop import prepare_cache
 
@@ -293,3 +304,55 @@ def test_mix_style_swaps_channel_statistics_and_keeps_the_content() -> None:
     assert not torch.allclose(mixed.mean(dim=(2, 3)), features.mean(dim=(2, 3)), atol=1e-2)
     with pytest.raises(ValueError, match="mixstyle"):
         HeatmapTrainConfig(mixstyle=1.5)
+
+
+def _method_object(method: str, detector: FunctionalKeypointDetector) -> DetectMethod:
+    """``method``'s object built by hand from the checkpoint parts the detector parsed, not by the detector."""
+    votes = BankVotes(detector.bank, detector.logit_scale, {}, "add", None)
+    refine, device = detector.refine, detector.device
+    return {
+        "heatmap": lambda: HeatmapMethod(detector.heatmap_head, refine, device),
+        "bank": lambda: BankMethod(votes, refine, device),
+        "prototypes": lambda: PrototypesMethod(detector.prototypes, detector.logit_scale, refine, device),
+        "bank_heatmap": lambda: BankHeatmapMethod(votes, detector.heatmap_head, refine, device),
+    }[method]()
+
+
+@pytest.mark.parametrize("method", DETECT_METHODS)
+def test_the_detector_picks_each_method_object_once(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method, mirror_maps=True)
+    chosen = detector.method_object
+    assert type(chosen) is METHODS[method] and chosen.name == detector.method == method
+    assert type(chosen).__name__.lower().startswith(method.replace("_", ""))  # the class names the method
+    assert detector.tasks == chosen.tasks
+    built = []
+    monkeypatch.setattr(detector_module, "build_method", lambda *args: built.append(args) or build_method(*args))
+    image = _sample_image()
+    detector.detect(image, ["pour"])
+    detector.keypoints_batch(image[None], ["pour"])
+    detector.locate(detector.features(image, ["pour"]), ["pour"])
+    assert built == [] and detector.method_object is chosen  # no call picks again, none branches on the name
+    # only a change of what the object is built from picks again: the same method, a new object
+    detector.refine = "softargmax"
+    assert built and type(detector.method_object) is METHODS[method] and detector.method_object is not chosen
+
+
+@pytest.mark.parametrize("method", DETECT_METHODS)
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_detector_per_method_finds_what_its_method_object_finds(method: str, mirror: bool) -> None:
+    detector = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method, mirror_maps=mirror)
+    direct = _method_object(method, detector)
+    dataset = FunKPointDataset(SAMPLES, roles=["train"])
+    image = dataset.load_image(dataset.annotations[0].image_path)  # at the model's size: letterboxing is the identity
+    assert image.shape[:2] == (detector.image_size, detector.image_size)
+    tasks = ["pour", "scrape"]
+    found = detector.detect(image, tasks)
+    embedded, _ = detector.embed([image], tasks, mirrored=mirror)
+    points, confidence = direct.locate(embedded[0], tasks, embedded[1] if mirror else None)
+    for i, task in enumerate(tasks):
+        np.testing.assert_allclose(found[task].points, points[i].double().numpy() * image.shape[1], atol=1e-6, rtol=0)
+        np.testing.assert_allclose(found[task].confidence, confidence[i].double().numpy(), atol=1e-6, rtol=0)
+    # another method's maps, asked of this detector, are that method's object's
+    for other in DETECT_METHODS:
+        torch.testing.assert_close(detector.probability_maps(embedded[0], tasks, other),
+                                   _method_object(other, detector).probability_maps(embedded[0], tasks), atol=0, rtol=0)

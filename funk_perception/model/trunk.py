@@ -25,17 +25,18 @@ were trained with, so callers never need to know which trunk they hold.
 
 from __future__ import annotations
 
+import copy
 import glob
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 import timm
 import torch
-import torchvision
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 TRUNKS: tuple[str, ...] = ("lite0", "lite2", "lite0-ms", "lite2-ms", "resnet50")
@@ -168,7 +169,7 @@ class Trunk(nn.Module):
         self.requires_grad_(False)
         super().train(False)
 
-    def train(self, mode: bool = True) -> "Trunk":
+    def train(self, mode: bool = True) -> Trunk:
         # Frozen trunk: its BatchNorm statistics are ImageNet's and must stay so.
         return super().train(False)
 
@@ -179,6 +180,22 @@ class Trunk(nn.Module):
             x = images.to(self.in_scale.dtype) * self.in_scale + self.in_shift
             x = x.contiguous(memory_format=torch.channels_last)
             return self.body(x)
+
+    def native_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of ``(scale, shift)``, each ``(1, 3, 1, 1)``: ``x * scale + shift`` turns ImageNet-normalised
+        input into the normalisation the body's weights were trained with (what :meth:`forward` applies first)."""
+        return self.in_scale.clone(), self.in_shift.clone()
+
+    def split_last_stage(self) -> tuple[nn.Module, nn.Module]:
+        """Independent copies ``(base, stage)`` of the body without its last stage and of that stage: the public
+        hook for a model that fine-tunes the last stage on the frozen rest (funk_grasp/model.py). On the
+        :meth:`native_affine` input, ``stage(base(x))`` is this trunk's map. Both copies come frozen, as the
+        trunk is; the caller unfreezes what it trains. A multi-stage body (``lite0-ms``) is not one sequence
+        of stages and is refused."""
+        if not isinstance(self.body, nn.Sequential) or len(self.body) < 2:
+            raise ValueError(f"trunk {self.name}: expected a body that is a sequence of stages, found "
+                             f"{type(self.body).__name__}")
+        return copy.deepcopy(nn.Sequential(*list(self.body)[:-1])), copy.deepcopy(self.body[-1])
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, out_channels={self.out_channels}, stride={self.stride}"
