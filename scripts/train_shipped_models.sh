@@ -1,18 +1,13 @@
 #!/usr/bin/env bash
-# Reproduce the checkpoints shipped in models/ (models/README.md): render the synthetic
-# data (generator 1.3.0), train the encoder once per seed, join the seeds with the trunk
-# blended in (funk_perception.train.ensemble), add the heatmap head and the reference bank
-# that reference-free detect uses, export as float16.
-# About 2 hours for the default on this 2-core CPU VM when it is otherwise idle (two trainings of
-# about 21 minutes each when idle, 35-45 under load; the join's prototypes 5 minutes, the heatmap
-# head 15, the bank 1); a GPU is used when present. Every training resumes after a kill.
+# The ablation and alternative checkpoints of the model card's history (docs/EXPERIMENTS.md): the gating
+# ablations (uniform, shared) and the Lite2 trunk, trained with the default's recipe of before the one-recipe
+# rebuild. They are not shipped (models/ holds the default alone); this writes them to runs/models/.
+# The shipped default itself is rebuilt by python scripts/build_model.py recipes/funk-lite0-synth.toml.
 # Usage: bash scripts/train_shipped_models.sh [CONFIG ...]   (default: paper; also uniform, shared)
 # Env: STEPS (300), SEEDS ("0 1": the joined members, in runs/VERSION-CONFIG[-TRUNK]-joined; another set
-#      joins in ...-joined-sSEEDS, for instance -joined-s012; one seed ships that seed alone),
-#      TRUNK (lite0; lite2 gives models/funk-lite2-synth*.pt, its feature cache about 12 minutes more),
-#      TRUNK_WEIGHT (0.5), DATA (datasets/synth-v13), THREADS (2), MODELS (models: where the files are
-#      exported; another folder tries a recipe without replacing a shipped file); runs go to runs/v13-CONFIG[-TRUNK][-seedN]
-# (the version is the DATA folder's name less "synth-"; -TRUNK only for a trunk other than lite0).
+#      joins in ...-joined-sSEEDS; one seed exports that seed alone), TRUNK (lite0; lite2), TRUNK_WEIGHT (0.5),
+#      DATA (datasets/synth-v13), THREADS (2), MODELS (runs/models: where the files are exported).
+# About 2 hours per config on this 2-core CPU VM; every training resumes after a kill.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
@@ -26,7 +21,7 @@ data=${DATA:-datasets/synth-v13}
 version=$(basename "$data"); version=${version#synth-}
 threads=${THREADS:-2}
 configs=("${@:-paper}")
-models=${MODELS:-models}  # export's atomic save creates the folder
+models=${MODELS:-runs/models}  # export's atomic save creates the folder
 
 $py -m funk_perception.data.synth --out "$data" --workers 2
 for config in "${configs[@]}"; do

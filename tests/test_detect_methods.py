@@ -34,7 +34,6 @@ from funk_perception.train.loop import prepare_cache
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "synth" / "annotations.csv"
 SHIPPED = ROOT / "models" / "funk-lite0-synth.pt"
-PROTOTYPES_ONLY = ROOT / "models" / "funk-lite0-synth-v11.pt"  # the generator-1.1.0 model: prototypes, no bank or head
 
 
 def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -102,9 +101,9 @@ def test_choose_references_round_robin_over_categories() -> None:
 
 
 @pytest.fixture(scope="module")
-def banked(tmp_path_factory) -> Path:
+def banked(tmp_path_factory, prototypes_only_checkpoint: Path) -> Path:
     out = tmp_path_factory.mktemp("bank") / "banked.pt"
-    add_bank(PROTOTYPES_ONLY, SAMPLES, out, BankConfig(per_task=6, progress=False), device="cpu")
+    add_bank(prototypes_only_checkpoint, SAMPLES, out, BankConfig(per_task=6, progress=False), device="cpu")
     return out
 
 
@@ -131,16 +130,17 @@ def test_bank_round_trips_and_detects_its_own_images(banked: Path) -> None:
     assert prototypes.method == "prototypes"
 
 
-def test_detector_rejects_a_method_the_checkpoint_lacks() -> None:
+def test_detector_rejects_a_method_the_checkpoint_lacks(prototypes_only_checkpoint: Path) -> None:
+    prototypes_only = prototypes_only_checkpoint
     with pytest.raises(ValueError, match="reference bank"):
-        FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu", method="bank")
+        FunctionalKeypointDetector.load(prototypes_only, device="cpu", method="bank")
     with pytest.raises(ValueError, match="heatmap head"):
-        FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu", method="heatmap")
+        FunctionalKeypointDetector.load(prototypes_only, device="cpu", method="heatmap")
     with pytest.raises(ValueError, match="method"):
         FunctionalKeypointDetector.load(SHIPPED, device="cpu", method="nearest")
-    assert FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu").method == "prototypes"
+    assert FunctionalKeypointDetector.load(prototypes_only, device="cpu").method == "prototypes"
     with pytest.raises(ValueError, match=r"reference bank .* and a keypoint heatmap head"):
-        FunctionalKeypointDetector.load(PROTOTYPES_ONLY, device="cpu", method="bank_heatmap")
+        FunctionalKeypointDetector.load(prototypes_only, device="cpu", method="bank_heatmap")
     # the shipped model carries every method and names its default (extra["detect_method"])
     assert FunctionalKeypointDetector.load(SHIPPED, device="cpu").method == "bank_heatmap"
     assert set(DETECT_METHODS) == {"heatmap", "bank", "prototypes", "bank_heatmap"}

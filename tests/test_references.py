@@ -29,7 +29,6 @@ from funk_perception.ros.params import BY_NAME, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "funk-lite0-synth.pt"
-OTHER = ROOT / "models" / "funk-lite0-synth-shared.pt"  # another encoder with a bank method
 SAMPLES = ROOT / "samples" / "synth" / "annotations.csv"
 PAD = 96  # columns of grey added on the right: a 320 x 224 photo, so letterboxing matters
 
@@ -175,7 +174,8 @@ def test_add_from_a_csv_takes_the_rows_of_the_roles_asked_for(tmp_path, capsys):
 # -- another model ---------------------------------------------------------------------------------------------------
 
 
-def test_a_bank_of_another_model_is_refused_until_re_embedded(bank, tmp_path, capsys):
+def test_a_bank_of_another_model_is_refused_until_re_embedded(bank, tmp_path, capsys, other_checkpoint):
+    OTHER = other_checkpoint  # another encoder with every detect method
     other = FunctionalKeypointDetector.load(OTHER, device="cpu")
     with pytest.raises(FingerprintMismatch) as err:
         FunctionalKeypointDetector.load(OTHER, device="cpu", references=bank)
@@ -263,7 +263,8 @@ def test_other_detector_options_re_embed_the_stored_photos(bank, detectors):
     assert not torch.allclose(emb, stored.embeddings.float(), atol=1e-2)
 
 
-def test_evaluate_scores_detect_with_the_references_beside_the_shipped_bank(bank, tmp_path):
+def test_evaluate_scores_detect_with_the_references_beside_the_shipped_bank(bank, tmp_path, other_checkpoint):
+    OTHER = other_checkpoint
     config = EvalConfig(
         data=SAMPLES,
         models=[MODEL],
