@@ -59,6 +59,8 @@ EXTRAS = {
     "dev": [
         "pytest==9.2.0",
         "colcon-common-extensions==0.3.0",
+        # lint and format, run over the whole tree by .ci/run (ruff.toml)
+        "ruff==0.17.5",
     ],
 }
 
@@ -79,7 +81,9 @@ def data_files() -> list[tuple[str, list[str]]]:
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["funk_perception", "funk_perception.*", "funk_grasp", "funk_grasp.*", "funk_rl", "funk_rl.*"]),
+    packages=find_packages(
+        include=["funk_perception", "funk_perception.*", "funk_grasp", "funk_grasp.*", "funk_rl", "funk_rl.*"]
+    ),
     # the DAPG hammer expert funk_rl.expert loads, with its licence and attribution (funk_rl/experts/README.md)
     package_data={"funk_rl": ["experts/*.npz", "experts/LICENSE", "experts/README.md"]},
     data_files=data_files(),

@@ -25,13 +25,12 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
-
-import torch  # first, before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-import torch.nn.functional as F
 
 import numpy as np
+import torch  # first, before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,8 +46,9 @@ TARGET_ONE_TASK_MS = 100.0
 TARGET_RATIO = 3.0
 
 
-def build_detector(model: Path | None, config: str, device: str, seed: int,
-                   method: str = "auto") -> tuple[FunctionalKeypointDetector, str]:
+def build_detector(
+    model: Path | None, config: str, device: str, seed: int, method: str = "auto"
+) -> tuple[FunctionalKeypointDetector, str]:
     if model is not None:
         return FunctionalKeypointDetector.load(model, device=device, method=method), str(model)
     torch.manual_seed(seed)
@@ -57,13 +57,16 @@ def build_detector(model: Path | None, config: str, device: str, seed: int,
     image = np.random.default_rng(seed).integers(0, 256, (224, 224, 3), dtype=np.uint8)
     points = torch.tensor([[0.2, 0.2], [0.35, 0.3], [0.5, 0.5], [0.65, 0.6], [0.8, 0.8]], device=plain.device)
     feats = plain.features(image)  # (10, D, h, w)
-    prototypes = {t: F.normalize(sample_features(feats[i : i + 1], points[None])[0], dim=-1) for i, t in enumerate(TASKS)}
+    prototypes = {
+        t: F.normalize(sample_features(feats[i : i + 1], points[None])[0], dim=-1) for i, t in enumerate(TASKS)
+    }
     label = f"untrained named config {config!r} (latency does not depend on weight values)"
     return FunctionalKeypointDetector(encoder, prototypes), label
 
 
-def time_detect(detector: FunctionalKeypointDetector, image: np.ndarray, tasks: Sequence[str], warmup: int,
-                repeats: int, cuda: bool) -> list[float]:
+def time_detect(
+    detector: FunctionalKeypointDetector, image: np.ndarray, tasks: Sequence[str], warmup: int, repeats: int, cuda: bool
+) -> list[float]:
     for _ in range(warmup):
         detector.detect(image, tasks)
     times = []
@@ -92,22 +95,27 @@ def run(args: argparse.Namespace) -> dict:
             for size, image in images.items():
                 for label, tasks in (("1 task", [TASKS[0]]), ("all 10 tasks", list(TASKS))):
                     times = time_detect(detector, image, tasks, args.warmup, args.repeats, device == "cuda")
-                    rows.append({
-                        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
-                        "threads": threads,
-                        "model": model_label,
-                        "method": detector.method,
-                        "image": size,
-                        "tasks": len(tasks),
-                        "label": label,
-                        "median_ms": statistics.median(times),
-                        "min_ms": min(times),
-                        "max_ms": max(times),
-                        "repeats": len(times),
-                    })
-                    print(f"{rows[-1]['device']:>10} threads={threads} {Path(model_label).name:>24} {detector.method:>12} "
-                          f"{size:>8} {label:>13}: "
-                          f"median {rows[-1]['median_ms']:.1f} ms", flush=True)
+                    rows.append(
+                        {
+                            "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+                            "threads": threads,
+                            "model": model_label,
+                            "method": detector.method,
+                            "image": size,
+                            "tasks": len(tasks),
+                            "label": label,
+                            "median_ms": statistics.median(times),
+                            "min_ms": min(times),
+                            "max_ms": max(times),
+                            "repeats": len(times),
+                        }
+                    )
+                    print(
+                        f"{rows[-1]['device']:>10} threads={threads} {Path(model_label).name:>24} {detector.method:>12} "
+                        f"{size:>8} {label:>13}: "
+                        f"median {rows[-1]['median_ms']:.1f} ms",
+                        flush=True,
+                    )
     torch.set_num_threads(original_threads)
     same = ("device", "threads", "image")
     for row in rows:
@@ -118,7 +126,7 @@ def run(args: argparse.Namespace) -> dict:
     labels = list(dict.fromkeys(r["model"] for r in rows))
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {
             "host": platform.node(),
             "platform": platform.platform(),
@@ -152,24 +160,35 @@ def markdown(results: dict) -> str:
     ]
     for r in results["rows"]:
         ratio = f"{r['ratio_to_one_task']:.2f}" if r["tasks"] > 1 else "-"
-        lines.append(f"| {r['device']} | {r['threads'] if r['threads'] is not None else '-'} | {Path(r['model']).name} | "
-                     f"{r.get('method', '-')} | {r['image']} | {r['tasks']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | "
-                     f"{ratio} | {r['ratio_to_first_model']:.2f} |")
+        lines.append(
+            f"| {r['device']} | {r['threads'] if r['threads'] is not None else '-'} | {Path(r['model']).name} | "
+            f"{r.get('method', '-')} | {r['image']} | {r['tasks']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | "
+            f"{ratio} | {r['ratio_to_first_model']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, action="append", default=None,
-                        help="checkpoint (repeatable, compared in one run; default: untrained --config)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        default=None,
+        help="checkpoint (repeatable, compared in one run; default: untrained --config)",
+    )
     parser.add_argument("--config", default="paper", help="named config used without --model")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu-only", action="store_true")
-    parser.add_argument("--method", action="append", default=None,
-                        help="detect method to time (repeatable, compared in one run; default: auto, the model's own)")
+    parser.add_argument(
+        "--method",
+        action="append",
+        default=None,
+        help="detect method to time (repeatable, compared in one run; default: auto, the model's own)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for detect.json / detect.md")
     args = parser.parse_args(argv)
     args.method = args.method or ["auto"]

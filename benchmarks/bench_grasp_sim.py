@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import funk_grasp  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
-
 import mujoco  # noqa: E402
 
+import funk_grasp  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
 from funk_grasp.generate import GenerateConfig, generate_dataset  # noqa: E402
 from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 
@@ -42,30 +41,52 @@ def run(categories: list[str], instances: int, attempts: int, workers: list[int]
     load = [round(x, 2) for x in os.getloadavg()]
     for w in workers:
         with tempfile.TemporaryDirectory(prefix="bench_grasp_") as tmp:
-            config = GenerateConfig(out=Path(tmp), categories=tuple(categories), heldout_categories=(),
-                                    instances_per_category=instances, placements=1, attempts_per_placement=attempts,
-                                    heldout_instances_per_category=0, seed=seed, workers=w)
+            config = GenerateConfig(
+                out=Path(tmp),
+                categories=tuple(categories),
+                heldout_categories=(),
+                instances_per_category=instances,
+                placements=1,
+                attempts_per_placement=attempts,
+                heldout_instances_per_category=0,
+                seed=seed,
+                workers=w,
+            )
             start = time.perf_counter()
             manifest = generate_dataset(config, progress=False)
             wall = time.perf_counter() - start
         info = manifest["run"]
         done = info["attempts_run"]
-        results.append({
-            "workers": w, "attempts": done, "wall_seconds": round(wall, 2),
-            "attempts_per_second_end_to_end": round(done / wall, 2),
-            "attempts_per_second_generation": info["attempts_per_second"],
-            "attempts_per_cpu_second": info["attempts_per_cpu_second"],
-            "stage_ms_per_attempt": {k: round(1000 * v / done, 1) for k, v in info["stage_seconds"].items()},
-        })
+        results.append(
+            {
+                "workers": w,
+                "attempts": done,
+                "wall_seconds": round(wall, 2),
+                "attempts_per_second_end_to_end": round(done / wall, 2),
+                "attempts_per_second_generation": info["attempts_per_second"],
+                "attempts_per_cpu_second": info["attempts_per_cpu_second"],
+                "stage_ms_per_attempt": {k: round(1000 * v / done, 1) for k, v in info["stage_seconds"].items()},
+            }
+        )
         print(f"workers={w}: {done} attempts in {wall:.1f} s -> {done / wall:.1f} attempts/s", flush=True)
     return {
         "benchmark": "simulated grasp dataset throughput",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join([Path(sys.executable).name] + sys.argv),
-        "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "load_average_before": load,
-                    "python": platform.python_version(), "mujoco": mujoco.__version__, "gl": os.environ.get("MUJOCO_GL")},
-        "settings": {"categories": categories, "instances_per_category": instances, "attempts_per_placement": attempts,
-                     "seed": seed},
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "load_average_before": load,
+            "python": platform.python_version(),
+            "mujoco": mujoco.__version__,
+            "gl": os.environ.get("MUJOCO_GL"),
+        },
+        "settings": {
+            "categories": categories,
+            "instances_per_category": instances,
+            "attempts_per_placement": attempts,
+            "seed": seed,
+        },
         "results": results,
     }
 
@@ -88,16 +109,26 @@ def to_markdown(report: dict) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
-        lines.append(f"| {r['workers']} | {r['attempts']} | {r['wall_seconds']} | {r['attempts_per_second_end_to_end']} | "
-                     f"{r['attempts_per_second_generation']} | {r['attempts_per_cpu_second']} |")
+        lines.append(
+            f"| {r['workers']} | {r['attempts']} | {r['wall_seconds']} | {r['attempts_per_second_end_to_end']} | "
+            f"{r['attempts_per_second_generation']} | {r['attempts_per_cpu_second']} |"
+        )
     base = report["results"][0]
     if len(report["results"]) > 1:
         last = report["results"][-1]
-        lines += ["", f"Speed-up {last['workers']} vs {base['workers']} worker(s), generation loop: "
-                  f"{last['attempts_per_second_generation'] / base['attempts_per_second_generation']:.2f}x."]
+        lines += [
+            "",
+            f"Speed-up {last['workers']} vs {base['workers']} worker(s), generation loop: "
+            f"{last['attempts_per_second_generation'] / base['attempts_per_second_generation']:.2f}x.",
+        ]
     total = sum(base["stage_ms_per_attempt"].values())
-    lines += ["", f"Where the wall time goes, {base['workers']} worker (ms per attempt):", "",
-              "| stage | ms / attempt | share | what |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        f"Where the wall time goes, {base['workers']} worker (ms per attempt):",
+        "",
+        "| stage | ms / attempt | share | what |",
+        "| --- | --- | --- | --- |",
+    ]
     for stage, ms in sorted(base["stage_ms_per_attempt"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {stage} | {ms} | {100 * ms / total:.0f} % | {STAGES.get(stage, '')} |")
     return "\n".join(lines) + "\n"

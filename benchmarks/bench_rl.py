@@ -20,9 +20,6 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-
 import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
 import platform  # noqa: E402
@@ -30,18 +27,21 @@ import shlex  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: E402,F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_rl_report import write_report  # noqa: E402
+
 from funk_rl.encoders import VISUAL_ENCODERS, ObservationEncoderConfig, build_encoder  # noqa: E402
 from funk_rl.envs import ACTION_DIM, HammerConfig  # noqa: E402
-from funk_rl.vec_env import FeatureVecEnv, make_worker_vec_env  # noqa: E402
 from funk_rl.train_hammer import TrainConfig  # noqa: E402
+from funk_rl.vec_env import FeatureVecEnv, make_worker_vec_env  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("state", "render", "batched", "per-env")
@@ -66,13 +66,19 @@ def time_block(venv, steps: int, rng: np.random.Generator, device: torch.device)
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
     spent = {k: (timings[k] - before.get(k, 0.0)) / steps for k in ("encode", "encode_cpu", "env")} if timings else {}
-    return {"s_per_step": wall / steps, "render_s_per_step": render / steps, "render_cpu_s_per_step": render_cpu / steps,
-            "encode_s_per_step": spent.get("encode", 0.0), "encode_cpu_s_per_step": spent.get("encode_cpu", 0.0),
-            "wait_s_per_step": spent.get("env", wall / steps)}
+    return {
+        "s_per_step": wall / steps,
+        "render_s_per_step": render / steps,
+        "render_cpu_s_per_step": render_cpu / steps,
+        "encode_s_per_step": spent.get("encode", 0.0),
+        "encode_cpu_s_per_step": spent.get("encode_cpu", 0.0),
+        "wait_s_per_step": spent.get("env", wall / steps),
+    }
 
 
-def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device: torch.device,
-                on_size=lambda rows: None) -> list[dict]:
+def bench_loops(
+    args: argparse.Namespace, encoder, hammer: HammerConfig, device: torch.device, on_size=lambda rows: None
+) -> list[dict]:
     """Per N: the variants take turns, REPEATS rounds, on the same workers (render, batched and per-env share
     one pixel VecEnv), so that the load of other jobs on a shared machine falls on all of them alike."""
     rng = np.random.default_rng(args.seed)
@@ -99,9 +105,12 @@ def bench_loops(args: argparse.Namespace, encoder, hammer: HammerConfig, device:
             result = {key: statistics.median(s[key] for s in samples[variant]) for key in samples[variant][0]}
             result.update(n_envs=n, variant=variant, steps_per_s=n / result["s_per_step"])
             rows.append(result)
-            print(f"N={n:>2} {variant:>8}: {result['steps_per_s']:7.1f} env steps/s (encode "
-                  f"{1000 * result['encode_s_per_step']:.0f} ms wall / {1000 * result['encode_cpu_s_per_step']:.0f} "
-                  f"ms CPU, render {1000 * result['render_cpu_s_per_step']:.0f} ms CPU per vector step)", flush=True)
+            print(
+                f"N={n:>2} {variant:>8}: {result['steps_per_s']:7.1f} env steps/s (encode "
+                f"{1000 * result['encode_s_per_step']:.0f} ms wall / {1000 * result['encode_cpu_s_per_step']:.0f} "
+                f"ms CPU, render {1000 * result['render_cpu_s_per_step']:.0f} ms CPU per vector step)",
+                flush=True,
+            )
         for row in rows:
             same_n = {r["variant"]: r for r in rows if r["n_envs"] == row["n_envs"]}
             row["vs_per_env"] = row["steps_per_s"] / same_n["per-env"]["steps_per_s"]
@@ -115,7 +124,9 @@ def bench_encoders(args: argparse.Namespace, image_size: int) -> list[dict]:
     frames = np.random.default_rng(args.seed).integers(0, 256, (16, image_size, image_size, 3), dtype=np.uint8)
     rows = []
     for name in VISUAL_ENCODERS:
-        encoder = build_encoder(ObservationEncoderConfig(name, args.model, precision="fp32", device=args.device), image_size)
+        encoder = build_encoder(
+            ObservationEncoderConfig(name, args.model, precision="fp32", device=args.device), image_size
+        )
         outputs = {}
         for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
             encoder.dtype = dtype
@@ -125,12 +136,21 @@ def bench_encoders(args: argparse.Namespace, image_size: int) -> list[dict]:
                 start = time.perf_counter()
                 outputs[label] = encoder(frames).cpu()
                 times.append(time.perf_counter() - start)
-            rows.append({"encoder": name, "precision": label, "dim": encoder.dim,
-                         "ms_per_frame": 1000 * statistics.median(times) / len(frames)})
+            rows.append(
+                {
+                    "encoder": name,
+                    "precision": label,
+                    "dim": encoder.dim,
+                    "ms_per_frame": 1000 * statistics.median(times) / len(frames),
+                }
+            )
         error = ((outputs["bf16"] - outputs["fp32"]).norm(dim=1) / outputs["fp32"].norm(dim=1).clamp_min(1e-8)).max()
         rows[-1]["bf16_relative_error"] = rows[-2]["bf16_relative_error"] = float(error)
-        print(f"{name:>15}: fp32 {rows[-2]['ms_per_frame']:.1f} ms/frame, bf16 {rows[-1]['ms_per_frame']:.1f} "
-              f"(relative error {float(error):.4f})", flush=True)
+        print(
+            f"{name:>15}: fp32 {rows[-2]['ms_per_frame']:.1f} ms/frame, bf16 {rows[-1]['ms_per_frame']:.1f} "
+            f"(relative error {float(error):.4f})",
+            flush=True,
+        )
     return rows
 
 
@@ -173,16 +193,26 @@ def bench_learner(args: argparse.Namespace, obs_dim: int) -> dict:
             return True
 
     venv = DummyVecEnv([Vectors for _ in range(4)])
-    model = PPO("MlpPolicy", venv, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
-                n_epochs=config.ppo_epochs,
-                policy_kwargs={"net_arch": list(config.net)}, device=args.device if args.device != "auto" else "cpu",
-                seed=args.seed)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=config.ppo_n_steps,
+        batch_size=config.ppo_batch_size,
+        n_epochs=config.ppo_epochs,
+        policy_kwargs={"net_arch": list(config.net)},
+        device=args.device if args.device != "auto" else "cpu",
+        seed=args.seed,
+    )
     samples = config.ppo_n_steps * 4
     timer = UpdateTimer()
     model.learn(4 * samples, callback=timer)
     seconds = statistics.median(timer.seconds)
-    return {"obs_dim": obs_dim, "samples_per_update": samples, "epochs": config.ppo_epochs,
-            "ms_per_sample": 1000 * seconds / samples}
+    return {
+        "obs_dim": obs_dim,
+        "samples_per_update": samples,
+        "epochs": config.ppo_epochs,
+        "ms_per_sample": 1000 * seconds / samples,
+    }
 
 
 def _device(args: argparse.Namespace) -> torch.device:
@@ -195,11 +225,18 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = _device(args)
     hammer = HammerConfig(image_size=args.image_size)
-    encoder = build_encoder(ObservationEncoderConfig(args.encoder, args.model, precision=args.precision, device=str(device)),
-                            args.image_size)
+    encoder = build_encoder(
+        ObservationEncoderConfig(args.encoder, args.model, precision=args.precision, device=str(device)),
+        args.image_size,
+    )
     header = _header(args, encoder)
-    loops = bench_loops(args, encoder, hammer, device,
-                        on_size=lambda rows: write_report(args.out, "rl-partial", {**header, "loops": rows}, _loops_md))
+    loops = bench_loops(
+        args,
+        encoder,
+        hammer,
+        device,
+        on_size=lambda rows: write_report(args.out, "rl-partial", {**header, "loops": rows}, _loops_md),
+    )
     encoders = bench_encoders(args, args.image_size)
     learner = bench_learner(args, encoder.dim + 26)
     return {**header, "loops": loops, "encoders": encoders, "learner": learner}
@@ -208,15 +245,21 @@ def run(args: argparse.Namespace) -> dict:
 def _header(args: argparse.Namespace, encoder) -> dict:
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "device": torch.cuda.get_device_name(0) if _device(args).type == "cuda" else "cpu",
-            "torch": torch.__version__, "torch_threads": args.threads, "load_average": list(os.getloadavg()),
+            "torch": torch.__version__,
+            "torch_threads": args.threads,
+            "load_average": list(os.getloadavg()),
         },
-        "encoder": args.encoder, "precision": "bf16" if encoder.dtype is not None else "fp32",
-        "image_size": args.image_size, "steps_per_cell": args.steps, "repeats": REPEATS,
+        "encoder": args.encoder,
+        "precision": "bf16" if encoder.dtype is not None else "fp32",
+        "image_size": args.image_size,
+        "steps_per_cell": args.steps,
+        "repeats": REPEATS,
     }
 
 
@@ -265,10 +308,12 @@ def markdown(results: dict) -> str:
     for r in (r for r in results["loops"] if r["variant"] == "batched"):
         n = r["n_envs"]
         state = next(s for s in results["loops"] if s["variant"] == "state" and s["n_envs"] == n)
-        lines.append(f"| {n} | {1000 * r['s_per_step'] / n:.1f} | {1000 * r['wait_s_per_step'] / n:.1f} | "
-                     f"{1000 * r['encode_s_per_step'] / n:.1f} | {1000 * r['render_cpu_s_per_step'] / n:.1f} | "
-                     f"{1000 * r['encode_cpu_s_per_step'] / n:.1f} | {1000 * state['s_per_step'] / n:.2f} | "
-                     f"{learn_ms:.2f} |")
+        lines.append(
+            f"| {n} | {1000 * r['s_per_step'] / n:.1f} | {1000 * r['wait_s_per_step'] / n:.1f} | "
+            f"{1000 * r['encode_s_per_step'] / n:.1f} | {1000 * r['render_cpu_s_per_step'] / n:.1f} | "
+            f"{1000 * r['encode_cpu_s_per_step'] / n:.1f} | {1000 * state['s_per_step'] / n:.2f} | "
+            f"{learn_ms:.2f} |"
+        )
     lines += [
         "",
         "Encoders alone, batch of 16 frames:",
@@ -277,10 +322,14 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name in dict.fromkeys(r["encoder"] for r in results["encoders"]):
-        fp32, bf16 = (next(r for r in results["encoders"] if r["encoder"] == name and r["precision"] == p)
-                      for p in ("fp32", "bf16"))
-        lines.append(f"| {name} | {fp32['dim']} | {fp32['ms_per_frame']:.1f} | {bf16['ms_per_frame']:.1f} | "
-                     f"{bf16['ms_per_frame'] / fp32['ms_per_frame']:.2f} | {fp32['bf16_relative_error']:.4f} |")
+        fp32, bf16 = (
+            next(r for r in results["encoders"] if r["encoder"] == name and r["precision"] == p)
+            for p in ("fp32", "bf16")
+        )
+        lines.append(
+            f"| {name} | {fp32['dim']} | {fp32['ms_per_frame']:.1f} | {bf16['ms_per_frame']:.1f} | "
+            f"{bf16['ms_per_frame'] / fp32['ms_per_frame']:.2f} | {fp32['bf16_relative_error']:.4f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

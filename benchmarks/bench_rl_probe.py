@@ -21,31 +21,35 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-
 import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: E402,F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_rl_report import write_report  # noqa: E402
+
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.tasks import TASKS  # noqa: E402
 from funk_rl.encoders import DEFAULT_MODEL, HAMMER_TASKS  # noqa: E402
 from funk_rl.envs import HammerConfig, env_state, make_hammer_env  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-TARGETS = {"hammer position": slice(36, 39), "hammer rotation": slice(39, 42), "nail position": slice(42, 45),
-           "palm position": slice(33, 36)}
+TARGETS = {
+    "hammer position": slice(36, 39),
+    "hammer rotation": slice(39, 42),
+    "nail position": slice(42, 45),
+    "palm position": slice(33, 36),
+}
 ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 FOLDS = 5
 OBJECT_JOINTS = slice(27, 33)  # OBJTx, OBJTy, OBJTz, OBJRx, OBJRy, OBJRz
@@ -60,8 +64,9 @@ def collect(episodes: int, frames: int, image_size: int, seed: int) -> tuple[np.
         for episode in range(episodes):
             env.reset(seed=seed + episode)
             start = env_state(env)
-            start["qpos"][OBJECT_JOINTS] += np.concatenate([rng.uniform(-0.03, 0.03, 3) * [1, 1, 0],
-                                                            rng.uniform(-0.3, 0.3, 3) * [0, 0, 1]])
+            start["qpos"][OBJECT_JOINTS] += np.concatenate(
+                [rng.uniform(-0.03, 0.03, 3) * [1, 1, 0], rng.uniform(-0.3, 0.3, 3) * [0, 0, 1]]
+            )
             obs, _ = env.reset(seed=seed + episode, options={"initial_state_dict": start})
             for _ in range(frames):
                 for _ in range(3):  # a few control steps between frames, so frames of an episode differ
@@ -155,10 +160,14 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{name:>40}: R^2 {result['r2']:.3f} (dim {features.shape[1]}, alpha {result['alpha']:g})", flush=True)
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
-        "model": str(args.model), "frames": int(len(images)), "episodes": args.episodes,
-        "image_size": args.image_size, "seconds": round(time.perf_counter() - start, 1), "rows": rows,
+        "model": str(args.model),
+        "frames": int(len(images)),
+        "episodes": args.episodes,
+        "image_size": args.image_size,
+        "seconds": round(time.perf_counter() - start, 1),
+        "rows": rows,
     }
 
 
@@ -176,8 +185,11 @@ def markdown(results: dict) -> str:
         "|---|---|---|" + "---|" * len(names) + "---|",
     ]
     for r in results["rows"]:
-        lines.append(f"| {r['candidate']} | {r['dim']} | {r['r2']:.3f} | "
-                     + " | ".join(f"{r[n]:.3f}" for n in names) + f" | {r['alpha']:g} |")
+        lines.append(
+            f"| {r['candidate']} | {r['dim']} | {r['r2']:.3f} | "
+            + " | ".join(f"{r[n]:.3f}" for n in names)
+            + f" | {r['alpha']:g} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -93,10 +93,15 @@ def flood(probe: client.NodeClient, msg, rate: float, duration: float, base: int
     p95_first, p95_second = float(np.percentile(first, 95)), float(np.percentile(second, 95))
     fraction = len(answered) / len(stamps)
     return {
-        "rate_hz": rate, "sent": len(stamps), "answered": len(answered), "answered_fraction": fraction,
-        "p50_ms": _percentile(list(lat.values()), 50), "p95_ms": _percentile(list(lat.values()), 95),
+        "rate_hz": rate,
+        "sent": len(stamps),
+        "answered": len(answered),
+        "answered_fraction": fraction,
+        "p50_ms": _percentile(list(lat.values()), 50),
+        "p95_ms": _percentile(list(lat.values()), 95),
         "p99_ms": _percentile(list(lat.values()), 99),
-        "p95_ms_first_half": p95_first, "p95_ms_second_half": p95_second,
+        "p95_ms_first_half": p95_first,
+        "p95_ms_second_half": p95_second,
         "sustained": bool(fraction >= 0.9 and p95_second <= 1.5 * p95_first),
     }
 
@@ -108,16 +113,23 @@ def bench_size(args: argparse.Namespace, probe: client.NodeClient, size: tuple[i
     probe.exchange(lambda: probe.pub_image.publish(msg), base, timeout=120.0)  # warm, and discovery done
     before = probe.wait_diagnostics(lambda v: True, 60.0)
     lat, sent = latency(probe, msg, args.frames, base + 1_000_000_000)
-    floods = [flood(probe, msg, rate, args.duration, base + (10 + i) * 1_000_000_000)
-              for i, rate in enumerate(args.rates)]
+    floods = [
+        flood(probe, msg, rate, args.duration, base + (10 + i) * 1_000_000_000) for i, rate in enumerate(args.rates)
+    ]
     after = probe.wait_diagnostics(lambda v: True, 60.0)
     sustained = [f["rate_hz"] for f in floods if f["sustained"]]
     return {
-        "image": f"{size[0]}x{size[1]} rgb8", "p50_ms": _percentile(lat, 50), "p95_ms": _percentile(lat, 95),
-        "p99_ms": _percentile(lat, 99), "frames": sent, "answered": len(lat),
-        "max_sustained_hz": max(sustained) if sustained else 0.0, "floods": floods,
-        **{f"node_{k}": int(after.get(k, 0)) - int(before.get(k, 0))
-           for k in ("received", "dropped", "transport.lost")},
+        "image": f"{size[0]}x{size[1]} rgb8",
+        "p50_ms": _percentile(lat, 50),
+        "p95_ms": _percentile(lat, 95),
+        "p99_ms": _percentile(lat, 99),
+        "frames": sent,
+        "answered": len(lat),
+        "max_sustained_hz": max(sustained) if sustained else 0.0,
+        "floods": floods,
+        **{
+            f"node_{k}": int(after.get(k, 0)) - int(before.get(k, 0)) for k in ("received", "dropped", "transport.lost")
+        },
     }
 
 
@@ -130,11 +142,19 @@ def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domai
         probe.wait_connected(300.0)
         for n, size in enumerate(args.sizes):
             row = bench_size(args, probe, size, (n + 1) * 1_000_000_000_000)
-            row.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu", device_kind=device,
-                       threads=args.threads, tasks=len(tasks), load_1min=round(os.getloadavg()[0], 2))
+            row.update(
+                device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+                device_kind=device,
+                threads=args.threads,
+                tasks=len(tasks),
+                load_1min=round(os.getloadavg()[0], 2),
+            )
             rows.append(row)
-            print(f"{row['device']} {row['tasks']} task(s) {row['image']}: p50 {row['p50_ms']:.0f} ms, "
-                  f"p95 {row['p95_ms']:.0f} ms, sustained {row['max_sustained_hz']:g} Hz", flush=True)
+            print(
+                f"{row['device']} {row['tasks']} task(s) {row['image']}: p50 {row['p50_ms']:.0f} ms, "
+                f"p95 {row['p95_ms']:.0f} ms, sustained {row['max_sustained_hz']:g} Hz",
+                flush=True,
+            )
     finally:
         probe.close()
         proc.terminate()
@@ -165,10 +185,19 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "load_average": list(os.getloadavg())},
-        "targets": TARGETS, "rates_hz": args.rates, "duration_s": args.duration, "rows": rows,
-        "node_parameters": "defaults except tasks, device, threads", "camera_profile": camera_profile,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_average": list(os.getloadavg()),
+        },
+        "targets": TARGETS,
+        "rates_hz": args.rates,
+        "duration_s": args.duration,
+        "rows": rows,
+        "node_parameters": "defaults except tasks, device, threads",
+        "camera_profile": camera_profile,
     }
 
 
@@ -193,12 +222,17 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
-        floods = "; ".join(f"{f['rate_hz']:g} Hz: {f['answered']}/{f['sent']} ({100 * f['answered_fraction']:.0f} %), "
-                           f"{f['p50_ms']:.0f} / {f['p95_ms']:.0f}" for f in r["floods"])
-        lines.append(f"| {r['device']} | {r['tasks']} | {r['image']} | {r['answered']}/{r['frames']}, "
-                     f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {r['max_sustained_hz']:g} | "
-                     f"{floods} | {r['node_received']}, {r['node_dropped']}, {r['node_transport.lost']} | "
-                     f"{r['load_1min']} |")
+        floods = "; ".join(
+            f"{f['rate_hz']:g} Hz: {f['answered']}/{f['sent']} ({100 * f['answered_fraction']:.0f} %), "
+            f"{f['p50_ms']:.0f} / {f['p95_ms']:.0f}"
+            for f in r["floods"]
+        )
+        lines.append(
+            f"| {r['device']} | {r['tasks']} | {r['image']} | {r['answered']}/{r['frames']}, "
+            f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {r['max_sustained_hz']:g} | "
+            f"{floods} | {r['node_received']}, {r['node_dropped']}, {r['node_transport.lost']} | "
+            f"{r['load_1min']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -59,8 +59,15 @@ def run(instances: int, views: int, size: int, workers: list[int], seed: int) ->
     results = []
     for w in workers:
         with tempfile.TemporaryDirectory(prefix="bench_synth_") as tmp:
-            config = SynthConfig(out=Path(tmp), instances_per_category=instances, views_per_instance=views, size=size,
-                                 seed=seed, heldout_instances_per_category=0, workers=w)
+            config = SynthConfig(
+                out=Path(tmp),
+                instances_per_category=instances,
+                views_per_instance=views,
+                size=size,
+                seed=seed,
+                heldout_instances_per_category=0,
+                workers=w,
+            )
             start = time.perf_counter()
             manifest = generate_dataset(config, progress=False)
             wall = time.perf_counter() - start
@@ -91,8 +98,13 @@ def run(instances: int, views: int, size: int, workers: list[int], seed: int) ->
             "opencv": cv2.__version__,
             "gl": os.environ.get("MUJOCO_GL"),
         },
-        "settings": {"categories": len(CATEGORIES), "instances_per_category": instances, "views_per_instance": views,
-                     "size": size, "seed": seed},
+        "settings": {
+            "categories": len(CATEGORIES),
+            "instances_per_category": instances,
+            "views_per_instance": views,
+            "size": size,
+            "seed": seed,
+        },
         "results": results,
     }
 
@@ -112,12 +124,19 @@ def to_markdown(report: dict) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for r in report["results"]:
-        lines.append(f"| {r['workers']} | {r['images']} | {r['wall_seconds']} | {r['images_per_second_end_to_end']} | "
-                     f"{r['images_per_second_generation']} |")
+        lines.append(
+            f"| {r['workers']} | {r['images']} | {r['wall_seconds']} | {r['images_per_second_end_to_end']} | "
+            f"{r['images_per_second_generation']} |"
+        )
     first = report["results"][0]
     total = sum(first["stage_ms_per_image"].values())
-    lines += ["", f"Per-stage cost, {first['workers']} worker (ms per image, summed over the worker's stages):", "",
-              "| stage | ms / image | share | what |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        f"Per-stage cost, {first['workers']} worker (ms per image, summed over the worker's stages):",
+        "",
+        "| stage | ms / image | share | what |",
+        "| --- | --- | --- | --- |",
+    ]
     for stage, ms in sorted(first["stage_ms_per_image"].items(), key=lambda kv: -kv[1]):
         lines.append(f"| {stage} | {ms} | {100 * ms / total:.0f} % | {STAGE_NOTES.get(stage, '')} |")
     lines.append(f"| total | {total:.1f} | | |")

@@ -46,8 +46,17 @@ def make_dataset(folder: Path, images: int, seed: int = 0) -> Path:
         cv2.imwrite(str(path), rng.integers(0, 255, size=(224, 224, 3), dtype=np.uint8))
         for task in TASKS:
             if category in TASK_CATEGORIES[task]:
-                rows.append(Annotation(path, path.name, task, category, "train", rng.uniform(0.1, 0.9, (5, 2)),
-                                       instance_id=f"{category}_{i}"))
+                rows.append(
+                    Annotation(
+                        path,
+                        path.name,
+                        task,
+                        category,
+                        "train",
+                        rng.uniform(0.1, 0.9, (5, 2)),
+                        instance_id=f"{category}_{i}",
+                    )
+                )
     csv_path = folder / "annotations.csv"
     write_annotations(csv_path, rows)
     return csv_path
@@ -72,9 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         dataset = FunKPointDataset(csv_path, roles=["train"])
         trunk = build_trunk("lite0").to(device)
         for name in args.configs:
-            config = TrainConfig(encoder=name, data=str(csv_path), views=args.views, batch_pairs=args.batch_pairs,
-                                 device=str(device), cache_root=str(Path(tmp) / "cache"), progress=False,
-                                 num_threads=args.threads)
+            config = TrainConfig(
+                encoder=name,
+                data=str(csv_path),
+                views=args.views,
+                batch_pairs=args.batch_pairs,
+                device=str(device),
+                cache_root=str(Path(tmp) / "cache"),
+                progress=False,
+                num_threads=args.threads,
+            )
             cache = prepare_cache(config, config.encoder_config(), trunk, dataset)
             set_seed(0)
             trainer = Trainer(config, FunctionalEncoder(config.encoder_config(), trunk=trunk), cache, device)
@@ -87,16 +103,25 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = (time.perf_counter() - start) / args.steps
-            results.append({"config": name, "batch_pairs": args.batch_pairs, "s_per_step": round(seconds, 4),
-                            "pairs_per_s": round(args.batch_pairs / seconds, 1)})
+            results.append(
+                {
+                    "config": name,
+                    "batch_pairs": args.batch_pairs,
+                    "s_per_step": round(seconds, 4),
+                    "pairs_per_s": round(args.batch_pairs / seconds, 1),
+                }
+            )
             print(f"{name}: {seconds:.3f} s/step, {args.batch_pairs / seconds:.1f} pairs/s", flush=True)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    )
     payload = {
         "benchmark": "training throughput on cached lite0 features, 224 x 224 (14 x 14 grid)",
         "machine": f"{platform.node()} {device_name}, {os.cpu_count()} cores, torch threads {args.threads}",
         "device": str(device),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "PYTHONPATH=. python benchmarks/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "PYTHONPATH=. python benchmarks/bench_train.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "torch": torch.__version__,
         "results": results,
     }
@@ -104,9 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     (out / f"train{suffix}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [f"# Training throughput ({payload['device']})", "", f"{payload['benchmark']}.", "",
-             f"Machine: {payload['machine']}. Date: {payload['date']}. Command: `{payload['command']}`.", "",
-             "| config | pairs per step | s per step | pairs/s |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        f"# Training throughput ({payload['device']})",
+        "",
+        f"{payload['benchmark']}.",
+        "",
+        f"Machine: {payload['machine']}. Date: {payload['date']}. Command: `{payload['command']}`.",
+        "",
+        "| config | pairs per step | s per step | pairs/s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     lines += [f"| {r['config']} | {r['batch_pairs']} | {r['s_per_step']} | {r['pairs_per_s']} |" for r in results]
     (out / f"train{suffix}.md").write_text("\n".join(lines) + "\n")
     return 0

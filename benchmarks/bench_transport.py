@@ -70,8 +70,9 @@ def _one(tree: ET.ElementTree, tag: str, source: Path) -> ET.Element:
     return found[0]
 
 
-def variant(segment_mb: float | None = None, udp_receive_buffer: int | None = None,
-            source: Path = SHIPPED_PROFILE) -> str:
+def variant(
+    segment_mb: float | None = None, udp_receive_buffer: int | None = None, source: Path = SHIPPED_PROFILE
+) -> str:
     """A shipped profile (``source``) with its SHM segment_size set to ``segment_mb`` MiB and / or its
     UDPv4 receiveBufferSize set to ``udp_receive_buffer`` bytes (0: left out, the OS default)."""
     ET.register_namespace("", NS["f"])
@@ -118,8 +119,24 @@ def child_env(domain: int, discovery_range: str, extra: dict[str, str]) -> dict[
 
 def publish(env: dict[str, str], size: str, reliability: str, rate: float, frames: int, base: int) -> list[int]:
     """Run the camera publisher to completion; the stamps it sent."""
-    cmd = [sys.executable, str(PUBLISHER), "--topic", TOPIC, "--size", size, "--reliability", reliability,
-           "--rate", f"{rate:g}", "--frames", str(frames), "--stamp-base", str(base), "--wait", "120"]
+    cmd = [
+        sys.executable,
+        str(PUBLISHER),
+        "--topic",
+        TOPIC,
+        "--size",
+        size,
+        "--reliability",
+        reliability,
+        "--rate",
+        f"{rate:g}",
+        "--frames",
+        str(frames),
+        "--stamp-base",
+        str(base),
+        "--wait",
+        "120",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"{PUBLISHER.name} exited {done.returncode}: {done.stderr[-1500:]}")
@@ -127,6 +144,7 @@ def publish(env: dict[str, str], size: str, reliability: str, rate: float, frame
 
 
 # -- the trivial subscriber, run as `bench_transport.py --probe-subscriber` in its own process --------------------
+
 
 def probe_subscriber() -> int:
     """Count the stamps received on TOPIC (best effort, depth 5) until SIGINT; print them as JSON."""
@@ -138,8 +156,9 @@ def probe_subscriber() -> int:
     rclpy.init()
     node = rclpy.create_node("transport_probe")
     got: list[int] = []
-    node.create_subscription(Image, TOPIC, lambda m: got.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec),
-                             qos_profile_sensor_data)
+    node.create_subscription(
+        Image, TOPIC, lambda m: got.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), qos_profile_sensor_data
+    )
     try:
         while rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
@@ -149,10 +168,16 @@ def probe_subscriber() -> int:
     return 0
 
 
-def run_probe(env_sub: dict[str, str], env_pub: dict[str, str], size: str, reliability: str, rate: float,
-              frames: int, base: int) -> dict[str, Any]:
-    probe = subprocess.Popen([sys.executable, __file__, "--probe-subscriber"], env=env_sub, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+def run_probe(
+    env_sub: dict[str, str], env_pub: dict[str, str], size: str, reliability: str, rate: float, frames: int, base: int
+) -> dict[str, Any]:
+    probe = subprocess.Popen(
+        [sys.executable, __file__, "--probe-subscriber"],
+        env=env_sub,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         sent = publish(env_pub, size, reliability, rate, frames, base)
         time.sleep(1.0)
@@ -164,6 +189,7 @@ def run_probe(env_sub: dict[str, str], env_pub: dict[str, str], size: str, relia
 
 
 # -- the node as subscriber ----------------------------------------------------------------------------------
+
 
 class Observer:
     """keypoints stamps and the node's diagnostics counters, from this process (small messages only)."""
@@ -247,8 +273,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(30)
 
 
-def run_node_runs(observer: Observer, env_pub: dict[str, str], size: str, reliability: str, rate: float,
-                  frames: int, base: int) -> dict[str, Any]:
+def run_node_runs(
+    observer: Observer, env_pub: dict[str, str], size: str, reliability: str, rate: float, frames: int, base: int
+) -> dict[str, Any]:
     before = observer.fresh_counters()
     sent = publish(env_pub, size, reliability, rate, frames, base)
     time.sleep(2.0)  # the last answers
@@ -260,6 +287,7 @@ def run_node_runs(observer: Observer, env_pub: dict[str, str], size: str, reliab
 
 
 # -- driver ----------------------------------------------------------------------------------------------------
+
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import rclpy
@@ -279,8 +307,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             observer = Observer()
         try:
             for sub_token in args.subscriber_profiles:
-                env_sub = child_env(domain, args.discovery_range,
-                                    profile_env(sub_token, folder, for_node=args.subscriber == "node"))
+                env_sub = child_env(
+                    domain, args.discovery_range, profile_env(sub_token, folder, for_node=args.subscriber == "node")
+                )
                 node = None
                 if args.subscriber == "node":
                     node = start_node(env_sub, log_dir / f"node_{sub_token.replace(':', '_')}.log")
@@ -293,12 +322,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 base += 1_000_000_000_000
                                 load = os.getloadavg()[0]
                                 if args.subscriber == "node":
-                                    row = run_node_runs(observer, env_pub, size, reliability, args.rate, args.frames,
-                                                        base)
+                                    row = run_node_runs(
+                                        observer, env_pub, size, reliability, args.rate, args.frames, base
+                                    )
                                 else:
                                     row = run_probe(env_sub, env_pub, size, reliability, args.rate, args.frames, base)
-                                row.update(camera_profile=cam_token, subscriber_profile=sub_token, size=size,
-                                           reliability=reliability, load_1min=round(load, 2))
+                                row.update(
+                                    camera_profile=cam_token,
+                                    subscriber_profile=sub_token,
+                                    size=size,
+                                    reliability=reliability,
+                                    load_1min=round(load, 2),
+                                )
                                 rows.append(row)
                                 print(json.dumps(row), flush=True)
                 finally:
@@ -311,18 +346,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_start": load_before,
-                    "load_average_end": list(os.getloadavg())},
-        "subscriber": args.subscriber, "discovery_range": args.discovery_range, "rate_hz": args.rate,
-        "frames": args.frames, "rows": rows,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_average_start": load_before,
+            "load_average_end": list(os.getloadavg()),
+        },
+        "subscriber": args.subscriber,
+        "discovery_range": args.discovery_range,
+        "rate_hz": args.rate,
+        "frames": args.frames,
+        "rows": rows,
     }
 
 
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     node = results["subscriber"] == "node"
-    what = ("the installed keypoint_node, default parameters except tasks:=[pour]" if node
-            else "a trivial best-effort subscriber (depth 5) in its own process")
+    what = (
+        "the installed keypoint_node, default parameters except tasks:=[pour]"
+        if node
+        else "a trivial best-effort subscriber (depth 5) in its own process"
+    )
     lines = [
         f"# Camera frames over Fast DDS: {results['subscriber']}",
         "",
@@ -336,20 +381,28 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if node:
-        lines += ["| camera profile | node profile | size | camera QoS | sent | received by the node | answered | "
-                  "dropped by the node (latest-frame policy) | load (1 min) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| camera profile | node profile | size | camera QoS | sent | received by the node | answered | "
+            "dropped by the node (latest-frame policy) | load (1 min) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in results["rows"]:
-            lines.append(f"| {r['camera_profile']} | {r['subscriber_profile']} | {r['size']} | {r['reliability']} | "
-                         f"{r['sent']} | {r['received']} ({100 * r['received'] / r['sent']:.0f} %) | {r['answered']} "
-                         f"({100 * r['answered'] / r['sent']:.0f} %) | {r['node_dropped']} | {r['load_1min']} |")
+            lines.append(
+                f"| {r['camera_profile']} | {r['subscriber_profile']} | {r['size']} | {r['reliability']} | "
+                f"{r['sent']} | {r['received']} ({100 * r['received'] / r['sent']:.0f} %) | {r['answered']} "
+                f"({100 * r['answered'] / r['sent']:.0f} %) | {r['node_dropped']} | {r['load_1min']} |"
+            )
     else:
-        lines += ["| camera profile | subscriber profile | size | camera QoS | sent | received | load (1 min) |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| camera profile | subscriber profile | size | camera QoS | sent | received | load (1 min) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in results["rows"]:
-            lines.append(f"| {r['camera_profile']} | {r['subscriber_profile']} | {r['size']} | {r['reliability']} | "
-                         f"{r['sent']} | {r['received']} ({100 * r['received'] / r['sent']:.0f} %) | "
-                         f"{r['load_1min']} |")
+            lines.append(
+                f"| {r['camera_profile']} | {r['subscriber_profile']} | {r['size']} | {r['reliability']} | "
+                f"{r['sent']} | {r['received']} ({100 * r['received'] / r['sent']:.0f} %) | "
+                f"{r['load_1min']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -360,14 +413,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscriber", choices=("node", "probe"), default="node")
     parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"])
-    parser.add_argument("--reliability", nargs="+", choices=("best_effort", "reliable"),
-                        default=["best_effort", "reliable"])
+    parser.add_argument(
+        "--reliability", nargs="+", choices=("best_effort", "reliable"), default=["best_effort", "reliable"]
+    )
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--camera-profiles", nargs="+", default=["shipped", "none"])
     parser.add_argument("--subscriber-profiles", nargs="+", default=["shipped", "none"])
-    parser.add_argument("--discovery-range", choices=("LOCALHOST", "SUBNET", "default"),
-                        default="LOCALHOST", help="ROS_AUTOMATIC_DISCOVERY_RANGE of every process (default: unset)")
+    parser.add_argument(
+        "--discovery-range",
+        choices=("LOCALHOST", "SUBNET", "default"),
+        default="LOCALHOST",
+        help="ROS_AUTOMATIC_DISCOVERY_RANGE of every process (default: unset)",
+    )
     parser.add_argument("--name", default=None, help="results file stem (default transport-<subscriber>)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)

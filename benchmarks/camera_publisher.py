@@ -65,8 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--reliability", choices=("best_effort", "reliable"), default="best_effort")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for a subscriber to match")
-    parser.add_argument("--settle", type=float, default=1.0,
-                        help="seconds between the match and the first frame (discovery finishing on the other side)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds between the match and the first frame (discovery finishing on the other side)",
+    )
     parser.add_argument("--stamp-base", type=int, default=1_000_000_000, help="stamp of the first frame, ns")
     parser.add_argument("--frame-id", default="camera_color_optical_frame")
     args = parser.parse_args(argv)
@@ -76,8 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: camera_publisher: {exc}", file=sys.stderr)
         return 2
     if args.rate <= 0 or args.frames < 1:
-        print(f"error: camera_publisher: --rate and --frames: expected > 0, found {args.rate} and {args.frames}",
-              file=sys.stderr)
+        print(
+            f"error: camera_publisher: --rate and --frames: expected > 0, found {args.rate} and {args.frames}",
+            file=sys.stderr,
+        )
         return 2
     data = frame(width, height)
     rclpy.init()
@@ -91,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         deadline = time.monotonic() + args.wait
         while pub.get_subscription_count() == 0:
             if time.monotonic() > deadline:
-                print(f"error: camera_publisher: no subscriber matched {args.topic} within {args.wait:g} s",
-                      file=sys.stderr)
+                print(
+                    f"error: camera_publisher: no subscriber matched {args.topic} within {args.wait:g} s",
+                    file=sys.stderr,
+                )
                 return 3
             time.sleep(0.05)
         time.sleep(args.settle)
@@ -101,15 +109,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.monotonic()
         for n in range(args.frames):
             stamp = args.stamp_base + n * round(1e9 / args.rate)
-            msg.header = Header(stamp=Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000),
-                                frame_id=args.frame_id)
+            msg.header = Header(
+                stamp=Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000), frame_id=args.frame_id
+            )
             pub.publish(msg)
             stamps.append(stamp)
             time.sleep(max(0.0, start + (n + 1) / args.rate - time.monotonic()))
         elapsed = time.monotonic() - start
         time.sleep(0.5)  # a reliable writer may still be resending the last fragments
-        print(json.dumps({"topic": args.topic, "size": [width, height], "rate_hz": args.rate,
-                          "reliability": args.reliability, "sent": stamps, "elapsed_s": round(elapsed, 3)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "topic": args.topic,
+                    "size": [width, height],
+                    "rate_hz": args.rate,
+                    "reliability": args.reliability,
+                    "sent": stamps,
+                    "elapsed_s": round(elapsed, 3),
+                }
+            ),
+            flush=True,
+        )
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -23,8 +23,6 @@ test scenes, simulated data only). Checkpoints go to ``--runs``.
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-
 import argparse
 import csv
 import logging
@@ -32,12 +30,13 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 from funk_grasp.draw import draw_angle_fan
 from funk_grasp.features import CACHE, file_identity, top_features
@@ -52,8 +51,11 @@ from funk_perception.tasks import TASKS
 LOG = logging.getLogger("funk_grasp.benchmark")
 #: Paper Table 4 (accuracy %, Pinto-Gupta robot data, ResNet-50 trunk; docs/DESIGN.md, "Grasp success").
 PAPER_ACCURACY = {"trunk": 88.17, "trunk_categories": 88.64, "funk": 89.85}
-ROW_NAMES = {"trunk": "trunk only (ImageNet)", "trunk_categories": "trunk fine-tuned on the 20 categories",
-             "funk": "funk features"}
+ROW_NAMES = {
+    "trunk": "trunk only (ImageNet)",
+    "trunk_categories": "trunk fine-tuned on the 20 categories",
+    "funk": "funk features",
+}
 TASK_SETS: dict[str, tuple[str, ...]] = {"all": TASKS, "lift_something": ("lift_something",)}
 TEST_SPLITS: tuple[str, ...] = ("Test", "TestHeldout")
 
@@ -81,14 +83,18 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         for row in self.rows:
             if row not in FEATURE_KINDS:
-                raise ValueError(f"BenchmarkConfig.rows: expected a subset of {', '.join(FEATURE_KINDS)}, found {row!r}")
+                raise ValueError(
+                    f"BenchmarkConfig.rows: expected a subset of {', '.join(FEATURE_KINDS)}, found {row!r}"
+                )
         for mode in self.modes:
             if mode not in MODES:
                 raise ValueError(f"BenchmarkConfig.modes: expected a subset of {', '.join(MODES)}, found {mode!r}")
         if not self.seeds:
             raise ValueError("BenchmarkConfig.seeds: expected at least one seed")
         if self.task_set not in TASK_SETS:
-            raise ValueError(f"BenchmarkConfig.task_set: expected one of {', '.join(TASK_SETS)}, found {self.task_set!r}")
+            raise ValueError(
+                f"BenchmarkConfig.task_set: expected one of {', '.join(TASK_SETS)}, found {self.task_set!r}"
+            )
 
 
 @dataclass
@@ -98,8 +104,13 @@ class Data:
 
 
 def _feature_config(kind: str, pooling: str, tasks: tuple[str, ...], config: BenchmarkConfig) -> FeatureConfig:
-    return FeatureConfig(kind=kind, tasks=tasks, pooling=pooling, encoder=str(config.encoder),
-                         categories_checkpoint=str(config.categories_checkpoint) if kind == "trunk_categories" else "")
+    return FeatureConfig(
+        kind=kind,
+        tasks=tasks,
+        pooling=pooling,
+        encoder=str(config.encoder),
+        categories_checkpoint=str(config.categories_checkpoint) if kind == "trunk_categories" else "",
+    )
 
 
 def _slice(features: torch.Tensor, pooling: str, task_index: Sequence[int], dim: int, maps: int) -> torch.Tensor:
@@ -112,13 +123,17 @@ def _slice(features: torch.Tensor, pooling: str, task_index: Sequence[int], dim:
     return halves.reshape(len(features), -1)
 
 
-def _all_features(kind: str, tasks: tuple[str, ...], data: Data, encoder, config: BenchmarkConfig, device) -> dict[str, torch.Tensor]:
+def _all_features(
+    kind: str, tasks: tuple[str, ...], data: Data, encoder, config: BenchmarkConfig, device
+) -> dict[str, torch.Tensor]:
     """mean_centre features of the ``tasks`` maps, per split (computed once per kind and task set)."""
     key = f"{kind}/{','.join(tasks)}"
     if key not in data.cached:
         model = GraspModel(_feature_config(kind, "mean_centre", tasks, config), encoder).to(device)
-        data.cached[key] = {name: top_features(model.features, split.maps, progress=True, cache=CACHE)
-                            for name, split in data.splits.items()}
+        data.cached[key] = {
+            name: top_features(model.features, split.maps, progress=True, cache=CACHE)
+            for name, split in data.splits.items()
+        }
     return data.cached[key]
 
 
@@ -136,20 +151,42 @@ def features_for(fc: FeatureConfig, data: Data, encoder, config: BenchmarkConfig
 
 
 def _train_config(config: BenchmarkConfig, fc: FeatureConfig, mode: str, seed: int, tag: str) -> TrainConfig:
-    return TrainConfig(data=config.data, out=config.runs / tag / f"{fc.kind}-{mode}-seed{seed}", features=fc, mode=mode,
-                       epochs=config.head_epochs if mode == "head" else config.joint_epochs, seed=seed,
-                       device=config.device)
+    return TrainConfig(
+        data=config.data,
+        out=config.runs / tag / f"{fc.kind}-{mode}-seed{seed}",
+        features=fc,
+        mode=mode,
+        epochs=config.head_epochs if mode == "head" else config.joint_epochs,
+        seed=seed,
+        device=config.device,
+    )
 
 
-def run_one(fc: FeatureConfig, mode: str, seed: int, data: Data, encoder, config: BenchmarkConfig, device,
-            tag: str, evaluate: Sequence[str]) -> tuple[dict, dict[str, np.ndarray], GraspModel]:
+def run_one(
+    fc: FeatureConfig,
+    mode: str,
+    seed: int,
+    data: Data,
+    encoder,
+    config: BenchmarkConfig,
+    device,
+    tag: str,
+    evaluate: Sequence[str],
+) -> tuple[dict, dict[str, np.ndarray], GraspModel]:
     """Train one (features, mode, seed); return metrics and probabilities on the ``evaluate`` splits."""
     torch.manual_seed(seed)
     tc = _train_config(config, fc, mode, seed, tag)
     model = GraspModel(fc, encoder, tc.hidden, tc.dropout).to(device)
     feats = features_for(fc, data, encoder, config, device) if mode == "head" else None
-    fit(model, data.splits["Train"], data.splits["Validation"], tc, progress=mode == "joint",
-        train_feats=feats["Train"] if feats else None, val_feats=feats["Validation"] if feats else None)
+    fit(
+        model,
+        data.splits["Train"],
+        data.splits["Validation"],
+        tc,
+        progress=mode == "joint",
+        train_feats=feats["Train"] if feats else None,
+        val_feats=feats["Validation"] if feats else None,
+    )
     result, probs = {}, {}
     for name in evaluate:
         if name not in data.splits:
@@ -176,8 +213,10 @@ def measure_pooling(data: Data, encoder, config: BenchmarkConfig, device) -> dic
                 fc = _feature_config(kind, pooling, tasks, config)
                 # one folder per choice, so every measured run's metrics.csv and best.pt stay on disk
                 tag = f"pooling/{set_name if kind == 'funk' else 'all'}-{pooling}"
-                aucs = [run_one(fc, "head", s, data, encoder, config, device, tag, ["Validation"])[0]["Validation"]["auc"]
-                        for s in config.seeds]
+                aucs = [
+                    run_one(fc, "head", s, data, encoder, config, device, tag, ["Validation"])[0]["Validation"]["auc"]
+                    for s in config.seeds
+                ]
                 results[f"{kind}|{set_name}|{pooling}"] = _summary(aucs)
                 LOG.info("pooling %s %s %s: validation AUC %.3f", kind, set_name, pooling, np.mean(aucs))
     return results
@@ -214,7 +253,9 @@ def _roc_figure(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], pat
     save_figure_atomic(fig, path, dpi=90)
 
 
-def _angle_figure(models: dict[str, GraspModel], data_dir: Path, path: Path, scenes: int = 4, patch_size: int = 128) -> None:
+def _angle_figure(
+    models: dict[str, GraspModel], data_dir: Path, path: Path, scenes: int = 4, patch_size: int = 128
+) -> None:
     """For a few test scenes: success over the 18 angles at their first successful attempt point, per row."""
     import matplotlib
 
@@ -224,7 +265,9 @@ def _angle_figure(models: dict[str, GraspModel], data_dir: Path, path: Path, sce
     attempts = data_dir / "attempts.csv"
     if not attempts.is_file():
         return
-    rows = [r for r in csv.DictReader(open(attempts, newline="")) if r["split"] in TEST_SPLITS and r["success"] == "True"]
+    rows = [
+        r for r in csv.DictReader(open(attempts, newline="")) if r["split"] in TEST_SPLITS and r["success"] == "True"
+    ]
     picked, seen = [], set()
     for r in rows:
         scene = f"{r['instance']}_p{r['placement']}"
@@ -245,7 +288,7 @@ def _angle_figure(models: dict[str, GraspModel], data_dir: Path, path: Path, sce
             h = patch_size
             x0, y0 = int(max(0, x - h)), int(max(0, y - h))
             ax = axes[i][j]
-            ax.imshow(canvas[y0:y0 + 2 * h, x0:x0 + 2 * h])
+            ax.imshow(canvas[y0 : y0 + 2 * h, x0 : x0 + 2 * h])
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -266,7 +309,11 @@ def _markdown(result: dict) -> str:
         f"Data: `{result['data']}` ({result['data_kind']}); seeds {result['seeds']}; accuracy at p = 0.5 and ROC AUC, "
         "mean +- standard deviation over seeds (training randomness only: every seed sees the same splits).",
         "",
-        *([] if result.get("complete", True) else ["**Partial: the run was still going (or was stopped) after these rows.**", ""]),
+        *(
+            []
+            if result.get("complete", True)
+            else ["**Partial: the run was still going (or was stopped) after these rows.**", ""]
+        ),
         "| row | mode | Test acc % | Test AUC | TestHeldout acc % | TestHeldout AUC | paper acc % (robot data) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -281,35 +328,56 @@ def _markdown(result: dict) -> str:
                 cells += ["-", "-"]
         lines.append(f"| {ROW_NAMES[kind]} | {mode} | " + " | ".join(cells) + f" | {PAPER_ACCURACY[kind]:.2f} |")
     counts = result["counts"]
-    lines += ["", "Patches per split (balanced, so the majority-class rate is 50 %): "
-              + ", ".join(f"{k} {v['count']} ({100 * v['positive_rate']:.0f} % positive)" for k, v in counts.items()) + "."]
+    lines += [
+        "",
+        "Patches per split (balanced, so the majority-class rate is 50 %): "
+        + ", ".join(f"{k} {v['count']} ({100 * v['positive_rate']:.0f} % positive)" for k, v in counts.items())
+        + ".",
+    ]
     if result.get("pooling"):
-        lines += ["", "Pooling and task choice (validation AUC, head mode, mean +- std over the seeds; the best is used):", "",
-                  "| features | tasks | pooling | validation AUC |", "| --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "Pooling and task choice (validation AUC, head mode, mean +- std over the seeds; the best is used):",
+            "",
+            "| features | tasks | pooling | validation AUC |",
+            "| --- | --- | --- | --- |",
+        ]
         for key, s in result["pooling"].items():
             kind, tasks, pooling = key.split("|")
             lines.append(f"| {kind} | {tasks} | {pooling} | {s['mean']:.3f} +- {s['std']:.3f} |")
-    lines += ["", f"Chosen: trunk pooling `{result['choice']['trunk_pooling']}`; funk tasks `{result['choice']['funk_tasks']}`, "
-              f"pooling `{result['choice']['funk_pooling']}`.", f"Total time {result['seconds']:.0f} s.", ""]
+    lines += [
+        "",
+        f"Chosen: trunk pooling `{result['choice']['trunk_pooling']}`; funk tasks `{result['choice']['funk_tasks']}`, "
+        f"pooling `{result['choice']['funk_pooling']}`.",
+        f"Total time {result['seconds']:.0f} s.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def _result(config: BenchmarkConfig, data: Data, pooling: dict, choice: dict, rows: dict, device, start: float,
-            complete: bool) -> dict:
+def _result(
+    config: BenchmarkConfig, data: Data, pooling: dict, choice: dict, rows: dict, device, start: float, complete: bool
+) -> dict:
     return {
-        "command": "python -m funk_grasp.benchmark " + " ".join(sys.argv[1:]) if sys.argv and "benchmark" in sys.argv[0] else "python -m funk_grasp.benchmark",
+        "command": "python -m funk_grasp.benchmark " + " ".join(sys.argv[1:])
+        if sys.argv and "benchmark" in sys.argv[0]
+        else "python -m funk_grasp.benchmark",
         "machine": f"{os.cpu_count()}-core {platform.machine()} machine, "
-                   f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'no GPU'}, "
-                   f"{torch.get_num_threads()} torch thread(s), device {device}",
+        f"{torch.cuda.get_device_name(0) if device.type == 'cuda' else 'no GPU'}, "
+        f"{torch.get_num_threads()} torch thread(s), device {device}",
         "date": time.strftime("%Y-%m-%d"),
         "data": str(config.data) + (f" (TestHeldout from {config.heldout_data})" if config.heldout_data else ""),
-        "data_kind": "simulated (funk_grasp.generate)" if (config.data / "attempts.csv").is_file() else "Pinto-Gupta layout",
+        "data_kind": "simulated (funk_grasp.generate)"
+        if (config.data / "attempts.csv").is_file()
+        else "Pinto-Gupta layout",
         # which funk checkpoint made the funk row: the default path has held different weights over time
         "encoder": str(config.encoder),
         "encoder_sha256": file_identity(str(config.encoder)),
         "seeds": list(config.seeds),
         "epochs": {"head": config.head_epochs, "joint": config.joint_epochs},
-        "counts": {name: {"count": len(s.labels), "positive_rate": float(s.labels.mean())} for name, s in data.splits.items()},
+        "counts": {
+            name: {"count": len(s.labels), "positive_rate": float(s.labels.mean())} for name, s in data.splits.items()
+        },
         "pooling": pooling,
         "choice": choice,
         "rows": rows,
@@ -328,11 +396,15 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
     if config.heldout_data is not None:
         folders["TestHeldout"] = Path(config.heldout_data) / "TestHeldout"
         if not folders["TestHeldout"].is_dir():
-            raise FileNotFoundError(f"{folders['TestHeldout']}: not found (--heldout-data must hold a TestHeldout/ split)")
+            raise FileNotFoundError(
+                f"{folders['TestHeldout']}: not found (--heldout-data must hold a TestHeldout/ split)"
+            )
     data = Data({name: load_split(folder, probe) for name, folder in folders.items() if folder.is_dir()})
     pooling = measure_pooling(data, encoder, config, device) if config.measure_pooling else {}
     _, trunk_pooling = _choice(pooling, "trunk") if "trunk|-|mean" in pooling else ("all", config.pooling)
-    funk_tasks, funk_pooling = _choice(pooling, "funk") if "funk|all|mean" in pooling else (config.task_set, config.pooling)
+    funk_tasks, funk_pooling = (
+        _choice(pooling, "funk") if "funk|all|mean" in pooling else (config.task_set, config.pooling)
+    )
     choice = {"trunk_pooling": trunk_pooling, "funk_tasks": funk_tasks, "funk_pooling": funk_pooling}
     rows: dict = {}
     curves: dict = {}
@@ -352,8 +424,9 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
                     curves[f"{kind} ({mode})"] = {s: (data.splits[s].labels.numpy(), probs[s]) for s in evaluate}
                     if mode == "head":
                         figure_models[kind] = model
-            rows[f"{kind}/{mode}"] = {s: {m: _summary([r[m] for r in per_seed[s]]) for m in ("accuracy", "auc")}
-                                      for s in evaluate}
+            rows[f"{kind}/{mode}"] = {
+                s: {m: _summary([r[m] for r in per_seed[s]]) for m in ("accuracy", "auc")} for s in evaluate
+            }
             partial = _result(config, data, pooling, choice, rows, device, start, complete=False)
             write_json_atomic(Path(config.out) / f"{config.name}.json", partial, indent=1)
             write_text_atomic(Path(config.out) / f"{config.name}.md", _markdown(partial))
@@ -371,9 +444,15 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     d = BenchmarkConfig()
     p = argparse.ArgumentParser(prog="python -m funk_grasp.benchmark", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=d.data, help="simulated dataset or a Pinto-Gupta folder (Train/ Validation/ Test/)")
-    p.add_argument("--heldout-data", type=Path, default=None,
-                   help="a dataset whose TestHeldout/ replaces the one in --data (more held-out-category attempts)")
+    p.add_argument(
+        "--data", type=Path, default=d.data, help="simulated dataset or a Pinto-Gupta folder (Train/ Validation/ Test/)"
+    )
+    p.add_argument(
+        "--heldout-data",
+        type=Path,
+        default=None,
+        help="a dataset whose TestHeldout/ replaces the one in --data (more held-out-category attempts)",
+    )
     p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--runs", type=Path, default=d.runs)
     p.add_argument("--encoder", type=Path, default=d.encoder)
@@ -403,10 +482,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or leave the row out with --rows trunk funk"
         )
     config = BenchmarkConfig(
-        data=args.data, heldout_data=args.heldout_data, out=args.out, runs=args.runs, encoder=args.encoder, categories_checkpoint=args.categories_checkpoint,
-        rows=tuple(args.rows), modes=tuple(args.modes), seeds=tuple(args.seeds), head_epochs=args.head_epochs,
-        joint_epochs=args.joint_epochs, measure_pooling=not args.no_pooling_measurement, pooling=args.pooling,
-        task_set=args.task_set, figures=not args.no_figures, name=args.name, device=args.device,
+        data=args.data,
+        heldout_data=args.heldout_data,
+        out=args.out,
+        runs=args.runs,
+        encoder=args.encoder,
+        categories_checkpoint=args.categories_checkpoint,
+        rows=tuple(args.rows),
+        modes=tuple(args.modes),
+        seeds=tuple(args.seeds),
+        head_epochs=args.head_epochs,
+        joint_epochs=args.joint_epochs,
+        measure_pooling=not args.no_pooling_measurement,
+        pooling=args.pooling,
+        task_set=args.task_set,
+        figures=not args.no_figures,
+        name=args.name,
+        device=args.device,
     )
     result = run_benchmark(config)
     print(_markdown(result))

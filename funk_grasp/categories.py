@@ -19,18 +19,17 @@ atomically; ``--resume`` continues a killed run with the same batches.
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-
 import argparse
 import csv
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
@@ -73,7 +72,9 @@ def read_category_images(csv_path: Path, size: int) -> tuple[np.ndarray, np.ndar
         for line, row in enumerate(reader, start=2):
             category = normalize_category(row["object_category"])
             if category not in CATEGORIES:
-                raise ValueError(f"{csv_path}:{line}: object_category {category!r} is not one of the 20 training categories")
+                raise ValueError(
+                    f"{csv_path}:{line}: object_category {category!r} is not one of the 20 training categories"
+                )
             seen.setdefault(row["dataset_image_path"], (CATEGORIES.index(category), row["role"].strip() == "train"))
     images, labels, train = [], [], []
     for rel, (label, is_train) in seen.items():
@@ -100,7 +101,7 @@ class CategoryClassifier(nn.Module):
 def _accuracy(model: CategoryClassifier, maps: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([model(maps[i:i + 128].to(device)).argmax(1).cpu() for i in range(0, len(maps), 128)])
+        pred = torch.cat([model(maps[i : i + 128].to(device)).argmax(1).cpu() for i in range(0, len(maps), 128)])
     return float((pred == labels).float().mean())
 
 
@@ -108,14 +109,18 @@ def train_categories(config: CategoriesConfig, progress: bool = True) -> dict:
     """Fine-tune; write the stage weights and a metrics CSV; return the final metrics."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    features = GraspFeatures(FeatureConfig(kind="trunk", encoder=str(config.encoder)), load_encoder(config.encoder)).to(device)
+    features = GraspFeatures(FeatureConfig(kind="trunk", encoder=str(config.encoder)), load_encoder(config.encoder)).to(
+        device
+    )
     images, labels, is_train = read_category_images(Path(config.data), config.image_size)
     maps = base_maps(features, images, progress=progress, desc="category images")
     labels_t = torch.from_numpy(labels)
     train_idx = np.flatnonzero(is_train)
     test_idx = np.flatnonzero(~is_train)
     if len(train_idx) == 0 or len(test_idx) == 0:
-        raise ValueError(f"{config.data}: expected train-role and test-role images, found {len(train_idx)} and {len(test_idx)}")
+        raise ValueError(
+            f"{config.data}: expected train-role and test-role images, found {len(train_idx)} and {len(test_idx)}"
+        )
     model = CategoryClassifier(features).to(device)
     params = list(model.features.stage.parameters()) + list(model.linear.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -134,7 +139,7 @@ def train_categories(config: CategoriesConfig, progress: bool = True) -> dict:
         total, count = 0.0, 0
         batches = range(0, len(order), config.batch_size)
         for start in tqdm(batches, desc=f"categories epoch {epoch + 1}", unit="batch", disable=not progress):
-            idx = torch.from_numpy(train_idx[order[start:start + config.batch_size].numpy()])
+            idx = torch.from_numpy(train_idx[order[start : start + config.batch_size].numpy()])
             loss = F.cross_entropy(model(maps[idx].to(device)), labels_t[idx].to(device))
             optimizer.zero_grad()
             loss.backward()
@@ -145,13 +150,25 @@ def train_categories(config: CategoriesConfig, progress: bool = True) -> dict:
         accuracy = _accuracy(model, maps[test_idx_t], labels_t[test_idx_t], device)
         rows.append(f"{epoch + 1},{total / count:.5f},{accuracy:.4f}")
         LOG.info("epoch %d: loss %.4f, test accuracy %.3f", epoch + 1, total / count, accuracy)
-        torch_save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                           "rows": rows}, state_path)
-    final = {"test_accuracy": float(rows[-1].split(",")[2]), "train_images": int(len(train_idx)),
-             "test_images": int(len(test_idx)), "epochs": config.epochs}
+        torch_save_atomic(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "rows": rows},
+            state_path,
+        )
+    final = {
+        "test_accuracy": float(rows[-1].split(",")[2]),
+        "train_images": int(len(train_idx)),
+        "test_images": int(len(test_idx)),
+        "epochs": config.epochs,
+    }
     config_dict = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-    torch_save_atomic({"stage": {k: v.cpu() for k, v in model.features.stage.module.state_dict().items()},
-                       "metrics": final, "config": config_dict}, out)
+    torch_save_atomic(
+        {
+            "stage": {k: v.cpu() for k, v in model.features.stage.module.state_dict().items()},
+            "metrics": final,
+            "config": config_dict,
+        },
+        out,
+    )
     write_text_atomic(out.with_suffix(".csv"), "\n".join(rows) + "\n")
     return final
 
@@ -177,9 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = CategoriesConfig(data=args.data, out=args.out, encoder=args.encoder, image_size=args.image_size,
-                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                              device=args.device, resume=args.resume)
+    config = CategoriesConfig(
+        data=args.data,
+        out=args.out,
+        encoder=args.encoder,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+    )
     metrics = train_categories(config)
     print(f"test accuracy {metrics['test_accuracy']:.3f} over {metrics['test_images']} images; wrote {args.out}")
     return 0

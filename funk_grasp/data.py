@@ -19,9 +19,9 @@ jaw grasp at ``a`` and ``a + pi`` is the same grasp): bin ``k`` covers
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -69,7 +69,7 @@ def crop_patch(image: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     x0, y0 = int(round(x - half)), int(round(y - half))
     pad = size
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    return np.ascontiguousarray(padded[y0 + pad:y0 + pad + size, x0 + pad:x0 + pad + size])
+    return np.ascontiguousarray(padded[y0 + pad : y0 + pad + size, x0 + pad : x0 + pad + size])
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,19 @@ def load_patches(patches: Sequence[GraspPatch], size: int | None = None) -> Patc
 
 
 __all__ = [
-    "ANGLE_BINS", "BIN_WIDTH", "CLASSES", "GraspPatch", "crop_patch", "HEADER", "PatchSet", "SPLITS", "angle_to_bin", "bin_to_angle",
-    "load_patches", "one_hot", "read_class_folder", "read_split", "write_split",
+    "ANGLE_BINS",
+    "BIN_WIDTH",
+    "CLASSES",
+    "GraspPatch",
+    "crop_patch",
+    "HEADER",
+    "PatchSet",
+    "SPLITS",
+    "angle_to_bin",
+    "bin_to_angle",
+    "load_patches",
+    "one_hot",
+    "read_class_folder",
+    "read_split",
+    "write_split",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -17,8 +17,15 @@ def _endpoints(x: float, y: float, angle: float, half: float) -> tuple[tuple[int
     return (int(round(x - dx)), int(round(y - dy))), (int(round(x + dx)), int(round(y + dy)))
 
 
-def draw_grasp(image: np.ndarray, x: float, y: float, angle: float, length: float,
-               color: Sequence[int] = (255, 255, 255), thickness: int = 2) -> np.ndarray:
+def draw_grasp(
+    image: np.ndarray,
+    x: float,
+    y: float,
+    angle: float,
+    length: float,
+    color: Sequence[int] = (255, 255, 255),
+    thickness: int = 2,
+) -> np.ndarray:
     """Draw (in place) the closing axis of a grasp: a line with a finger bar at each end; returns ``image``."""
     a, b = _endpoints(x, y, angle, length / 2)
     cv2.line(image, a, b, tuple(int(c) for c in color), thickness, cv2.LINE_AA)

@@ -38,8 +38,14 @@ def images_digest(images: np.ndarray, salt: str = "") -> str:
     return h.hexdigest()[:20]
 
 
-def base_maps(features: GraspFeatures, images: np.ndarray, batch_size: int = 32, cache: Path | None = CACHE,
-              progress: bool = True, desc: str = "base maps") -> torch.Tensor:
+def base_maps(
+    features: GraspFeatures,
+    images: np.ndarray,
+    batch_size: int = 32,
+    cache: Path | None = CACHE,
+    progress: bool = True,
+    desc: str = "base maps",
+) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB -> (N, C, H/16, W/16) float16 maps of the frozen base (cached when ``cache``)."""
     path = None
     if cache is not None:
@@ -49,7 +55,7 @@ def base_maps(features: GraspFeatures, images: np.ndarray, batch_size: int = 32,
     device = features.in_scale.device
     chunks = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=not progress):
-        batch = preprocess(list(images[start:start + batch_size]), size=features.config.image_size).to(device)
+        batch = preprocess(list(images[start : start + batch_size]), size=features.config.image_size).to(device)
         chunks.append(features.base_maps(batch).float().cpu().to(torch.float16))
     maps = torch.cat(chunks)
     if path is not None:
@@ -82,8 +88,9 @@ def file_identity(path: str) -> str:
     return _content_digest(resolved)
 
 
-def top_features(features: GraspFeatures, maps: torch.Tensor, batch_size: int = 64, progress: bool = False,
-                 cache: Path | None = None) -> torch.Tensor:
+def top_features(
+    features: GraspFeatures, maps: torch.Tensor, batch_size: int = 64, progress: bool = False, cache: Path | None = None
+) -> torch.Tensor:
     """Base maps -> (N, out_dim) pooled float32 features, without gradients (the frozen-feature rows).
 
     With ``cache``, the result is kept there, keyed by the maps, the feature
@@ -94,8 +101,9 @@ def top_features(features: GraspFeatures, maps: torch.Tensor, batch_size: int = 
     path = None
     if cache is not None:
         c = features.config
-        salt = "|".join([c.kind, ",".join(c.tasks), c.pooling, file_identity(c.encoder),
-                         file_identity(c.categories_checkpoint)])
+        salt = "|".join(
+            [c.kind, ",".join(c.tasks), c.pooling, file_identity(c.encoder), file_identity(c.categories_checkpoint)]
+        )
         path = Path(cache) / f"top-{images_digest(maps.numpy(), salt)}.pt"
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -105,7 +113,7 @@ def top_features(features: GraspFeatures, maps: torch.Tensor, batch_size: int = 
     features.eval()
     with torch.no_grad():
         for start in tqdm(range(0, len(maps), batch_size), desc="features", unit="batch", disable=not progress):
-            out.append(features.top(maps[start:start + batch_size].to(device)).float().cpu())
+            out.append(features.top(maps[start : start + batch_size].to(device)).float().cpu())
     result = torch.cat(out)
     if path is not None:
         torch_save_atomic(result, path)

@@ -49,16 +49,15 @@ import sys
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import funk_grasp  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+import funk_grasp  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
 from funk_grasp.data import ANGLE_BINS, SPLITS, angle_to_bin, crop_patch, write_split
 from funk_grasp.sim import GraspScene, GraspSimConfig
 from funk_perception.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
@@ -69,8 +68,25 @@ from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_cate
 GENERATOR_VERSION = "1.0.0"
 LOG = logging.getLogger("funk_grasp.generate")
 ATTEMPT_COLUMNS: tuple[str, ...] = (
-    "patch", "split", "category", "instance", "placement", "attempt", "x", "y", "angle", "angle_bin",
-    "success", "rise", "object_clearance", "touched", "diverged", "tip_height", "opening", "on_object", "in_split_folder",
+    "patch",
+    "split",
+    "category",
+    "instance",
+    "placement",
+    "attempt",
+    "x",
+    "y",
+    "angle",
+    "angle_bin",
+    "success",
+    "rise",
+    "object_clearance",
+    "touched",
+    "diverged",
+    "tip_height",
+    "opening",
+    "on_object",
+    "in_split_folder",
 )
 
 
@@ -186,9 +202,16 @@ def across_angle(mask: np.ndarray, x: float, y: float, radius: int) -> float:
     return float(math.atan2(-dy, dx) % math.pi)
 
 
-def sample_candidates(mask: np.ndarray, rng: np.random.Generator, count: int, on_object_fraction: float,
-                      margin: int, spread: int, aligned_fraction: float = 0.0,
-                      aligned_noise: float = 20.0) -> list[tuple[float, float, float, bool]]:
+def sample_candidates(
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    count: int,
+    on_object_fraction: float,
+    margin: int,
+    spread: int,
+    aligned_fraction: float = 0.0,
+    aligned_noise: float = 20.0,
+) -> list[tuple[float, float, float, bool]]:
     """``count`` grasps (x, y, angle, on_object): pixels on the mask, and around it within ``spread`` pixels.
 
     Random angles over 180 degrees succeed rarely on long thin tools, so a
@@ -245,35 +268,69 @@ def run_job(job: Job, config: GenerateConfig) -> dict:
     rendered = time.perf_counter()
     sim = config.sim
     spread = int(round(sim.max_opening / sim.metres_per_pixel))
-    candidates = sample_candidates(view.mask, rng, config.attempts_per_placement, config.on_object_fraction,
-                                   margin=config.patch_size // 2, spread=spread, aligned_fraction=config.aligned_fraction,
-                                   aligned_noise=config.aligned_noise)
+    candidates = sample_candidates(
+        view.mask,
+        rng,
+        config.attempts_per_placement,
+        config.on_object_fraction,
+        margin=config.patch_size // 2,
+        spread=spread,
+        aligned_fraction=config.aligned_fraction,
+        aligned_noise=config.aligned_noise,
+    )
     attempts = []
     for k, (x, y, angle, on) in enumerate(candidates):
         surface, clearance = scene.grasp_heights(view.height, x, y, angle)
         outcome = scene.attempt(x, y, angle, surface, clearance)
-        attempts.append({
-            "attempt": k, "x": round(x, 3), "y": round(y, 3), "angle": round(angle, 6), "angle_bin": angle_to_bin(angle),
-            "on_object": on, "surface": round(surface, 5), "clearance": round(clearance, 5),
-            "success": outcome.success, "rise": round(outcome.rise, 5), "object_clearance": round(outcome.clearance, 5),
-            "touched": outcome.touched, "diverged": outcome.diverged,
-            "tip_height": round(outcome.tip_height, 5), "opening": round(outcome.opening, 5),
-        })
+        attempts.append(
+            {
+                "attempt": k,
+                "x": round(x, 3),
+                "y": round(y, 3),
+                "angle": round(angle, 6),
+                "angle_bin": angle_to_bin(angle),
+                "on_object": on,
+                "surface": round(surface, 5),
+                "clearance": round(clearance, 5),
+                "success": outcome.success,
+                "rise": round(outcome.rise, 5),
+                "object_clearance": round(outcome.clearance, 5),
+                "touched": outcome.touched,
+                "diverged": outcome.diverged,
+                "tip_height": round(outcome.tip_height, 5),
+                "opening": round(outcome.opening, 5),
+            }
+        )
     simulated = time.perf_counter()
     folder = config.out / "scenes" / job.category
     write_bytes_atomic(folder / f"{job.name}.png", _png(view.rgb))
     write_bytes_atomic(folder / f"{job.name}_mask.png", _png(view.mask.astype(np.uint8) * 255))
     record = {
-        "settings": config.fingerprint(), "name": job.name, "category": job.category, "instance": job.instance,
-        "index": job.index, "placement": job.placement, "split": job.split, "mass": round(scene.mass, 5),
-        "object_position": [round(float(v), 5) for v in scene.object_position], "yaw": round(scene.yaw, 6),
-        "settled_speed": scene.settled_speed, "image": f"scenes/{job.category}/{job.name}.png",
-        "mask": f"scenes/{job.category}/{job.name}_mask.png", "attempts": attempts,
+        "settings": config.fingerprint(),
+        "name": job.name,
+        "category": job.category,
+        "instance": job.instance,
+        "index": job.index,
+        "placement": job.placement,
+        "split": job.split,
+        "mass": round(scene.mass, 5),
+        "object_position": [round(float(v), 5) for v in scene.object_position],
+        "yaw": round(scene.yaw, 6),
+        "settled_speed": scene.settled_speed,
+        "image": f"scenes/{job.category}/{job.name}.png",
+        "mask": f"scenes/{job.category}/{job.name}_mask.png",
+        "attempts": attempts,
         "seconds": round(time.perf_counter() - start, 4),
-        "cpu_seconds": round(time.process_time() - cpu, 4),  # this process's CPU time: what a loaded machine does not inflate
+        "cpu_seconds": round(
+            time.process_time() - cpu, 4
+        ),  # this process's CPU time: what a loaded machine does not inflate
         # wall seconds per stage (differ between runs; everything else in the record does not)
-        "stage_seconds": {"build_and_settle": round(built - start, 4), "render": round(rendered - built, 4),
-                          "attempts": round(simulated - rendered, 4), "write": round(time.perf_counter() - simulated, 4)},
+        "stage_seconds": {
+            "build_and_settle": round(built - start, 4),
+            "render": round(rendered - built, 4),
+            "attempts": round(simulated - rendered, 4),
+            "write": round(time.perf_counter() - simulated, 4),
+        },
     }
     write_json_atomic(record_path(config.out, job), record, indent=1)
     return record
@@ -328,8 +385,16 @@ def export_splits(config: GenerateConfig, records: list[dict]) -> list[dict]:
         for a in record["attempts"]:
             name = f"{record['name']}_a{a['attempt']:02d}.png"
             images[name] = crop_patch(image, a["x"], a["y"], config.patch_size)
-            rows.append({"patch": name, "split": record["split"], "category": record["category"],
-                         "instance": record["instance"], "placement": record["placement"], **a})
+            rows.append(
+                {
+                    "patch": name,
+                    "split": record["split"],
+                    "category": record["category"],
+                    "instance": record["instance"],
+                    "placement": record["placement"],
+                    **a,
+                }
+            )
     for split in SPLITS + ("TestHeldout",):
         chosen = [r for r in rows if r["split"] == split]
         if not chosen:
@@ -343,8 +408,14 @@ def export_splits(config: GenerateConfig, records: list[dict]) -> list[dict]:
     writer = csv.DictWriter(buffer, fieldnames=ATTEMPT_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({**r, "patch": f"{r['split']}/{'positive' if r['success'] else 'negative'}/Images/{r['patch']}"
-                         if r.get("in_split_folder") else ""})
+        writer.writerow(
+            {
+                **r,
+                "patch": f"{r['split']}/{'positive' if r['success'] else 'negative'}/Images/{r['patch']}"
+                if r.get("in_split_folder")
+                else "",
+            }
+        )
     write_text_atomic(out / "attempts.csv", buffer.getvalue())
     return rows
 
@@ -358,7 +429,8 @@ def _counts(rows: list[dict]) -> dict:
             "attempts": len(chosen),
             "positive_rate": round(sum(r["success"] for r in chosen) / len(chosen), 4),
             "positive_rate_on_object": round(
-                sum(r["success"] for r in chosen if r["on_object"]) / max(1, sum(r["on_object"] for r in chosen)), 4),
+                sum(r["success"] for r in chosen if r["on_object"]) / max(1, sum(r["on_object"] for r in chosen)), 4
+            ),
             "in_folder": len(kept),
             "in_folder_positive": sum(r["success"] for r in kept),
             "instances": len({r["instance"] for r in chosen}),
@@ -384,7 +456,9 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
         jobs = plan_jobs(config)
         pending = [j for j in jobs if load_record(out, j, config) is None]
         LOG.info("%d placements planned, %d already done, %d to run", len(jobs), len(jobs) - len(pending), len(pending))
-        bar = tqdm(total=len(pending) * config.attempts_per_placement, unit="grasp", desc="grasps", disable=not progress)
+        bar = tqdm(
+            total=len(pending) * config.attempts_per_placement, unit="grasp", desc="grasps", disable=not progress
+        )
         attempts_done = 0
         stages: Counter = Counter()
         cpu_total = 0.0
@@ -451,9 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = GenerateConfig()
     p = argparse.ArgumentParser(prog="python -m funk_grasp.generate", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=d.out)
-    p.add_argument("--attempts", type=int, default=None,
-                   help="total attempts wanted over the training categories; sets --instances-per-category "
-                        f"(default {d.instances_per_category} x {d.placements} placements x {d.attempts_per_placement})")
+    p.add_argument(
+        "--attempts",
+        type=int,
+        default=None,
+        help="total attempts wanted over the training categories; sets --instances-per-category "
+        f"(default {d.instances_per_category} x {d.placements} placements x {d.attempts_per_placement})",
+    )
     p.add_argument("--instances-per-category", type=int, default=d.instances_per_category)
     p.add_argument("--heldout-instances-per-category", type=int, default=d.heldout_instances_per_category)
     p.add_argument("--placements", type=int, default=d.placements)
@@ -461,8 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-object-fraction", type=float, default=d.on_object_fraction)
     p.add_argument("--aligned-fraction", type=float, default=d.aligned_fraction)
     p.add_argument("--patch-size", type=int, default=d.patch_size)
-    p.add_argument("--categories", nargs="*", default=list(d.categories),
-                   help="training categories (none: only the held-out categories, for a larger TestHeldout)")
+    p.add_argument(
+        "--categories",
+        nargs="*",
+        default=list(d.categories),
+        help="training categories (none: only the held-out categories, for a larger TestHeldout)",
+    )
     p.add_argument("--heldout-categories", nargs="*", default=list(d.heldout_categories))
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workers", type=int, default=d.workers)
@@ -478,10 +560,18 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
         per_instance = args.placements * args.attempts_per_placement * max(1, len(args.categories))
         instances = max(3, math.ceil(args.attempts / per_instance))
     return GenerateConfig(
-        out=args.out, instances_per_category=instances, heldout_instances_per_category=args.heldout_instances_per_category,
-        placements=args.placements, attempts_per_placement=args.attempts_per_placement,
-        on_object_fraction=args.on_object_fraction, aligned_fraction=args.aligned_fraction, patch_size=args.patch_size, categories=tuple(args.categories),
-        heldout_categories=tuple(args.heldout_categories), seed=args.seed, workers=args.workers,
+        out=args.out,
+        instances_per_category=instances,
+        heldout_instances_per_category=args.heldout_instances_per_category,
+        placements=args.placements,
+        attempts_per_placement=args.attempts_per_placement,
+        on_object_fraction=args.on_object_fraction,
+        aligned_fraction=args.aligned_fraction,
+        patch_size=args.patch_size,
+        categories=tuple(args.categories),
+        heldout_categories=tuple(args.heldout_categories),
+        seed=args.seed,
+        workers=args.workers,
     )
 
 
@@ -491,8 +581,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = generate_dataset(config_from_args(args), progress=not args.no_progress)
     splits = manifest["counts"]["splits"]
     for split, c in splits.items():
-        print(f"{split}: {c['attempts']} attempts, {100 * c['positive_rate']:.1f}% successful, {c['in_folder']} patches in {args.out / split}")
-    print(f"{manifest['run']['attempts_per_second']} attempts/s with {args.workers} worker(s); manifest: {args.out / 'manifest.json'}")
+        print(
+            f"{split}: {c['attempts']} attempts, {100 * c['positive_rate']:.1f}% successful, {c['in_folder']} patches in {args.out / split}"
+        )
+    print(
+        f"{manifest['run']['attempts_per_second']} attempts/s with {args.workers} worker(s); manifest: {args.out / 'manifest.json'}"
+    )
     return 0
 
 

@@ -82,7 +82,7 @@ def pool(maps: torch.Tensor, pooling: str) -> torch.Tensor:
         parts.append(maps.mean(dim=(-2, -1)))
     if pooling in ("centre", "mean_centre"):
         r0, c0 = max((h - 1) // 2, 0), max((w - 1) // 2, 0)
-        parts.append(maps[..., r0:r0 + 2, c0:c0 + 2].mean(dim=(-2, -1)))
+        parts.append(maps[..., r0 : r0 + 2, c0 : c0 + 2].mean(dim=(-2, -1)))
     return torch.cat(parts, dim=1)
 
 
@@ -120,7 +120,9 @@ class GraspFeatures(nn.Module):
         if config.kind == "trunk_categories":
             state = torch.load(config.categories_checkpoint, map_location="cpu", weights_only=True)
             if not isinstance(state, dict) or "stage" not in state:
-                raise ValueError(f"{config.categories_checkpoint}: expected a funk_grasp.categories checkpoint with 'stage'")
+                raise ValueError(
+                    f"{config.categories_checkpoint}: expected a funk_grasp.categories checkpoint with 'stage'"
+                )
             self.stage.module.load_state_dict(state["stage"])
         self.encoder = None
         if config.kind == "funk":
@@ -170,7 +172,9 @@ class GraspHead(nn.Module):
 class GraspModel(nn.Module):
     """Patch + angle bin -> success logit. ``features`` may be None when the head runs on cached features."""
 
-    def __init__(self, config: FeatureConfig, encoder: FunctionalEncoder, hidden: int = 256, dropout: float = 0.2) -> None:
+    def __init__(
+        self, config: FeatureConfig, encoder: FunctionalEncoder, hidden: int = 256, dropout: float = 0.2
+    ) -> None:
         super().__init__()
         self.features = GraspFeatures(config, encoder)
         self.head = GraspHead(self.features.out_dim, hidden, dropout)
@@ -184,8 +188,9 @@ class GraspModel(nn.Module):
         keep = ("head.", "features.stage.") if tuned_top else ("head.",)
         # the encoder's learned part is what it says it is (FunctionalEncoder.head_state_dict: never the trunk)
         encoder = self.features.encoder
-        learned = set() if not tuned_top or encoder is None else {f"features.encoder.{k}"
-                                                                   for k in encoder.head_state_dict()}
+        learned = (
+            set() if not tuned_top or encoder is None else {f"features.encoder.{k}" for k in encoder.head_state_dict()}
+        )
         return {k: v.detach().cpu() for k, v in self.state_dict().items() if k.startswith(keep) or k in learned}
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None, tuned_top: bool = True) -> None:
@@ -194,11 +199,18 @@ class GraspModel(nn.Module):
         A head-only checkpoint (``tuned_top=False``) rebuilds its features from the
         files its config names (the funk encoder, the categories checkpoint).
         """
-        torch_save_atomic({
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "features": asdict(self.features.config),
-            "head": {"hidden": self.head.hidden, "dropout": self.head.dropout}, "tuned_top": bool(tuned_top),
-            "state_dict": self.trained_state(tuned_top), "extra": dict(extra or {}),
-        }, path)
+        torch_save_atomic(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": CHECKPOINT_VERSION,
+                "features": asdict(self.features.config),
+                "head": {"hidden": self.head.hidden, "dropout": self.head.dropout},
+                "tuned_top": bool(tuned_top),
+                "state_dict": self.trained_state(tuned_top),
+                "extra": dict(extra or {}),
+            },
+            path,
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GraspModel:
@@ -208,9 +220,13 @@ class GraspModel(nn.Module):
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-            raise ValueError(f"{path}: not a funk grasp checkpoint: expected format {CHECKPOINT_FORMAT!r}, found {found!r}")
+            raise ValueError(
+                f"{path}: not a funk grasp checkpoint: expected format {CHECKPOINT_FORMAT!r}, found {found!r}"
+            )
         if payload.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint version {payload.get('version')!r}, this code reads {CHECKPOINT_VERSION}")
+            raise ValueError(
+                f"{path}: checkpoint version {payload.get('version')!r}, this code reads {CHECKPOINT_VERSION}"
+            )
         features = dict(payload["features"])
         features["tasks"] = tuple(features["tasks"])
         config = FeatureConfig(**features)
@@ -219,7 +235,9 @@ class GraspModel(nn.Module):
         expected = set(model.trained_state(bool(payload.get("tuned_top", True))))
         missing = [k for k in missing if k in expected]
         if missing or unexpected:
-            raise ValueError(f"{path}: state_dict does not match its config: missing {missing}, unexpected {unexpected}")
+            raise ValueError(
+                f"{path}: state_dict does not match its config: missing {missing}, unexpected {unexpected}"
+            )
         model.extra = payload.get("extra", {})
         return model.to(device).eval()
 
@@ -230,6 +248,12 @@ def load_encoder(path: str | Path = DEFAULT_ENCODER, device: str | torch.device 
 
 
 __all__ = [
-    "FEATURE_KINDS", "FeatureConfig", "GraspFeatures", "GraspHead", "GraspModel", "POOLINGS",
-    "load_encoder", "pool",
+    "FEATURE_KINDS",
+    "FeatureConfig",
+    "GraspFeatures",
+    "GraspHead",
+    "GraspModel",
+    "POOLINGS",
+    "load_encoder",
+    "pool",
 ]

@@ -13,15 +13,14 @@ the same table area as the training patches (0.2 m in the simulated data:
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 import torch.nn.functional as F
 
 from funk_grasp.data import ANGLE_BINS, bin_to_angle, crop_patch
@@ -32,8 +31,9 @@ from funk_perception.cli import command
 from funk_perception.model import preprocess, resolve_device
 
 
-def score_grasps(model: GraspModel, image: np.ndarray, points: np.ndarray, patch_size: int,
-                 batch_size: int = 32) -> np.ndarray:
+def score_grasps(
+    model: GraspModel, image: np.ndarray, points: np.ndarray, patch_size: int, batch_size: int = 32
+) -> np.ndarray:
     """(P, 2) pixel positions -> (P, 18) success probabilities, one per angle bin."""
     model.eval()
     device = model.features.in_scale.device
@@ -41,7 +41,7 @@ def score_grasps(model: GraspModel, image: np.ndarray, points: np.ndarray, patch
     out = []
     with torch.no_grad():
         for start in range(0, len(points), batch_size):
-            crops = [crop_patch(image, x, y, patch_size) for x, y in points[start:start + batch_size]]
+            crops = [crop_patch(image, x, y, patch_size) for x, y in points[start : start + batch_size]]
             feats = model.features(preprocess(crops, size=model.features.config.image_size).to(device))  # (B, F)
             b = len(crops)
             logits = model.head(feats.repeat_interleave(ANGLE_BINS, 0), every_bin.repeat(b, 1))
@@ -52,7 +52,7 @@ def score_grasps(model: GraspModel, image: np.ndarray, points: np.ndarray, patch
 def candidate_points(shape: tuple[int, int], step: int, margin: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Grid points ``step`` pixels apart, ``margin`` inside the border, on the mask when one is given."""
     h, w = shape
-    ys, xs = np.mgrid[margin:h - margin:step, margin:w - margin:step]
+    ys, xs = np.mgrid[margin : h - margin : step, margin : w - margin : step]
     points = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
     if mask is not None:
         if mask.shape != (h, w):
@@ -63,8 +63,15 @@ def candidate_points(shape: tuple[int, int], step: int, margin: int, mask: np.nd
     return points
 
 
-def rank_grasps(model: GraspModel, image: np.ndarray, patch_size: int, step: int,
-                mask: np.ndarray | None = None, top: int = 5, one_per_position: bool = False) -> list[dict]:
+def rank_grasps(
+    model: GraspModel,
+    image: np.ndarray,
+    patch_size: int,
+    step: int,
+    mask: np.ndarray | None = None,
+    top: int = 5,
+    one_per_position: bool = False,
+) -> list[dict]:
     """The ``top`` grasps (x, y, angle in radians, angle bin, probability), best first.
 
     ``one_per_position`` keeps only each position's best angle, so the list spreads over the image.
@@ -79,9 +86,16 @@ def rank_grasps(model: GraspModel, image: np.ndarray, patch_size: int, step: int
     else:
         probs_for_order = probs
     order = np.argsort(-probs_for_order.ravel(), kind="stable")[:top]
-    return [{"x": float(points[i // ANGLE_BINS][0]), "y": float(points[i // ANGLE_BINS][1]),
-             "angle": bin_to_angle(int(i % ANGLE_BINS)), "angle_bin": int(i % ANGLE_BINS),
-             "probability": float(probs.ravel()[i])} for i in order]
+    return [
+        {
+            "x": float(points[i // ANGLE_BINS][0]),
+            "y": float(points[i // ANGLE_BINS][1]),
+            "angle": bin_to_angle(int(i % ANGLE_BINS)),
+            "angle_bin": int(i % ANGLE_BINS),
+            "probability": float(probs.ravel()[i]),
+        }
+        for i in order
+    ]
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -94,9 +108,15 @@ def _read_rgb(path: Path) -> np.ndarray:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m funk_grasp.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("image", type=Path)
-    p.add_argument("--model", type=Path, default=Path("runs/grasp/funk-head/best.pt"),
-                   help="a grasp checkpoint written by python -m funk_grasp.train")
-    p.add_argument("--mask", type=Path, default=None, help="object mask image (non-zero = object) to restrict positions")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=Path("runs/grasp/funk-head/best.pt"),
+        help="a grasp checkpoint written by python -m funk_grasp.train",
+    )
+    p.add_argument(
+        "--mask", type=Path, default=None, help="object mask image (non-zero = object) to restrict positions"
+    )
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--step", type=int, default=8, help="grid spacing of candidate positions, pixels")
     p.add_argument("--top", type=int, default=5)
@@ -121,9 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = rank_grasps(model, image, args.patch_size, args.step, mask, args.top, args.one_per_position)
     canvas = image.copy()
     for grasp in reversed(best):  # the best drawn last, on top
-        draw_grasp(canvas, grasp["x"], grasp["y"], grasp["angle"], args.patch_size * 0.6, success_color(grasp["probability"]))
+        draw_grasp(
+            canvas, grasp["x"], grasp["y"], grasp["angle"], args.patch_size * 0.6, success_color(grasp["probability"])
+        )
     write_png_atomic(args.out, canvas)
-    write_json_atomic(args.out.with_suffix(".json"), {"image": str(args.image), "model": str(args.model), "grasps": best}, indent=1)
+    write_json_atomic(
+        args.out.with_suffix(".json"), {"image": str(args.image), "model": str(args.model), "grasps": best}, indent=1
+    )
     for g in best:
         print(f"x={g['x']:.0f} y={g['y']:.0f} angle={np.degrees(g['angle']):.0f} deg  p={g['probability']:.3f}")
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")

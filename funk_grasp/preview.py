@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,9 @@ from funk_perception.atomic import write_png_atomic
 from funk_perception.cli import command
 
 
-def contact_sheet(patches: Sequence[GraspPatch], columns: int = 8, tile: int = 128, finger_span: float = 0.55) -> np.ndarray:
+def contact_sheet(
+    patches: Sequence[GraspPatch], columns: int = 8, tile: int = 128, finger_span: float = 0.55
+) -> np.ndarray:
     """Tiles of ``patches`` (grasp drawn, green/red frame), ``columns`` wide; RGB uint8."""
     tiles = []
     for patch in patches:
@@ -38,7 +40,7 @@ def contact_sheet(patches: Sequence[GraspPatch], columns: int = 8, tile: int = 1
         tiles.append(image)
     rows = []
     for start in range(0, len(tiles), columns):
-        row = tiles[start:start + columns]
+        row = tiles[start : start + columns]
         row += [np.zeros_like(tiles[0])] * (columns - len(row))
         rows.append(np.hstack(row))
     return np.vstack(rows)
@@ -51,13 +53,17 @@ def pick(patches: Sequence[GraspPatch], count: int, seed: int) -> list[GraspPatc
     neg = [p for p in patches if not p.success]
     n_pos = min(len(pos), count // 2)
     n_neg = min(len(neg), count - n_pos)
-    chosen = [pos[i] for i in rng.choice(len(pos), n_pos, replace=False)] + [neg[i] for i in rng.choice(len(neg), n_neg, replace=False)]
+    chosen = [pos[i] for i in rng.choice(len(pos), n_pos, replace=False)] + [
+        neg[i] for i in rng.choice(len(neg), n_neg, replace=False)
+    ]
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m funk_grasp.preview", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path("datasets/grasp/Train"), help="a split folder (positive/ and negative/)")
+    p.add_argument(
+        "--data", type=Path, default=Path("datasets/grasp/Train"), help="a split folder (positive/ and negative/)"
+    )
     p.add_argument("--out", type=Path, default=Path("results/grasp/preview.png"))
     p.add_argument("--count", type=int, default=48)
     p.add_argument("--columns", type=int, default=8)

@@ -125,8 +125,10 @@ def _quat_z(angle: float) -> np.ndarray:
 def _gripper_xml(config: GraspSimConfig) -> str:
     half_open = config.max_opening / 2
     pad = 0.008  # finger half thickness along the closing axis
-    finger = f'type="box" size="0.012 {pad} 0.025" pos="0 0 0.025" group="{GRIPPER_GROUP}" mass="0.05" ' \
-             f'friction="{config.finger_friction} 0.02 0.0002" condim="4" solref="0.004 1"'
+    finger = (
+        f'type="box" size="0.012 {pad} 0.025" pos="0 0 0.025" group="{GRIPPER_GROUP}" mass="0.05" '
+        f'friction="{config.finger_friction} 0.02 0.0002" condim="4" solref="0.004 1"'
+    )
     force = config.finger_force
     return f"""
     <body name="hand_target" mocap="true" pos="0 0 0.5"/>
@@ -183,8 +185,14 @@ def _scene_xml(config: GraspSimConfig, rng: np.random.Generator) -> str:
 class GraspScene:
     """One object placed on the table: a settled state, its top-down view, and grasp attempts from it."""
 
-    def __init__(self, obj: ObjectModel, rng: np.random.Generator, config: GraspSimConfig | None = None,
-                 position: tuple[float, float] | None = None, yaw: float | None = None) -> None:
+    def __init__(
+        self,
+        obj: ObjectModel,
+        rng: np.random.Generator,
+        config: GraspSimConfig | None = None,
+        position: tuple[float, float] | None = None,
+        yaw: float | None = None,
+    ) -> None:
         self.config = config = config or GraspSimConfig()
         self.category = obj.category
         spec = mujoco.MjSpec.from_string(_scene_xml(config, rng))
@@ -209,10 +217,14 @@ class GraspScene:
         self._hand = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, HAND_BODY)
         self._hand_qpos = model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "hand")]
         self._object_qpos = model.jnt_qposadr[model.body_jntadr[self._object]]
-        self._fingers = [model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)]
-                         for n in ("finger_left", "finger_right")]
+        self._fingers = [
+            model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)]
+            for n in ("finger_left", "finger_right")
+        ]
         self._gripper_geoms = set(np.flatnonzero(model.geom_group == GRIPPER_GROUP).tolist())
-        self._finger_geoms = {mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("finger_left", "finger_right")}
+        self._finger_geoms = {
+            mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("finger_left", "finger_right")
+        }
         self._object_geoms = set(np.flatnonzero(model.geom_bodyid == self._object).tolist())
         self._table = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "table")
         model.light_castshadow[:] = 0
@@ -221,7 +233,8 @@ class GraspScene:
         scale = mass / float(model.body_mass[self._object])
         model.body_mass[self._object] *= scale
         model.body_inertia[self._object] = np.maximum(
-            model.body_inertia[self._object] * scale, mass * config.min_inertia_radius ** 2)
+            model.body_inertia[self._object] * scale, mass * config.min_inertia_radius**2
+        )
         self.mass = mass
         if position is None:
             position = tuple(rng.uniform(-0.06, 0.06, 2))
@@ -234,16 +247,16 @@ class GraspScene:
         d = self.data
         quat = _quat_z(yaw)
         d.mocap_pos[0], d.mocap_quat[0] = position, quat
-        d.qpos[self._hand_qpos:self._hand_qpos + 3] = position
-        d.qpos[self._hand_qpos + 3:self._hand_qpos + 7] = quat
+        d.qpos[self._hand_qpos : self._hand_qpos + 3] = position
+        d.qpos[self._hand_qpos + 3 : self._hand_qpos + 7] = quat
 
     def _settle(self, position: np.ndarray) -> None:
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         self._park_hand(np.array([0.0, 0.0, 1.0]), 0.0)
         q = self._object_qpos
-        d.qpos[q + 3:q + 7] = _quat_z(self.yaw)
-        d.qpos[q:q + 2] = position
+        d.qpos[q + 3 : q + 7] = _quat_z(self.yaw)
+        d.qpos[q : q + 2] = position
         d.qpos[q + 2] = 0.0
         mujoco.mj_forward(m, d)
         # lift the object until its lowest geom point clears the table by drop_height
@@ -253,7 +266,7 @@ class GraspScene:
         mujoco.mj_step(m, d, int(round(self.config.settle_time / m.opt.timestep)))
         self.settled_qpos = d.qpos.copy()
         self.rest_height = float(d.xipos[self._object][2])
-        self.settled_speed = float(np.linalg.norm(d.qvel[m.body_dofadr[self._object]:][:6]))
+        self.settled_speed = float(np.linalg.norm(d.qvel[m.body_dofadr[self._object] :][:6]))
 
     def _geom_bottom(self, geom: int) -> float:
         """World z of the lowest point of a geom (mesh vertices exactly, primitives by their bounding box)."""
@@ -261,7 +274,7 @@ class GraspScene:
         if m.geom_type[geom] == mujoco.mjtGeom.mjGEOM_MESH:
             mesh = m.geom_dataid[geom]
             start, count = m.mesh_vertadr[mesh], m.mesh_vertnum[mesh]
-            verts = m.mesh_vert[start:start + count].astype(np.float64)
+            verts = m.mesh_vert[start : start + count].astype(np.float64)
             world = verts @ d.geom_xmat[geom].reshape(3, 3).T + d.geom_xpos[geom]
             return float(world[:, 2].min())
         half = m.geom_aabb[geom][3:]
@@ -274,7 +287,7 @@ class GraspScene:
     def object_position(self) -> np.ndarray:
         """Settled object position (body origin), world metres."""
         q = self._object_qpos
-        return self.settled_qpos[q:q + 3].copy()
+        return self.settled_qpos[q : q + 3].copy()
 
     # ------------------------------------------------------------------ camera
 
@@ -363,7 +376,7 @@ class GraspScene:
                     touching.add(finger)
         return len(touching) == 2
 
-    def _run(self, seconds: float, target: "callable", grip: float) -> None:
+    def _run(self, seconds: float, target: callable, grip: float) -> None:
         m, d = self.model, self.data
         steps = max(1, int(round(seconds / (m.opt.timestep * self.config.control_steps))))
         d.ctrl[:] = grip
@@ -428,8 +441,14 @@ class GraspScene:
         clearance = min(self._geom_bottom(g) for g in self._object_geoms)
         gap = cfg.max_opening - float(d.qpos[self._fingers].sum())
         # MuJoCo resets a diverged simulation and carries on; never call that a success
-        diverged = any(d.warning[w].number for w in (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQVEL,
-                                                      mujoco.mjtWarning.mjWARN_BADQPOS))
+        diverged = any(
+            d.warning[w].number
+            for w in (
+                mujoco.mjtWarning.mjWARN_BADQACC,
+                mujoco.mjtWarning.mjWARN_BADQVEL,
+                mujoco.mjtWarning.mjWARN_BADQPOS,
+            )
+        )
         success = not diverged and clearance > cfg.clear_height and self._fingers_holding()
         return GraspOutcome(bool(success), rise, clearance, touched, reached, max(gap, 0.0), bool(diverged))
 

@@ -21,16 +21,15 @@ checkpoint that ``predict`` and ``benchmark`` load).
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
@@ -71,7 +70,9 @@ class TrainConfig:
         if self.mode not in MODES:
             raise ValueError(f"TrainConfig.mode: expected one of {', '.join(MODES)}, found {self.mode!r}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"TrainConfig: expected epochs >= 1 and batch_size >= 1, found {self.epochs}, {self.batch_size}")
+            raise ValueError(
+                f"TrainConfig: expected epochs >= 1 and batch_size >= 1, found {self.epochs}, {self.batch_size}"
+            )
 
 
 @dataclass
@@ -102,7 +103,9 @@ def _one_hot(bins: torch.Tensor) -> torch.Tensor:
     return F.one_hot(bins.long(), ANGLE_BINS).float()
 
 
-def predict_split(model: GraspModel, split: Split, features: torch.Tensor | None = None, batch_size: int = 128) -> np.ndarray:
+def predict_split(
+    model: GraspModel, split: Split, features: torch.Tensor | None = None, batch_size: int = 128
+) -> np.ndarray:
     """Success probabilities for every patch of ``split`` (``features``: precomputed pooled features)."""
     model.eval()
     device = model.features.in_scale.device
@@ -115,8 +118,15 @@ def predict_split(model: GraspModel, split: Split, features: torch.Tensor | None
     return torch.cat(out).numpy()
 
 
-def fit(model: GraspModel, train: Split, val: Split, config: TrainConfig, progress: bool = True,
-        train_feats: torch.Tensor | None = None, val_feats: torch.Tensor | None = None) -> list[dict]:
+def fit(
+    model: GraspModel,
+    train: Split,
+    val: Split,
+    config: TrainConfig,
+    progress: bool = True,
+    train_feats: torch.Tensor | None = None,
+    val_feats: torch.Tensor | None = None,
+) -> list[dict]:
     """Train ``model`` in place and leave it at its best validation epoch; returns per-epoch metrics.
 
     Writes last.pt (every ``checkpoint_every`` epochs), metrics.csv and best.pt under config.out.
@@ -156,11 +166,15 @@ def fit(model: GraspModel, train: Split, val: Split, config: TrainConfig, progre
         model.train()
         if not joint:
             model.features.eval()
-        order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        order = torch.randperm(
+            len(train.labels), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        )
         total = 0.0
         batches = range(0, len(order), config.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False):
-            idx = order[start:start + config.batch_size]
+        for start in tqdm(
+            batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False
+        ):
+            idx = order[start : start + config.batch_size]
             feats = model.features.top(train.maps[idx].to(device)) if joint else train_feats[idx].to(device)
             logits = model.head(feats, _one_hot(train.bins[idx]).to(device))
             loss = F.binary_cross_entropy_with_logits(logits, train.labels[idx].to(device))
@@ -169,19 +183,48 @@ def fit(model: GraspModel, train: Split, val: Split, config: TrainConfig, progre
             optimizer.step()
             total += loss.item() * len(idx)
         probs = predict_split(model, val, val_feats)
-        row = {"epoch": epoch + 1, "train_loss": total / len(order), **{f"val_{k}": v for k, v in metrics(val.labels.numpy(), probs).items()}}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total / len(order),
+            **{f"val_{k}": v for k, v in metrics(val.labels.numpy(), probs).items()},
+        }
         history.append(row)
-        LOG.info("epoch %d: loss %.4f, val accuracy %.3f, val AUC %.3f", epoch + 1, row["train_loss"], row["val_accuracy"], row["val_auc"])
+        LOG.info(
+            "epoch %d: loss %.4f, val accuracy %.3f, val AUC %.3f",
+            epoch + 1,
+            row["train_loss"],
+            row["val_accuracy"],
+            row["val_auc"],
+        )
         if row["val_auc"] > best_auc:
             best_auc, best_epoch = row["val_auc"], epoch + 1
             best = {k: v.clone() for k, v in model.trained_state(joint).items()}
         if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-            torch_save_atomic({"model": model.trained_state(joint), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                               "best": best, "best_epoch": best_epoch, "best_auc": best_auc, "history": history,
-                               "torch_rng": torch.get_rng_state()}, last)
+            torch_save_atomic(
+                {
+                    "model": model.trained_state(joint),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch + 1,
+                    "best": best,
+                    "best_epoch": best_epoch,
+                    "best_auc": best_auc,
+                    "history": history,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                last,
+            )
             columns = list(history[0])
-            write_text_atomic(out / "metrics.csv", "\n".join([",".join(columns)] + [
-                ",".join(f"{r[c]:.5f}" if isinstance(r[c], float) else str(r[c]) for c in columns) for r in history]) + "\n")
+            write_text_atomic(
+                out / "metrics.csv",
+                "\n".join(
+                    [",".join(columns)]
+                    + [
+                        ",".join(f"{r[c]:.5f}" if isinstance(r[c], float) else str(r[c]) for c in columns)
+                        for r in history
+                    ]
+                )
+                + "\n",
+            )
     model.load_state_dict(best, strict=False)
     model.save(out / "best.pt", extra={"epoch": best_epoch, "val_auc": best_auc, "mode": config.mode}, tuned_top=joint)
     return history
@@ -226,15 +269,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    features = FeatureConfig(kind=args.features, tasks=tuple(args.tasks), pooling=args.pooling, encoder=str(args.encoder),
-                             categories_checkpoint=str(args.categories_checkpoint or ""))
-    config = TrainConfig(data=args.data, out=args.out, features=features, mode=args.mode, epochs=args.epochs,
-                         batch_size=args.batch_size, lr_head=args.lr_head, lr_joint=args.lr_joint, seed=args.seed,
-                         device=args.device, resume=args.resume)
+    features = FeatureConfig(
+        kind=args.features,
+        tasks=tuple(args.tasks),
+        pooling=args.pooling,
+        encoder=str(args.encoder),
+        categories_checkpoint=str(args.categories_checkpoint or ""),
+    )
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        features=features,
+        mode=args.mode,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_head=args.lr_head,
+        lr_joint=args.lr_joint,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+    )
     _, history = train(config, progress=not args.no_progress)
     best = max(history, key=lambda r: r["val_auc"])
-    print(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.3f}, AUC {best['val_auc']:.3f}; "
-          f"wrote {args.out / 'best.pt'} and {args.out / 'metrics.csv'}")
+    print(
+        f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.3f}, AUC {best['val_auc']:.3f}; "
+        f"wrote {args.out / 'best.pt'} and {args.out / 'metrics.csv'}"
+    )
     return 0
 
 

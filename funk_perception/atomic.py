@@ -22,8 +22,9 @@ import contextlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterator, Literal, TextIO, overload
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 import numpy as np
 
@@ -53,21 +54,36 @@ def _create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
 
 @overload
 def atomic_open(
-    path: str | Path, mode: Literal["wb"] = "wb", *, fsync: bool = True, temp_prefix: str | None = None,
-    temp_suffix: str = ".tmp", **open_kwargs: Any,
+    path: str | Path,
+    mode: Literal["wb"] = "wb",
+    *,
+    fsync: bool = True,
+    temp_prefix: str | None = None,
+    temp_suffix: str = ".tmp",
+    **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[BinaryIO]: ...
 
 
 @overload
 def atomic_open(
-    path: str | Path, mode: Literal["w"], *, fsync: bool = True, temp_prefix: str | None = None,
-    temp_suffix: str = ".tmp", **open_kwargs: Any,
+    path: str | Path,
+    mode: Literal["w"],
+    *,
+    fsync: bool = True,
+    temp_prefix: str | None = None,
+    temp_suffix: str = ".tmp",
+    **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[TextIO]: ...
 
 
 def atomic_open(
-    path: str | Path, mode: str = "wb", *, fsync: bool = True, temp_prefix: str | None = None,
-    temp_suffix: str = ".tmp", **open_kwargs: Any,
+    path: str | Path,
+    mode: str = "wb",
+    *,
+    fsync: bool = True,
+    temp_prefix: str | None = None,
+    temp_suffix: str = ".tmp",
+    **open_kwargs: Any,
 ) -> contextlib.AbstractContextManager[IO[Any]]:
     """Open ``path`` for writing through a temp file that replaces ``path`` when the block ends cleanly.
 
@@ -133,7 +149,9 @@ def write_png_atomic(path: str | Path, rgb: np.ndarray) -> None:
 
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"write_png_atomic({path}): expected an RGB uint8 array (H, W, 3), found {rgb.dtype} {rgb.shape}")
+        raise ValueError(
+            f"write_png_atomic({path}): expected an RGB uint8 array (H, W, 3), found {rgb.dtype} {rgb.shape}"
+        )
     ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"write_png_atomic({path}): OpenCV could not encode a {rgb.shape} image as PNG")

@@ -29,9 +29,10 @@ import os
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
@@ -45,11 +46,11 @@ from funk_perception.ros.convert import FrameError, stamp_ns
 from funk_perception.ros.layout import LAYOUT_TOPIC, layout_message
 from funk_perception.ros.messages import RosbagsFactory, frame_outputs, task_topic
 from funk_perception.ros.params import parse_tasks, validate
-from funk_perception.ros.roi import outside_image
-from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
+from funk_perception.ros.roi import outside_image
 from funk_perception.ros.staging import staged_bag
 from funk_perception.ros.sync import StampBuffer
+from funk_perception.shipped import default_checkpoint
 from funk_perception.tasks import TASKS
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -65,8 +66,17 @@ OUTPUT_TYPES = {
 #: The node whose outputs the bag's stand for: its name goes into the diagnostics status.
 NODE_NAME = "keypoint_node"
 #: Latched, as the node publishes keypoints/layout, so ``ros2 bag play`` offers it to late subscribers too.
-LATCHED = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0),
-              QosTime(0, 0), QosLiveliness.SYSTEM_DEFAULT, QosTime(0, 0), False)
+LATCHED = Qos(
+    QosHistory.KEEP_LAST,
+    1,
+    QosReliability.RELIABLE,
+    QosDurability.TRANSIENT_LOCAL,
+    QosTime(0, 0),
+    QosTime(0, 0),
+    QosLiveliness.SYSTEM_DEFAULT,
+    QosTime(0, 0),
+    False,
+)
 
 
 @dataclass
@@ -96,6 +106,7 @@ class BagConfig:
 def check_config(config: BagConfig) -> None:
     """Check and normalise the options the node has as parameters, with the node's own validation
     (funk_perception/ros/params.py); raises ValueError naming the option, expected and found."""
+
     def checked(option: str, name: str, value: Any) -> Any:
         try:
             return validate(name, value)
@@ -125,8 +136,9 @@ def _open_reader(path: Path) -> Reader:
     return reader
 
 
-def _pick_topic(reader: Reader, wanted: str | None, types: Sequence[str], what: str, path: Path,
-                exclude: str | None = None) -> Any:
+def _pick_topic(
+    reader: Reader, wanted: str | None, types: Sequence[str], what: str, path: Path, exclude: str | None = None
+) -> Any:
     """The connection of topic ``wanted`` (or the bag's only topic of ``types`` other than ``exclude``),
     checked to have such a type."""
     found = {c.topic: c for c in reader.connections}
@@ -134,21 +146,26 @@ def _pick_topic(reader: Reader, wanted: str | None, types: Sequence[str], what: 
     if wanted is None:
         candidates = [c for c in found.values() if c.msgtype in types and c.topic != exclude]
         if len(candidates) != 1:
-            raise ValueError(f"{path}: expected exactly one {what} topic ({' or '.join(types)}) or --{what}-topic, "
-                             f"found topics: {listing}")
+            raise ValueError(
+                f"{path}: expected exactly one {what} topic ({' or '.join(types)}) or --{what}-topic, "
+                f"found topics: {listing}"
+            )
         return candidates[0]
     if wanted not in found:
         raise ValueError(f"{path}: --{what}-topic {wanted!r} is not in the bag; found topics: {listing}")
     if found[wanted].msgtype not in types:
-        raise ValueError(f"{path}: --{what}-topic {wanted!r}: expected type {' or '.join(types)}, "
-                         f"found {found[wanted].msgtype}")
+        raise ValueError(
+            f"{path}: --{what}-topic {wanted!r}: expected type {' or '.join(types)}, found {found[wanted].msgtype}"
+        )
     return found[wanted]
 
 
 def _copy_connection(writer: Writer, conn: Any, typestore: Any) -> Any:
     ext = conn.ext
-    kwargs = dict(serialization_format=getattr(ext, "serialization_format", "cdr"),
-                  offered_qos_profiles=getattr(ext, "offered_qos_profiles", []))
+    kwargs = dict(
+        serialization_format=getattr(ext, "serialization_format", "cdr"),
+        offered_qos_profiles=getattr(ext, "offered_qos_profiles", []),
+    )
     if conn.msgdef.data:
         return writer.add_connection(conn.topic, conn.msgtype, msgdef=conn.msgdef.data, rihs01=conn.digest, **kwargs)
     return writer.add_connection(conn.topic, conn.msgtype, typestore=typestore, **kwargs)
@@ -172,8 +189,14 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
                 raise ValueError("--depth-topic and --camera-info-topic: expected both or neither, found one")
             depth_conn = _pick_topic(reader, config.depth_topic, (IMAGE,), "depth", config.input)
             info_conn = _pick_topic(reader, config.camera_info_topic, (CAMERA_INFO,), "camera-info", config.input)
-        image_conn = _pick_topic(reader, config.image_topic, (IMAGE, COMPRESSED), "image", config.input,
-                                 exclude=depth_conn.topic if depth_conn is not None else None)
+        image_conn = _pick_topic(
+            reader,
+            config.image_topic,
+            (IMAGE, COMPRESSED),
+            "image",
+            config.input,
+            exclude=depth_conn.topic if depth_conn is not None else None,
+        )
         model = config.model or default_checkpoint()
         detector = detector or FunctionalKeypointDetector.load(model, device=config.device)
         tasks = parse_tasks(config.tasks, detector.tasks)
@@ -183,8 +206,19 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
         namespace = config.namespace if config.namespace is not None else base.rsplit("/", 1)[0]
         temp = staged_bag(output)
         try:
-            _write(config, reader, temp, typestore, make, detector, tasks, namespace.rstrip("/"),
-                   image_conn, depth_conn, info_conn)
+            _write(
+                config,
+                reader,
+                temp,
+                typestore,
+                make,
+                detector,
+                tasks,
+                namespace.rstrip("/"),
+                image_conn,
+                depth_conn,
+                info_conn,
+            )
             os.replace(temp, output)
         finally:
             shutil.rmtree(temp.parent, ignore_errors=True)
@@ -193,9 +227,19 @@ def process_bag(config: BagConfig, detector: FunctionalKeypointDetector | None =
     return config.counts
 
 
-def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: RosbagsFactory,
-           detector: FunctionalKeypointDetector, tasks: list[str], namespace: str,
-           image_conn: Any, depth_conn: Any, info_conn: Any) -> None:
+def _write(
+    config: BagConfig,
+    reader: Reader,
+    temp: Path,
+    typestore: Any,
+    make: RosbagsFactory,
+    detector: FunctionalKeypointDetector,
+    tasks: list[str],
+    namespace: str,
+    image_conn: Any,
+    depth_conn: Any,
+    info_conn: Any,
+) -> None:
     counts = config.counts
     compressed = image_conn.msgtype == COMPRESSED
     tolerance = int(config.depth_tolerance * 1e9)
@@ -212,20 +256,31 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
     try:
         copies = {c.id: _copy_connection(writer, c, typestore) for c in reader.connections}
         types = {**OUTPUT_TYPES, **{task_topic(t): CLOUD for t in tasks}}
-        outputs = {name: writer.add_connection(f"{namespace}/{name}", msgtype, typestore=typestore)
-                   for name, msgtype in types.items()}
-        layout = writer.add_connection(f"{namespace}/{LAYOUT_TOPIC}", "std_msgs/msg/String", typestore=typestore,
-                                       offered_qos_profiles=[LATCHED])
-        status = _BagDiagnostics(writer, writer.add_connection(diagnostics.DIAGNOSTICS_TOPIC, DIAGNOSTICS,
-                                                               typestore=typestore), typestore, make, config)
+        outputs = {
+            name: writer.add_connection(f"{namespace}/{name}", msgtype, typestore=typestore)
+            for name, msgtype in types.items()
+        }
+        layout = writer.add_connection(
+            f"{namespace}/{LAYOUT_TOPIC}", "std_msgs/msg/String", typestore=typestore, offered_qos_profiles=[LATCHED]
+        )
+        status = _BagDiagnostics(
+            writer,
+            writer.add_connection(diagnostics.DIAGNOSTICS_TOPIC, DIAGNOSTICS, typestore=typestore),
+            typestore,
+            make,
+            config,
+        )
         checked_roi = False
 
         def run(timestamp: int, msg: Any) -> None:
             nonlocal checked_roi
             counts["received"] += 1
             if counts["received"] == 1:
-                writer.write(layout, timestamp, typestore.serialize_cdr(
-                    layout_message(make, tasks, config.min_confidence), "std_msgs/msg/String"))
+                writer.write(
+                    layout,
+                    timestamp,
+                    typestore.serialize_cdr(layout_message(make, tasks, config.min_confidence), "std_msgs/msg/String"),
+                )
             stamp = stamp_ns(msg.header)
             depth = depths.nearest(stamp, tolerance) if depth_conn is not None else None
             info = (infos.nearest(stamp, tolerance) or latest.get("info")) if depth_conn is not None else None
@@ -245,8 +300,9 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
                 return
             if depth_conn is not None and (frame.depth_problem or depth is None):
                 counts[f"no_3d.{frame.depth_problem or 'no_depth'}"] += 1
-            for name, out in frame_outputs(make, msg.header, frame, found, config.min_confidence,
-                                           config.markers, config.image).items():
+            for name, out in frame_outputs(
+                make, msg.header, frame, found, config.min_confidence, config.markers, config.image
+            ).items():
                 writer.write(outputs[name], timestamp, typestore.serialize_cdr(out, types[name]))
             counts["processed"] += 1
             status.tick(timestamp)
@@ -256,8 +312,12 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
             while pending:
                 timestamp, msg = pending[0]
                 stamp = stamp_ns(msg.header)
-                ready = until is None or depth_conn is None or depths.nearest(stamp, tolerance) is not None \
+                ready = (
+                    until is None
+                    or depth_conn is None
+                    or depths.nearest(stamp, tolerance) is not None
                     or until > stamp + tolerance
+                )
                 if not ready:
                     return
                 pending.pop(0)
@@ -265,8 +325,9 @@ def _write(config: BagConfig, reader: Reader, temp: Path, typestore: Any, make: 
 
         try:
             messages = reader.messages()
-            for conn, timestamp, raw in tqdm(messages, total=reader.message_count, unit="msg",
-                                             disable=not config.progress, desc="bag"):
+            for conn, timestamp, raw in tqdm(
+                messages, total=reader.message_count, unit="msg", disable=not config.progress, desc="bag"
+            ):
                 writer.write(copies[conn.id], timestamp, raw)
                 if conn.id == image_conn.id:
                     pending.append((timestamp, typestore.deserialize_cdr(raw, conn.msgtype)))
@@ -292,8 +353,16 @@ class _BagDiagnostics:
     """The node's /diagnostics status, written once per second of bag time (the colour frames' log times)
     and once after the last frame, with its frequency status measured in bag time."""
 
-    def __init__(self, writer: Writer, connection: Any, typestore: Any, make: RosbagsFactory, config: BagConfig) -> None:
-        self.writer, self.connection, self.typestore, self.make, self.config = writer, connection, typestore, make, config
+    def __init__(
+        self, writer: Writer, connection: Any, typestore: Any, make: RosbagsFactory, config: BagConfig
+    ) -> None:
+        self.writer, self.connection, self.typestore, self.make, self.config = (
+            writer,
+            connection,
+            typestore,
+            make,
+            config,
+        )
         self.frequency: diagnostics.FrequencyStatus | None = None
         self.next_ns = 0
         self.last_ns: int | None = None
@@ -326,9 +395,12 @@ class _BagDiagnostics:
         frequency = self.frequency.run(timestamp / 1e9, self.config.expected_rate)
         status = diagnostics.keypoint_status(frequency, stats, int(stats["rejected"]))
         sec, nanosec = divmod(timestamp, 1_000_000_000)
-        header = self.make("std_msgs/msg/Header", stamp=self.make("builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec))
-        msg = diagnostics.diagnostics_array(self.make, header, diagnostics.status_name(NODE_NAME),
-                                            self.config.hardware_id or "", status)
+        header = self.make(
+            "std_msgs/msg/Header", stamp=self.make("builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec)
+        )
+        msg = diagnostics.diagnostics_array(
+            self.make, header, diagnostics.status_name(NODE_NAME), self.config.hardware_id or "", status
+        )
         self.writer.write(self.connection, timestamp, self.typestore.serialize_cdr(msg, DIAGNOSTICS))
 
 
@@ -356,11 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-confidence", type=float, default=0.0)
     parser.add_argument("--roi", type=_roi, help="x,y,width,height region of interest in pixels")
     parser.add_argument("--depth-tolerance", type=float, default=0.02, help="seconds (default 0.02)")
-    parser.add_argument("--depth-window", type=int, default=5,
-                        help="odd side in pixels of the window whose median depth a keypoint gets (default 5)")
+    parser.add_argument(
+        "--depth-window",
+        type=int,
+        default=5,
+        help="odd side in pixels of the window whose median depth a keypoint gets (default 5)",
+    )
     parser.add_argument("--hardware-id", help="hardware_id of the diagnostics status (default: model and device)")
-    parser.add_argument("--expected-rate", type=float, default=0.0,
-                        help="clouds per second of bag time the diagnostics' frequency status expects (default 0)")
+    parser.add_argument(
+        "--expected-rate",
+        type=float,
+        default=0.0,
+        help="clouds per second of bag time the diagnostics' frequency status expects (default 0)",
+    )
     parser.add_argument("--storage", default="sqlite3", choices=("sqlite3", "mcap"))
     parser.add_argument("--no-markers", action="store_true")
     parser.add_argument("--no-image", action="store_true", help="leave keypoints/image out (smaller bag)")
@@ -372,14 +452,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = BagConfig(
-        args.input, args.output, tuple(t for t in args.tasks.split(",") if t), args.image_topic, args.depth_topic,
-        args.camera_info_topic, args.namespace, args.model, args.device, args.min_confidence, args.roi,
-        args.depth_tolerance, args.depth_window, args.hardware_id, args.expected_rate, markers=not args.no_markers,
-        image=not args.no_image, storage=args.storage, progress=not args.no_progress,
+        args.input,
+        args.output,
+        tuple(t for t in args.tasks.split(",") if t),
+        args.image_topic,
+        args.depth_topic,
+        args.camera_info_topic,
+        args.namespace,
+        args.model,
+        args.device,
+        args.min_confidence,
+        args.roi,
+        args.depth_tolerance,
+        args.depth_window,
+        args.hardware_id,
+        args.expected_rate,
+        markers=not args.no_markers,
+        image=not args.no_image,
+        storage=args.storage,
+        progress=not args.no_progress,
     )
     counts = process_bag(config)
-    print(f"{args.output}: {counts['processed']} of {counts['received']} frames processed"
-          + "".join(f", {k} {v}" for k, v in sorted(counts.items()) if "." in k), file=sys.stderr)
+    print(
+        f"{args.output}: {counts['processed']} of {counts['received']} frames processed"
+        + "".join(f", {k} {v}" for k, v in sorted(counts.items()) if "." in k),
+        file=sys.stderr,
+    )
     return 0
 
 

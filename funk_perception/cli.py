@@ -22,7 +22,8 @@ import dataclasses
 import functools
 import os
 import sys
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -58,8 +59,15 @@ def arg(
     """A field's CLI metadata, for ``field(default=..., metadata=arg(...))``: ``flags`` replace ``--field-name``
     (the first is the main spelling), ``append`` makes a list field a repeatable flag, ``false_flags`` are
     extra spellings that set a ``bool`` field to False (beside ``--no-<flag>``)."""
-    return {"help": help, "choices": choices, "flags": tuple(flags), "append": append, "type": type,
-            "required": required, "false_flags": tuple(false_flags)}
+    return {
+        "help": help,
+        "choices": choices,
+        "flags": tuple(flags),
+        "append": append,
+        "type": type,
+        "required": required,
+        "false_flags": tuple(false_flags),
+    }
 
 
 def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
@@ -77,8 +85,9 @@ def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentPar
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
             if meta.get("false_flags"):
-                parser.add_argument(*meta["false_flags"], dest=f.name, action="store_false",
-                                    help=f"same as --no-{flags[0][2:]}")
+                parser.add_argument(
+                    *meta["false_flags"], dest=f.name, action="store_false", help=f"same as --no-{flags[0][2:]}"
+                )
         elif meta.get("append"):
             kwargs.update(action="append", default=list(default), type=meta.get("type") or str)
         elif isinstance(default, (tuple, list)):
@@ -99,8 +108,9 @@ def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
     """``cls(**the parsed fields)``; tuple fields come back as tuples."""
     names = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values = {k: v for k, v in vars(args).items() if k in names}
-    return cls(**{k: tuple(v) if isinstance(v, list) and isinstance(names[k].default, tuple) else v
-                  for k, v in values.items()})
+    return cls(
+        **{k: tuple(v) if isinstance(v, list) and isinstance(names[k].default, tuple) else v for k, v in values.items()}
+    )
 
 
 def parse_config(cls: type[T], argv: Sequence[str] | None, prog: str, description: str) -> T:

@@ -17,9 +17,9 @@ import torch  # noqa: F401  isort: skip  (before any GL context, see docs/DESIGN
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -32,7 +32,6 @@ from funk_perception.detector import FunctionalKeypointDetector, TaskKeypoints
 from funk_perception.metrics import pck_correct
 from funk_perception.shipped import default_checkpoint, shipped_file
 from funk_perception.tasks import normalize_task
-
 
 DEFAULT_MODEL = default_checkpoint()
 DEFAULT_DATA = shipped_file("samples/synth/annotations.csv")
@@ -70,7 +69,11 @@ def _sheet(tiles: list[np.ndarray], columns: int = 4) -> np.ndarray:
 
 def _as_json(found: dict[str, TaskKeypoints]) -> dict:
     return {
-        task: {"points": kp.points.round(2).tolist(), "confidence": kp.confidence.round(4).tolist(), "names": list(kp.names)}
+        task: {
+            "points": kp.points.round(2).tolist(),
+            "confidence": kp.confidence.round(4).tolist(),
+            "names": list(kp.names),
+        }
         for task, kp in found.items()
     }
 
@@ -95,7 +98,9 @@ def run_demo(config: DemoConfig) -> dict:
             found = detector.detect(image, tasks)
             record["images"].append({"image": str(path), "detections": _as_json(found)})
             for task, kp in found.items():
-                tiles.append(_tile(draw_keypoints(image, kp.points, kp.confidence >= 0.05), f"{Path(path).name} {task}"))
+                tiles.append(
+                    _tile(draw_keypoints(image, kp.points, kp.confidence >= 0.05), f"{Path(path).name} {task}")
+                )
     else:
         dataset = FunKPointDataset(config.data, roles=["test"], tasks=tasks)
         rows_by_image: dict[Path, list] = {}
@@ -134,18 +139,26 @@ def run_demo(config: DemoConfig) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FunKPoint-style CSV whose test images to run on")
-    parser.add_argument("--image", type=Path, action="append", default=[], help="run on this image instead (repeatable)")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="FunKPoint-style CSV whose test images to run on"
+    )
+    parser.add_argument(
+        "--image", type=Path, action="append", default=[], help="run on this image instead (repeatable)"
+    )
     parser.add_argument("--task", action="append", default=[], help="restrict to this task (repeatable; default: all)")
     parser.add_argument("--max-images", type=int, default=DemoConfig.max_images)
     parser.add_argument("--out", type=Path, default=DemoConfig.out)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    config = DemoConfig(args.model, args.data, args.out, tuple(args.image), tuple(args.task), args.max_images, args.device)
+    config = DemoConfig(
+        args.model, args.data, args.out, tuple(args.image), tuple(args.task), args.max_images, args.device
+    )
     record = run_demo(config)
     print(f"wrote {config.out / 'demo.png'} and {config.out / 'demo.json'}")
     if record.get("pck@0.1") is not None:
-        print(f"PCK@0.1 of the prototype detector on {record['visible_keypoints']} visible keypoints: {100 * record['pck@0.1']:.1f}")
+        print(
+            f"PCK@0.1 of the prototype detector on {record['visible_keypoints']} visible keypoints: {100 * record['pck@0.1']:.1f}"
+        )
     return 0
 
 

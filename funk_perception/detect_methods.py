@@ -165,8 +165,10 @@ class DetectMethod(ABC):
         if features.dim() != 4 or features.shape[0] != len(names):
             raise ValueError(f"locate: expected features ({len(names)}, D, h, w), found {tuple(features.shape)}")
         if mirrored is not None and mirrored.shape != features.shape:
-            raise ValueError(f"locate: expected mirrored of the features' shape {tuple(features.shape)}, "
-                             f"found {tuple(mirrored.shape)}")
+            raise ValueError(
+                f"locate: expected mirrored of the features' shape {tuple(features.shape)}, "
+                f"found {tuple(mirrored.shape)}"
+            )
         known = self.tasks
         missing = [t for t in names if t not in known]
         if missing:
@@ -275,8 +277,9 @@ class PrototypesMethod(DetectMethod):
     name = "prototypes"
     lacks = "keypoint prototype"
 
-    def __init__(self, prototypes: Mapping[str, torch.Tensor], logit_scale: float, refine: str,
-                 device: torch.device) -> None:
+    def __init__(
+        self, prototypes: Mapping[str, torch.Tensor], logit_scale: float, refine: str, device: torch.device
+    ) -> None:
         super().__init__(refine, device)
         self.prototypes = prototypes
         self.logit_scale = logit_scale
@@ -327,6 +330,7 @@ def build_method(name: str, parts: MethodParts) -> DetectMethod:
     held = {"bank": bool(parts.votes.bank), "heatmap_head": parts.heatmap_head is not None}
     missing = [part for part in DETECT_NEEDS[name] if not held.get(part, True)]
     if missing:
-        raise ValueError(f"method={name!r} needs {' and '.join(PART_NAMES[p] for p in missing)}, "
-                         "which this checkpoint lacks")
+        raise ValueError(
+            f"method={name!r} needs {' and '.join(PART_NAMES[p] for p in missing)}, which this checkpoint lacks"
+        )
     return METHODS[name].from_parts(parts)

@@ -241,8 +241,10 @@ class FunctionalKeypointDetector:
 
     def _build(self, method: str) -> DetectMethod:
         """Detect method ``method``'s object, from this detector's parts as they are now."""
-        return build_method(method, MethodParts(self.device, self.refine, self.logit_scale, self.prototypes,
-                                                self._votes(), self.heatmap_head))
+        return build_method(
+            method,
+            MethodParts(self.device, self.refine, self.logit_scale, self.prototypes, self._votes(), self.heatmap_head),
+        )
 
     def _votes(self) -> BankVotes:
         """The shipped bank and the user's references, combined as :meth:`use_references` set."""
@@ -308,8 +310,9 @@ class FunctionalKeypointDetector:
             device = "cpu" if device == "auto" else device
             OnnxRuntimeEncoder.check_installed()  # before the model loads: a missing package costs no seconds
         if references_mode not in REFERENCE_MODES:  # before the model loads: a typo costs no seconds
-            raise ValueError(f"references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
-                             f"found {references_mode!r}")
+            raise ValueError(
+                f"references_mode: expected one of {', '.join(REFERENCE_MODES)}, found {references_mode!r}"
+            )
         user_bank = None if references is None or str(references) == "" else load_bank(references)
         encoder = FunctionalEncoder.load(path, resolve_device(device), trunk=trunk, trunk_weights=trunk_weights)
         prototypes = encoder.loaded_extra.get("prototypes")
@@ -323,12 +326,24 @@ class FunctionalKeypointDetector:
         if method == "auto" and "detect_method" in encoder.loaded_extra:  # the method the checkpoint was shipped with
             method = str(encoder.loaded_extra["detect_method"])
             if method not in DETECT_METHODS:
-                raise ValueError(f"{path}: extra['detect_method']: expected one of {', '.join(DETECT_METHODS)}, "
-                                 f"found {method!r}")
-        detector = cls(encoder, prototypes, refine=refine, bank=encoder.loaded_extra.get("bank"), method=method,
-                       flip=flip, heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(
-                           head, f"{path}: extra['heatmap_head']"),
-                       letterbox=letterbox, letterbox_pad=letterbox_pad, mirror_maps=mirror_maps, image_size=image_size)
+                raise ValueError(
+                    f"{path}: extra['detect_method']: expected one of {', '.join(DETECT_METHODS)}, found {method!r}"
+                )
+        detector = cls(
+            encoder,
+            prototypes,
+            refine=refine,
+            bank=encoder.loaded_extra.get("bank"),
+            method=method,
+            flip=flip,
+            heatmap_head=None
+            if head is None
+            else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"),
+            letterbox=letterbox,
+            letterbox_pad=letterbox_pad,
+            mirror_maps=mirror_maps,
+            image_size=image_size,
+        )
         if user_bank is not None:
             detector.use_references(user_bank, references_mode, bank_path=str(references), model=path)
         detector.use_backend(backend, precision)
@@ -337,8 +352,12 @@ class FunctionalKeypointDetector:
     # -- the backend of the encoder's forward pass (funk_perception/onnx_backend.py) --------------------------
 
     def use_backend(
-        self, backend: str = "torch", precision: str = "fp32", cache: str | Path | None = None,
-        calibration: str | Path | None = None, threads: int | None = None,
+        self,
+        backend: str = "torch",
+        precision: str = "fp32",
+        cache: str | Path | None = None,
+        calibration: str | Path | None = None,
+        threads: int | None = None,
     ) -> None:
         """Run the encoder's forward pass in ``backend``: ``torch`` (the encoder itself) or ``onnxruntime``
         (CPU; ``precision`` fp32 or int8, statically quantized with activation ranges from the synthetic
@@ -351,18 +370,30 @@ class FunctionalKeypointDetector:
             self.backend, self.precision, self.runtime = backend, precision, None
             return
         if self.device.type != "cpu":
-            raise ValueError(f"backend {backend!r}: expected the detector on device 'cpu' (the deploy extra's "
-                             f"onnxruntime runs on the CPU), found {self.device}; load with device='cpu' or 'auto'")
-        self.runtime = OnnxRuntimeEncoder(self.encoder, self.image_size, self.fingerprint, self.prepare_batch,
-                                          self.deployment_metadata(), precision, cache, calibration,
-                                          threads=threads)
+            raise ValueError(
+                f"backend {backend!r}: expected the detector on device 'cpu' (the deploy extra's "
+                f"onnxruntime runs on the CPU), found {self.device}; load with device='cpu' or 'auto'"
+            )
+        self.runtime = OnnxRuntimeEncoder(
+            self.encoder,
+            self.image_size,
+            self.fingerprint,
+            self.prepare_batch,
+            self.deployment_metadata(),
+            precision,
+            cache,
+            calibration,
+            threads=threads,
+        )
         self.backend, self.precision = backend, precision
 
     def deployment_metadata(self) -> dict[str, str]:
         """What a deployed graph of this detector's encoder records (ONNX ``metadata_props``): the detect method,
         the preprocessing that makes its input and the layout of its output."""
         preprocessing = {
-            "image_size": self.image_size, "channels": "RGB", "letterbox": self.letterbox,
+            "image_size": self.image_size,
+            "channels": "RGB",
+            "letterbox": self.letterbox,
             "letterbox_pad": self.letterbox_pad if self.letterbox else None,
             "resize": "OpenCV INTER_AREA when shrinking, INTER_LINEAR when enlarging (funk_perception/model/trunk.py)",
             "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": "1/255"},
@@ -411,10 +442,17 @@ class FunctionalKeypointDetector:
         check_image(image, "embed_keypoints(image)")
         (name,) = self._resolve_tasks([task], TASKS)
         normalized = np.asarray(points, dtype=np.float64)
-        if normalized.ndim != 2 or normalized.shape[1] != 2 or not np.isfinite(normalized).all() \
-                or normalized.min(initial=0.0) < 0.0 or normalized.max(initial=0.0) > 1.0:
-            raise ValueError(f"embed_keypoints(points): expected finite (K, 2) x, y normalised to [0, 1], "
-                             f"found {normalized.tolist()}")
+        if (
+            normalized.ndim != 2
+            or normalized.shape[1] != 2
+            or not np.isfinite(normalized).all()
+            or normalized.min(initial=0.0) < 0.0
+            or normalized.max(initial=0.0) > 1.0
+        ):
+            raise ValueError(
+                f"embed_keypoints(points): expected finite (K, 2) x, y normalised to [0, 1], "
+                f"found {normalized.tolist()}"
+            )
         embedded, (frame,) = self.embed([image], [name])
         if frame is not None:
             normalized = frame.to_input(normalized)  # the features cover the padded input
@@ -427,12 +465,20 @@ class FunctionalKeypointDetector:
         check_image(image, "reference_embeddings(image)")
         mirrored = np.asarray(points, dtype=np.float64).copy()
         mirrored[..., 0] = 1.0 - mirrored[..., 0]
-        return torch.stack([self.embed_keypoints(image, points, task),
-                            self.embed_keypoints(np.ascontiguousarray(image[:, ::-1]), mirrored, task)])
+        return torch.stack(
+            [
+                self.embed_keypoints(image, points, task),
+                self.embed_keypoints(np.ascontiguousarray(image[:, ::-1]), mirrored, task),
+            ]
+        )
 
     def use_references(
-        self, bank: ReferenceBank, mode: str = "add", bank_path: str | Path = "references",
-        model: str | Path = "this model", share: float | None = ADD_SHARE,
+        self,
+        bank: ReferenceBank,
+        mode: str = "add",
+        bank_path: str | Path = "references",
+        model: str | Path = "this model",
+        share: float | None = ADD_SHARE,
     ) -> None:
         """Let ``detect`` use ``bank``'s references beside (``mode="add"``) or instead of (``"replace"``)
         the shipped bank, for the tasks they cover; a later call replaces an earlier one.
@@ -451,8 +497,10 @@ class FunctionalKeypointDetector:
             raise ReferenceBankError(f"{bank_path}: field 'references': expected at least one reference, found none")
         check_fingerprint(bank, self.fingerprint, bank_path, model)
         if self.method not in BANK_METHODS:
-            raise ValueError(f"{bank_path}: references vote with a bank, expected a detector whose method is one of "
-                             f"{', '.join(BANK_METHODS)}, found method={self.method!r}")
+            raise ValueError(
+                f"{bank_path}: references vote with a bank, expected a detector whose method is one of "
+                f"{', '.join(BANK_METHODS)}, found method={self.method!r}"
+            )
         if bank.settings != self.embedding_settings:
             tensors = {t: [] for t in bank.tasks}
             for ref in bank.references:
@@ -489,8 +537,9 @@ class FunctionalKeypointDetector:
             except ValueError:
                 raise ValueError(f"unknown task {name!r}; expected one of {', '.join(available)}") from None
             if task not in available:
-                raise ValueError(f"task {name!r} has no keypoint prototype in this model; expected one of "
-                                 f"{', '.join(available)}")
+                raise ValueError(
+                    f"task {name!r} has no keypoint prototype in this model; expected one of {', '.join(available)}"
+                )
             if task not in resolved:
                 resolved.append(task)
         if not resolved:
@@ -560,10 +609,17 @@ class FunctionalKeypointDetector:
         (name,) = self._resolve_tasks([task], TASKS)
         keypoints = np.asarray(reference_keypoints, dtype=np.float64)
         if keypoints.ndim != 2 or keypoints.shape[1] != 2 or len(keypoints) == 0:
-            raise ValueError(f"transfer(reference_keypoints): expected shape (K, 2) pixel x, y, found {keypoints.shape}")
+            raise ValueError(
+                f"transfer(reference_keypoints): expected shape (K, 2) pixel x, y, found {keypoints.shape}"
+            )
         height, width = reference_image.shape[:2]
-        outside = ~np.isfinite(keypoints).all(axis=1) | (keypoints[:, 0] < 0) | (keypoints[:, 0] > width) \
-            | (keypoints[:, 1] < 0) | (keypoints[:, 1] > height)
+        outside = (
+            ~np.isfinite(keypoints).all(axis=1)
+            | (keypoints[:, 0] < 0)
+            | (keypoints[:, 0] > width)
+            | (keypoints[:, 1] < 0)
+            | (keypoints[:, 1] > height)
+        )
         if outside.any():
             raise ValueError(
                 f"transfer(reference_keypoints): expected finite points inside the {width}x{height} reference image, "
@@ -574,7 +630,9 @@ class FunctionalKeypointDetector:
         normalized = keypoints / np.array([width, height])
         if ref_frame is not None:
             normalized = ref_frame.to_input(normalized)  # the features are sampled in the padded input
-        queries = sample_features(feats[:1], torch.from_numpy(normalized).float().to(self.device).unsqueeze(0))  # (1, K, D)
+        queries = sample_features(
+            feats[:1], torch.from_numpy(normalized).float().to(self.device).unsqueeze(0)
+        )  # (1, K, D)
         sim = similarity_maps(queries, feats[1:])  # (1, K, h, w)
         points = refine_points(sim, self.refine)[0]
         confidence = peak_confidence(sim, self.logit_scale)[0].cpu().numpy().astype(np.float64)
@@ -593,8 +651,9 @@ class FunctionalKeypointDetector:
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(images)
         if not isinstance(images, torch.Tensor):
-            raise TypeError(f"{where}: expected a uint8 (N, H, W, 3) numpy array or torch tensor, "
-                            f"found {type(images).__name__}")
+            raise TypeError(
+                f"{where}: expected a uint8 (N, H, W, 3) numpy array or torch tensor, found {type(images).__name__}"
+            )
         if images.dtype != torch.uint8:
             raise TypeError(f"{where}: expected dtype uint8, found {images.dtype}")
         if images.dim() != 4 or images.shape[-1] != 3 or 0 in images.shape:
@@ -608,8 +667,10 @@ class FunctionalKeypointDetector:
 
     def _forward(self, x: torch.Tensor, names: list[str], dtype: torch.dtype | None, flip: bool | None) -> torch.Tensor:
         if self.runtime is not None and dtype not in (None, torch.float32):
-            raise ValueError(f"dtype {dtype}: autocast applies to the torch backend, found backend {self.backend!r} "
-                             f"({self.precision}); pass dtype=None")
+            raise ValueError(
+                f"dtype {dtype}: autocast applies to the torch backend, found backend {self.backend!r} "
+                f"({self.precision}); pass dtype=None"
+            )
         with torch.inference_mode(), self._autocast(dtype):
             if self.flip if flip is None else flip:
                 return flip_averaged(lambda batch: self.encode(batch, names), x).float()
@@ -656,7 +717,10 @@ class FunctionalKeypointDetector:
         return feats if pool is None else F.adaptive_avg_pool2d(feats, int(pool))
 
     def keypoints_batch(
-        self, images: np.ndarray | torch.Tensor, tasks: Sequence[str] | None = None, dtype: torch.dtype | None = None,
+        self,
+        images: np.ndarray | torch.Tensor,
+        tasks: Sequence[str] | None = None,
+        dtype: torch.dtype | None = None,
         flip: bool | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`detect` for N frames with one forward pass, on the device: normalised points ``(N, T, K, 2)``
@@ -671,8 +735,12 @@ class FunctionalKeypointDetector:
         located = [self._method.locate(feats[i], names, feats[n + i] if self.mirror_maps else None) for i in range(n)]
         points = torch.stack([p for p, _ in located])
         if any(frame is not None for frame in frames):  # back from the letterboxed input to each frame
-            points = torch.stack([p if f is None else torch.from_numpy(f.from_input(p.cpu().double().numpy()))
-                                  .to(p) for p, f in zip(points, frames)])
+            points = torch.stack(
+                [
+                    p if f is None else torch.from_numpy(f.from_input(p.cpu().double().numpy())).to(p)
+                    for p, f in zip(points, frames)
+                ]
+            )
         return points, torch.stack([c for _, c in located])
 
     def detect_region(

@@ -61,15 +61,14 @@ import platform
 import shlex
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-import torch.nn.functional as F
 
 import cv2
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from funk_perception.atomic import write_text_atomic
@@ -77,12 +76,11 @@ from funk_perception.cli import arg, command, config_from_args
 from funk_perception.cli import build_parser as build_config_parser
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
+from funk_perception.detector import ADD_SHARE, BANK_METHODS, FunctionalKeypointDetector, available_methods
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
 from funk_perception.intervals import pck_difference, pck_interval
-from funk_perception.metrics import confidence_auc, pck, pck_correct
-
-from funk_perception.detector import ADD_SHARE, BANK_METHODS, FunctionalKeypointDetector, available_methods
 from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
+from funk_perception.metrics import confidence_auc, pck, pck_correct
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox
@@ -118,30 +116,40 @@ def share_value(text: str) -> float | None:
     return None if text.strip().lower() == "pooled" else float(text)
 
 
-
 @dataclass
 class EvalConfig:
     """What to evaluate and where to write it; the defaults run on any FunKPoint-style CSV."""
 
-    data: Path = field(default=Path("datasets/synth/annotations.csv"),
-                       metadata=arg("FunKPoint-style CSV", type=Path, required=True))
+    data: Path = field(
+        default=Path("datasets/synth/annotations.csv"), metadata=arg("FunKPoint-style CSV", type=Path, required=True)
+    )
     #: Take the references from this CSV instead (a seeded sample of ``references_per_task``
     #: rows per task) and use ``data``'s test-role rows as targets: e.g. references from the
     #: training categories, targets from categories never trained on (``heldout.csv``).
-    references: Path | None = field(default=None, metadata=arg(
-        "take references from this CSV and use --data's test rows as targets (e.g. training categories -> "
-        "heldout.csv)", type=Path))
-    models: list[Path] = field(default_factory=list, metadata=arg("checkpoint (repeatable)", flags=("--model",),
-                                                                  append=True, type=Path))
+    references: Path | None = field(
+        default=None,
+        metadata=arg(
+            "take references from this CSV and use --data's test rows as targets (e.g. training categories -> "
+            "heldout.csv)",
+            type=Path,
+        ),
+    )
+    models: list[Path] = field(
+        default_factory=list, metadata=arg("checkpoint (repeatable)", flags=("--model",), append=True, type=Path)
+    )
     #: Extra trunk-only baselines by trunk name (one per distinct checkpoint trunk is always added).
-    trunks: list[str] = field(default_factory=list, metadata=arg(
-        "extra trunk-only baseline (lite0, lite2, resnet50; repeatable)", flags=("--trunk",), append=True))
-    out: Path | None = field(default=None, metadata=arg("output folder (default results/eval-<csv folder>-<csv stem>)",
-                                                        type=Path))
+    trunks: list[str] = field(
+        default_factory=list,
+        metadata=arg("extra trunk-only baseline (lite0, lite2, resnet50; repeatable)", flags=("--trunk",), append=True),
+    )
+    out: Path | None = field(
+        default=None, metadata=arg("output folder (default results/eval-<csv folder>-<csv stem>)", type=Path)
+    )
     seed: int = field(default=0, metadata=arg("seed of the evaluation triplets"))
     references_per_task: int = field(default=20, metadata=arg("references per task when the CSV names none"))
-    max_targets_per_task: int | None = field(default=None, metadata=arg("a seeded subsample of each task's targets",
-                                                                        type=int))
+    max_targets_per_task: int | None = field(
+        default=None, metadata=arg("a seeded subsample of each task's targets", type=int)
+    )
     size: int | None = field(default=None, metadata=arg("input size (default: each checkpoint's own)", type=int))
     refine: str = field(default="parabolic", metadata=arg("sub-cell refinement of a peak", choices=REFINE_METHODS))
     device: str = field(default="auto", metadata=arg("auto (GPU when present), cpu, cuda"))
@@ -152,36 +160,74 @@ class EvalConfig:
     dense_points: int = field(default=150, metadata=arg("points per dense-correspondence example"))
     figures: bool = field(default=True, metadata=arg("write the figures"))
     progress: bool = field(default=True, metadata=arg("show progress bars"))
-    flip: bool = field(default=False, metadata=arg(
-        "average every feature map with the mirrored image's (detector option flip=True)"))
+    flip: bool = field(
+        default=False, metadata=arg("average every feature map with the mirrored image's (detector option flip=True)")
+    )
     mirror: bool = field(default=False, metadata=arg("evaluate on mirrored copies of every image"))
-    letterbox: bool = field(default=True, metadata=arg(
-        "keep each image's aspect ratio in the square input, padding the short side (the detector's default); "
-        "--squash resizes to the square ignoring it (letterbox=False, the behaviour before letterboxing)",
-        false_flags=("--squash",)))
-    letterbox_pad: str = field(default="mean", metadata=arg(
-        "when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)", choices=LETTERBOX_PADS))
+    letterbox: bool = field(
+        default=True,
+        metadata=arg(
+            "keep each image's aspect ratio in the square input, padding the short side (the detector's default); "
+            "--squash resizes to the square ignoring it (letterbox=False, the behaviour before letterboxing)",
+            false_flags=("--squash",),
+        ),
+    )
+    letterbox_pad: str = field(
+        default="mean",
+        metadata=arg(
+            "when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)",
+            choices=LETTERBOX_PADS,
+        ),
+    )
     detect: bool = field(default=True, metadata=arg("score reference-free detection on the target rows"))
-    mirror_maps: bool = field(default=False, metadata=arg(
-        "detect also on the mirrored input, averaging the keypoint maps (detector option mirror_maps=True; twice "
-        "the cost)"))
+    mirror_maps: bool = field(
+        default=False,
+        metadata=arg(
+            "detect also on the mirrored input, averaging the keypoint maps (detector option mirror_maps=True; twice "
+            "the cost)"
+        ),
+    )
     #: A bank of the user's own labelled photos (python -m funk_perception.references): detect is scored
     #: with it too, beside the shipped bank alone (docs/REFERENCES.md).
-    references_bank: Path | None = field(default=None, metadata=arg(
-        "also score detect with this reference bank (python -m funk_perception.references; the detector's "
-        "references= option), beside the shipped bank alone", type=Path))
-    references_mode: str = field(default="add", metadata=arg(
-        "with --references-bank: add (beside the shipped bank) or replace (instead of it)", choices=REFERENCE_MODES))
-    references_share: float | None = field(default=ADD_SHARE, metadata=arg(
-        "with --references-bank and add: the share of the votes the references cast together, or 'pooled' "
-        "(every reference one vote among the shipped bank's)", type=share_value))
+    references_bank: Path | None = field(
+        default=None,
+        metadata=arg(
+            "also score detect with this reference bank (python -m funk_perception.references; the detector's "
+            "references= option), beside the shipped bank alone",
+            type=Path,
+        ),
+    )
+    references_mode: str = field(
+        default="add",
+        metadata=arg(
+            "with --references-bank: add (beside the shipped bank) or replace (instead of it)", choices=REFERENCE_MODES
+        ),
+    )
+    references_share: float | None = field(
+        default=ADD_SHARE,
+        metadata=arg(
+            "with --references-bank and add: the share of the votes the references cast together, or 'pooled' "
+            "(every reference one vote among the shipped bank's)",
+            type=share_value,
+        ),
+    )
     #: Where each checkpoint's encoder runs (FunctionalKeypointDetector.use_backend, docs/DEPLOY.md).
-    backend: str = field(default="torch", metadata=arg(
-        "run each checkpoint's encoder in torch or in onnxruntime (CPU; the detector's backend; needs the deploy "
-        "extra)", choices=BACKENDS))
-    precision: str = field(default="fp32", metadata=arg(
-        "with --backend onnxruntime: fp32, or int8 (static quantization calibrated on the shipped synthetic "
-        "renders)", choices=PRECISIONS))
+    backend: str = field(
+        default="torch",
+        metadata=arg(
+            "run each checkpoint's encoder in torch or in onnxruntime (CPU; the detector's backend; needs the deploy "
+            "extra)",
+            choices=BACKENDS,
+        ),
+    )
+    precision: str = field(
+        default="fp32",
+        metadata=arg(
+            "with --backend onnxruntime: fp32, or int8 (static quantization calibrated on the shipped synthetic "
+            "renders)",
+            choices=PRECISIONS,
+        ),
+    )
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
@@ -195,15 +241,19 @@ class EvalConfig:
         if self.batch_size < 1:
             raise ValueError(f"EvalConfig.batch_size: expected >= 1, found {self.batch_size}")
         if self.letterbox_pad not in LETTERBOX_PADS:
-            raise ValueError(f"EvalConfig.letterbox_pad: expected one of {', '.join(LETTERBOX_PADS)}, "
-                             f"found {self.letterbox_pad!r}")
+            raise ValueError(
+                f"EvalConfig.letterbox_pad: expected one of {', '.join(LETTERBOX_PADS)}, found {self.letterbox_pad!r}"
+            )
         self.references_bank = None if self.references_bank is None else Path(self.references_bank)
         if self.references_mode not in REFERENCE_MODES:
-            raise ValueError(f"EvalConfig.references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
-                             f"found {self.references_mode!r}")
+            raise ValueError(
+                f"EvalConfig.references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
+                f"found {self.references_mode!r}"
+            )
         if self.references_share is not None and not 0.0 < self.references_share <= 1.0:
-            raise ValueError(f"EvalConfig.references_share: expected a number in (0, 1] or pooled, "
-                             f"found {self.references_share!r}")
+            raise ValueError(
+                f"EvalConfig.references_share: expected a number in (0, 1] or pooled, found {self.references_share!r}"
+            )
         try:
             check_backend(self.backend, self.precision)
         except ValueError as exc:
@@ -276,9 +326,16 @@ def backend_extractor(encoder: FunctionalEncoder, image_size: int, config: EvalC
     extra = encoder.loaded_extra
     head = extra.get("heatmap_head")
     detector = FunctionalKeypointDetector(
-        encoder, extra.get("prototypes"), refine=config.refine, image_size=image_size, bank=extra.get("bank"),
-        method=str(extra.get("detect_method", "auto")), flip=config.flip, letterbox=config.letterbox,
-        letterbox_pad=config.letterbox_pad, mirror_maps=config.mirror_maps,
+        encoder,
+        extra.get("prototypes"),
+        refine=config.refine,
+        image_size=image_size,
+        bank=extra.get("bank"),
+        method=str(extra.get("detect_method", "auto")),
+        flip=config.flip,
+        letterbox=config.letterbox,
+        letterbox_pad=config.letterbox_pad,
+        mirror_maps=config.mirror_maps,
         heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head),
     )
     detector.use_backend(config.backend, config.precision)
@@ -382,7 +439,9 @@ def _from_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], 
     return np.stack([frames[p].from_input(row) for p, row in zip(paths, points)])
 
 
-def _feature(cache: Mapping[tuple[Path, str | None], torch.Tensor], method: Method, path: Path, task: str) -> torch.Tensor:
+def _feature(
+    cache: Mapping[tuple[Path, str | None], torch.Tensor], method: Method, path: Path, task: str
+) -> torch.Tensor:
     return cache[(path, task if method.task_conditioned else None)]
 
 
@@ -424,7 +483,10 @@ def predict_pairs(
 
 
 def score_predictions(
-    annotations: Sequence[Annotation], pairs: Sequence[Pair], predicted: np.ndarray, thresholds: Sequence[float] = THRESHOLDS
+    annotations: Sequence[Annotation],
+    pairs: Sequence[Pair],
+    predicted: np.ndarray,
+    thresholds: Sequence[float] = THRESHOLDS,
 ) -> dict:
     """PCK (%) overall, per split and per task for one (P, K, 2) prediction array."""
     truth = np.stack([annotations[p.target].keypoints for p in pairs])
@@ -449,28 +511,48 @@ def score_predictions(
 # --------------------------------------------------------------------------- reference-free detection
 
 
-def add_uncertainty(rows: Sequence[dict], hits: Sequence[np.ndarray], valid: Sequence[np.ndarray],
-                    images: Sequence[Sequence[object]], baselines: Sequence[int | None], seed: int = 0) -> None:
+def add_uncertainty(
+    rows: Sequence[dict],
+    hits: Sequence[np.ndarray],
+    valid: Sequence[np.ndarray],
+    images: Sequence[Sequence[object]],
+    baselines: Sequence[int | None],
+    seed: int = 0,
+) -> None:
     """Give each result row ``uncertainty``: its PCK@0.1 with a 95 % bootstrap interval over the target images
     (:mod:`funk_perception.intervals`) and, where ``baselines[i]`` names another row measured on the same
     images, the paired difference from it. ``hits``/``valid``: (N, K) per row; ``images``: N keys per row."""
     for i, row in enumerate(rows):
         interval = pck_interval(hits[i], valid[i], images[i], seed)
-        entry: dict = {"pck@0.1": 100.0 * float((hits[i] & valid[i]).sum()) / max(int(valid[i].sum()), 1),
-                       "interval": None if interval is None else list(interval),
-                       "images": len({str(k) for k in images[i]}), "level": 0.95}
+        entry: dict = {
+            "pck@0.1": 100.0 * float((hits[i] & valid[i]).sum()) / max(int(valid[i].sum()), 1),
+            "interval": None if interval is None else list(interval),
+            "images": len({str(k) for k in images[i]}),
+            "level": 0.95,
+        }
         b = baselines[i]
-        if b is not None and b != i and list(map(str, images[b])) == list(map(str, images[i])) \
-                and np.array_equal(valid[b], valid[i]):
+        if (
+            b is not None
+            and b != i
+            and list(map(str, images[b])) == list(map(str, images[i]))
+            and np.array_equal(valid[b], valid[i])
+        ):
             diff = pck_difference(hits[i], hits[b], valid[i], images[i], seed)
             if diff is not None:
-                entry["difference"] = {"from": rows[b]["name"], "difference": diff["difference"],
-                                       "interval": [diff["low"], diff["high"]]}
+                entry["difference"] = {
+                    "from": rows[b]["name"],
+                    "difference": diff["difference"],
+                    "interval": [diff["low"], diff["high"]],
+                }
         row["uncertainty"] = entry
 
 
-def score_detections(targets: Sequence[Annotation], predicted: np.ndarray, confidence: np.ndarray | None,
-                     thresholds: Sequence[float] = THRESHOLDS) -> dict:
+def score_detections(
+    targets: Sequence[Annotation],
+    predicted: np.ndarray,
+    confidence: np.ndarray | None,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> dict:
     """PCK (%) of reference-free keypoints (N, K, 2) on ``targets``, per task, and the confidence AUC."""
     truth = np.stack([a.keypoints for a in targets])
     valid = np.stack([a.visible for a in targets])
@@ -523,11 +605,13 @@ def detection_rows(
         seen = np.stack([a.visible for a in rows])[..., None]
         mean[task] = (points * seen).sum(0) / np.maximum(seen.sum(0), 1)
     prior = np.stack([mean[a.task] for a in targets])
-    out_rows = [{
-        "name": "image-blind mean of the references",
-        "kind": "prior",
-        "results": score_detections(targets, prior, None),
-    }]
+    out_rows = [
+        {
+            "name": "image-blind mean of the references",
+            "kind": "prior",
+            "results": score_detections(targets, prior, None),
+        }
+    ]
     scored: list[tuple[Sequence[Annotation], np.ndarray]] = [(targets, prior)]  # per row: its targets and points
     for method in methods:
         if method.kind != "model" or method.encoder is None:
@@ -535,15 +619,30 @@ def detection_rows(
         extra = method.encoder.loaded_extra
         head = extra.get("heatmap_head")
         head = None if head is None else KeypointHeatmapHead.from_extra(head)
-        for detect_method, with_references in [(m, r) for m in available_methods(extra)
-                                               for r in (False, True) if not r or (references and m in BANK_METHODS)]:
+        for detect_method, with_references in [
+            (m, r)
+            for m in available_methods(extra)
+            for r in (False, True)
+            if not r or (references and m in BANK_METHODS)
+        ]:
             detector = FunctionalKeypointDetector(
-                method.encoder, extra.get("prototypes"), refine=refine, image_size=method.image_size,
-                bank=extra.get("bank"), method=detect_method, heatmap_head=head, **(detector_options or {}),
+                method.encoder,
+                extra.get("prototypes"),
+                refine=refine,
+                image_size=method.image_size,
+                bank=extra.get("bank"),
+                method=detect_method,
+                heatmap_head=head,
+                **(detector_options or {}),
             )
             if with_references:  # the product path: what load(..., references=) does (funk_perception/detector.py)
-                detector.use_references(references.bank, references.mode, references.path,
-                                        method.info.get("checkpoint", method.name), references.share)
+                detector.use_references(
+                    references.bank,
+                    references.mode,
+                    references.path,
+                    method.info.get("checkpoint", method.name),
+                    references.share,
+                )
             # a model scores only the tasks it knows (a checkpoint trained on some tasks has no others)
             known = [a for a in targets if a.task in detector.tasks]
             if not known:
@@ -552,28 +651,38 @@ def detection_rows(
             conf = np.zeros((len(known), len(known[0].keypoints)))
             for i, a in enumerate(known):
                 feats = caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
-                mirrored = None if mirrored_caches is None else \
-                    mirrored_caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
+                mirrored = (
+                    None
+                    if mirrored_caches is None
+                    else mirrored_caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
+                )
                 located, confidence = detector.locate(feats, [a.task], mirrored)
                 method_frames = None if frames is None else frames[method.name]
                 points[i] = _from_input(method_frames, [a.image_path], located.cpu().double().numpy())[0]
                 conf[i] = confidence[0].cpu().numpy()
-            out_rows.append({
-                "name": f"{method.name}, detect by {detect_method}" + (", mirror maps" if mirrored_caches else "")
-                        + (f" + references {references.describe()}" if with_references else ""),
-                "kind": detect_method,
-                "model": method.info.get("checkpoint"),
-                "results": score_detections(known, points, conf),
-            })
+            out_rows.append(
+                {
+                    "name": f"{method.name}, detect by {detect_method}"
+                    + (", mirror maps" if mirrored_caches else "")
+                    + (f" + references {references.describe()}" if with_references else ""),
+                    "kind": detect_method,
+                    "model": method.info.get("checkpoint"),
+                    "results": score_detections(known, points, conf),
+                }
+            )
             scored.append((known, points))
     # each detect method against the first checkpoint's row of the same method
     first = {}
     for i, row in enumerate(out_rows):
         first.setdefault(row["kind"], i)
-    add_uncertainty(out_rows, [pck_correct(points, np.stack([a.keypoints for a in rows]), 0.1) for rows, points in scored],
-                    [np.stack([a.visible for a in rows]) for rows, _ in scored],
-                    [[a.image_path for a in rows] for rows, _ in scored],
-                    [None if row["kind"] == "prior" else first[row["kind"]] for row in out_rows], seed)
+    add_uncertainty(
+        out_rows,
+        [pck_correct(points, np.stack([a.keypoints for a in rows]), 0.1) for rows, points in scored],
+        [np.stack([a.visible for a in rows]) for rows, _ in scored],
+        [[a.image_path for a in rows] for rows, _ in scored],
+        [None if row["kind"] == "prior" else first[row["kind"]] for row in out_rows],
+        seed,
+    )
     return {"targets": len(targets), "rows": out_rows}
 
 
@@ -608,20 +717,35 @@ def load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
             "backend": config.backend,
             "precision": config.precision,
         }
-        extractor = _encoder_extractor(encoder, device) if config.backend == "torch" else \
-            backend_extractor(encoder, size, config)
+        extractor = (
+            _encoder_extractor(encoder, device)
+            if config.backend == "torch"
+            else backend_extractor(encoder, size, config)
+        )
         model_rows.append(Method(f"{gating} gating ({label})", "model", extractor, size, True, info, encoder))
         key = f"{trunk_name}@{size}"
         if key not in trunk_rows:
-            trunk_rows[key] = Method(f"trunk-only {key}", "trunk", _trunk_extractor(encoder.trunk, device), size, False,
-                                     {"trunk": trunk_name, "image_size": size})
+            trunk_rows[key] = Method(
+                f"trunk-only {key}",
+                "trunk",
+                _trunk_extractor(encoder.trunk, device),
+                size,
+                False,
+                {"trunk": trunk_name, "image_size": size},
+            )
     for name in config.trunks:
         size = config.size or 224
         key = f"{name}@{size}"
         if key not in trunk_rows:
             trunk = build_trunk(name, weights=config.trunk_weights if name == "resnet50" else None).to(device)
-            trunk_rows[key] = Method(f"trunk-only {key}", "trunk", _trunk_extractor(trunk, device), size, False,
-                                     {"trunk": name, "image_size": size})
+            trunk_rows[key] = Method(
+                f"trunk-only {key}",
+                "trunk",
+                _trunk_extractor(trunk, device),
+                size,
+                False,
+                {"trunk": name, "image_size": size},
+            )
     return methods + list(trunk_rows.values()) + model_rows
 
 
@@ -676,12 +800,21 @@ def markdown_report(results: dict) -> str:
         f"{results['pairs']['cross_category']} cross-category), seed {results['seed']}, "
         f"refinement: {results['refine']}. PCK in %, keypoints visible in both images; "
         "distance in normalised coordinates (x/W, y/H): 0.1 = 22.4 px at 224 x 224. Input: "
-        + (f"letterboxed ({results.get('letterbox_pad')} pad)" if results.get("letterbox") else "squashed to the square")
-        + (", mirrored copies" if results.get("mirror") else "") + "."
-        + (f" Checkpoint encoders run in {results['backend']} ({results.get('precision')})."
-           if results.get("backend", "torch") != "torch" else ""),
+        + (
+            f"letterboxed ({results.get('letterbox_pad')} pad)"
+            if results.get("letterbox")
+            else "squashed to the square"
+        )
+        + (", mirrored copies" if results.get("mirror") else "")
+        + "."
+        + (
+            f" Checkpoint encoders run in {results['backend']} ({results.get('precision')})."
+            if results.get("backend", "torch") != "torch"
+            else ""
+        ),
         "",
-        "| method | " + " | ".join(f"PCK@{t} argmax | PCK@{t} refined" for t in t_cols)
+        "| method | "
+        + " | ".join(f"PCK@{t} argmax | PCK@{t} refined" for t in t_cols)
         + " | same-cat @0.1 (refined) | cross-cat @0.1 (refined) |",
         "|---" * (1 + 2 * len(t_cols) + 2) + "|",
     ]
@@ -689,7 +822,8 @@ def markdown_report(results: dict) -> str:
         r = row["results"]
         cells = [f"{_fmt(r['argmax']['overall'][t])} | {_fmt(r['refined']['overall'][t])}" for t in t_cols]
         lines.append(
-            f"| {row['name']} | " + " | ".join(cells)
+            f"| {row['name']} | "
+            + " | ".join(cells)
             + f" | {_fmt(r['refined']['same_category']['0.1'])} | {_fmt(r['refined']['cross_category']['0.1'])} |"
         )
     for name, value in results["paper_table2"].items():
@@ -725,10 +859,16 @@ def _uncertainty_markdown(what: str, rows: Sequence[dict]) -> list[str]:
     if not rows:
         return []
     images = rows[0]["uncertainty"]["images"]
-    lines = ["", f"## {what}: how sure, PCK@0.1 (refined) with 95 % bootstrap intervals over the {images} target images",
-             "", "The difference is paired (the same images resampled for both rows); an interval that holds 0 means "
-             "this set cannot tell the two apart.", "",
-             "| method | PCK@0.1 | 95 % interval | difference | from | its 95 % interval |", "|---" * 6 + "|"]
+    lines = [
+        "",
+        f"## {what}: how sure, PCK@0.1 (refined) with 95 % bootstrap intervals over the {images} target images",
+        "",
+        "The difference is paired (the same images resampled for both rows); an interval that holds 0 means "
+        "this set cannot tell the two apart.",
+        "",
+        "| method | PCK@0.1 | 95 % interval | difference | from | its 95 % interval |",
+        "|---" * 6 + "|",
+    ]
     for row in rows:
         u = row["uncertainty"]
         d = u.get("difference")
@@ -751,7 +891,9 @@ def _detect_markdown(detect: dict, t_cols: Sequence[str], tasks: Sequence[str]) 
         conf = r.get("confidence")
         auc = f"{conf['auc']:.2f}" if conf and conf["auc"] is not None and conf["auc"] == conf["auc"] else "-"
         means = f"{conf['mean_hit']:.2f} / {conf['mean_miss']:.2f}" if conf and conf["hits"] and conf["misses"] else "-"
-        lines.append(f"| {row['name']} | " + " | ".join(_fmt(r["overall"][t]) for t in t_cols) + f" | {auc} | {means} |")
+        lines.append(
+            f"| {row['name']} | " + " | ".join(_fmt(r["overall"][t]) for t in t_cols) + f" | {auc} | {means} |"
+        )
     lines += ["", "| detect, PCK@0.1 | " + " | ".join(tasks) + " |", "|---" * (1 + len(tasks)) + "|"]
     for row in detect["rows"]:
         per = row["results"]["per_task"]
@@ -863,7 +1005,9 @@ def _write_figures(
         p = pairs[i]
         src, tgt = annotations[p.source], annotations[p.target]
         ref_image = load_view(dataset, src.image_path, config.mirror)
-        points = object_region_points(src.keypoints, ref_image.shape, config.dense_points, _load_mask(roots[src.image_path], src))
+        points = object_region_points(
+            src.keypoints, ref_image.shape, config.dense_points, _load_mask(roots[src.image_path], src)
+        )
         matches = {}
         for m in dense_methods:
             method_frames = None if frames is None else frames[m.name]
@@ -873,8 +1017,14 @@ def _write_figures(
             found = match(sample_features(ref, query_points), tgt_f, refine=config.refine).refined.double().numpy()
             matches[m.name] = _from_input(method_frames, [tgt.image_path], found)[0]
         dense.append(
-            DenseExample(p.task, ref_image, points, load_view(dataset, tgt.image_path, config.mirror), matches,
-                         f"({src.category} -> {tgt.category})")
+            DenseExample(
+                p.task,
+                ref_image,
+                points,
+                load_view(dataset, tgt.image_path, config.mirror),
+                matches,
+                f"({src.category} -> {tgt.category})",
+            )
         )
     if dense:
         plot_dense(dense, out_dir / "dense.png", title="Dense correspondence (colours follow reference position)")
@@ -896,12 +1046,14 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     methods = load_methods(config, device)
     references = None
     if config.detect and config.references_bank is not None:  # refused now, not after every feature is computed
-        references = ReferenceOptions(config.references_bank, load_bank(config.references_bank),
-                                      config.references_mode, config.references_share)
+        references = ReferenceOptions(
+            config.references_bank, load_bank(config.references_bank), config.references_mode, config.references_share
+        )
         for m in methods:
             if m.kind == "model" and m.encoder is not None:
-                check_fingerprint(references.bank, encoder_fingerprint(m.encoder), references.path,
-                                  m.info.get("checkpoint", m.name))
+                check_fingerprint(
+                    references.bank, encoder_fingerprint(m.encoder), references.path, m.info.get("checkpoint", m.name)
+                )
 
     needs: dict[Path, set[str]] = defaultdict(set)
     for p in pairs:
@@ -918,8 +1070,16 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         cache = None
         method_frames = None
         if method.kind != "prior":
-            cache = compute_features(method, dataset, needs, config.batch_size, config.progress, config.flip,
-                                     config.mirror, config.letterbox_pad if config.letterbox else None)
+            cache = compute_features(
+                method,
+                dataset,
+                needs,
+                config.batch_size,
+                config.progress,
+                config.flip,
+                config.mirror,
+                config.letterbox_pad if config.letterbox else None,
+            )
             caches[method.name] = cache
             if frames is not None:
                 if method.image_size not in geometry_by_size:
@@ -931,8 +1091,10 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
                 "name": method.name,
                 "kind": method.kind,
                 **({"info": method.info} if method.info else {}),
-                "results": {mode: score_predictions(annotations, pairs, predictions[method.name][mode])
-                            for mode in PREDICTION_MODES},
+                "results": {
+                    mode: score_predictions(annotations, pairs, predictions[method.name][mode])
+                    for mode in PREDICTION_MODES
+                },
             }
         )
 
@@ -940,13 +1102,19 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
     valid = np.stack([annotations[p.source].visible & annotations[p.target].visible for p in pairs])
     images = [annotations[p.target].image_path for p in pairs]
     first_model = next((i for i, row in enumerate(rows) if row["kind"] == "model"), None)
-    add_uncertainty(rows, [pck_correct(predictions[row["name"]]["refined"], truth, 0.1) for row in rows],
-                    [valid] * len(rows), [images] * len(rows), [first_model] * len(rows), config.seed)
+    add_uncertainty(
+        rows,
+        [pck_correct(predictions[row["name"]]["refined"], truth, 0.1) for row in rows],
+        [valid] * len(rows),
+        [images] * len(rows),
+        [first_model] * len(rows),
+        config.seed,
+    )
 
     kinds = [pair_kind(annotations, p) for p in pairs]
     results = {
         "command": command or "evaluate(" + json.dumps({k: str(v) for k, v in asdict(config).items()}) + ")",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
         "device": str(device),
         "data": str(config.data),
@@ -974,25 +1142,47 @@ def evaluate(config: EvalConfig, command: str | None = None) -> dict:
         if config.mirror_maps:
             targets = {annotations[p.target].image_path: needs[annotations[p.target].image_path] for p in pairs}
             mirrored_caches = {
-                m.name: compute_features(m, dataset, targets, config.batch_size, config.progress, config.flip,
-                                         config.mirror, config.letterbox_pad if config.letterbox else None,
-                                         flip_input=True)
-                for m in methods if m.kind == "model" and m.encoder is not None
+                m.name: compute_features(
+                    m,
+                    dataset,
+                    targets,
+                    config.batch_size,
+                    config.progress,
+                    config.flip,
+                    config.mirror,
+                    config.letterbox_pad if config.letterbox else None,
+                    flip_input=True,
+                )
+                for m in methods
+                if m.kind == "model" and m.encoder is not None
             }
         results["mirror_maps"] = config.mirror_maps
         if references is not None:
-            results["references_bank"] = {"path": str(references.path), "mode": references.mode,
-                                          "share": references.share, "references": len(references.bank.references),
-                                          "tasks": list(references.bank.tasks),
-                                          "fingerprint": references.bank.fingerprint}
-        results["detect"] = detection_rows(methods, annotations, pairs, caches, config.refine,
-                                           frames, mirrored_caches, config.seed, references,
-                                           {"flip": config.flip, "letterbox": config.letterbox,
-                                            "letterbox_pad": config.letterbox_pad})
+            results["references_bank"] = {
+                "path": str(references.path),
+                "mode": references.mode,
+                "share": references.share,
+                "references": len(references.bank.references),
+                "tasks": list(references.bank.tasks),
+                "fingerprint": references.bank.fingerprint,
+            }
+        results["detect"] = detection_rows(
+            methods,
+            annotations,
+            pairs,
+            caches,
+            config.refine,
+            frames,
+            mirrored_caches,
+            config.seed,
+            references,
+            {"flip": config.flip, "letterbox": config.letterbox, "letterbox_pad": config.letterbox_pad},
+        )
     out_dir = config.output_dir()
     results["figures"] = (
         _write_figures(config, dataset, annotations, roots, pairs, methods, predictions, caches, out_dir, frames)
-        if config.figures else []
+        if config.figures
+        else []
     )
     write_text_atomic(out_dir / "results.json", json.dumps(_finite_or_none(results), indent=2, allow_nan=False) + "\n")
     write_text_atomic(out_dir / "results.md", markdown_report(results))

@@ -7,9 +7,9 @@ y / height), the convention of the annotations and of :mod:`funk_perception.matc
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import cv2
 import matplotlib
@@ -71,8 +71,15 @@ def _numbered(ax: plt.Axes, pixels: np.ndarray, visible: np.ndarray) -> None:
         alpha = 1.0 if visible[k] else 0.35  # hidden keypoints drawn faint, not dropped
         ax.scatter([x], [y], s=55, marker="o", c=[color], edgecolors="white", linewidths=1.0, alpha=alpha, zorder=3)
         ax.annotate(
-            str(k + 1), (x, y), xytext=(4, -4), textcoords="offset points", color="white", fontsize=7,
-            fontweight="bold", alpha=alpha, zorder=4,
+            str(k + 1),
+            (x, y),
+            xytext=(4, -4),
+            textcoords="offset points",
+            color="white",
+            fontsize=7,
+            fontweight="bold",
+            alpha=alpha,
+            zorder=4,
             bbox={"boxstyle": "round,pad=0.1", "fc": color, "ec": "none", "alpha": 0.8 * alpha},
         )
 
@@ -95,10 +102,24 @@ def plot_qualitative(examples: Sequence[QualitativeExample], path: str | Path, t
         for k in range(len(pred_px)):
             color = KEYPOINT_COLORS[k % len(KEYPOINT_COLORS)]
             if ex.target_visible[k]:
-                axes[row, 1].plot([pred_px[k, 0], tgt_px[k, 0]], [pred_px[k, 1], tgt_px[k, 1]], color=color,
-                                  linewidth=1.0, alpha=0.8, zorder=2)
-                axes[row, 1].scatter([tgt_px[k, 0]], [tgt_px[k, 1]], s=60, marker="s", facecolors="none",
-                                     edgecolors=color, linewidths=1.5, zorder=3)
+                axes[row, 1].plot(
+                    [pred_px[k, 0], tgt_px[k, 0]],
+                    [pred_px[k, 1], tgt_px[k, 1]],
+                    color=color,
+                    linewidth=1.0,
+                    alpha=0.8,
+                    zorder=2,
+                )
+                axes[row, 1].scatter(
+                    [tgt_px[k, 0]],
+                    [tgt_px[k, 1]],
+                    s=60,
+                    marker="s",
+                    facecolors="none",
+                    edgecolors=color,
+                    linewidths=1.5,
+                    zorder=3,
+                )
         _numbered(axes[row, 1], pred_px, np.ones(len(pred_px), dtype=bool))
     legend = ", ".join(f"{i + 1}={name}" for i, name in enumerate(KEYPOINTS))
     fig.suptitle(f"{title}\n{legend}".strip(), fontsize=9)

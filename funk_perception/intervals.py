@@ -17,7 +17,7 @@ two apart.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import bootstrap
@@ -31,8 +31,10 @@ def per_image(hit: np.ndarray, valid: np.ndarray, images: Sequence[object]) -> t
     """Sum hits and visible keypoints of (N, K) rows over the rows of each distinct image: two (G,) arrays."""
     hit, valid = np.asarray(hit, dtype=bool), np.asarray(valid, dtype=bool)
     if hit.shape != valid.shape or hit.ndim != 2 or len(images) != len(hit):
-        raise ValueError(f"per_image: expected hit and valid of one shape (N, K) and N image keys, found "
-                         f"{hit.shape}, {valid.shape} and {len(images)} keys")
+        raise ValueError(
+            f"per_image: expected hit and valid of one shape (N, K) and N image keys, found "
+            f"{hit.shape}, {valid.shape} and {len(images)} keys"
+        )
     _, group = np.unique(np.asarray([str(i) for i in images]), return_inverse=True)
     groups = int(group.max()) + 1 if len(group) else 0
     hits = np.bincount(group, weights=(hit & valid).sum(1), minlength=groups)
@@ -44,8 +46,14 @@ def _ratio(hits: np.ndarray, seen: np.ndarray, axis: int = -1) -> np.ndarray:
     return 100.0 * hits.sum(axis=axis) / np.maximum(seen.sum(axis=axis), 1)
 
 
-def pck_interval(hit: np.ndarray, valid: np.ndarray, images: Sequence[object], seed: int = 0,
-                 resamples: int = RESAMPLES, level: float = LEVEL) -> tuple[float, float] | None:
+def pck_interval(
+    hit: np.ndarray,
+    valid: np.ndarray,
+    images: Sequence[object],
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval (in PCK points) of ``100 * sum(hit & valid) / sum(valid)``, images resampled.
 
     None when there are fewer than two images with a visible keypoint (nothing to resample)."""
@@ -53,19 +61,35 @@ def pck_interval(hit: np.ndarray, valid: np.ndarray, images: Sequence[object], s
     keep = seen > 0
     if keep.sum() < 2:
         return None
-    result = bootstrap((hits[keep], seen[keep]), _ratio, paired=True, vectorized=True, n_resamples=resamples,
-                       confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+    result = bootstrap(
+        (hits[keep], seen[keep]),
+        _ratio,
+        paired=True,
+        vectorized=True,
+        n_resamples=resamples,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def pck_difference(hit: np.ndarray, baseline: np.ndarray, valid: np.ndarray, images: Sequence[object],
-                   seed: int = 0, resamples: int = RESAMPLES, level: float = LEVEL) -> dict | None:
+def pck_difference(
+    hit: np.ndarray,
+    baseline: np.ndarray,
+    valid: np.ndarray,
+    images: Sequence[object],
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+) -> dict | None:
     """``hit``'s PCK less ``baseline``'s on the same rows, with its paired bootstrap interval (points).
 
     Returns ``{"difference", "low", "high"}``, or None with fewer than two images to resample."""
     if np.shape(hit) != np.shape(baseline):
-        raise ValueError(f"pck_difference: expected hit and baseline of one shape, found "
-                         f"{np.shape(hit)} and {np.shape(baseline)}")
+        raise ValueError(
+            f"pck_difference: expected hit and baseline of one shape, found {np.shape(hit)} and {np.shape(baseline)}"
+        )
     hits, seen = per_image(hit, valid, images)
     base, _ = per_image(baseline, valid, images)
     keep = seen > 0
@@ -75,8 +99,18 @@ def pck_difference(hit: np.ndarray, baseline: np.ndarray, valid: np.ndarray, ima
     def difference(h: np.ndarray, b: np.ndarray, s: np.ndarray, axis: int = -1) -> np.ndarray:
         return _ratio(h, s, axis) - _ratio(b, s, axis)
 
-    result = bootstrap((hits[keep], base[keep], seen[keep]), difference, paired=True, vectorized=True,
-                       n_resamples=resamples, confidence_level=level, method="percentile",
-                       rng=np.random.default_rng(seed))
-    return {"difference": float(difference(hits[keep], base[keep], seen[keep])),
-            "low": float(result.confidence_interval.low), "high": float(result.confidence_interval.high)}
+    result = bootstrap(
+        (hits[keep], base[keep], seen[keep]),
+        difference,
+        paired=True,
+        vectorized=True,
+        n_resamples=resamples,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return {
+        "difference": float(difference(hits[keep], base[keep], seen[keep])),
+        "low": float(result.confidence_interval.low),
+        "high": float(result.confidence_interval.high),
+    }

@@ -18,8 +18,8 @@ off the cell centre.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +53,7 @@ def sample_features(features: torch.Tensor, points: torch.Tensor, normalize: boo
     if features.dim() != 4:
         raise ValueError(f"features: expected (B, D, h, w), found {tuple(features.shape)}")
     if points.dim() != 3 or points.shape[-1] != 2 or points.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"points: expected (B={features.shape[0]}, K, 2) normalised x,y, found {tuple(points.shape)}"
-        )
+        raise ValueError(f"points: expected (B={features.shape[0]}, K, 2) normalised x,y, found {tuple(points.shape)}")
     grid = (points.to(features.dtype) * 2.0 - 1.0).unsqueeze(2)  # (B, K, 1, 2)
     sampled = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=False)
     sampled = sampled.squeeze(-1).transpose(1, 2)  # (B, K, D)
@@ -176,8 +174,11 @@ def mass_near(prob: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius
     """Mass of (B, K, h, w) maps in the ``(2 * radius + 1)^2`` cells around (rows, cols): (B, K) in [0, 1]."""
     b, k, h, w = prob.shape
     size = 2 * radius + 1
-    local = F.avg_pool2d(prob.reshape(b * k, 1, h, w).float(), size, stride=1, padding=radius,
-                         count_include_pad=True) * size * size
+    local = (
+        F.avg_pool2d(prob.reshape(b * k, 1, h, w).float(), size, stride=1, padding=radius, count_include_pad=True)
+        * size
+        * size
+    )
     local = local.reshape(b, k, h * w).gather(-1, (rows * w + cols).unsqueeze(-1)).squeeze(-1)
     return local.clamp(0.0, 1.0)
 
@@ -246,8 +247,10 @@ def best_views(queries: torch.Tensor, visible: torch.Tensor, features: torch.Ten
     round each reference applies.
     """
     if queries.dim() != 4 or visible.shape != (queries.shape[0], queries.shape[2]) or features.dim() != 3:
-        raise ValueError(f"expected queries (M, V, K, D), visible (M, K) and features (D, h, w), found "
-                         f"{tuple(queries.shape)}, {tuple(visible.shape)} and {tuple(features.shape)}")
+        raise ValueError(
+            f"expected queries (M, V, K, D), visible (M, K) and features (D, h, w), found "
+            f"{tuple(queries.shape)}, {tuple(visible.shape)} and {tuple(features.shape)}"
+        )
     m, v, k, d = queries.shape
     sim = queries.reshape(m * v * k, d).to(features.dtype) @ features.reshape(d, -1)
     peaks = sim.amax(dim=-1).reshape(m, v, k).float() * visible.unsqueeze(1).float()

@@ -18,8 +18,9 @@ def keypoint_distances(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     predicted = np.asarray(predicted, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
     if predicted.shape != truth.shape or predicted.shape[-1] != 2:
-        raise ValueError(f"keypoint_distances: expected two (..., 2) arrays of one shape, found {predicted.shape} "
-                         f"and {truth.shape}")
+        raise ValueError(
+            f"keypoint_distances: expected two (..., 2) arrays of one shape, found {predicted.shape} and {truth.shape}"
+        )
     return np.sqrt(((predicted - truth) ** 2).sum(axis=-1))
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 #: old module -> the command that replaces it (run from a checkout of the repository)
 MOVED = {
@@ -18,8 +18,12 @@ MOVED = {
 def moved(name: str, argv: Sequence[str] | None = None) -> int:
     """Say where ``python -m funk_perception.<name>`` went; exit code 2."""
     args = " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"error: python -m funk_perception.{name} moved out of the installed package (research code): run "
-          f"{MOVED[name]} {args}".rstrip() + " from a checkout of the repository", file=sys.stderr)
+    print(
+        f"error: python -m funk_perception.{name} moved out of the installed package (research code): run "
+        f"{MOVED[name]} {args}".rstrip()
+        + " from a checkout of the repository",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -10,8 +10,8 @@ they appear in public FunKPoint annotations (``Mash/Pound``, ``Lift Something``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 #: The 10 tasks of FunKPoint, in a fixed order (the index is the task id).
 TASKS: tuple[str, ...] = (

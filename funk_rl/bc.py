@@ -16,8 +16,14 @@ BC_LOSSES = ("nll", "mse")
 
 
 def behaviour_clone(
-    model: PPO, observations: np.ndarray, actions: np.ndarray, epochs: int = 20, batch_size: int = 256,
-    lr: float = 1e-3, seed: int = 0, loss: str = "mse",
+    model: PPO,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    epochs: int = 20,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    loss: str = "mse",
 ) -> list[float]:
     """Fit ``model.policy`` to (obs, action) pairs; returns the mean loss of each epoch.
 
@@ -29,12 +35,16 @@ def behaviour_clone(
     if loss not in BC_LOSSES:
         raise ValueError(f"behaviour_clone: loss expected one of {', '.join(BC_LOSSES)}, found {loss!r}")
     if len(observations) != len(actions) or len(observations) == 0:
-        raise ValueError(f"behaviour_clone: expected as many observations as actions (>= 1), found "
-                         f"{len(observations)} and {len(actions)}")
+        raise ValueError(
+            f"behaviour_clone: expected as many observations as actions (>= 1), found "
+            f"{len(observations)} and {len(actions)}"
+        )
     expected = model.observation_space.shape
     if observations.shape[1:] != expected:
-        raise ValueError(f"behaviour_clone: demonstration observations of shape {observations.shape[1:]}, "
-                         f"the policy expects {expected} (were they made for another --encoder?)")
+        raise ValueError(
+            f"behaviour_clone: demonstration observations of shape {observations.shape[1:]}, "
+            f"the policy expects {expected} (were they made for another --encoder?)"
+        )
     policy = model.policy
     device = policy.device
     obs = torch.as_tensor(observations, dtype=torch.float32, device=device)

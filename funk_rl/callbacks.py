@@ -12,8 +12,8 @@ import io
 import logging
 import pickle
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -69,8 +69,16 @@ class RunCallback(BaseCallback):
     """
 
     def __init__(
-        self, out: Path, eval_env: VecEnv, eval_every: int, eval_episodes: int, eval_seed: int,
-        checkpoint_every: int, total_steps: int, ledger: dict[str, float], eval_at_start: bool = True,
+        self,
+        out: Path,
+        eval_env: VecEnv,
+        eval_every: int,
+        eval_episodes: int,
+        eval_seed: int,
+        checkpoint_every: int,
+        total_steps: int,
+        ledger: dict[str, float],
+        eval_at_start: bool = True,
         episode_steps: int = 200,
     ) -> None:
         super().__init__()
@@ -146,16 +154,27 @@ class RunCallback(BaseCallback):
         self._tick()
         steps = self.model.num_timesteps
         self.rows = [r for r in self.rows if int(r["steps"]) != steps]
-        self.rows.append({
-            "steps": str(steps), "success_rate": f"{result.success_rate:.4f}",
-            "return_mean": f"{result.return_mean:.3f}", "return_std": f"{result.return_std:.3f}",
-            "episodes": str(result.episodes), "wall_s": f"{self.ledger['wall']:.1f}",
-        })
+        self.rows.append(
+            {
+                "steps": str(steps),
+                "success_rate": f"{result.success_rate:.4f}",
+                "return_mean": f"{result.return_mean:.3f}",
+                "return_std": f"{result.return_std:.3f}",
+                "episodes": str(result.episodes),
+                "wall_s": f"{self.ledger['wall']:.1f}",
+            }
+        )
         write_eval_rows(self.out / "eval.csv", self.rows)
         self.logger.record("eval/success_rate", result.success_rate)
         self.logger.record("eval/return_mean", result.return_mean)
-        log.info("eval at %d steps: success %.2f, return %.1f +- %.1f (%d episodes)", steps, result.success_rate,
-                 result.return_mean, result.return_std, result.episodes)
+        log.info(
+            "eval at %d steps: success %.2f, return %.1f +- %.1f (%d episodes)",
+            steps,
+            result.success_rate,
+            result.return_mean,
+            result.return_std,
+            result.episodes,
+        )
         return result
 
     def checkpoint(self) -> None:
@@ -166,6 +185,5 @@ class RunCallback(BaseCallback):
             write_bytes_atomic(self.out / "vecnormalize.pkl", pickle.dumps(normalizer))
         self.ledger["checkpoint"] = self.ledger.get("checkpoint", 0.0) + time.perf_counter() - start
         self._tick()
-        write_json_atomic(self.out / "state.json", {"steps": self.model.num_timesteps, "ledger": self.ledger},
-                          indent=2)
+        write_json_atomic(self.out / "state.json", {"steps": self.model.num_timesteps, "ledger": self.ledger}, indent=2)
         self.last_checkpoint = self.model.num_timesteps

@@ -34,8 +34,9 @@ import collections
 import hashlib
 import io
 import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -78,8 +79,10 @@ def _getattr(owner: Any, name: str) -> Callable[..., Any]:
     # a general getattr would reach any attribute of any object the pickle can build.
     if owner is _VariableFunctions and name == "tanh":
         return torch.tanh
-    raise RefusedGlobal(f"builtins.getattr is allowed only for torch._C._VariableFunctions.tanh, "
-                        f"found getattr({getattr(owner, '__name__', type(owner).__name__)}, {name!r})")
+    raise RefusedGlobal(
+        f"builtins.getattr is allowed only for torch._C._VariableFunctions.tanh, "
+        f"found getattr({getattr(owner, '__name__', type(owner).__name__)}, {name!r})"
+    )
 
 
 def _load_storage(data: bytes) -> Any:
@@ -103,12 +106,15 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "getattr"): _getattr,
     ("torch._C", "_VariableFunctions"): _VariableFunctions,
     ("torch.nn.backends.thnn", "_get_thnn_function_backend"): _no_backend,
-    **{key: _stub(*key) for key in [
-        ("mjrl.policies.gaussian_mlp", "MLP"),
-        ("mjrl.utils.fc_network", "FCNetwork"),
-        ("torch.nn.modules.container", "ModuleList"),
-        ("torch.nn.modules.linear", "Linear"),
-    ]},
+    **{
+        key: _stub(*key)
+        for key in [
+            ("mjrl.policies.gaussian_mlp", "MLP"),
+            ("mjrl.utils.fc_network", "FCNetwork"),
+            ("torch.nn.modules.container", "ModuleList"),
+            ("torch.nn.modules.linear", "Linear"),
+        ]
+    },
 }
 
 
@@ -119,8 +125,10 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return ALLOWED[(module, name)]
         except KeyError:
-            raise RefusedGlobal(f"refused global {module}.{name}: the DAPG hammer policy names only "
-                                f"{', '.join(sorted(f'{m}.{n}' for m, n in ALLOWED))}") from None
+            raise RefusedGlobal(
+                f"refused global {module}.{name}: the DAPG hammer policy names only "
+                f"{', '.join(sorted(f'{m}.{n}' for m, n in ALLOWED))}"
+            ) from None
 
 
 def read_policy(path: str | Path) -> Stub:
@@ -132,8 +140,9 @@ def read_policy(path: str | Path) -> Stub:
         with open(path, "rb") as handle:
             policy = RestrictedUnpickler(handle).load()
     except Exception as exc:  # a foreign, truncated or hostile file fails in many ways
-        raise ValueError(f"{path}: expected the DAPG hammer policy pickle, could not read it "
-                         f"({type(exc).__name__}: {exc})") from exc
+        raise ValueError(
+            f"{path}: expected the DAPG hammer policy pickle, could not read it ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(policy, Stub) or policy.origin != "mjrl.policies.gaussian_mlp.MLP":
         found = policy.origin if isinstance(policy, Stub) else type(policy).__name__
         raise ValueError(f"{path}: expected a pickled mjrl.policies.gaussian_mlp.MLP, found {found}")
@@ -166,14 +175,21 @@ def expert_arrays(policy: Stub, path: str | Path) -> dict[str, np.ndarray]:
     found["log_std"] = getattr(policy, "log_std_val", None)
     arrays = {key: _numpy(value) for key, value in found.items()}
     nonlinearity = getattr(model, "nonlinearity", None)
-    if (not isinstance(layers, dict) or set(arrays) != set(SHAPES) or nonlinearity is not torch.tanh
-            or any(array is None or array.shape != SHAPES[key] for key, array in arrays.items())):
-        shapes = ", ".join(f"{key} {'missing' if value is None else _describe(arrays[key], value)}"
-                           for key, value in found.items())
+    if (
+        not isinstance(layers, dict)
+        or set(arrays) != set(SHAPES)
+        or nonlinearity is not torch.tanh
+        or any(array is None or array.shape != SHAPES[key] for key, array in arrays.items())
+    ):
+        shapes = ", ".join(
+            f"{key} {'missing' if value is None else _describe(arrays[key], value)}" for key, value in found.items()
+        )
         layers_found = f"{len(layers)} layers" if isinstance(layers, dict) else "no model._modules['fc_layers']"
-        raise ValueError(f"{path}: expected the DAPG hammer MLP {'->'.join(map(str, LAYER_SIZES))} (tanh; "
-                         f"{', '.join(f'{k} {v}' for k, v in SHAPES.items())}), found {layers_found}, "
-                         f"nonlinearity {getattr(nonlinearity, '__name__', nonlinearity)!r}, {shapes}")
+        raise ValueError(
+            f"{path}: expected the DAPG hammer MLP {'->'.join(map(str, LAYER_SIZES))} (tanh; "
+            f"{', '.join(f'{k} {v}' for k, v in SHAPES.items())}), found {layers_found}, "
+            f"nonlinearity {getattr(nonlinearity, '__name__', nonlinearity)!r}, {shapes}"
+        )
     checked = {key: array for key, array in arrays.items() if array is not None}
     bad = [key for key, array in checked.items() if not np.isfinite(array).all()]
     if bad:
@@ -201,8 +217,10 @@ def main_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
     payload = convert(args.src, args.out)
-    print(f"wrote {args.out}: DAPG hammer MLP {'->'.join(map(str, LAYER_SIZES))} from {args.src} "
-          f"(sha256 {payload['source_sha256']})")
+    print(
+        f"wrote {args.out}: DAPG hammer MLP {'->'.join(map(str, LAYER_SIZES))} from {args.src} "
+        f"(sha256 {payload['source_sha256']})"
+    )
     return 0
 
 

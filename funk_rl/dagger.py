@@ -13,8 +13,8 @@ aggregate holds encoder features, not frames, so memory grows by ``26 + dim`` fl
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,25 +50,48 @@ def aggregate(data: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray
 
 
 def fit_policy(
-    venv: VecEnv, observations: np.ndarray, labels: np.ndarray, config: FitConfig, seed: int,
+    venv: VecEnv,
+    observations: np.ndarray,
+    labels: np.ndarray,
+    config: FitConfig,
+    seed: int,
     device: torch.device | str,
 ) -> tuple[PPO, list[float]]:
     """A fresh policy (the same initialisation for a given ``seed``), its input statistics fitted on
     ``observations``, behaviour-cloned on the pairs; returns it and the loss of each epoch."""
     set_random_seed(seed)
-    model = make_policy(venv, config.net, config.log_std_init, seed, device, config.standardise, config.time_code,
-                        n_steps=64, batch_size=64)
+    model = make_policy(
+        venv,
+        config.net,
+        config.log_std_init,
+        seed,
+        device,
+        config.standardise,
+        config.time_code,
+        n_steps=64,
+        batch_size=64,
+    )
     observation_code(model).fit(observations)
-    losses = behaviour_clone(model, observations, labels, epochs=config.epochs, batch_size=config.batch_size,
-                             lr=config.learning_rate, seed=seed, loss="mse")
+    losses = behaviour_clone(
+        model,
+        observations,
+        labels,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.learning_rate,
+        seed=seed,
+        loss="mse",
+    )
     return model, losses
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The former ``python -m funk_rl.dagger`` command: its work is train_hammer's default recipe now."""
-    print("error: python -m funk_rl.dagger is replaced by python -m funk_rl.train_hammer, whose default recipe is "
-          "behaviour cloning then DAgger with the DAPG expert (--dagger-iterations, --dagger-episodes)",
-          file=sys.stderr)
+    print(
+        "error: python -m funk_rl.dagger is replaced by python -m funk_rl.train_hammer, whose default recipe is "
+        "behaviour cloning then DAgger with the DAPG expert (--dagger-iterations, --dagger-episodes)",
+        file=sys.stderr,
+    )
     return 2
 
 

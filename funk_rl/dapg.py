@@ -27,8 +27,9 @@ class PPOWithDemos(PPO):
     ``updates`` (saved with the model) counts the updates so far, so a resumed run continues the decay.
     """
 
-    def __init__(self, *args: Any, bc_weight: float = 1.0, bc_decay: float = 0.95, bc_batches: int = 4,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, bc_weight: float = 1.0, bc_decay: float = 0.95, bc_batches: int = 4, **kwargs: Any
+    ) -> None:
         self.bc_weight = float(bc_weight)
         self.bc_decay = float(bc_decay)
         self.bc_batches = int(bc_batches)
@@ -43,15 +44,17 @@ class PPOWithDemos(PPO):
 
     def set_demonstrations(self, observations: np.ndarray, actions: np.ndarray, seed: int = 0) -> None:
         if len(observations) != len(actions) or len(observations) == 0:
-            raise ValueError(f"set_demonstrations: expected as many observations as actions (>= 1), found "
-                             f"{len(observations)} and {len(actions)}")
+            raise ValueError(
+                f"set_demonstrations: expected as many observations as actions (>= 1), found "
+                f"{len(observations)} and {len(actions)}"
+            )
         self._demo_obs = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
         self._demo_actions = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
         self._bc_generator = torch.Generator().manual_seed(seed)
 
     def bc_coefficient(self) -> float:
         """The BC term's weight at the next update (DAPG's lambda0 * lambda1 ** k)."""
-        return self.bc_weight * self.bc_decay ** self.updates
+        return self.bc_weight * self.bc_decay**self.updates
 
     def train(self) -> None:
         if self._demo_obs is None or self._demo_actions is None:

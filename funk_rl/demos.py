@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,8 +85,9 @@ def load_demos(path: str | Path) -> list[Demo]:
         obs = _array(item["observations"], (None, STATE_DIM), f"{where} field 'observations'")
         actions = _array(item["actions"], (None, ACTION_DIM), f"{where} field 'actions'")
         if len(obs) != len(actions) or len(obs) == 0:
-            raise ValueError(f"{where}: expected as many observations as actions (>= 1), found {len(obs)} and "
-                             f"{len(actions)}")
+            raise ValueError(
+                f"{where}: expected as many observations as actions (>= 1), found {len(obs)} and {len(actions)}"
+            )
         init = item.get("init_state_dict")
         if init is not None:
             if not isinstance(init, dict):
@@ -100,9 +102,7 @@ def load_demos(path: str | Path) -> list[Demo]:
 
 def save_demos(demos: Sequence[Demo], path: str | Path) -> None:
     """Write demonstrations in the hand_dapg format, atomically."""
-    payload = [
-        {"observations": d.observations, "actions": d.actions, "init_state_dict": d.init_state} for d in demos
-    ]
+    payload = [{"observations": d.observations, "actions": d.actions, "init_state_dict": d.init_state} for d in demos]
     write_bytes_atomic(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -120,8 +120,10 @@ class PolicyExpert:
 
         self.model = PPO.load(str(path), device="cpu")
         if self.model.observation_space.shape != (STATE_DIM,):
-            raise ValueError(f"{path}: expected a policy on the {STATE_DIM}-d state (--encoder state), "
-                             f"found observations of shape {self.model.observation_space.shape}")
+            raise ValueError(
+                f"{path}: expected a policy on the {STATE_DIM}-d state (--encoder state), "
+                f"found observations of shape {self.model.observation_space.shape}"
+            )
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         action, _ = self.model.predict(observation, deterministic=True)
@@ -166,13 +168,19 @@ def record_demos(
     successes = [r for r in rollouts if r[2]]
     if keep == "success":
         if not successes:
-            raise ValueError(f"{expert}: the expert succeeded in 0 of {episodes} episodes; train it longer or "
-                             "pass --keep best to record its highest-return episodes")
+            raise ValueError(
+                f"{expert}: the expert succeeded in 0 of {episodes} episodes; train it longer or "
+                "pass --keep best to record its highest-return episodes"
+            )
         chosen = successes
     else:
         chosen = sorted(rollouts, key=lambda r: -r[1])[: count or max(1, episodes // 2)]
     summary = {
-        "expert": str(expert), "episodes": episodes, "successes": len(successes), "kept": len(chosen), "keep": keep,
+        "expert": str(expert),
+        "episodes": episodes,
+        "successes": len(successes),
+        "kept": len(chosen),
+        "keep": keep,
         "kept_return_mean": float(np.mean([r[1] for r in chosen])),
         "all_return_mean": float(np.mean([r[1] for r in rollouts])),
         "nail_in_steps": [r[3] for r in rollouts],  # per episode: steps with the nail at its goal
@@ -228,9 +236,12 @@ def demo_dataset(
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m funk_rl.demos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--expert", default=str(DEFAULT_EXPERT),
-                        help="a DAPG expert file (.npz, funk_rl.expert; default: the DAPG authors' hammer policy) "
-                             "or a state-observation PPO checkpoint (.zip) from train_hammer")
+    parser.add_argument(
+        "--expert",
+        default=str(DEFAULT_EXPERT),
+        help="a DAPG expert file (.npz, funk_rl.expert; default: the DAPG authors' hammer policy) "
+        "or a state-observation PPO checkpoint (.zip) from train_hammer",
+    )
     parser.add_argument("--out", required=True, help="demonstrations file to write (hand_dapg pickle format)")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=100_000, help="first episode seed (kept apart from training)")
@@ -244,8 +255,9 @@ def main_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    demos, summary = record_demos(args.expert, HammerConfig(reward=args.reward), args.episodes, args.seed,
-                                  args.keep, args.count)
+    demos, summary = record_demos(
+        args.expert, HammerConfig(reward=args.reward), args.episodes, args.seed, args.keep, args.count
+    )
     save_demos(demos, args.out)
     log.info("wrote %d demonstrations to %s (%s)", len(demos), args.out, summary)
     return 0

@@ -74,8 +74,9 @@ class FrameEncoder:
 
     def __init__(self, detector: FunctionalKeypointDetector, config: ObservationEncoderConfig) -> None:
         if config.name not in VISUAL_ENCODERS:
-            raise ValueError(f"FrameEncoder: expected a visual encoder ({', '.join(VISUAL_ENCODERS)}), "
-                             f"found {config.name!r}")
+            raise ValueError(
+                f"FrameEncoder: expected a visual encoder ({', '.join(VISUAL_ENCODERS)}), found {config.name!r}"
+            )
         self.detector = detector
         self.config = config
         self.device = detector.device
@@ -126,9 +127,15 @@ class FrameEncoder:
         keep = error <= BF16_TOLERANCE and (self.config.precision == "bf16" or bf16_s < fp32_s)
         self.dtype = torch.bfloat16 if keep else None
         self._checked = True
-        log.info("encoder %s: bf16 relative error %.4f (tolerance %.3f), %.0f ms against fp32's %.0f: running %s",
-                 config_name(self.config), error, BF16_TOLERANCE, 1000 * bf16_s, 1000 * fp32_s,
-                 "bf16" if keep else "fp32")
+        log.info(
+            "encoder %s: bf16 relative error %.4f (tolerance %.3f), %.0f ms against fp32's %.0f: running %s",
+            config_name(self.config),
+            error,
+            BF16_TOLERANCE,
+            1000 * bf16_s,
+            1000 * fp32_s,
+            "bf16" if keep else "fp32",
+        )
         return candidate if keep else reference
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -147,7 +154,9 @@ def config_name(config: ObservationEncoderConfig) -> str:
     if config.name not in VISUAL_ENCODERS:
         return config.name
     detail = "+".join(config.tasks) if config.name != "imagenet" else "trunk"
-    return f"{config.name}[{detail},pool{config.pool}]" if config.name != "funk-keypoints" else f"{config.name}[{detail}]"
+    return (
+        f"{config.name}[{detail},pool{config.pool}]" if config.name != "funk-keypoints" else f"{config.name}[{detail}]"
+    )
 
 
 def build_encoder(config: ObservationEncoderConfig, image_size: int | None = None) -> FrameEncoder | None:

@@ -17,28 +17,30 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-
 import io  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
+from typing import Any
 
 import cv2  # noqa: E402
 import imageio.v3 as iio  # noqa: E402
 import imageio_ffmpeg  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: E402,F401
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
 
 from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa: E402
-from funk_perception.cli import command  # noqa: E402
+from funk_perception.cli import (
+    command,  # noqa: E402
+    parse_config,  # noqa: E402
+)
 from funk_perception.model import resolve_device  # noqa: E402
-from funk_perception.cli import parse_config  # noqa: E402
 from funk_rl.envs import EPISODE_STEPS  # noqa: E402
 from funk_rl.expert import DapgExpert  # noqa: E402
 from funk_rl.policy import observation_code  # noqa: E402
@@ -70,8 +72,9 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         if bool(self.run) == bool(self.expert):
-            raise ValueError("expected a run folder or --expert FILE (exactly one), found "
-                             f"{'both' if self.run else 'neither'}")
+            raise ValueError(
+                f"expected a run folder or --expert FILE (exactly one), found {'both' if self.run else 'neither'}"
+            )
         for name in ("episodes", "n_envs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, found {getattr(self, name)}")
@@ -107,8 +110,10 @@ def load_policy(folder: str | Path, run: TrainConfig, device: torch.device) -> P
 def _check_encoder(model: PPO, venv: VecEnv, path: Path, encoder: str) -> None:
     expected, found = venv.observation_space.shape, model.observation_space.shape
     if expected != found:
-        raise ValueError(f"{path}: the policy reads observations of shape {found}, the run's --encoder {encoder} "
-                         f"gives {expected} (was policy.zip copied from a run of another encoder?)")
+        raise ValueError(
+            f"{path}: the policy reads observations of shape {found}, the run's --encoder {encoder} "
+            f"gives {expected} (was policy.zip copied from a run of another encoder?)"
+        )
 
 
 class VideoRecorder:
@@ -129,16 +134,23 @@ class VideoRecorder:
             for k, (x, y, confidence) in enumerate(points):
                 colour = KEYPOINT_COLOURS[k % len(KEYPOINT_COLOURS)]
                 centre = (int(round(x * VIDEO_SIZE)), int(round(y * VIDEO_SIZE)))
-                cv2.circle(frame, centre, 6 if k < len(KEYPOINT_COLOURS) else 4, colour,
-                           2 if confidence >= 0.5 else 1, cv2.LINE_AA)
+                cv2.circle(
+                    frame,
+                    centre,
+                    6 if k < len(KEYPOINT_COLOURS) else 4,
+                    colour,
+                    2 if confidence >= 0.5 else 1,
+                    cv2.LINE_AA,
+                )
         cv2.putText(frame, f"step {step}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         self.frames.append(np.ascontiguousarray(frame))
 
     def write(self, path: Path) -> None:
         check_video_codec(path)
         buffer = io.BytesIO()
-        iio.imwrite(buffer, np.stack(self.frames), extension=".mp4", fps=VIDEO_FPS, codec="libx264",
-                    macro_block_size=16)
+        iio.imwrite(
+            buffer, np.stack(self.frames), extension=".mp4", fps=VIDEO_FPS, codec="libx264", macro_block_size=16
+        )
         write_bytes_atomic(path, buffer.getvalue())
 
 
@@ -149,8 +161,10 @@ def check_video_codec(path: str | Path) -> None:
     except RuntimeError as exc:
         raise ValueError(f"{path}: no video codec: expected an ffmpeg executable ({exc})") from exc
     if shutil.which(exe) is None:
-        raise ValueError(f"{path}: no video codec: expected an ffmpeg executable at {exe} "
-                         "(IMAGEIO_FFMPEG_EXE, or the imageio-ffmpeg package: pip install -e '.[rl]')")
+        raise ValueError(
+            f"{path}: no video codec: expected an ffmpeg executable at {exe} "
+            "(IMAGEIO_FFMPEG_EXE, or the imageio-ffmpeg package: pip install -e '.[rl]')"
+        )
 
 
 def evaluate_run(config: EvaluateConfig) -> dict[str, Any]:
@@ -177,14 +191,30 @@ def evaluate_run(config: EvaluateConfig) -> dict[str, Any]:
         if config.video:
             keypoints = 10 if run.encoder == "funk-keypoints" else 0
             recorder = VideoRecorder(venv, keypoints)
-        result: Evaluation = evaluate_policy(policy, venv, config.episodes, config.seed, EPISODE_STEPS,
-                                             action_noise=config.action_noise, on_step=recorder)
+        result: Evaluation = evaluate_policy(
+            policy,
+            venv,
+            config.episodes,
+            config.seed,
+            EPISODE_STEPS,
+            action_noise=config.action_noise,
+            on_step=recorder,
+        )
     finally:
         venv.close()
     summary = {"evaluated": label, "encoder": run.encoder, **result.as_dict()}
-    log.info("%s: %d / %d successes (%.0f %%, 95 %% interval %.0f-%.0f %%), return %.1f +- %.1f, seeds %d-%d",
-             label, result.successes, result.episodes, 100 * result.success_rate, 100 * result.interval[0],
-             100 * result.interval[1], result.return_mean, result.return_std, *result.seeds)
+    log.info(
+        "%s: %d / %d successes (%.0f %%, 95 %% interval %.0f-%.0f %%), return %.1f +- %.1f, seeds %d-%d",
+        label,
+        result.successes,
+        result.episodes,
+        100 * result.success_rate,
+        100 * result.interval[0],
+        100 * result.interval[1],
+        result.return_mean,
+        result.return_std,
+        *result.seeds,
+    )
     if recorder is not None:
         recorder.write(Path(config.video))
         log.info("video of episode seed %d: %s", config.seed, config.video)

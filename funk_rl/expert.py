@@ -21,16 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-
 DEFAULT_EXPERT = Path(__file__).with_name("experts") / "dapg-hammer-v0.npz"
 #: The network: 46-d state -> 32 -> 32 -> 26 actions, tanh between layers.
 LAYER_SIZES = (46, 32, 32, 26)
 #: The arrays of an expert file and their shapes (layer i computes ``x @ w_i.T + b_i``).
 SHAPES: dict[str, tuple[int, ...]] = {
-    **{key: shape for i, (n_in, n_out) in enumerate(zip(LAYER_SIZES[:-1], LAYER_SIZES[1:]))
-       for key, shape in ((f"w{i}", (n_out, n_in)), (f"b{i}", (n_out,)))},
-    "in_shift": (LAYER_SIZES[0],), "in_scale": (LAYER_SIZES[0],),
-    "out_shift": (LAYER_SIZES[-1],), "out_scale": (LAYER_SIZES[-1],),
+    **{
+        key: shape
+        for i, (n_in, n_out) in enumerate(zip(LAYER_SIZES[:-1], LAYER_SIZES[1:]))
+        for key, shape in ((f"w{i}", (n_out, n_in)), (f"b{i}", (n_out,)))
+    },
+    "in_shift": (LAYER_SIZES[0],),
+    "in_scale": (LAYER_SIZES[0],),
+    "out_shift": (LAYER_SIZES[-1],),
+    "out_scale": (LAYER_SIZES[-1],),
     "log_std": (LAYER_SIZES[-1],),
 }
 #: mjrl's FCNetwork adds this to ``in_scale`` before dividing.
@@ -64,16 +68,19 @@ class DapgExpert:
             with np.load(path, allow_pickle=False) as npz:
                 found = {key: npz[key] for key in npz.files}
         except Exception as exc:  # np.load raises many kinds for a foreign or truncated file
-            raise ValueError(f"{path}: expected an .npz expert file, could not read it "
-                             f"({type(exc).__name__}: {exc})") from exc
+            raise ValueError(
+                f"{path}: expected an .npz expert file, could not read it ({type(exc).__name__}: {exc})"
+            ) from exc
         arrays = {}
         for key, shape in SHAPES.items():
             if key not in found:
                 raise ValueError(f"{path}: missing array {key!r} of shape {shape} (arrays found: {sorted(found)})")
             array = found[key]
             if array.shape != shape or not np.issubdtype(array.dtype, np.floating):
-                raise ValueError(f"{path}: array {key!r}: expected float of shape {shape}, "
-                                 f"found {array.dtype} of shape {array.shape}")
+                raise ValueError(
+                    f"{path}: array {key!r}: expected float of shape {shape}, "
+                    f"found {array.dtype} of shape {array.shape}"
+                )
             if not np.isfinite(array).all():
                 raise ValueError(f"{path}: array {key!r}: expected finite values, found NaN or inf")
             array = array.astype(np.float64)
@@ -81,8 +88,10 @@ class DapgExpert:
             arrays[key] = array
         sha = found.get("source_sha256")
         if sha is None or sha.shape != () or sha.dtype.kind != "U":
-            raise ValueError(f"{path}: array 'source_sha256': expected a string, "
-                             f"found {'nothing' if sha is None else f'{sha.dtype} of shape {sha.shape}'}")
+            raise ValueError(
+                f"{path}: array 'source_sha256': expected a string, "
+                f"found {'nothing' if sha is None else f'{sha.dtype} of shape {sha.shape}'}"
+            )
         layers = range(len(LAYER_SIZES) - 1)
         return cls(
             weights=tuple(arrays[f"w{i}"] for i in layers),
@@ -104,8 +113,10 @@ class DapgExpert:
         """Mean action clipped to [-1, 1], float32: (46,) -> (26,) or (N, 46) -> (N, 26)."""
         obs = np.asarray(observations, dtype=np.float64)
         if obs.ndim not in (1, 2) or obs.shape[-1] != LAYER_SIZES[0]:
-            raise ValueError(f"DapgExpert.act: expected observations of shape ({LAYER_SIZES[0]},) or "
-                             f"(N, {LAYER_SIZES[0]}), found {obs.shape}")
+            raise ValueError(
+                f"DapgExpert.act: expected observations of shape ({LAYER_SIZES[0]},) or "
+                f"(N, {LAYER_SIZES[0]}), found {obs.shape}"
+            )
         out = (obs - self.in_shift) / (self.in_scale + SCALE_EPS)
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             out = out @ weight.T + bias

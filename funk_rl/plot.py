@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -29,8 +29,13 @@ from funk_rl.callbacks import read_eval_rows  # noqa: E402
 
 #: RRL (Shah and Kumar 2021) on hammer: (samples, low, high) success in percent.
 RRL_REFERENCE = ((4_000_000, 75.0, 94.5), (12_000_000, 98.0, 98.0))
-COLOURS = {"funk": "tab:red", "funk-keypoints": "tab:orange", "imagenet": "tab:blue", "state": "tab:gray",
-           "proprio": "tab:green"}
+COLOURS = {
+    "funk": "tab:red",
+    "funk-keypoints": "tab:orange",
+    "imagenet": "tab:blue",
+    "state": "tab:gray",
+    "proprio": "tab:green",
+}
 
 
 def read_run(folder: str | Path) -> tuple[str, np.ndarray, np.ndarray]:
@@ -68,11 +73,25 @@ def plot_runs(folders: Sequence[str | Path], out: str | Path, title: str = "ADRO
             ax.plot(np.maximum(steps, 100), success, color=colour, alpha=0.35, linewidth=1, marker=".", label=label)
         if common:
             mean = [np.mean([succ[list(st).index(c)] for st, succ in runs]) for c in common]
-            ax.plot(np.maximum(common, 100), mean, color=colour, linewidth=2.5, marker="o", markersize=3,
-                    label=f"{encoder} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            ax.plot(
+                np.maximum(common, 100),
+                mean,
+                color=colour,
+                linewidth=2.5,
+                marker="o",
+                markersize=3,
+                label=f"{encoder} ({len(runs)} seed{'s' if len(runs) > 1 else ''})",
+            )
     for samples, low, high in RRL_REFERENCE:
-        ax.errorbar([samples], [(low + high) / 2], yerr=[[(high - low) / 2], [(high - low) / 2]], fmt="*",
-                    color="black", markersize=10, capsize=4)
+        ax.errorbar(
+            [samples],
+            [(low + high) / 2],
+            yerr=[[(high - low) / 2], [(high - low) / 2]],
+            fmt="*",
+            color="black",
+            markersize=10,
+            capsize=4,
+        )
     ax.plot([], [], "k*", markersize=10, label="RRL ResNet-34 + DAPG (published)")
     ax.set_xscale("log")
     ax.set_xlim(left=100)

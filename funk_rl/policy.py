@@ -44,11 +44,17 @@ class ObservationCode(BaseFeaturesExtractor):
     phase on as one scalar: the two ablations docs/RL.md measures.
     """
 
-    def __init__(self, observation_space: spaces.Box, episode_steps: int = EPISODE_STEPS, standardise: bool = True,
-                 time_code: bool = True) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        episode_steps: int = EPISODE_STEPS,
+        standardise: bool = True,
+        time_code: bool = True,
+    ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
-            raise ValueError(f"ObservationCode: expected a vector observation with the phase last, "
-                             f"found {observation_space}")
+            raise ValueError(
+                f"ObservationCode: expected a vector observation with the phase last, found {observation_space}"
+            )
         dim = int(observation_space.shape[0]) - 1
         super().__init__(observation_space, dim + (time_code_dim(episode_steps) if time_code else 1))
         self.episode_steps = int(episode_steps)
@@ -62,8 +68,10 @@ class ObservationCode(BaseFeaturesExtractor):
         """Standardisation statistics from ``observations`` ``(N, dim + 1)`` (the phase column is ignored)."""
         x = torch.as_tensor(np.asarray(observations)[:, :-1], dtype=torch.float32)
         if x.shape[1] != self.mean.shape[0] or len(x) < 2:
-            raise ValueError(f"ObservationCode.fit: expected (N >= 2, {self.mean.shape[0] + 1}) observations, "
-                             f"found {tuple(np.shape(observations))}")
+            raise ValueError(
+                f"ObservationCode.fit: expected (N >= 2, {self.mean.shape[0] + 1}) observations, "
+                f"found {tuple(np.shape(observations))}"
+            )
         if not self.standardise:
             return
         self.mean.copy_(x.mean(0).to(self.mean.device))
@@ -84,15 +92,29 @@ class ObservationCode(BaseFeaturesExtractor):
 
 
 def make_policy(
-    venv: VecEnv, net: tuple[int, ...], log_std_init: float, seed: int, device: torch.device | str,
-    standardise: bool = True, time_code: bool = True, **ppo: Any,
+    venv: VecEnv,
+    net: tuple[int, ...],
+    log_std_init: float,
+    seed: int,
+    device: torch.device | str,
+    standardise: bool = True,
+    time_code: bool = True,
+    **ppo: Any,
 ) -> PPO:
     """A fresh PPO model with the hammer policy on ``venv`` (its observation must end with the phase)."""
     return PPO(
-        "MlpPolicy", venv, seed=seed, device=device, verbose=0,
-        policy_kwargs={"net_arch": list(net), "log_std_init": log_std_init,
-                       "features_extractor_class": ObservationCode,
-                       "features_extractor_kwargs": {"standardise": standardise, "time_code": time_code}}, **ppo,
+        "MlpPolicy",
+        venv,
+        seed=seed,
+        device=device,
+        verbose=0,
+        policy_kwargs={
+            "net_arch": list(net),
+            "log_std_init": log_std_init,
+            "features_extractor_class": ObservationCode,
+            "features_extractor_kwargs": {"standardise": standardise, "time_code": time_code},
+        },
+        **ppo,
     )
 
 
@@ -100,6 +122,7 @@ def observation_code(model: PPO) -> ObservationCode:
     """The policy's input layer (its statistics), with a clear error for a policy without one."""
     extractor = model.policy.features_extractor
     if not isinstance(extractor, ObservationCode):
-        raise ValueError(f"expected a funk_rl hammer policy (ObservationCode input layer), found "
-                         f"{type(extractor).__name__}")
+        raise ValueError(
+            f"expected a funk_rl hammer policy (ObservationCode input layer), found {type(extractor).__name__}"
+        )
     return extractor

@@ -10,13 +10,13 @@ always when there is no policy (demonstrations).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+from scipy.stats import binomtest
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv
-from scipy.stats import binomtest
 from tqdm import tqdm
 
 from funk_rl.envs import EXPERT_ACTION
@@ -37,9 +37,17 @@ class Episodes:
 
 
 def run_episodes(
-    model: PPO | None, venv: VecEnv, episodes: int, seed: int, episode_steps: int, beta: float = 0.0,
-    action_noise: float = 0.0, rng: np.random.Generator | None = None, labels: bool = True,
-    progress: tqdm | None = None, on_step: Callable[[np.ndarray, int], None] | None = None,
+    model: PPO | None,
+    venv: VecEnv,
+    episodes: int,
+    seed: int,
+    episode_steps: int,
+    beta: float = 0.0,
+    action_noise: float = 0.0,
+    rng: np.random.Generator | None = None,
+    labels: bool = True,
+    progress: tqdm | None = None,
+    on_step: Callable[[np.ndarray, int], None] | None = None,
 ) -> Episodes:
     """Run ``episodes`` episodes with reset seeds ``seed, seed + 1, ...``.
 
@@ -51,8 +59,10 @@ def run_episodes(
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, found {episodes}")
     if model is None and not labels:
-        raise ValueError("run_episodes: model=None executes the expert's actions, which only an environment made "
-                         "with an expert knows (labels=True)")
+        raise ValueError(
+            "run_episodes: model=None executes the expert's actions, which only an environment made "
+            "with an expert knows (labels=True)"
+        )
     if action_noise > 0 and (model is None or beta > 0 or labels):
         # The expert's action is known only in the worker: noise on it would need a second channel, so noisy
         # runs execute the policy alone.
@@ -88,8 +98,9 @@ def run_episodes(
                 expert = np.stack([info["expert_action"] for info in infos]).astype(np.float32)
                 steps = np.array([info["episode_step"] for info in infos])
                 if (steps != t).any():
-                    raise RuntimeError(f"run_episodes: the workers' episodes are at steps {steps.tolist()}, "
-                                       f"expected {t}")
+                    raise RuntimeError(
+                        f"run_episodes: the workers' episodes are at steps {steps.tolist()}, expected {t}"
+                    )
                 rows["labels"].append(expert[:keep])
                 sent = np.where(expert_steps[:, None], expert, sent)
             rows["obs"].append(np.asarray(obs[:keep], dtype=np.float32))
@@ -123,22 +134,49 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
-            "success_interval_95": list(self.interval), "return_mean": self.return_mean,
-            "return_std": self.return_std, "seeds": {"first": self.seeds[0], "last": self.seeds[1]},
+            "episodes": self.episodes,
+            "successes": self.successes,
+            "success_rate": self.success_rate,
+            "success_interval_95": list(self.interval),
+            "return_mean": self.return_mean,
+            "return_std": self.return_std,
+            "seeds": {"first": self.seeds[0], "last": self.seeds[1]},
             "action_noise": self.action_noise,
         }
 
 
 def evaluate_policy(
-    model: PPO, venv: VecEnv, episodes: int, seed: int, episode_steps: int, action_noise: float = 0.0,
-    on_step: Callable[[np.ndarray, int], None] | None = None, progress: tqdm | None = None,
+    model: PPO,
+    venv: VecEnv,
+    episodes: int,
+    seed: int,
+    episode_steps: int,
+    action_noise: float = 0.0,
+    on_step: Callable[[np.ndarray, int], None] | None = None,
+    progress: tqdm | None = None,
 ) -> Evaluation:
     """The deterministic policy on episodes seeded ``seed .. seed + episodes - 1`` (the venv needs no expert)."""
-    run = run_episodes(model, venv, episodes, seed, episode_steps, action_noise=action_noise,
-                       rng=np.random.default_rng([seed, 1]), labels=False, progress=progress, on_step=on_step)
+    run = run_episodes(
+        model,
+        venv,
+        episodes,
+        seed,
+        episode_steps,
+        action_noise=action_noise,
+        rng=np.random.default_rng([seed, 1]),
+        labels=False,
+        progress=progress,
+        on_step=on_step,
+    )
     successes = int(run.success.sum())
     ci = binomtest(successes, episodes).proportion_ci(confidence_level=0.95, method="wilson")
-    return Evaluation(episodes, successes, successes / episodes, (float(ci.low), float(ci.high)),
-                      float(run.returns.mean()), float(run.returns.std()), (seed, seed + episodes - 1),
-                      float(action_noise))
+    return Evaluation(
+        episodes,
+        successes,
+        successes / episodes,
+        (float(ci.low), float(ci.high)),
+        float(run.returns.mean()),
+        float(run.returns.std()),
+        (seed, seed + episodes - 1),
+        float(action_noise),
+    )

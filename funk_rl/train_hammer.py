@@ -32,9 +32,6 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import importlib.util  # noqa: E402
@@ -42,26 +39,38 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
+from typing import Any
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: E402,F401
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from funk_perception.atomic import save_npz_atomic, write_json_atomic  # noqa: E402
-from funk_perception.cli import command  # noqa: E402
+from funk_perception.cli import (  # noqa: E402
+    arg,
+    command,  # noqa: E402
+    parse_config,
+)
 from funk_perception.model import resolve_device  # noqa: E402
-from funk_perception.cli import arg, parse_config  # noqa: E402
 from funk_rl.callbacks import RunCallback, save_model_atomic, write_csv_rows  # noqa: E402
 from funk_rl.dagger import FitConfig, aggregate, beta_at, fit_policy  # noqa: E402
 from funk_rl.dapg import PPOWithDemos  # noqa: E402
 from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
 from funk_rl.encoders import (  # noqa: E402
-    DEFAULT_MODEL, ENCODERS, PRECISIONS, ObservationEncoderConfig, FrameEncoder, build_encoder, observation_kind,
+    DEFAULT_MODEL,
+    ENCODERS,
+    PRECISIONS,
+    FrameEncoder,
+    ObservationEncoderConfig,
+    build_encoder,
+    observation_kind,
 )
 from funk_rl.envs import CAMERAS, PROPRIO_DIM, REWARDS, HammerConfig  # noqa: E402
 from funk_rl.expert import DEFAULT_EXPERT, DapgExpert  # noqa: E402
@@ -74,9 +83,24 @@ DEMO_SEED = 100_000
 ROLLOUT_SEED = 2_000_000
 RL_SEED = 4_000_000
 EVAL_SEED = 9_000_000
-DAGGER_FIELDS = ("iteration", "beta", "rollout_episodes", "rollout_success_rate", "new_pairs", "dataset_pairs",
-                 "policy_label_mse", "bc_mse_first", "bc_mse_last", "success_rate", "successes", "eval_episodes",
-                 "return_mean", "wall_s", "cpu_s", "rss_mb")
+DAGGER_FIELDS = (
+    "iteration",
+    "beta",
+    "rollout_episodes",
+    "rollout_success_rate",
+    "new_pairs",
+    "dataset_pairs",
+    "policy_label_mse",
+    "bc_mse_first",
+    "bc_mse_last",
+    "success_rate",
+    "successes",
+    "eval_episodes",
+    "return_mean",
+    "wall_s",
+    "cpu_s",
+    "rss_mb",
+)
 
 log = logging.getLogger("funk_rl")
 
@@ -130,13 +154,31 @@ class TrainConfig:
     resume: bool = field(default=False, metadata=arg("continue the run in --out where it stopped"))
 
     def __post_init__(self) -> None:
-        for name, choices in (("encoder", ENCODERS), ("precision", PRECISIONS), ("camera", CAMERAS),
-                              ("reward", REWARDS)):
+        for name, choices in (
+            ("encoder", ENCODERS),
+            ("precision", PRECISIONS),
+            ("camera", CAMERAS),
+            ("reward", REWARDS),
+        ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"--{name}: expected one of {', '.join(choices)}, found {getattr(self, name)!r}")
-        for name in ("demo_episodes", "n_envs", "threads", "bc_epochs", "bc_batch_size", "dagger_episodes",
-                     "ppo_n_steps", "ppo_batch_size", "ppo_epochs", "rl_eval_every", "checkpoint_every",
-                     "iteration_eval_episodes", "eval_episodes", "eval_envs", "image_size"):
+        for name in (
+            "demo_episodes",
+            "n_envs",
+            "threads",
+            "bc_epochs",
+            "bc_batch_size",
+            "dagger_episodes",
+            "ppo_n_steps",
+            "ppo_batch_size",
+            "ppo_epochs",
+            "rl_eval_every",
+            "checkpoint_every",
+            "iteration_eval_episodes",
+            "eval_episodes",
+            "eval_envs",
+            "image_size",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected >= 1, found {getattr(self, name)}")
         for name in ("dagger_iterations", "rl_steps"):
@@ -156,20 +198,36 @@ class TrainConfig:
         return HammerConfig(self.image_size, self.camera, self.reward, render=render)
 
     def fit_config(self) -> FitConfig:
-        return FitConfig(self.net, self.log_std_init, self.bc_epochs, self.bc_batch_size, self.bc_learning_rate,
-                         self.standardise, self.time_code)
+        return FitConfig(
+            self.net,
+            self.log_std_init,
+            self.bc_epochs,
+            self.bc_batch_size,
+            self.bc_learning_rate,
+            self.standardise,
+            self.time_code,
+        )
 
     def build_encoder(self, device: torch.device) -> FrameEncoder | None:
-        config = ObservationEncoderConfig(self.encoder, self.model, pool=self.pool, precision=self.precision,
-                                          device=str(device))
+        config = ObservationEncoderConfig(
+            self.encoder, self.model, pool=self.pool, precision=self.precision, device=str(device)
+        )
         return build_encoder(config, image_size=self.image_size)
 
-    def make_env(self, encoder: FrameEncoder | None, n_envs: int, seed: int, expert: bool = False,
-                 render: bool = False) -> VecEnv:
+    def make_env(
+        self, encoder: FrameEncoder | None, n_envs: int, seed: int, expert: bool = False, render: bool = False
+    ) -> VecEnv:
         """The run's vectorised environment: its observation with the phase last; the expert labels if asked;
         ``render``: frames for videos (``venv.get_images()``) whatever the observation."""
-        return make_vec_env(self.hammer_config(render), encoder, n_envs, seed, observation=self.observation,
-                            expert=self.expert if expert else None, time_feature=True)
+        return make_vec_env(
+            self.hammer_config(render),
+            encoder,
+            n_envs,
+            seed,
+            observation=self.observation,
+            expert=self.expert if expert else None,
+            time_feature=True,
+        )
 
 
 def load_run_config(folder: str | Path) -> TrainConfig:
@@ -184,8 +242,10 @@ def load_run_config(folder: str | Path) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown or "encoder" not in values:
-        raise ValueError(f"{path}: expected a train_hammer config (fields {', '.join(sorted(known))}), "
-                         f"found {'unknown fields ' + ', '.join(unknown) if unknown else 'no encoder field'}")
+        raise ValueError(
+            f"{path}: expected a train_hammer config (fields {', '.join(sorted(known))}), "
+            f"found {'unknown fields ' + ', '.join(unknown) if unknown else 'no encoder field'}"
+        )
     values["net"] = tuple(values.get("net", (256, 256)))
     return TrainConfig(**values)
 
@@ -232,8 +292,13 @@ def _file_demonstrations(config: TrainConfig, encoder: FrameEncoder | None) -> d
     steps = np.concatenate([np.arange(len(d.actions)) for d in demos])
     phase = (steps / hammer.max_episode_steps)[:, None]
     log.info("%s: %d demonstrations, %d pairs (replay drift %.2e)", config.demos, len(demos), len(obs), drift)
-    return {"obs": np.concatenate([obs, phase], axis=1).astype(np.float32), "labels": actions, "taken": actions,
-            "episode_seed": np.full(len(obs), -1), "episode_step": steps}
+    return {
+        "obs": np.concatenate([obs, phase], axis=1).astype(np.float32),
+        "labels": actions,
+        "taken": actions,
+        "episode_seed": np.full(len(obs), -1),
+        "episode_step": steps,
+    }
 
 
 def _evaluate(model: Any, venv: VecEnv, episodes: int, seed: int, desc: str) -> Evaluation:
@@ -246,11 +311,17 @@ def _evaluate(model: Any, venv: VecEnv, episodes: int, seed: int, desc: str) -> 
 
 def venv_steps(venv: VecEnv) -> int:
     """Steps per episode of a run environment (its phase wrapper knows)."""
-    return int(getattr(venv, "episode_steps"))
+    return int(venv.episode_steps)
 
 
-def _dagger(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device: torch.device,
-            state: dict[str, Any], ledger: dict[str, float]) -> Any:
+def _dagger(
+    config: TrainConfig,
+    out: Path,
+    encoder: FrameEncoder | None,
+    device: torch.device,
+    state: dict[str, Any],
+    ledger: dict[str, float],
+) -> Any:
     """Demonstrations, behaviour cloning and the DAgger iterations (resuming after the last finished one)."""
     done = int(state.get("iteration", -1))
     rows: list[dict[str, str]] = []
@@ -274,13 +345,29 @@ def _dagger(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device
                 new, beta, rollout_success = _file_demonstrations(config, encoder), 1.0, float("nan")
             else:
                 beta = 1.0 if iteration == 0 else beta_at(config.beta, config.beta_decay, iteration)
-                first = (DEMO_SEED + 10_000 * config.seed if iteration == 0
-                         else ROLLOUT_SEED + 100_000 * config.seed + 1_000 * iteration)
+                first = (
+                    DEMO_SEED + 10_000 * config.seed
+                    if iteration == 0
+                    else ROLLOUT_SEED + 100_000 * config.seed + 1_000 * iteration
+                )
                 episodes = config.demo_episodes if iteration == 0 else config.dagger_episodes
-                bar = tqdm(total=episodes * steps, unit="step", leave=False, dynamic_ncols=True,
-                           desc="expert demonstrations" if iteration == 0 else f"DAgger rollouts {iteration}")
-                run = run_episodes(None if iteration == 0 else model, venv, episodes, first, steps, beta=beta,
-                                   rng=np.random.default_rng([config.seed, iteration]), progress=bar)
+                bar = tqdm(
+                    total=episodes * steps,
+                    unit="step",
+                    leave=False,
+                    dynamic_ncols=True,
+                    desc="expert demonstrations" if iteration == 0 else f"DAgger rollouts {iteration}",
+                )
+                run = run_episodes(
+                    None if iteration == 0 else model,
+                    venv,
+                    episodes,
+                    first,
+                    steps,
+                    beta=beta,
+                    rng=np.random.default_rng([config.seed, iteration]),
+                    progress=bar,
+                )
                 bar.close()
                 new, rollout_success = run.rows, float(run.success.mean())
             mse = float(np.mean((new["taken"] - new["labels"]) ** 2))
@@ -290,25 +377,49 @@ def _dagger(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device
             save_model_atomic(model, out / f"policy-{iteration}.zip")
             result = _evaluate(model, eval_env, config.iteration_eval_episodes, config.eval_seed, "evaluation")
             ledger["wall"] = base.get("wall", 0.0) + time.perf_counter() - clock
-            ledger["cpu"] = (base.get("cpu", 0.0) + time.process_time() - cpu
-                             + _cpu_seconds(worker_pids(venv) + worker_pids(eval_env)))
-            rows.append({
-                "iteration": str(iteration), "beta": f"{beta:.4f}", "rollout_episodes": str(
-                    len(np.unique(new["episode_seed"]))), "rollout_success_rate": f"{rollout_success:.4f}",
-                "new_pairs": str(len(new["obs"])), "dataset_pairs": str(sum(len(d["obs"]) for d in data)),
-                "policy_label_mse": f"{mse:.5f}", "bc_mse_first": f"{losses[0]:.5f}",
-                "bc_mse_last": f"{losses[-1]:.5f}", "success_rate": f"{result.success_rate:.4f}",
-                "successes": str(result.successes), "eval_episodes": str(result.episodes),
-                "return_mean": f"{result.return_mean:.2f}", "wall_s": f"{ledger['wall']:.1f}",
-                "cpu_s": f"{ledger['cpu']:.1f}", "rss_mb": f"{_rss_mb():.0f}",
-            })
+            ledger["cpu"] = (
+                base.get("cpu", 0.0)
+                + time.process_time()
+                - cpu
+                + _cpu_seconds(worker_pids(venv) + worker_pids(eval_env))
+            )
+            rows.append(
+                {
+                    "iteration": str(iteration),
+                    "beta": f"{beta:.4f}",
+                    "rollout_episodes": str(len(np.unique(new["episode_seed"]))),
+                    "rollout_success_rate": f"{rollout_success:.4f}",
+                    "new_pairs": str(len(new["obs"])),
+                    "dataset_pairs": str(sum(len(d["obs"]) for d in data)),
+                    "policy_label_mse": f"{mse:.5f}",
+                    "bc_mse_first": f"{losses[0]:.5f}",
+                    "bc_mse_last": f"{losses[-1]:.5f}",
+                    "success_rate": f"{result.success_rate:.4f}",
+                    "successes": str(result.successes),
+                    "eval_episodes": str(result.episodes),
+                    "return_mean": f"{result.return_mean:.2f}",
+                    "wall_s": f"{ledger['wall']:.1f}",
+                    "cpu_s": f"{ledger['cpu']:.1f}",
+                    "rss_mb": f"{_rss_mb():.0f}",
+                }
+            )
             write_csv_rows(out / "dagger.csv", DAGGER_FIELDS, rows)
-            write_json_atomic(out / "state.json", {"stage": "dagger", "iteration": iteration, "ledger": ledger},
-                              indent=2)
-            log.info("iteration %d: %s pairs (%s new), rollout success %.2f, executed/label MSE %.4f, BC MSE "
-                     "%.4f -> %.4f, evaluation %d / %d", iteration, rows[-1]["dataset_pairs"],
-                     rows[-1]["new_pairs"], rollout_success, mse, losses[0], losses[-1], result.successes,
-                     result.episodes)
+            write_json_atomic(
+                out / "state.json", {"stage": "dagger", "iteration": iteration, "ledger": ledger}, indent=2
+            )
+            log.info(
+                "iteration %d: %s pairs (%s new), rollout success %.2f, executed/label MSE %.4f, BC MSE "
+                "%.4f -> %.4f, evaluation %d / %d",
+                iteration,
+                rows[-1]["dataset_pairs"],
+                rows[-1]["new_pairs"],
+                rollout_success,
+                mse,
+                losses[0],
+                losses[-1],
+                result.successes,
+                result.episodes,
+            )
     finally:
         venv.close()
         eval_env.close()
@@ -324,8 +435,14 @@ def _logger(out: Path, resumed_at: int) -> Logger:
     return Logger(str(out), formats)
 
 
-def _fine_tune(config: TrainConfig, out: Path, encoder: FrameEncoder | None, device: torch.device,
-               dagger_model: Any, ledger: dict[str, float]) -> Any:
+def _fine_tune(
+    config: TrainConfig,
+    out: Path,
+    encoder: FrameEncoder | None,
+    device: torch.device,
+    dagger_model: Any,
+    ledger: dict[str, float],
+) -> Any:
     """PPO with DAPG's decaying BC term on the demonstration and DAgger pairs, from the DAgger policy."""
     checkpoint = out / "checkpoint.zip"
     venv = config.make_env(encoder, config.n_envs, RL_SEED + 1_000 * config.seed)
@@ -345,19 +462,39 @@ def _fine_tune(config: TrainConfig, out: Path, encoder: FrameEncoder | None, dev
             log.info("resumed PPO at %d steps", model.num_timesteps)
         else:
             model = PPOWithDemos(
-                "MlpPolicy", venv, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
-                n_epochs=config.ppo_epochs, learning_rate=config.ppo_learning_rate, gamma=config.gamma,
-                gae_lambda=config.gae_lambda, policy_kwargs=dagger_model.policy_kwargs, seed=config.seed,
-                device=device, verbose=0, bc_weight=config.bc_weight, bc_decay=config.bc_decay,
+                "MlpPolicy",
+                venv,
+                n_steps=config.ppo_n_steps,
+                batch_size=config.ppo_batch_size,
+                n_epochs=config.ppo_epochs,
+                learning_rate=config.ppo_learning_rate,
+                gamma=config.gamma,
+                gae_lambda=config.gae_lambda,
+                policy_kwargs=dagger_model.policy_kwargs,
+                seed=config.seed,
+                device=device,
+                verbose=0,
+                bc_weight=config.bc_weight,
+                bc_decay=config.bc_decay,
             )
             model.policy.load_state_dict(dagger_model.policy.state_dict())
-        model.set_demonstrations(*aggregate([_load_npz(out / f"data-{i}.npz")
-                                             for i in range(config.dagger_iterations + 1)]), seed=config.seed)
+        model.set_demonstrations(
+            *aggregate([_load_npz(out / f"data-{i}.npz") for i in range(config.dagger_iterations + 1)]),
+            seed=config.seed,
+        )
         done = model.num_timesteps
         model.set_logger(_logger(out, done))
-        callback = RunCallback(out, eval_env, config.rl_eval_every, config.iteration_eval_episodes,
-                               config.eval_seed, config.checkpoint_every, config.rl_steps, ledger,
-                               episode_steps=venv_steps(eval_env))
+        callback = RunCallback(
+            out,
+            eval_env,
+            config.rl_eval_every,
+            config.iteration_eval_episodes,
+            config.eval_seed,
+            config.checkpoint_every,
+            config.rl_steps,
+            ledger,
+            episode_steps=venv_steps(eval_env),
+        )
         if config.rl_steps > done:
             model.learn(total_timesteps=config.rl_steps - done, reset_num_timesteps=False, callback=callback)
         else:
@@ -377,8 +514,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     out = Path(config.out)
     state_path = out / "state.json"
     if state_path.exists() and not config.resume:
-        raise ValueError(f"{out}: a run is already there (state.json); pass --resume to continue it or choose "
-                         "another --out")
+        raise ValueError(
+            f"{out}: a run is already there (state.json); pass --resume to continue it or choose another --out"
+        )
     # A bad expert or demonstrations file fails before any folder is made or worker started.
     DapgExpert.load(config.expert)
     if config.demos:
@@ -391,8 +529,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if state:
             saved = load_run_config(out)
             if saved.encoder != config.encoder or saved.image_size != config.image_size:
-                raise ValueError(f"{out}: the run there used --encoder {saved.encoder} at {saved.image_size} px, "
-                                 f"this one asks for {config.encoder} at {config.image_size} px")
+                raise ValueError(
+                    f"{out}: the run there used --encoder {saved.encoder} at {saved.image_size} px, "
+                    f"this one asks for {config.encoder} at {config.image_size} px"
+                )
         else:
             write_json_atomic(out / "config.json", dataclasses.asdict(config), indent=2)
         ledger: dict[str, float] = dict(state.get("ledger", {}))
@@ -410,18 +550,25 @@ def train(config: TrainConfig) -> dict[str, Any]:
             eval_env.close()
         write_json_atomic(out / "eval.json", {"encoder": config.encoder, **final.as_dict()}, indent=2)
         summary = {
-            "encoder": config.encoder, "seed": config.seed, "image_size": config.image_size,
+            "encoder": config.encoder,
+            "seed": config.seed,
+            "image_size": config.image_size,
             "demonstrations": config.demos or f"{config.demo_episodes} expert episodes",
-            "dagger_iterations": config.dagger_iterations, "rl_steps": config.rl_steps,
-            "success_rate": final.success_rate, "successes": final.successes, "episodes": final.episodes,
-            "success_interval_95": list(final.interval), "device": str(device),
+            "dagger_iterations": config.dagger_iterations,
+            "rl_steps": config.rl_steps,
+            "success_rate": final.success_rate,
+            "successes": final.successes,
+            "episodes": final.episodes,
+            "success_interval_95": list(final.interval),
+            "device": str(device),
             "precision": "bf16" if encoder is not None and encoder.dtype is not None else "fp32",
             "wall_s_this_session": round(time.perf_counter() - started, 1),
             "seconds": {k: round(v, 1) for k, v in ledger.items()},
         }
         write_json_atomic(out / "summary.json", summary, indent=2)
-        write_json_atomic(state_path, {"stage": "done", "iteration": config.dagger_iterations, "ledger": ledger},
-                          indent=2)
+        write_json_atomic(
+            state_path, {"stage": "done", "iteration": config.dagger_iterations, "ledger": ledger}, indent=2
+        )
         log.info("done: %d / %d successes (%s)", final.successes, final.episodes, out)
         return summary
     finally:
@@ -430,8 +577,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 #: Flags of the PPO-only train_hammer that have new names; they still work, with a warning.
-RENAMED = {"--steps": "--rl-steps", "--n-steps": "--ppo-n-steps", "--batch-size": "--ppo-batch-size",
-           "--n-epochs": "--ppo-epochs", "--learning-rate": "--ppo-learning-rate", "--eval-every": "--rl-eval-every"}
+RENAMED = {
+    "--steps": "--rl-steps",
+    "--n-steps": "--ppo-n-steps",
+    "--batch-size": "--ppo-batch-size",
+    "--n-epochs": "--ppo-epochs",
+    "--learning-rate": "--ppo-learning-rate",
+    "--eval-every": "--rl-eval-every",
+}
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -439,8 +592,9 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
     for i, given in enumerate(args):
         name, eq, value = given.partition("=")
         if name in RENAMED:
-            log.warning("%s is now %s (the recipe's PPO stage, after behaviour cloning and DAgger)", name,
-                        RENAMED[name])
+            log.warning(
+                "%s is now %s (the recipe's PPO stage, after behaviour cloning and DAgger)", name, RENAMED[name]
+            )
             args[i] = RENAMED[name] + eq + value
     return parse_config(TrainConfig, args, "python -m funk_rl.train_hammer", __doc__.split("\n\n")[0])
 

@@ -54,8 +54,10 @@ class FeatureVecEnv(VecEnvWrapper):
     def __init__(self, venv: VecEnv, encoder: FrameEncoder, batched: bool = True) -> None:
         pixels = venv.observation_space["pixels"].shape
         if pixels[0] != encoder.image_size or pixels[1] != encoder.image_size:
-            raise ValueError(f"frames of {pixels[1]}x{pixels[0]} px for an encoder of {encoder.image_size} px input; "
-                             "render at the encoder's size (HammerConfig.image_size)")
+            raise ValueError(
+                f"frames of {pixels[1]}x{pixels[0]} px for an encoder of {encoder.image_size} px input; "
+                "render at the encoder's size (HammerConfig.image_size)"
+            )
         super().__init__(venv, observation_space=feature_space(encoder))
         self.encoder = encoder
         self.batched = batched
@@ -112,7 +114,11 @@ class FeatureObservation(gym.ObservationWrapper):
 
 
 def make_worker_vec_env(
-    hammer: HammerConfig, n_envs: int, seed: int, observation: str = "pixels", start_method: str = "forkserver",
+    hammer: HammerConfig,
+    n_envs: int,
+    seed: int,
+    observation: str = "pixels",
+    start_method: str = "forkserver",
     expert: str | Path | None = None,
 ) -> VecEnv:
     """``n_envs`` hammer environments in worker processes, seeded ``seed, seed + 1, ...``, with episode stats.
@@ -132,8 +138,14 @@ def make_worker_vec_env(
 
 
 def make_vec_env(
-    hammer: HammerConfig, encoder: FrameEncoder | None, n_envs: int, seed: int, observation: str = "state",
-    batched: bool = True, expert: str | Path | None = None, time_feature: bool = False,
+    hammer: HammerConfig,
+    encoder: FrameEncoder | None,
+    n_envs: int,
+    seed: int,
+    observation: str = "state",
+    batched: bool = True,
+    expert: str | Path | None = None,
+    time_feature: bool = False,
 ) -> VecEnv:
     """The training/evaluation environment: features + proprioception for a visual encoder, else the
     ``observation`` (``state`` or ``proprio``) vector.

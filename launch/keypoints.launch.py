@@ -28,12 +28,11 @@ import os
 from typing import List  # noqa: UP035  (ParameterValue value_type spelled as launch_ros examples spell it)
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-
-from launch import LaunchDescription
 
 PACKAGE = "funk_perception"
 EXECUTABLE = "keypoint_node"
@@ -55,7 +54,8 @@ def _node(context, share: str) -> list:
     config = context.launch_configurations
     overrides = {
         name: LaunchConfiguration(name) if kind is str else ParameterValue(LaunchConfiguration(name), value_type=kind)
-        for name, kind in OVERRIDES.items() if config.get(name, "")
+        for name, kind in OVERRIDES.items()
+        if config.get(name, "")
     }
     camera = config.get("camera", "").rstrip("/")
     remappings = [
@@ -68,45 +68,63 @@ def _node(context, share: str) -> list:
     profile = config.get("fastdds_profile", "")
     if not profile and PROFILE_VARIABLE not in os.environ:  # the user's own profile, or an empty one, is kept
         profile = os.path.join(share, "config", "fastdds.xml")
-    return [Node(
-        package=PACKAGE,
-        executable=EXECUTABLE,
-        name="keypoint_node",
-        namespace=config.get("namespace", ""),
-        output="screen",
-        parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
-        remappings=remappings,
-        additional_env={PROFILE_VARIABLE: profile} if profile else {},
-    )]
+    return [
+        Node(
+            package=PACKAGE,
+            executable=EXECUTABLE,
+            name="keypoint_node",
+            namespace=config.get("namespace", ""),
+            output="screen",
+            parameters=[LaunchConfiguration("params_file")] + ([overrides] if overrides else []),
+            remappings=remappings,
+            additional_env={PROFILE_VARIABLE: profile} if profile else {},
+        )
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory(PACKAGE)
     unless = "empty: as params_file says"
     arguments = [
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "keypoints.yaml"),
-                              description="parameter YAML of the node"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=os.path.join(share, "config", "keypoints.yaml"),
+            description="parameter YAML of the node",
+        ),
         DeclareLaunchArgument("model", default_value="", description=f"checkpoint path; {unless}"),
         DeclareLaunchArgument("tasks", default_value="", description=f"tasks to detect, a YAML list; {unless}"),
         DeclareLaunchArgument("device", default_value="", description=f"auto, cpu or cuda[:N]; {unless}"),
         DeclareLaunchArgument("use_depth", default_value="", description=f"true: depth + camera_info -> 3D; {unless}"),
         DeclareLaunchArgument("image_qos", default_value="", description=f"sensor_data or reliable; {unless}"),
-        DeclareLaunchArgument("compressed", default_value="",
-                              description=f"true: subscribe to <image>/compressed; {unless}"),
-        DeclareLaunchArgument("camera", default_value="/camera",
-                              description="namespace of the camera driver's topics (color/image_raw, "
-                                          "color/camera_info, aligned_depth_to_color/image_raw)"),
-        DeclareLaunchArgument("image", default_value="",
-                              description="colour image topic; empty: <camera>/color/image_raw"),
-        DeclareLaunchArgument("depth", default_value="",
-                              description="depth topic registered to the colour image; "
-                                          "empty: <camera>/aligned_depth_to_color/image_raw"),
-        DeclareLaunchArgument("camera_info", default_value="",
-                              description="colour camera_info topic; empty: the image topic's sibling camera_info"),
+        DeclareLaunchArgument(
+            "compressed", default_value="", description=f"true: subscribe to <image>/compressed; {unless}"
+        ),
+        DeclareLaunchArgument(
+            "camera",
+            default_value="/camera",
+            description="namespace of the camera driver's topics (color/image_raw, "
+            "color/camera_info, aligned_depth_to_color/image_raw)",
+        ),
+        DeclareLaunchArgument(
+            "image", default_value="", description="colour image topic; empty: <camera>/color/image_raw"
+        ),
+        DeclareLaunchArgument(
+            "depth",
+            default_value="",
+            description="depth topic registered to the colour image; empty: <camera>/aligned_depth_to_color/image_raw",
+        ),
+        DeclareLaunchArgument(
+            "camera_info",
+            default_value="",
+            description="colour camera_info topic; empty: the image topic's sibling camera_info",
+        ),
         DeclareLaunchArgument("roi", default_value="roi", description="sensor_msgs/RegionOfInterest topic"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its outputs"),
-        DeclareLaunchArgument("fastdds_profile", default_value="",
-                              description=f"Fast DDS profile of the node; empty: {PROFILE_VARIABLE} of this shell "
-                                          "if set, else the installed config/fastdds.xml"),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value="",
+            description=f"Fast DDS profile of the node; empty: {PROFILE_VARIABLE} of this shell "
+            "if set, else the installed config/fastdds.xml",
+        ),
     ]
     return LaunchDescription(arguments + [OpaqueFunction(function=_node, args=[share])])

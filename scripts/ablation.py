@@ -23,8 +23,8 @@ import argparse
 import datetime as _dt
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -49,8 +49,11 @@ def _label(results: dict, path: str) -> str:
     data = results.get("data")
     if not isinstance(data, str):
         raise AblationError(f"{path}: field 'data': expected the evaluated CSV path, found {data!r}")
-    return Path(data).parent.name + ("/" + Path(data).stem if Path(data).stem != "annotations" else "") + \
-        (" (mirrored)" if results.get("mirror") else "")
+    return (
+        Path(data).parent.name
+        + ("/" + Path(data).stem if Path(data).stem != "annotations" else "")
+        + (" (mirrored)" if results.get("mirror") else "")
+    )
 
 
 def _model_rows(results: dict, path: str) -> list[tuple[str, int | str, str, float, int]]:
@@ -66,24 +69,33 @@ def _model_rows(results: dict, path: str) -> list[tuple[str, int | str, str, flo
         gating = info.get("gating")
         metadata = info.get("metadata") or {}
         if gating not in GATINGS:
-            raise AblationError(f"{path}: methods[{i}].info.gating: expected one of {', '.join(GATINGS)}, found {gating!r}")
+            raise AblationError(
+                f"{path}: methods[{i}].info.gating: expected one of {', '.join(GATINGS)}, found {gating!r}"
+            )
         # a joined checkpoint (funk_perception.train.ensemble) is identified by its members' seeds, "0+1"
         members = metadata.get("member_metadata")
-        trains = [(m or {}).get("train_config") or {} for m in members] if isinstance(members, list) else \
-            [metadata.get("train_config") or {}]
+        trains = (
+            [(m or {}).get("train_config") or {} for m in members]
+            if isinstance(members, list)
+            else [metadata.get("train_config") or {}]
+        )
         field = "member_metadata[].train_config" if isinstance(members, list) else "train_config"
         for train in trains:
             if not isinstance(train.get("seed"), int):
-                raise AblationError(f"{path}: methods[{i}].info.metadata.{field}.seed: expected the training seed, "
-                                    f"found {train.get('seed')!r}")
+                raise AblationError(
+                    f"{path}: methods[{i}].info.metadata.{field}.seed: expected the training seed, "
+                    f"found {train.get('seed')!r}"
+                )
         seed = trains[0]["seed"] if len(trains) == 1 else "+".join(str(t["seed"]) for t in trains)
         train = trains[0]
         try:
             overall = method["results"]["refined"]["overall"]
             value, keypoints = float(overall[THRESHOLD]), int(overall["keypoints"])
         except (KeyError, TypeError, ValueError) as error:
-            raise AblationError(f"{path}: methods[{i}].results.refined.overall: expected PCK at {THRESHOLD} and "
-                                f"'keypoints', found {error!r}") from None
+            raise AblationError(
+                f"{path}: methods[{i}].results.refined.overall: expected PCK at {THRESHOLD} and "
+                f"'keypoints', found {error!r}"
+            ) from None
         rows.append((gating, seed, str(train.get("data", "")), value, keypoints))
     if not rows:
         raise AblationError(f"{path}: no checkpoint rows (kind 'model') in 'methods'")
@@ -103,13 +115,16 @@ def summarize(files: Sequence[tuple[str, dict]]) -> dict:
         trained_on = sorted({r[2] for _, _, rows in members for r in rows})
         if len(trained_on) > 1:
             names = ", ".join(path for path, _, _ in members)
-            raise AblationError(f"{names}: checkpoints trained on different data {trained_on}; "
-                                f"an ablation compares one recipe")
+            raise AblationError(
+                f"{names}: checkpoints trained on different data {trained_on}; an ablation compares one recipe"
+            )
         seen: dict[tuple[str, int | str], float] = {}
         keypoints = {r[4] for _, _, rows in members for r in rows}
         if len(keypoints) > 1:
-            raise AblationError(f"{label}: the merged files scored different keypoint counts {sorted(keypoints)}; "
-                                f"they are not the same evaluation")
+            raise AblationError(
+                f"{label}: the merged files scored different keypoint counts {sorted(keypoints)}; "
+                f"they are not the same evaluation"
+            )
         for path, _, rows in members:
             for gating, seed, _, value, _ in rows:
                 if (gating, seed) in seen:
@@ -129,19 +144,21 @@ def summarize(files: Sequence[tuple[str, dict]]) -> dict:
             }
         mean = np.mean([g["mean"] for g in by_gating.values()]) / 100.0
         count = keypoints.pop()
-        evaluations.append({
-            "label": label,
-            "file": ", ".join(path for path, _, _ in members),
-            "command": " ; ".join(str(results.get("command")) for _, results, _ in members),
-            "date": max(str(results.get("date")) for _, results, _ in members),
-            "trained_on": trained_on[0],
-            "keypoints": count,
-            "sampling_se": 100.0 * math.sqrt(mean * (1 - mean) / count) if count else None,
-            "gating": by_gating,
-        })
+        evaluations.append(
+            {
+                "label": label,
+                "file": ", ".join(path for path, _, _ in members),
+                "command": " ; ".join(str(results.get("command")) for _, results, _ in members),
+                "date": max(str(results.get("date")) for _, results, _ in members),
+                "trained_on": trained_on[0],
+                "keypoints": count,
+                "sampling_se": 100.0 * math.sqrt(mean * (1 - mean) / count) if count else None,
+                "gating": by_gating,
+            }
+        )
     return {
         "metric": f"transfer PCK@{THRESHOLD} (refined, overall), %",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "paper": PAPER_BY_GATING,
         "evaluations": evaluations,
     }
@@ -157,16 +174,25 @@ def _cell(entry: dict | None) -> str:
 
 def markdown(summary: dict) -> str:
     evaluations = summary["evaluations"]
-    lines = [f"# Gating ablation: {summary['metric']}", "",
-             "Mean +- standard deviation over training seeds, each seed's value in brackets.", "",
-             "| gating | " + " | ".join(e["label"] for e in evaluations) + " | paper (real FunKPoint) |",
-             "| --- | " + " | ".join("---" for _ in evaluations) + " | --- |"]
+    lines = [
+        f"# Gating ablation: {summary['metric']}",
+        "",
+        "Mean +- standard deviation over training seeds, each seed's value in brackets.",
+        "",
+        "| gating | " + " | ".join(e["label"] for e in evaluations) + " | paper (real FunKPoint) |",
+        "| --- | " + " | ".join("---" for _ in evaluations) + " | --- |",
+    ]
     for gating in GATINGS:
         cells = [_cell(e["gating"].get(gating)) for e in evaluations]
         lines.append(f"| {gating} | " + " | ".join(cells) + f" | {summary['paper'][gating]} |")
-    lines.append("| sampling s.e. | " + " | ".join(
-        f"{e['sampling_se']:.1f} ({e['keypoints']} keypoints)" if e["sampling_se"] is not None else "-"
-        for e in evaluations) + " | |")
+    lines.append(
+        "| sampling s.e. | "
+        + " | ".join(
+            f"{e['sampling_se']:.1f} ({e['keypoints']} keypoints)" if e["sampling_se"] is not None else "-"
+            for e in evaluations
+        )
+        + " | |"
+    )
     lines += ["", "Commands:", ""] + [f"- {e['label']}: `{e['command']}` ({e['date']})" for e in evaluations] + [""]
     return "\n".join(lines)
 

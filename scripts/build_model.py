@@ -51,6 +51,7 @@ def data_fingerprint(data: Path) -> dict:
 
 def code_commit() -> str:
     """HEAD of the checkout, with ``-dirty`` when tracked files differ from it."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -84,42 +85,138 @@ def build(recipe_path: Path, models: Path, runs: Path, datasets: Path) -> Path:
     from funk_perception.data.synth import GENERATOR_VERSION
 
     if d["generator_version"] != GENERATOR_VERSION:
-        raise SystemExit(f"build_model: error: {recipe_path}: data.generator_version: expected this code's generator "
-                         f"{GENERATOR_VERSION!r}, found {d['generator_version']!r} (check out the commit that had it)")
+        raise SystemExit(
+            f"build_model: error: {recipe_path}: data.generator_version: expected this code's generator "
+            f"{GENERATOR_VERSION!r}, found {d['generator_version']!r} (check out the commit that had it)"
+        )
     name = recipe["name"]
     run = runs / name
     run.mkdir(parents=True, exist_ok=True)
     data = datasets / f"synth-{name}"
     csv = data / "annotations.csv"
     os.environ.setdefault("MUJOCO_GL", "egl")
-    run_step("data", [py, "-m", "funk_perception.data.synth", "--out", str(data), "--seed", str(d["seed"]),
-                      "--workers", str(d["workers"]), "--placement", d["placement"], "--no-progress"],
-             data / "manifest.json", run)
+    run_step(
+        "data",
+        [
+            py,
+            "-m",
+            "funk_perception.data.synth",
+            "--out",
+            str(data),
+            "--seed",
+            str(d["seed"]),
+            "--workers",
+            str(d["workers"]),
+            "--placement",
+            d["placement"],
+            "--no-progress",
+        ],
+        data / "manifest.json",
+        run,
+    )
     members = []
     for seed in t["seeds"]:
         member = run / f"seed{seed}"
         trunk = [] if t["trunk"] == "lite0" else ["--set", f"model.trunk={t['trunk']}"]
         # --resume continues a killed training (and starts one when there is none)
-        run_step(f"train-seed{seed}", [py, "-m", "funk_perception.train", "--config", t["config"], "--data", str(csv),
-                                       "--out", str(member), "--resume", "--steps", str(t["steps"]), "--seed", str(seed),
-                                       *trunk, "--set", f"num_threads={t['threads']}",
-                                       "--set", f"prototype_views={t['prototype_views']}", "--set", "progress=false"],
-                 member / "checkpoint.pt", run)
+        run_step(
+            f"train-seed{seed}",
+            [
+                py,
+                "-m",
+                "funk_perception.train",
+                "--config",
+                t["config"],
+                "--data",
+                str(csv),
+                "--out",
+                str(member),
+                "--resume",
+                "--steps",
+                str(t["steps"]),
+                "--seed",
+                str(seed),
+                *trunk,
+                "--set",
+                f"num_threads={t['threads']}",
+                "--set",
+                f"prototype_views={t['prototype_views']}",
+                "--set",
+                "progress=false",
+            ],
+            member / "checkpoint.pt",
+            run,
+        )
         members += ["--member", str(member / "checkpoint.pt")]
     joined = run / "joined.pt"
-    run_step("join", [py, "-m", "funk_perception.train.ensemble", *members, "--trunk-weight", str(j["trunk_weight"]),
-                      "--prototype-views", str(j["prototype_views"]), "--data", str(csv),
-                      "--threads", str(t["threads"]), "--out", str(joined)], joined, run)
+    run_step(
+        "join",
+        [
+            py,
+            "-m",
+            "funk_perception.train.ensemble",
+            *members,
+            "--trunk-weight",
+            str(j["trunk_weight"]),
+            "--prototype-views",
+            str(j["prototype_views"]),
+            "--data",
+            str(csv),
+            "--threads",
+            str(t["threads"]),
+            "--out",
+            str(joined),
+        ],
+        joined,
+        run,
+    )
     head = run / "with-head.pt"
-    run_step("heatmap", [py, "-m", "funk_perception.train.heatmap", "--model", str(joined), "--data", str(csv),
-                         "--out", str(head), "--seed", str(h["seed"]), "--threads", str(t["threads"])], head, run)
+    run_step(
+        "heatmap",
+        [
+            py,
+            "-m",
+            "funk_perception.train.heatmap",
+            "--model",
+            str(joined),
+            "--data",
+            str(csv),
+            "--out",
+            str(head),
+            "--seed",
+            str(h["seed"]),
+            "--threads",
+            str(t["threads"]),
+        ],
+        head,
+        run,
+    )
     bank = run / "with-bank.pt"
-    run_step("bank", [py, "-m", "funk_perception.train.bank", "--model", str(head), "--data", str(csv),
-                      "--out", str(bank), "--per-task", str(b["per_task"]), "--seed", str(b["seed"])], bank, run)
+    run_step(
+        "bank",
+        [
+            py,
+            "-m",
+            "funk_perception.train.bank",
+            "--model",
+            str(head),
+            "--data",
+            str(csv),
+            "--out",
+            str(bank),
+            "--per-task",
+            str(b["per_task"]),
+            "--seed",
+            str(b["seed"]),
+        ],
+        bank,
+        run,
+    )
     from funk_perception.model.export import export_checkpoint
 
     record = {
-        "file": recipe_path.resolve().relative_to(ROOT).as_posix() if recipe_path.resolve().is_relative_to(ROOT)
+        "file": recipe_path.resolve().relative_to(ROOT).as_posix()
+        if recipe_path.resolve().is_relative_to(ROOT)
         else str(recipe_path),
         "recipe": recipe,
         "command": shlex.join(["python", "scripts/build_model.py", *sys.argv[1:]]),
@@ -134,14 +231,23 @@ def build(recipe_path: Path, models: Path, runs: Path, datasets: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", type=Path, nargs="?", default=ROOT / "recipes" / "funk-lite0-synth.toml")
-    parser.add_argument("--models", type=Path, default=ROOT / "models",
-                        help="where the checkpoint is exported (another folder tries a recipe without replacing a shipped file)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "build", help="where each step's output and log go")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=ROOT / "models",
+        help="where the checkpoint is exported (another folder tries a recipe without replacing a shipped file)",
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=ROOT / "runs" / "build", help="where each step's output and log go"
+    )
     parser.add_argument("--datasets", type=Path, default=ROOT / "datasets", help="where the data is rendered")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        handlers=[logging.StreamHandler(), logging.FileHandler(args.runs / "build_model.log")])
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        handlers=[logging.StreamHandler(), logging.FileHandler(args.runs / "build_model.log")],
+    )
     build(args.recipe, args.models, args.runs, args.datasets)
     return 0
 

@@ -29,8 +29,6 @@ order and flips are drawn from ``(seed, epoch)`` and ``(seed, step)``, so
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-
 import argparse
 import csv
 import datetime as _dt
@@ -38,11 +36,12 @@ import io
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -89,8 +88,9 @@ class ClassifyConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ClassifyConfig.{name}: expected >= 1, found {getattr(self, name)}")
         if self.max_images_per_class is not None and self.max_images_per_class < 1:
-            raise ValueError(f"ClassifyConfig.max_images_per_class: expected >= 1 or None, found "
-                             f"{self.max_images_per_class}")
+            raise ValueError(
+                f"ClassifyConfig.max_images_per_class: expected >= 1 or None, found {self.max_images_per_class}"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"ClassifyConfig.max_steps: expected >= 1 or None, found {self.max_steps}")
 
@@ -101,11 +101,14 @@ class CategoryClassifier(torch.nn.Module):
     def __init__(self, trunk: Trunk, tuned_stages: int = 1, num_classes: int = len(CATEGORIES)) -> None:
         super().__init__()
         if not isinstance(trunk.body, torch.nn.Sequential):
-            raise ValueError(f"trunk {trunk.name!r}: fine-tuning needs a single-stage trunk body (lite0, lite2), "
-                             f"found {type(trunk.body).__name__}")
+            raise ValueError(
+                f"trunk {trunk.name!r}: fine-tuning needs a single-stage trunk body (lite0, lite2), "
+                f"found {type(trunk.body).__name__}"
+            )
         if not 1 <= tuned_stages <= len(trunk.body):
-            raise ValueError(f"tuned_stages: expected 1..{len(trunk.body)} (modules of the {trunk.name} body), "
-                             f"found {tuned_stages}")
+            raise ValueError(
+                f"tuned_stages: expected 1..{len(trunk.body)} (modules of the {trunk.name} body), found {tuned_stages}"
+            )
         self.trunk = trunk
         self.frozen = trunk.body[:-tuned_stages]
         self.tuned = trunk.body[-tuned_stages:]
@@ -136,8 +139,9 @@ def category_images(data: Path, roles: Sequence[str]) -> tuple[FunKPointDataset,
     labels: dict[Path, str] = {}
     for a in dataset.annotations:
         if a.category not in CATEGORIES:
-            raise ValueError(f"{data}, line {a.line}: expected a training category ({', '.join(CATEGORIES)}), "
-                             f"found {a.category!r}")
+            raise ValueError(
+                f"{data}, line {a.line}: expected a training category ({', '.join(CATEGORIES)}), found {a.category!r}"
+            )
         labels.setdefault(a.image_path, a.category)
     if not labels:
         raise ValueError(f"{data}: no rows with role in {list(roles)}")
@@ -163,8 +167,13 @@ def _load_batch(dataset: FunKPointDataset, paths: Sequence[Path], size: int) -> 
     return preprocess([dataset.load_image(p) for p in paths], size=size)
 
 
-def frozen_cache(model: CategoryClassifier, dataset: FunKPointDataset, paths: Sequence[Path], config: ClassifyConfig,
-                 device: torch.device) -> torch.Tensor:
+def frozen_cache(
+    model: CategoryClassifier,
+    dataset: FunKPointDataset,
+    paths: Sequence[Path],
+    config: ClassifyConfig,
+    device: torch.device,
+) -> torch.Tensor:
     """(N, 2, C, h, w) float16 frozen-part maps of every image, plain and mirrored, on ``device``."""
     maps = []
     starts = range(0, len(paths), config.batch_size)
@@ -175,8 +184,14 @@ def frozen_cache(model: CategoryClassifier, dataset: FunKPointDataset, paths: Se
     return torch.cat(maps)
 
 
-def accuracy(model: CategoryClassifier, dataset: FunKPointDataset, paths: Sequence[Path], labels: np.ndarray,
-             config: ClassifyConfig, device: torch.device) -> float:
+def accuracy(
+    model: CategoryClassifier,
+    dataset: FunKPointDataset,
+    paths: Sequence[Path],
+    labels: np.ndarray,
+    config: ClassifyConfig,
+    device: torch.device,
+) -> float:
     """Top-1 accuracy (%) of ``model`` on the given images."""
     correct = 0
     with torch.inference_mode():
@@ -187,8 +202,14 @@ def accuracy(model: CategoryClassifier, dataset: FunKPointDataset, paths: Sequen
     return 100.0 * correct / len(paths)
 
 
-def _save(model: CategoryClassifier, optimizer: torch.optim.Optimizer, config: ClassifyConfig, step: int,
-          total_steps: int, extra: dict) -> None:
+def _save(
+    model: CategoryClassifier,
+    optimizer: torch.optim.Optimizer,
+    config: ClassifyConfig,
+    step: int,
+    total_steps: int,
+    extra: dict,
+) -> None:
     torch_save_atomic(
         {
             "format": CHECKPOINT_FORMAT,
@@ -211,8 +232,7 @@ def read_classifier_checkpoint(path: str | Path) -> dict:
     """A checkpoint written by :func:`train_classifier`, checked (raises ValueError naming the file)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: fine-tuned trunk checkpoint not found (python scripts/classify.py "
-                                "writes it)")
+        raise FileNotFoundError(f"{path}: fine-tuned trunk checkpoint not found (python scripts/classify.py writes it)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged files
@@ -257,8 +277,11 @@ def _read_metrics(path: Path, up_to: int) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as handle:
-        return [{"step": int(r["step"]), "loss": float(r["loss"]), "batch_accuracy": float(r["batch_accuracy"])}
-                for r in csv.DictReader(handle) if int(r["step"]) <= up_to]
+        return [
+            {"step": int(r["step"]), "loss": float(r["loss"]), "batch_accuracy": float(r["batch_accuracy"])}
+            for r in csv.DictReader(handle)
+            if int(r["step"]) <= up_to
+        ]
 
 
 def _write_metrics(path: Path, metrics: list[dict]) -> None:
@@ -295,8 +318,10 @@ def _train(config: ClassifyConfig, resume: bool, log: logging.Logger) -> dict:
     torch.manual_seed(config.seed)
     model = CategoryClassifier(build_trunk(config.trunk), config.tuned_stages).to(device)
     optimizer = torch.optim.AdamW(
-        [{"params": model.tuned.parameters(), "lr": config.lr, "base_lr": config.lr},
-         {"params": model.head.parameters(), "lr": config.head_lr, "base_lr": config.head_lr}],
+        [
+            {"params": model.tuned.parameters(), "lr": config.lr, "base_lr": config.lr},
+            {"params": model.head.parameters(), "lr": config.head_lr, "base_lr": config.head_lr},
+        ],
         weight_decay=config.weight_decay,
     )
     step = 0
@@ -309,7 +334,7 @@ def _train(config: ClassifyConfig, resume: bool, log: logging.Logger) -> dict:
         step = int(payload["step"])
         log.info("resumed at step %d of %d", step, total)
     metrics = _read_metrics(config.out / "metrics.csv", step)
-    start = _dt.datetime.now(_dt.timezone.utc)
+    start = _dt.datetime.now(_dt.UTC)
     log.info("training on %d images (%s), %d steps, device %s", len(paths), config.data, total, device)
     cache = frozen_cache(model, dataset, paths, config, device)
     bar = tqdm(total=total, initial=step, desc="classify", disable=not config.progress)
@@ -327,8 +352,13 @@ def _train(config: ClassifyConfig, resume: bool, log: logging.Logger) -> dict:
         loss.backward()
         optimizer.step()
         step += 1
-        metrics.append({"step": step, "loss": float(loss.detach()),
-                        "batch_accuracy": 100.0 * float((logits.argmax(1) == target).float().mean())})
+        metrics.append(
+            {
+                "step": step,
+                "loss": float(loss.detach()),
+                "batch_accuracy": 100.0 * float((logits.argmax(1) == target).float().mean()),
+            }
+        )
         bar.update(1)
         bar.set_postfix(loss=f"{metrics[-1]['loss']:.3f}")
         if step % config.save_every == 0 or step == total:
@@ -340,7 +370,7 @@ def _train(config: ClassifyConfig, resume: bool, log: logging.Logger) -> dict:
     test_dataset, test_paths, test_labels = category_images(config.data, ["test"])
     summary = {
         "command": "python scripts/classify.py",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "device": str(device),
         "train_images": len(paths),
@@ -348,7 +378,7 @@ def _train(config: ClassifyConfig, resume: bool, log: logging.Logger) -> dict:
         "final_loss": metrics[-1]["loss"] if metrics else None,
         "test_images": len(test_paths),
         "test_accuracy": accuracy(model, test_dataset, test_paths, test_labels, config, device),
-        "seconds_this_run": (_dt.datetime.now(_dt.timezone.utc) - start).total_seconds(),
+        "seconds_this_run": (_dt.datetime.now(_dt.UTC) - start).total_seconds(),
     }
     _save(model, optimizer, config, step, total, {"test_accuracy": summary["test_accuracy"]})
     _plot(metrics, config.out / "loss.png")
@@ -367,10 +397,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate of the trunk body")
     p.add_argument("--head-lr", type=float, default=d.head_lr)
-    p.add_argument("--tuned-stages", type=int, default=d.tuned_stages,
-                   help="modules at the end of the trunk body that are fine-tuned")
-    p.add_argument("--max-images-per-class", type=int, default=d.max_images_per_class,
-                   help="train on a seeded sample of this many images per category (0: all)")
+    p.add_argument(
+        "--tuned-stages",
+        type=int,
+        default=d.tuned_stages,
+        help="modules at the end of the trunk body that are fine-tuned",
+    )
+    p.add_argument(
+        "--max-images-per-class",
+        type=int,
+        default=d.max_images_per_class,
+        help="train on a seeded sample of this many images per category (0: all)",
+    )
     p.add_argument("--max-steps", type=int, default=d.max_steps)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
@@ -383,10 +421,22 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = ClassifyConfig(data=args.data, out=args.out, trunk=args.trunk, epochs=args.epochs,
-                            batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, tuned_stages=args.tuned_stages,
-                            max_images_per_class=args.max_images_per_class or None, max_steps=args.max_steps, seed=args.seed, device=args.device, num_threads=args.num_threads,
-                            progress=not args.no_progress)
+    config = ClassifyConfig(
+        data=args.data,
+        out=args.out,
+        trunk=args.trunk,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        tuned_stages=args.tuned_stages,
+        max_images_per_class=args.max_images_per_class or None,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        device=args.device,
+        num_threads=args.num_threads,
+        progress=not args.no_progress,
+    )
     summary = train_classifier(config, resume=args.resume)
     print(f"test accuracy {summary['test_accuracy']:.1f} % on {summary['test_images']} images; wrote {config.out}")
     return 0

@@ -25,8 +25,8 @@ import torch
 from funk_perception.data.annotations import read_annotations
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.metrics import confidence_auc
 from funk_perception.matching import map_confidence, refine_points, vote_maps
+from funk_perception.metrics import confidence_auc
 from funk_perception.model.letterbox import Letterbox
 
 VARIANTS = ("heatmap", "bank", "product", "mean", "agree")
@@ -42,8 +42,12 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/funk-lite0-synth.pt"))
     parser.add_argument("--max-targets-per-task", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--squash", action="store_true", help="squash images to the square input (detector "
-                        "letterbox=False), as when the results in models/README.md were measured")
+    parser.add_argument(
+        "--squash",
+        action="store_true",
+        help="squash images to the square input (detector "
+        "letterbox=False), as when the results in models/README.md were measured",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     annotations = read_annotations(args.data)
@@ -64,12 +68,16 @@ def main() -> None:
             heat = torch.softmax(logits.flatten(2), -1).reshape(logits.shape)
             votes = vote_maps(*detector.bank[row.task], features[0], detector.logit_scale).unsqueeze(0)
         product = torch.sqrt(heat.clamp(min=1e-12) * votes.clamp(min=1e-12))
-        maps = {"heatmap": heat, "bank": votes, "product": product / product.flatten(2).sum(-1)[..., None, None],
-                "mean": 0.5 * (heat + votes)}
+        maps = {
+            "heatmap": heat,
+            "bank": votes,
+            "product": product / product.flatten(2).sum(-1)[..., None, None],
+            "mean": 0.5 * (heat + votes),
+        }
         for name, prob in maps.items():
             hits[name].append(np.linalg.norm(unbox(_points(prob)) - row.keypoints, axis=1) <= 0.1)
             confidences[name].append(map_confidence(prob)[0].numpy())
-        agreement = np.exp(-(np.linalg.norm(unbox(_points(heat)) - unbox(_points(votes)), axis=1) / 0.1) ** 2)
+        agreement = np.exp(-((np.linalg.norm(unbox(_points(heat)) - unbox(_points(votes)), axis=1) / 0.1) ** 2))
         hits["agree"].append(hits["heatmap"][-1])
         confidences["agree"].append(confidences["heatmap"][-1] * agreement)
         visible.append(row.visible)
@@ -77,11 +85,22 @@ def main() -> None:
     results = {}
     for name in VARIANTS:
         hit, confidence = np.array(hits[name])[seen], np.array(confidences[name])[seen]
-        results[name] = {"pck@0.1": round(100 * float(hit.mean()), 1),
-                         "confidence_auc": round(confidence_auc(confidence, hit)["auc"], 3)}
-    print(json.dumps({"data": str(args.data), "model": str(args.model), "letterbox": not args.squash,
-                      "targets": len(targets), "results": results},
-                     indent=1))
+        results[name] = {
+            "pck@0.1": round(100 * float(hit.mean()), 1),
+            "confidence_auc": round(confidence_auc(confidence, hit)["auc"], 3),
+        }
+    print(
+        json.dumps(
+            {
+                "data": str(args.data),
+                "model": str(args.model),
+                "letterbox": not args.squash,
+                "targets": len(targets),
+                "results": results,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -58,9 +58,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -70,15 +70,37 @@ import torch.nn.functional as F
 from funk_perception.data.annotations import Annotation, FunKPointDataset, read_annotations
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector
+from funk_perception.matching import (
+    agreement_confidence,
+    map_confidence,
+    mass_near,
+    refine_points,
+    sample_features,
+    vote_maps,
+)
 from funk_perception.metrics import confidence_auc
-from funk_perception.matching import (mass_near, agreement_confidence, map_confidence, refine_points,
-                                      sample_features, vote_maps)
 from funk_perception.model.letterbox import MEAN_RGB, Letterbox
 from funk_perception.tasks import TASKS
 from funk_perception.train.bank import choose_references
 
-PROBES = ("errors", "mirror", "heads", "layouts", "chain", "cycle", "category", "subspace", "scale", "centring", "convention",
-          "confidence", "models", "orientation", "temperature", "experts")
+PROBES = (
+    "errors",
+    "mirror",
+    "heads",
+    "layouts",
+    "chain",
+    "cycle",
+    "category",
+    "subspace",
+    "scale",
+    "centring",
+    "convention",
+    "confidence",
+    "models",
+    "orientation",
+    "temperature",
+    "experts",
+)
 
 
 @dataclass
@@ -105,11 +127,14 @@ class Scores:
         points = refine_points(torch.log(prob.clamp(min=1e-12)), "parabolic")[0].numpy()
         self.add_points(name, target, target.frame.from_input(points), map_confidence(prob)[0].numpy())
 
-    def add_points(self, name: str, target: Target, points: np.ndarray, confidence: np.ndarray,
-                   mirrored: bool = False) -> None:
+    def add_points(
+        self, name: str, target: Target, points: np.ndarray, confidence: np.ndarray, mirrored: bool = False
+    ) -> None:
         """``mirrored``: the points were found on the mirrored photo (scored against its mirrored labels;
         the letterbox pads both sides alike, so mirroring the padded input mirrors the photo)."""
-        truth = target.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else target.row.keypoints
+        truth = (
+            target.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else target.row.keypoints
+        )
         self.hits.setdefault(name, []).append(np.linalg.norm(points - truth, axis=1) <= 0.1)
         self.confidence.setdefault(name, []).append(confidence)
         self.visible.setdefault(name, []).append(target.row.visible)
@@ -120,9 +145,11 @@ class Scores:
             seen = np.array(self.visible[name])
             hit, conf = np.array(self.hits[name])[seen], np.array(self.confidence[name])[seen]
             per_keypoint = [round(100 * float(np.array(self.hits[name])[:, k][seen[:, k]].mean()), 1) for k in range(5)]
-            out[name] = {"pck@0.1": round(100 * float(hit.mean()), 1),
-                         "confidence_auc": round(float(confidence_auc(conf, hit)["auc"]), 3),
-                         "per keypoint p1..p5": per_keypoint}
+            out[name] = {
+                "pck@0.1": round(100 * float(hit.mean()), 1),
+                "confidence_auc": round(float(confidence_auc(conf, hit)["auc"]), 3),
+                "per keypoint p1..p5": per_keypoint,
+            }
         return out
 
 
@@ -150,8 +177,13 @@ def three_readers(detector: FunctionalKeypointDetector, targets: list[Target]):
     for t in targets:
         for mirrored in (False, True):
             feats = t.mirrored if mirrored else t.features
-            yield (t, mirrored, bank(detector, t.row.task, feats), heat(detector, feats),
-                   prototype_maps(detector, t.row.task, feats))
+            yield (
+                t,
+                mirrored,
+                bank(detector, t.row.task, feats),
+                heat(detector, feats),
+                prototype_maps(detector, t.row.task, feats),
+            )
 
 
 # --------------------------------------------------------------------------- probes
@@ -162,8 +194,11 @@ def probe_errors(detector, targets, layouts, **_) -> dict:
     per_keypoint, single, counted = np.zeros((5, 2)), 0.0, 0
     for t in targets:
         emb, vis = detector.bank[t.row.task]
-        points = t.frame.from_input(refine_points(torch.log(bank(detector, t.row.task, t.features)[None].clamp(min=1e-12)),
-                                                  "parabolic")[0].numpy())
+        points = t.frame.from_input(
+            refine_points(torch.log(bank(detector, t.row.task, t.features)[None].clamp(min=1e-12)), "parabolic")[
+                0
+            ].numpy()
+        )
         d, h, w = t.features.shape
         sim = (emb.float().reshape(-1, d) @ t.features.reshape(d, -1)).reshape(len(emb), 5, h, w)
         alone = np.stack([t.frame.from_input(p) for p in refine_points(sim, "parabolic").numpy()])  # (M, 5, 2)
@@ -181,9 +216,11 @@ def probe_errors(detector, targets, layouts, **_) -> dict:
             voters = vis[:, k].numpy()
             single += float((np.linalg.norm(alone[voters, k] - t.row.keypoints[k], axis=1) <= 0.1).mean())
             counted += 1
-    return {"bank keypoints by where they land": kinds,
-            "bank PCK@0.1 per keypoint p1..p5": [round(100 * h / n, 1) for n, h in per_keypoint],
-            "single bank references right, mean share": round(100 * single / counted, 1)}
+    return {
+        "bank keypoints by where they land": kinds,
+        "bank PCK@0.1 per keypoint p1..p5": [round(100 * h / n, 1) for n, h in per_keypoint],
+        "single bank references right, mean share": round(100 * single / counted, 1),
+    }
 
 
 def probe_mirror(detector, targets, **_) -> dict:
@@ -191,8 +228,13 @@ def probe_mirror(detector, targets, **_) -> dict:
     for t in targets:
         h, hm = heat(detector, t.features), heat(detector, t.mirrored).flip(-1)
         b, bm = bank(detector, t.row.task, t.features), bank(detector, t.row.task, t.mirrored).flip(-1)
-        for name, prob in {"heatmap": h, "heatmap, mirror maps": (h + hm) / 2, "bank": b,
-                           "bank, mirror maps": (b + bm) / 2, "heatmap + bank, mirror maps": (h + hm + b + bm) / 4}.items():
+        for name, prob in {
+            "heatmap": h,
+            "heatmap, mirror maps": (h + hm) / 2,
+            "bank": b,
+            "bank, mirror maps": (b + bm) / 2,
+            "heatmap + bank, mirror maps": (h + hm + b + bm) / 4,
+        }.items():
             scores.add(name, t, prob)
     return scores.table()
 
@@ -237,8 +279,16 @@ def fit_layouts(logp: torch.Tensor, points: torch.Tensor, visible: torch.Tensor,
     pos = centres[None, None, None] + moved[:, :, :, None]  # (T, M, K, G2, 2)
     t, g2 = moved.shape[0], centres.shape[0]
     floor = logp.flatten(2).amin(-1).reshape(m * k, 1, 1, 1)  # off the map: its lowest value
-    sampled = F.grid_sample(logp.reshape(m * k, 1, h, w) - floor, (pos * 2 - 1).permute(1, 2, 0, 3, 4).reshape(
-        m * k, t * g2, 1, 2), mode="bilinear", padding_mode="zeros", align_corners=False) + floor
+    sampled = (
+        F.grid_sample(
+            logp.reshape(m * k, 1, h, w) - floor,
+            (pos * 2 - 1).permute(1, 2, 0, 3, 4).reshape(m * k, t * g2, 1, 2),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=False,
+        )
+        + floor
+    )
     score = (sampled.reshape(m, k, t, g2) * vis[:, :, None, None]).sum(1) / vis.sum(1).clamp(min=1)[:, None, None]
     best = score.reshape(m, -1).argmax(-1)
     return pos[best // g2, torch.arange(m), :, best % g2], score.reshape(m, -1).amax(-1)
@@ -246,8 +296,13 @@ def fit_layouts(logp: torch.Tensor, points: torch.Tensor, visible: torch.Tensor,
 
 def gaussian_votes(points: torch.Tensor, weights: torch.Tensor, h: int, w: int, sigma: float = 0.06) -> torch.Tensor:
     ys, xs = (torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w
-    g = torch.exp(-((xs[None, None, None] - points[..., 0, None, None]) ** 2
-                    + (ys[None, None, :, None] - points[..., 1, None, None]) ** 2) / (2 * sigma**2))
+    g = torch.exp(
+        -(
+            (xs[None, None, None] - points[..., 0, None, None]) ** 2
+            + (ys[None, None, :, None] - points[..., 1, None, None]) ** 2
+        )
+        / (2 * sigma**2)
+    )
     return normalised((g * weights[:, None, None, None]).sum(0))
 
 
@@ -263,7 +318,9 @@ def probe_layouts(detector, targets, layouts, **_) -> dict:
         scores.add("bank", t, b)
         scores.add("heatmap", t, hm)
         for tau in (0.5, 1.0, 2.0):
-            scores.add(f"layouts vote, temperature {tau}", t, gaussian_votes(fitted, torch.softmax(score * 5 / tau, 0), h, w))
+            scores.add(
+                f"layouts vote, temperature {tau}", t, gaussian_votes(fitted, torch.softmax(score * 5 / tau, 0), h, w)
+            )
         for top in (8, 16):
             keep = torch.topk(score, top).indices
             scores.add(f"layouts, the {top} best vote", t, gaussian_votes(fitted[keep], torch.ones(top), h, w))
@@ -282,8 +339,14 @@ def chain_posterior(unary: torch.Tensor, ratios: tuple[np.ndarray, np.ndarray], 
     margs, logz = [], []
     for length in (0.15, 0.2, 0.27, 0.35, 0.45, 0.6, 0.8, 1.0, 1.25):
         # a density over the plane: a ring of radius ratio * length, spread over its circumference
-        pair = [torch.log_softmax(-0.5 * ((dist - mean[k] * length) / max(std[k] * length, 0.02)) ** 2
-                                  - torch.log(dist.clamp(min=0.5 / h)), dim=1) for k in range(4)]
+        pair = [
+            torch.log_softmax(
+                -0.5 * ((dist - mean[k] * length) / max(std[k] * length, 0.02)) ** 2
+                - torch.log(dist.clamp(min=0.5 / h)),
+                dim=1,
+            )
+            for k in range(4)
+        ]
         fwd = [unary[0]]
         for k in range(4):
             fwd.append(unary[k + 1] + torch.logsumexp(fwd[k][:, None] + pair[k], 0))
@@ -314,17 +377,21 @@ def probe_chain(detector, targets, train_rows, **_) -> dict:
         for a in (0.5, 1.0, 2.0):
             scores.add(f"chain x bank^{a}", t, chain_posterior(a * lb, ratios[t.row.task], h, w))
             scores.add(f"chain x heatmap^{a}", t, chain_posterior(a * lh, ratios[t.row.task], h, w))
-            scores.add(f"chain x (bank heatmap)^{a / 2}", t, chain_posterior(a * (lb + lh) / 2, ratios[t.row.task], h, w))
+            scores.add(
+                f"chain x (bank heatmap)^{a / 2}", t, chain_posterior(a * (lb + lh) / 2, ratios[t.row.task], h, w)
+            )
     return scores.table()
 
 
 def probe_cycle(detector, targets, reference_maps, **_) -> dict:
     weights: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
         "bank (all vote alike)": lambda e, p: torch.ones_like(e),
-        **{f"cycle, sigma {s}": (lambda s: lambda e, p: torch.exp(-(e / s) ** 2))(s) for s in (0.05, 0.1, 0.2)},
+        **{f"cycle, sigma {s}": (lambda s: lambda e, p: torch.exp(-((e / s) ** 2)))(s) for s in (0.05, 0.1, 0.2)},
         **{f"cycle < {c} only": (lambda c: lambda e, p: (e < c).float() + 1e-3)(c) for c in (0.1, 0.15)},
-        **{f"by match, temperature {s}": (lambda s: lambda e, p: torch.exp((p - p.amax(0, keepdim=True)) / s))(s)
-           for s in (0.05, 0.1)},
+        **{
+            f"by match, temperature {s}": (lambda s: lambda e, p: torch.exp((p - p.amax(0, keepdim=True)) / s))(s)
+            for s in (0.05, 0.1)
+        },
     }
     scores = Scores()
     for t in targets:
@@ -333,8 +400,9 @@ def probe_cycle(detector, targets, reference_maps, **_) -> dict:
         sim = torch.einsum("mkd,dn->mkn", sample_features(maps, points), t.features.reshape(d, -1))
         forward = refine_points(sim.reshape(m, 5, h, w), "parabolic")
         back_query = sample_features(t.features[None].expand(m, -1, -1, -1), forward)
-        back = refine_points(torch.einsum("mkd,mdn->mkn", back_query, maps.reshape(m, d, -1)).reshape(m, 5, h, w),
-                             "parabolic")
+        back = refine_points(
+            torch.einsum("mkd,mdn->mkn", back_query, maps.reshape(m, d, -1)).reshape(m, 5, h, w), "parabolic"
+        )
         error, peak = (back - points).norm(dim=-1), sim.amax(-1)
         prob = torch.softmax(sim * detector.logit_scale, -1)
         for name, weight in weights.items():
@@ -350,8 +418,14 @@ def probe_category(detector, targets, bank_rows, **_) -> dict:
         same = torch.tensor([a.category == t.row.category for a in bank_rows[t.row.task]])
         scores.add("bank, every reference", t, bank(detector, t.row.task, t.features))
         if same.any():  # every dev category has references in its task's bank (98 of 100 targets)
-            scores.add("bank, same category only (oracle)", t, vote_maps(emb[same], vis[same], t.features, detector.logit_scale))
-        scores.add("bank, other categories only", t, vote_maps(emb[~same], vis[~same], t.features, detector.logit_scale))
+            scores.add(
+                "bank, same category only (oracle)",
+                t,
+                vote_maps(emb[same], vis[same], t.features, detector.logit_scale),
+            )
+        scores.add(
+            "bank, other categories only", t, vote_maps(emb[~same], vis[~same], t.features, detector.logit_scale)
+        )
     return scores.table()
 
 
@@ -369,9 +443,13 @@ def probe_subspace(detector, targets, **_) -> dict:
     for weights in ([1, 1, 0], [1, 1, 0.5], [1, 1, 1], [1, 1, 1.5], [1, 0, 0], [0, 1, 0], [0, 0, 1]):
         for t in targets:
             emb, vis = detector.bank[t.row.task]
-            scores.add(f"bank, members and trunk weighted {weights}", t,
-                       vote_maps(reweight(emb.float(), weights, -1), vis, reweight(t.features, weights, 0),
-                                 detector.logit_scale))
+            scores.add(
+                f"bank, members and trunk weighted {weights}",
+                t,
+                vote_maps(
+                    reweight(emb.float(), weights, -1), vis, reweight(t.features, weights, 0), detector.logit_scale
+                ),
+            )
     return scores.table()
 
 
@@ -386,13 +464,17 @@ def probe_scale(detector, targets, **_) -> dict:
             canvas = np.empty((size, size, 3), np.uint8)
             canvas[:] = MEAN_RGB
             top, left = (size - nh) // 2, (size - nw) // 2
-            canvas[top:top + nh, left:left + nw] = cv2.resize(t.image, (nw, nh), interpolation=cv2.INTER_AREA)
+            canvas[top : top + nh, left : left + nw] = cv2.resize(t.image, (nw, nh), interpolation=cv2.INTER_AREA)
             features = detector.features(canvas, [t.row.task])[0]
             for name, prob in (("heatmap", heat(detector, features)), ("bank", bank(detector, t.row.task, features))):
                 points = refine_points(torch.log(prob[None].clamp(min=1e-12)), "parabolic")[0].numpy()
                 photo = (points * size - [left, top]) / [nw, nh]
-                scores.add_points(f"{name}, photo's longer side {fill:.2f} of the input", t, photo,
-                                  map_confidence(prob[None])[0].numpy())
+                scores.add_points(
+                    f"{name}, photo's longer side {fill:.2f} of the input",
+                    t,
+                    photo,
+                    map_confidence(prob[None])[0].numpy(),
+                )
     return scores.table()
 
 
@@ -440,7 +522,9 @@ def probe_confidence(detector, targets, **_) -> dict:
         points = t.frame.from_input(refine_points(torch.log(b.clamp(min=1e-12)), "parabolic")[0].numpy())
         own, both = map_confidence(b)[0], agreement_confidence(b, hm)[0]  # both: sqrt(own x the head's mass there)
         scores.add_points("bank, its own confidence", t, points, own.numpy())
-        scores.add_points("bank, the heatmap's mass at the bank's peak", t, points, (both**2 / own.clamp(min=1e-12)).numpy())
+        scores.add_points(
+            "bank, the heatmap's mass at the bank's peak", t, points, (both**2 / own.clamp(min=1e-12)).numpy()
+        )
         scores.add_points("bank, geometric mean of both", t, points, both.numpy())
     return scores.table()
 
@@ -471,11 +555,15 @@ def probe_orientation(detector, targets, **_) -> dict:
 
         add("bank_heatmap", False)
         add("reversed by the head", log_at(hm, REVERSED) > log_at(hm, list(range(5))))
-        add("reversed by head + prototypes", log_at(hm, REVERSED) + log_at(pr, REVERSED)
-            > log_at(hm, list(range(5))) + log_at(pr, list(range(5))))
+        add(
+            "reversed by head + prototypes",
+            log_at(hm, REVERSED) + log_at(pr, REVERSED) > log_at(hm, list(range(5))) + log_at(pr, list(range(5))),
+        )
         truth = t.row.keypoints * np.array([-1.0, 1.0]) + np.array([1.0, 0.0]) if mirrored else t.row.keypoints
-        hits = [int(((np.linalg.norm(points[o] - truth, axis=1) <= 0.1) & t.row.visible).sum())
-                for o in (list(range(5)), REVERSED)]
+        hits = [
+            int(((np.linalg.norm(points[o] - truth, axis=1) <= 0.1) & t.row.visible).sum())
+            for o in (list(range(5)), REVERSED)
+        ]
         add("oracle (bound, reads the labels)", hits[1] > hits[0])
     return scores.table()
 
@@ -490,29 +578,45 @@ def probe_temperature(detector, targets, **_) -> dict:
             for factor in (0.5, 0.75, 1.0, 1.5, 2.0):
                 b = vote_maps(emb, vis, feats, detector.logit_scale * factor)[None]
                 points = t.frame.from_input(refine_points(torch.log(b.clamp(min=1e-12)), "parabolic")[0].numpy())
-                scores.add_points(f"logit scale x {factor}" + (", mirrored" if mirrored else ""), t, points,
-                                  agreement_confidence(b, hm)[0].numpy(), mirrored)
+                scores.add_points(
+                    f"logit scale x {factor}" + (", mirrored" if mirrored else ""),
+                    t,
+                    points,
+                    agreement_confidence(b, hm)[0].numpy(),
+                    mirrored,
+                )
     return scores.table()
 
 
 def probe_experts(detector, targets, **_) -> dict:
     scores = Scores()
     for t, mirrored, b, hm, pr in three_readers(detector, targets):
-        for name, prob in (("bank", b), ("prototypes", pr), ("bank + prototypes", (b + pr) / 2),
-                           ("bank x prototypes", normalised((b * pr).sqrt())),
-                           ("bank + prototypes + head", (b + pr + hm) / 3),
-                           ("bank x prototypes x head", normalised((b * pr * hm) ** (1 / 3)))):
+        for name, prob in (
+            ("bank", b),
+            ("prototypes", pr),
+            ("bank + prototypes", (b + pr) / 2),
+            ("bank x prototypes", normalised((b * pr).sqrt())),
+            ("bank + prototypes + head", (b + pr + hm) / 3),
+            ("bank x prototypes x head", normalised((b * pr * hm) ** (1 / 3))),
+        ):
             points = t.frame.from_input(refine_points(torch.log(prob[None].clamp(min=1e-12)), "parabolic")[0].numpy())
-            scores.add_points(name + (", mirrored" if mirrored else ""), t, points,
-                              agreement_confidence(prob[None], hm[None])[0].numpy(), mirrored)
+            scores.add_points(
+                name + (", mirrored" if mirrored else ""),
+                t,
+                points,
+                agreement_confidence(prob[None], hm[None])[0].numpy(),
+                mirrored,
+            )
     return scores.table()
 
 
 def probe_models(detector, targets, others: list[FunctionalKeypointDetector], **_) -> dict:
     if not others:
         raise SystemExit("the models probe needs at least one --other model")
-    sources = {tuple(str(d.encoder.loaded_extra.get("bank_source", {}).get(k)) for k in ("csv", "per_task", "seed"))
-               for d in (detector, *others)}
+    sources = {
+        tuple(str(d.encoder.loaded_extra.get("bank_source", {}).get(k)) for k in ("csv", "per_task", "seed"))
+        for d in (detector, *others)
+    }
     if len(sources) != 1:
         raise SystemExit("the models probe needs banks drawn alike (extra['bank_source']: csv, per_task, seed)")
     scores = Scores()
@@ -527,12 +631,18 @@ def probe_models(detector, targets, others: list[FunctionalKeypointDetector], **
             # joined as seeds are: one vote per reference on the mean of the models' cosines (the banks hold
             # the same reference rows, bank_source alike), at the models' mean logit scale
             emb = torch.cat([d.bank[t.row.task][0] for d in readers], -1) / math.sqrt(len(readers))
-            joined = vote_maps(emb, detector.bank[t.row.task][1], torch.cat(feats, 0) / math.sqrt(len(readers)),
-                               sum(d.logit_scale for d in readers) / len(readers))
-            for name, b, hm in (("main", banks[0], heads[0]), ("others", sum(banks[1:]) / len(others),
-                                                                sum(heads[1:]) / len(others)),
-                                ("all", sum(banks) / len(banks), sum(heads) / len(heads)),
-                                ("all, cosines joined", joined, sum(heads) / len(heads))):
+            joined = vote_maps(
+                emb,
+                detector.bank[t.row.task][1],
+                torch.cat(feats, 0) / math.sqrt(len(readers)),
+                sum(d.logit_scale for d in readers) / len(readers),
+            )
+            for name, b, hm in (
+                ("main", banks[0], heads[0]),
+                ("others", sum(banks[1:]) / len(others), sum(heads[1:]) / len(others)),
+                ("all", sum(banks) / len(banks), sum(heads) / len(heads)),
+                ("all, cosines joined", joined, sum(heads) / len(heads)),
+            ):
                 points = t.frame.from_input(refine_points(torch.log(b[None].clamp(min=1e-12)), "parabolic")[0].numpy())
                 conf = agreement_confidence(b[None], hm[None])[0].numpy()
                 scores.add_points(f"bank_heatmap, {name}{suffix}", t, points, conf, mirrored)
@@ -543,12 +653,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model", type=Path, default=Path("models/funk-lite0-synth.pt"))
-    parser.add_argument("--bank-data", type=Path, default=Path("datasets/synth-v13/annotations.csv"),
-                        help="the CSV the model's bank was drawn from (its train rows: layouts, categories, chain prior)")
-    parser.add_argument("--head", action="append", default=[], metavar="NAME=CKPT",
-                        help="another heatmap head on the same encoder, for the heads probe (repeatable)")
-    parser.add_argument("--other", type=Path, action="append", default=[],
-                        help="another shipped model (any trunk), for the models probe (repeatable)")
+    parser.add_argument(
+        "--bank-data",
+        type=Path,
+        default=Path("datasets/synth-v13/annotations.csv"),
+        help="the CSV the model's bank was drawn from (its train rows: layouts, categories, chain prior)",
+    )
+    parser.add_argument(
+        "--head",
+        action="append",
+        default=[],
+        metavar="NAME=CKPT",
+        help="another heatmap head on the same encoder, for the heads probe (repeatable)",
+    )
+    parser.add_argument(
+        "--other",
+        type=Path,
+        action="append",
+        default=[],
+        help="another shipped model (any trunk), for the models probe (repeatable)",
+    )
     parser.add_argument("--max-targets-per-task", type=int, default=None)
     parser.add_argument("--probe", choices=PROBES, action="append", default=None, help="default: all")
     parser.add_argument("--threads", type=int, default=2)
@@ -558,8 +682,10 @@ def main() -> None:
     annotations = read_annotations(args.data)
     pairs = evaluation_pairs(annotations, 0, 20, args.max_targets_per_task)
     detector = FunctionalKeypointDetector.load(args.model, method="heatmap")
-    heads = {name: FunctionalKeypointDetector.load(path, method="heatmap")
-             for name, path in (h.split("=", 1) for h in args.head)}
+    heads = {
+        name: FunctionalKeypointDetector.load(path, method="heatmap")
+        for name, path in (h.split("=", 1) for h in args.head)
+    }
     train = FunKPointDataset(args.bank_data, roles=["train"])
     source = detector.encoder.loaded_extra["bank_source"]
     bank_rows = choose_references(train.annotations, source["per_task"], source["seed"])
@@ -575,21 +701,38 @@ def main() -> None:
         extra = tuple((e[0, 0], e[1, 0]) for e, _ in (o.embed([image], [row.task], mirrored=True) for o in others))
         targets.append(Target(row, image, frame, embedded[0, 0], embedded[1, 0], extra))
     probes = args.probe or list(PROBES)
-    context = {"layouts": {t: torch.from_numpy(np.stack([a.keypoints for a in rows])).float()
-                           for t, rows in bank_rows.items()},
-               "bank_rows": bank_rows, "train_rows": train.annotations, "heads": heads, "others": others}
+    context = {
+        "layouts": {
+            t: torch.from_numpy(np.stack([a.keypoints for a in rows])).float() for t, rows in bank_rows.items()
+        },
+        "bank_rows": bank_rows,
+        "train_rows": train.annotations,
+        "heads": heads,
+        "others": others,
+    }
     if {"cycle", "centring"} & set(probes):  # the references' whole maps, embedded as the bank embedded them
         context["reference_maps"] = {
-            task: (torch.stack([detector.features(train.load_image(a.image_path), [task])[0] for a in rows]),
-                   torch.from_numpy(np.stack([a.keypoints for a in rows])).float(),
-                   torch.from_numpy(np.stack([a.visible for a in rows])))
-            for task, rows in bank_rows.items() if any(t.row.task == task for t in targets)}
+            task: (
+                torch.stack([detector.features(train.load_image(a.image_path), [task])[0] for a in rows]),
+                torch.from_numpy(np.stack([a.keypoints for a in rows])).float(),
+                torch.from_numpy(np.stack([a.visible for a in rows])),
+            )
+            for task, rows in bank_rows.items()
+            if any(t.row.task == task for t in targets)
+        }
     results = {}
     for name in probes:
         results[name] = globals()[f"probe_{name}"](detector, targets, **context)
         print(json.dumps({name: results[name]}, indent=1), flush=True)
-    out = {"data": str(args.data), "model": str(args.model), "others": [str(p) for p in args.other], "heads": dict(h.split("=", 1) for h in args.head),
-           "targets": len(targets), "letterbox": True, "results": results}
+    out = {
+        "data": str(args.data),
+        "model": str(args.model),
+        "others": [str(p) for p in args.other],
+        "heads": dict(h.split("=", 1) for h in args.head),
+        "targets": len(targets),
+        "letterbox": True,
+        "results": results,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=1) + "\n")

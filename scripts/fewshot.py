@@ -32,8 +32,6 @@ standard deviation are over splits.
 
 from __future__ import annotations
 
-import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-
 import argparse
 import datetime as _dt
 import hashlib
@@ -42,11 +40,13 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
+from fewshot_data import ClassImages, distinct_class_images
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
@@ -55,7 +55,6 @@ from tqdm import tqdm
 
 from funk_perception.atomic import save_figure_atomic, write_text_atomic
 from funk_perception.cli import command
-from fewshot_data import ClassImages, distinct_class_images
 from funk_perception.model import FunctionalEncoder, Trunk, preprocess, resolve_device
 from funk_perception.shipped import DEFAULT_CHECKPOINT
 from funk_perception.tasks import CATEGORIES
@@ -105,8 +104,10 @@ class FewShotConfig:
         if self.splits < 1:
             raise ValueError(f"FewShotConfig.splits: expected >= 1, found {self.splits}")
         if self.images_per_class is not None and self.images_per_class <= max(self.shots):
-            raise ValueError(f"FewShotConfig.images_per_class: expected more than the largest shot {max(self.shots)} "
-                             f"(at least one test image per class), found {self.images_per_class}")
+            raise ValueError(
+                f"FewShotConfig.images_per_class: expected more than the largest shot {max(self.shots)} "
+                f"(at least one test image per class), found {self.images_per_class}"
+            )
         if self.C <= 0:
             raise ValueError(f"FewShotConfig.C: expected > 0, found {self.C}")
 
@@ -142,8 +143,10 @@ def make_splits(labels: Sequence[int], shots: Sequence[int], splits: int, seed: 
         raise ValueError(f"make_splits: expected at least 2 classes, found {len(classes)}")
     if counts.min() <= max(shots):
         small = classes[counts <= max(shots)].tolist()
-        raise ValueError(f"make_splits: expected more than {max(shots)} images in every class, classes {small} "
-                         f"have {counts[counts <= max(shots)].tolist()}")
+        raise ValueError(
+            f"make_splits: expected more than {max(shots)} images in every class, classes {small} "
+            f"have {counts[counts <= max(shots)].tolist()}"
+        )
     members = {c: np.flatnonzero(labels == c) for c in classes}
     out = []
     for k in shots:
@@ -220,36 +223,66 @@ def feature_methods(config: FewShotConfig, device: torch.device) -> list[Feature
     encoder = FunctionalEncoder.load(config.model, device).eval()
     size = int(encoder.config.image_size)
     trunk_name = str(encoder.config.trunk)
-    methods = [FeatureMethod(f"ImageNet {trunk_name} trunk", "trunk", _pooled_trunk(encoder.trunk), size,
-                             {"trunk": trunk_name, "feature": "stride-16 trunk features, spatial mean"})]
+    methods = [
+        FeatureMethod(
+            f"ImageNet {trunk_name} trunk",
+            "trunk",
+            _pooled_trunk(encoder.trunk),
+            size,
+            {"trunk": trunk_name, "feature": "stride-16 trunk features, spatial mean"},
+        )
+    ]
     if config.finetuned is not None:
         from classify import load_finetuned_trunk, read_classifier_checkpoint
 
         payload = read_classifier_checkpoint(config.finetuned)
         if payload["trunk"] != trunk_name:
-            raise ValueError(f"{config.finetuned}: fine-tuned trunk is {payload['trunk']!r}, the checkpoint "
-                             f"{config.model} uses {trunk_name!r}; compare like with like")
-        methods.append(FeatureMethod(
-            f"{trunk_name} trunk fine-tuned on the {len(payload['classes'])} training categories", "finetuned",
-            _pooled_trunk(load_finetuned_trunk(config.finetuned, device)), size,
-            {"checkpoint": str(config.finetuned), "checkpoint_sha256": _sha256(config.finetuned),
-             "steps": payload["step"], "category_test_accuracy": payload["extra"].get("test_accuracy"),
-             "feature": "stride-16 trunk features, spatial mean"}))
-    methods.append(FeatureMethod(
-        f"funk: {encoder.config.modular.gating} gating ({config.model.name})", "model", _pooled_encoder(encoder), size,
-        {"checkpoint": str(config.model), "checkpoint_sha256": _sha256(config.model),
-         "gating": str(encoder.config.modular.gating),
-         "feature": "embeddings of all 10 tasks, spatial mean, concatenated"}))
+            raise ValueError(
+                f"{config.finetuned}: fine-tuned trunk is {payload['trunk']!r}, the checkpoint "
+                f"{config.model} uses {trunk_name!r}; compare like with like"
+            )
+        methods.append(
+            FeatureMethod(
+                f"{trunk_name} trunk fine-tuned on the {len(payload['classes'])} training categories",
+                "finetuned",
+                _pooled_trunk(load_finetuned_trunk(config.finetuned, device)),
+                size,
+                {
+                    "checkpoint": str(config.finetuned),
+                    "checkpoint_sha256": _sha256(config.finetuned),
+                    "steps": payload["step"],
+                    "category_test_accuracy": payload["extra"].get("test_accuracy"),
+                    "feature": "stride-16 trunk features, spatial mean",
+                },
+            )
+        )
+    methods.append(
+        FeatureMethod(
+            f"funk: {encoder.config.modular.gating} gating ({config.model.name})",
+            "model",
+            _pooled_encoder(encoder),
+            size,
+            {
+                "checkpoint": str(config.model),
+                "checkpoint_sha256": _sha256(config.model),
+                "gating": str(encoder.config.modular.gating),
+                "feature": "embeddings of all 10 tasks, spatial mean, concatenated",
+            },
+        )
+    )
     return methods
 
 
-def compute_features(method: FeatureMethod, images: ClassImages, batch_size: int = 16, progress: bool = False) -> np.ndarray:
+def compute_features(
+    method: FeatureMethod, images: ClassImages, batch_size: int = 16, progress: bool = False
+) -> np.ndarray:
     """(N, D) float64 pooled features of every image, in order."""
     out = []
     starts = range(0, len(images.paths), batch_size)
     for start in tqdm(starts, desc=f"features {method.name}", disable=not progress, leave=False):
-        batch = preprocess([images.load(i) for i in range(start, min(start + batch_size, len(images.paths)))],
-                           size=method.image_size)
+        batch = preprocess(
+            [images.load(i) for i in range(start, min(start + batch_size, len(images.paths)))], size=method.image_size
+        )
         with torch.inference_mode():
             out.append(method.extract(batch).cpu().double().numpy())
     return np.concatenate(out)
@@ -272,8 +305,11 @@ def markdown_table(results: Mapping, metric: str = "accuracy", paper: bool = Tru
         lines.append(f"| {row['name']} | " + " | ".join(_cell(row["results"].get(k), metric) for k in shots) + " |")
     if paper:
         for name, values in results["paper_table3"].items():
-            lines.append(f"| paper Table 3: {name} | " + " | ".join(
-                f"{values[k]:.2f}" if k in values else "-" for k in shots) + " |")
+            lines.append(
+                f"| paper Table 3: {name} | "
+                + " | ".join(f"{values[k]:.2f}" if k in values else "-" for k in shots)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -294,8 +330,12 @@ def markdown_report(results: Mapping) -> str:
         "",
     ]
     if results["dropped_classes"]:
-        lines.insert(3, "Left out (too few distinct images): " + ", ".join(
-            f"{c} ({n})" for c, n in results["dropped_classes"].items()) + ".")
+        lines.insert(
+            3,
+            "Left out (too few distinct images): "
+            + ", ".join(f"{c} ({n})" for c, n in results["dropped_classes"].items())
+            + ".",
+        )
     return "\n".join(lines)
 
 
@@ -310,8 +350,14 @@ def plot_accuracy(results: Mapping, path: Path) -> None:
     shots = [str(k) for k in results["shots"]]
     for row in results["methods"]:
         ks = [k for k in shots if k in row["results"]]
-        ax.errorbar([int(k) for k in ks], [row["results"][k]["accuracy_mean"] for k in ks],
-                    yerr=[row["results"][k]["accuracy_std"] for k in ks], marker="o", capsize=3, label=row["name"])
+        ax.errorbar(
+            [int(k) for k in ks],
+            [row["results"][k]["accuracy_mean"] for k in ks],
+            yerr=[row["results"][k]["accuracy_std"] for k in ks],
+            marker="o",
+            capsize=3,
+            label=row["name"],
+        )
     ax.set_xticks([int(k) for k in shots])
     ax.set_xlabel("training images per class")
     ax.set_ylabel("accuracy (%)")
@@ -323,28 +369,42 @@ def plot_accuracy(results: Mapping, path: Path) -> None:
 
 
 def _run_info(device: torch.device) -> dict:
-    return {"host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu_count": os.cpu_count(), "device": str(device),
-            **({"gpu": torch.cuda.get_device_name(0)} if device.type == "cuda" else {})}
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "device": str(device),
+        **({"gpu": torch.cuda.get_device_name(0)} if device.type == "cuda" else {}),
+    }
 
 
 def run_fewshot(config: FewShotConfig, command: str | None = None) -> dict:
     """Run the benchmark; write ``fewshot.json``, ``fewshot.md`` and ``fewshot.png`` into ``config.output_dir()``."""
-    images = distinct_class_images(config.data, config.images_per_class,
-                                   max(config.min_images_per_class, max(config.shots) + 1))
+    images = distinct_class_images(
+        config.data, config.images_per_class, max(config.min_images_per_class, max(config.shots) + 1)
+    )
     labels = np.array([images.classes.index(c) for c in images.labels])
     splits = make_splits(labels, config.shots, config.splits, config.seed)
     device = resolve_device(config.device)
     rows = []
     for method in feature_methods(config, device):
         features = compute_features(method, images, config.batch_size, config.progress)
-        rows.append({"name": method.name, "kind": method.kind, "feature_dim": int(features.shape[1]),
-                     "info": method.info, "results": score_splits(features, labels, splits, config.C)})
+        rows.append(
+            {
+                "name": method.name,
+                "kind": method.kind,
+                "feature_dim": int(features.shape[1]),
+                "info": method.info,
+                "results": score_splits(features, labels, splits, config.C),
+            }
+        )
     results = {
         "kind": "fewshot",
         "label": config.label,
         "command": command or "run_fewshot(" + json.dumps({k: str(v) for k, v in asdict(config).items()}) + ")",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": _run_info(device),
         "data": str(config.data),
         "seed": config.seed,
@@ -371,8 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/fewshot.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=d.data, help="FunKPoint-style CSV; each distinct image is one sample")
     p.add_argument("--model", type=Path, default=d.model, help="funk encoder checkpoint")
-    p.add_argument("--finetuned", type=Path, default=None,
-                   help="trunk fine-tuned on the training categories (python scripts/classify.py)")
+    p.add_argument(
+        "--finetuned",
+        type=Path,
+        default=None,
+        help="trunk fine-tuned on the training categories (python scripts/classify.py)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default results/fewshot-<data name>)")
     p.add_argument("--shots", type=int, nargs="+", default=list(d.shots))
     p.add_argument("--splits", type=int, default=d.splits, help="random splits per shot count")
@@ -391,13 +455,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)
     config = FewShotConfig(
-        data=args.data, model=args.model, finetuned=args.finetuned, out=args.out, shots=tuple(args.shots),
-        splits=args.splits, images_per_class=args.images_per_class or None,
-        min_images_per_class=args.min_images_per_class, seed=args.seed, C=args.C, device=args.device,
-        progress=not args.no_progress, label=args.label,
+        data=args.data,
+        model=args.model,
+        finetuned=args.finetuned,
+        out=args.out,
+        shots=tuple(args.shots),
+        splits=args.splits,
+        images_per_class=args.images_per_class or None,
+        min_images_per_class=args.min_images_per_class,
+        seed=args.seed,
+        C=args.C,
+        device=args.device,
+        progress=not args.no_progress,
+        label=args.label,
     )
-    command = "python scripts/fewshot.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python scripts/fewshot.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     results = run_fewshot(config, command=command)
     print(markdown_report(results))
     print(f"wrote {config.output_dir()}")

@@ -73,14 +73,18 @@ def distinct_class_images(csv_path: str | Path, images_per_class: int | None, mi
     category: dict[Path, str] = {}
     for a in dataset.annotations:
         if category.setdefault(a.image_path, a.category) != a.category:
-            raise ValueError(f"{csv_path}, line {a.line}: image {a.relative_path} is labelled {a.category!r} here and "
-                             f"{category[a.image_path]!r} on an earlier row; expected one category per image")
+            raise ValueError(
+                f"{csv_path}, line {a.line}: image {a.relative_path} is labelled {a.category!r} here and "
+                f"{category[a.image_path]!r} on an earlier row; expected one category per image"
+            )
     paths = list(category)
     owner = find_duplicates([dataset.load_image(p) for p in paths])
     for i, j in enumerate(owner):
         if category[paths[i]] != category[paths[j]]:
-            raise ValueError(f"{csv_path}: {paths[i].name} ({category[paths[i]]}) is the same photo as "
-                             f"{paths[j].name} ({category[paths[j]]}); expected one category per photo")
+            raise ValueError(
+                f"{csv_path}: {paths[i].name} ({category[paths[i]]}) is the same photo as "
+                f"{paths[j].name} ({category[paths[j]]}); expected one category per photo"
+            )
     kept = [p for i, p in enumerate(paths) if owner[i] == i]
     by_class: dict[str, list[Path]] = {}
     for p in kept:
@@ -89,8 +93,16 @@ def distinct_class_images(csv_path: str | Path, images_per_class: int | None, mi
     dropped = {c: len(v) for c, v in by_class.items() if len(v) < need}
     classes = [c for c in ALL_CATEGORIES if c in by_class and c not in dropped]
     if len(classes) < 2:
-        raise ValueError(f"{csv_path}: expected at least 2 classes with >= {need} distinct images, found "
-                         f"{len(classes)} (distinct images per class: { {c: len(v) for c, v in by_class.items()} })")
+        raise ValueError(
+            f"{csv_path}: expected at least 2 classes with >= {need} distinct images, found "
+            f"{len(classes)} (distinct images per class: { {c: len(v) for c, v in by_class.items()} })"
+        )
     chosen = [(p, c) for c in classes for p in by_class[c][: images_per_class or None]]
-    return ClassImages(dataset, [p for p, _ in chosen], [c for _, c in chosen], classes, dropped,
-                       duplicates_removed=len(paths) - len(kept))
+    return ClassImages(
+        dataset,
+        [p for p, _ in chosen],
+        [c for _, c in chosen],
+        classes,
+        dropped,
+        duplicates_removed=len(paths) - len(kept),
+    )

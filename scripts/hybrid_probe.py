@@ -15,17 +15,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trunk_stage_probe import probe_config, probe_parser, transfer_pck, write_probe
+
 from funk_perception.evaluate import Method
 from funk_perception.model import FunctionalEncoder
 from funk_perception.train.ensemble import join_encoders
-from trunk_stage_probe import probe_config, probe_parser, transfer_pck, write_probe
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = probe_parser(__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", required=True)
     parser.add_argument("--weight", type=float, action="append", required=True)
-    parser.add_argument("--ensemble", action="store_true", help="one method from all --model (their embeddings concatenated)")
+    parser.add_argument(
+        "--ensemble", action="store_true", help="one method from all --model (their embeddings concatenated)"
+    )
     args = parser.parse_args(argv)
     first = FunctionalEncoder.load(args.model[0], "cpu")
     encoders = {path: FunctionalEncoder.load(path, "cpu", trunk=first.trunk) for path in args.model}
@@ -37,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
             name = " + ".join(str(path) for path in group) + f" + {w:g} x trunk"
             # the shipped mechanism itself (EncoderConfig.members / trunk_weight), not a copy of its arithmetic
             joined = join_encoders(members, w)
-            methods.append(Method(name, "model", lambda im, tasks, e=joined: e(im, tasks).float(),
-                                  int(joined.config.image_size), True))
+            methods.append(
+                Method(
+                    name, "model", lambda im, tasks, e=joined: e(im, tasks).float(), int(joined.config.image_size), True
+                )
+            )
     write_probe(args, "scripts/hybrid_probe.py", argv, transfer_pck(probe_config(args), methods))
     return 0
 

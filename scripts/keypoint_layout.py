@@ -36,9 +36,12 @@ def layout(rows: list[Annotation]) -> dict[str, dict]:
         axis = p[:, 4] - p[:, 0]
         length = np.linalg.norm(axis, axis=1)
         along = ((p - p[:, :1]) * axis[:, None]).sum(-1) / np.maximum(length, 1e-9)[:, None] ** 2
-        out[task] = {"rows": len(p), "p2 p3 p4 along the chain": np.round(along.mean(0)[1:4], 2).tolist(),
-                     "p3 nearer p1 than p2": round(float(np.mean(along[:, 2] < along[:, 1])), 2),
-                     "chain length": round(float(length.mean()), 2)}
+        out[task] = {
+            "rows": len(p),
+            "p2 p3 p4 along the chain": np.round(along.mean(0)[1:4], 2).tolist(),
+            "p3 nearer p1 than p2": round(float(np.mean(along[:, 2] < along[:, 1])), 2),
+            "chain length": round(float(length.mean()), 2),
+        }
     return out
 
 
@@ -71,16 +74,23 @@ def detected_layout(csv_path: Path, model: Path) -> dict[str, dict]:
         scale = max(float(axis @ axis), 1e-12)
         errors.setdefault(a.task, []).append((found - truth) @ axis / scale)
         hits.setdefault(a.task, []).append(np.linalg.norm(found - truth, axis=1) <= 0.1)
-    return {task: {"rows": len(hits[task]), "pck@0.1 p1..p5": np.round(100 * np.mean(hits[task], 0), 1).tolist(),
-                   "median along-chain error p1..p5": np.round(np.median(errors[task], 0), 2).tolist()}
-            for task in hits}
+    return {
+        task: {
+            "rows": len(hits[task]),
+            "pck@0.1 p1..p5": np.round(100 * np.mean(hits[task], 0), 1).tolist(),
+            "median along-chain error p1..p5": np.round(np.median(errors[task], 0), 2).tolist(),
+        }
+        for task in hits
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, required=True)
     parser.add_argument("--synth", type=Path, required=True)
-    parser.add_argument("--model", type=Path, help="also report where this checkpoint's detect puts the points on the real test rows")
+    parser.add_argument(
+        "--model", type=Path, help="also report where this checkpoint's detect puts the points on the real test rows"
+    )
     args = parser.parse_args()
     real_rows = [a for a in read_annotations(args.real) if a.role in {"reference", "test"}]
     synth_rows = [a for a in read_annotations(args.synth) if a.role == "train"]

@@ -25,9 +25,10 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import cv2
 
@@ -57,26 +58,63 @@ class Input:
 
 
 INPUTS: tuple[Input, ...] = (
-    Input("evaluate-synth.json", "evaluate", "results/eval-synth/results.json",
-          "python -m funk_perception.evaluate --data datasets/synth-v13/annotations.csv --model ... --out results/eval-synth",
-          False, ("qualitative.png", "dense.png")),
-    Input("evaluate-synth-heldout.json", "evaluate", "results/eval-synth-heldout/results.json",
-          "python -m funk_perception.evaluate --data datasets/synth-v13/heldout.csv --references "
-          "datasets/synth-v13/annotations.csv --model ... --out results/eval-synth-heldout", False, ("qualitative.png",)),
-    Input("evaluate-real-dev.json", "evaluate", "results/eval-real-dev/results.json",
-          "python -m funk_perception.evaluate --data ../shared/data/funkpoint-real-dev/annotations.csv --model ... "
-          "--out results/eval-real-dev", False, ("qualitative.png", "dense.png")),
-    Input("fewshot-synth-heldout.json", "fewshot", "results/fewshot-synth-heldout/fewshot.json",
-          "python scripts/fewshot.py --data datasets/synth-fewshot/heldout.csv --out results/fewshot-synth-heldout",
-          True, ("fewshot.png",)),
-    Input("fewshot-real-dev.json", "fewshot", "results/fewshot-real-dev/fewshot.json",
-          "python scripts/fewshot.py --data ../shared/data/funkpoint-real-dev/annotations.csv "
-          "--out results/fewshot-real-dev", False, ("fewshot.png",)),
-    Input("grasp.json", "grasp", "benchmarks/results", "python -m funk_grasp.benchmark [--name NAME] (every "
-          "benchmarks/results/grasp*.json it writes)"),
-    Input("gating-ablation.json", "ablation", "results/gating-ablation/ablation.json",
-          "bash scripts/gating_ablation.sh (python scripts/ablation.py over its evaluations)", False,
-          ("ablation.png",)),
+    Input(
+        "evaluate-synth.json",
+        "evaluate",
+        "results/eval-synth/results.json",
+        "python -m funk_perception.evaluate --data datasets/synth-v13/annotations.csv --model ... --out results/eval-synth",
+        False,
+        ("qualitative.png", "dense.png"),
+    ),
+    Input(
+        "evaluate-synth-heldout.json",
+        "evaluate",
+        "results/eval-synth-heldout/results.json",
+        "python -m funk_perception.evaluate --data datasets/synth-v13/heldout.csv --references "
+        "datasets/synth-v13/annotations.csv --model ... --out results/eval-synth-heldout",
+        False,
+        ("qualitative.png",),
+    ),
+    Input(
+        "evaluate-real-dev.json",
+        "evaluate",
+        "results/eval-real-dev/results.json",
+        "python -m funk_perception.evaluate --data ../shared/data/funkpoint-real-dev/annotations.csv --model ... "
+        "--out results/eval-real-dev",
+        False,
+        ("qualitative.png", "dense.png"),
+    ),
+    Input(
+        "fewshot-synth-heldout.json",
+        "fewshot",
+        "results/fewshot-synth-heldout/fewshot.json",
+        "python scripts/fewshot.py --data datasets/synth-fewshot/heldout.csv --out results/fewshot-synth-heldout",
+        True,
+        ("fewshot.png",),
+    ),
+    Input(
+        "fewshot-real-dev.json",
+        "fewshot",
+        "results/fewshot-real-dev/fewshot.json",
+        "python scripts/fewshot.py --data ../shared/data/funkpoint-real-dev/annotations.csv "
+        "--out results/fewshot-real-dev",
+        False,
+        ("fewshot.png",),
+    ),
+    Input(
+        "grasp.json",
+        "grasp",
+        "benchmarks/results",
+        "python -m funk_grasp.benchmark [--name NAME] (every benchmarks/results/grasp*.json it writes)",
+    ),
+    Input(
+        "gating-ablation.json",
+        "ablation",
+        "results/gating-ablation/ablation.json",
+        "bash scripts/gating_ablation.sh (python scripts/ablation.py over its evaluations)",
+        False,
+        ("ablation.png",),
+    ),
     Input("rl.json", "rl", "runs/fig6", "python scripts/rl_figure6.py demos|rl (docs/RL.md, Figure 6)"),
 )
 INPUT_BY_NAME = {i.name: i for i in INPUTS}
@@ -150,8 +188,10 @@ def check_rl(data: Any, where: Path) -> None:
         steps = _field(data, ("runs", i, "steps"), list, where)
         success = _field(data, ("runs", i, "success_rate"), list, where)
         if len(steps) != len(success) or not steps:
-            raise ReportError(f"{where}: runs[{i}]: expected as many success rates as steps (at least one), "
-                              f"found {len(success)} and {len(steps)}")
+            raise ReportError(
+                f"{where}: runs[{i}]: expected as many success rates as steps (at least one), "
+                f"found {len(success)} and {len(steps)}"
+            )
     for i, _ in enumerate(data.get("demos", []) if isinstance(data, dict) else []):
         _field(data, ("demos", i, "encoder"), str, where)
         _field(data, ("demos", i, "eval_episodes"), int, where)
@@ -173,8 +213,12 @@ def check_ablation(data: Any, where: Path) -> None:
 
 
 CHECKS: Mapping[str, Callable[[Any, Path], None]] = {
-    "evaluate": check_evaluate, "fewshot": check_fewshot, "grasp": check_grasp, "ablation": check_ablation,
-    "rl": check_rl}
+    "evaluate": check_evaluate,
+    "fewshot": check_fewshot,
+    "grasp": check_grasp,
+    "ablation": check_ablation,
+    "rl": check_rl,
+}
 
 
 def read_input(folder: Path, spec: Input) -> dict | None:
@@ -182,9 +226,11 @@ def read_input(folder: Path, spec: Input) -> dict | None:
     path = folder / spec.name
     if not path.is_file():
         if spec.required:
-            raise ReportError(f"{path}: required results file not found; it is written by `{spec.written_by}` "
-                              "(then `python scripts/report.py --collect`), or all at once by "
-                              "`bash scripts/make_results.sh`")
+            raise ReportError(
+                f"{path}: required results file not found; it is written by `{spec.written_by}` "
+                "(then `python scripts/report.py --collect`), or all at once by "
+                "`bash scripts/make_results.sh`"
+            )
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -214,20 +260,32 @@ def _rl_runs(folder: Path) -> dict | None:
         if not rows:
             continue
         final = json.loads((run / "eval.json").read_text()) if (run / "eval.json").is_file() else {}
-        runs.append({
-            "folder": str(run), "encoder": str(config.get("encoder")), "seed": config.get("seed"),
-            "demonstrations": config.get("demo_episodes"), "planned_steps": config.get("rl_steps"),
-            "finished": bool(final), "final_successes": final.get("successes"), "final_episodes": final.get("episodes"),
-            "steps": [int(float(r["steps"])) for r in rows],
-            "success_rate": [100.0 * float(r["success_rate"]) for r in rows],
-            "date": _dt.datetime.fromtimestamp((run / "eval.csv").stat().st_mtime, _dt.timezone.utc).isoformat(
-                timespec="seconds"),
-        })
+        runs.append(
+            {
+                "folder": str(run),
+                "encoder": str(config.get("encoder")),
+                "seed": config.get("seed"),
+                "demonstrations": config.get("demo_episodes"),
+                "planned_steps": config.get("rl_steps"),
+                "finished": bool(final),
+                "final_successes": final.get("successes"),
+                "final_episodes": final.get("episodes"),
+                "steps": [int(float(r["steps"])) for r in rows],
+                "success_rate": [100.0 * float(r["success_rate"]) for r in rows],
+                "date": _dt.datetime.fromtimestamp((run / "eval.csv").stat().st_mtime, _dt.UTC).isoformat(
+                    timespec="seconds"
+                ),
+            }
+        )
     if not runs and not demos:
         return None
-    return {"command": "python scripts/rl_figure6.py demos|rl", "source": str(folder),
-            "success_rule": "nail at its goal for more than 25 of the 200 steps (DAPG/RRL)", "runs": runs,
-            "demos": demos}
+    return {
+        "command": "python scripts/rl_figure6.py demos|rl",
+        "source": str(folder),
+        "success_rule": "nail at its goal for more than 25 of the 200 steps (DAPG/RRL)",
+        "runs": runs,
+        "demos": demos,
+    }
 
 
 def _grasp_runs(folder: Path) -> dict | None:
@@ -238,7 +296,9 @@ def _grasp_runs(folder: Path) -> dict | None:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ReportError(f"{path}: expected a JSON file, found unreadable content ({exc})") from None
-        if isinstance(data, dict) and "rows" in data and "paper_accuracy" in data:  # the benchmark's, not the simulator's
+        if (
+            isinstance(data, dict) and "rows" in data and "paper_accuracy" in data
+        ):  # the benchmark's, not the simulator's
             runs.append({**data, "source": str(path)})
     return {"runs": runs} if runs else None
 
@@ -334,7 +394,9 @@ def _machine(data: Mapping) -> str:
 
 def _provenance(spec: Input, data: Mapping, size: str) -> str:
     date = str(data.get("date", "not recorded"))[:10]
-    return f"`{data.get('command', spec.written_by)}` ({date}; {_machine(data)}; {size}; input `docs/results/{spec.name}`)"
+    return (
+        f"`{data.get('command', spec.written_by)}` ({date}; {_machine(data)}; {size}; input `docs/results/{spec.name}`)"
+    )
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -362,8 +424,12 @@ def _figure(spec: Input, figure: str, inputs: Path, page: Path, caption: str) ->
 #: The paper's Table 2 rows (docs/DESIGN.md, "Evaluation") that have no funk counterpart (evaluate's JSON carries the others).
 PAPER_TABLE2_OTHERS: Mapping[str, float] = {"MAST": 8.3, "AffordanceNet": 15.3, "ours from DINO init": 43.5}
 #: Paper Table 2 row that each funk row is set beside: by method kind, and by gating for models.
-PAPER_ROW = {"trunk": "ImageNet ResNet-50 features", "task": "ours, task embedding",
-             "uniform": "ours, uniform gating", "shared": "ours, shared learned gating"}
+PAPER_ROW = {
+    "trunk": "ImageNet ResNet-50 features",
+    "task": "ours, task embedding",
+    "uniform": "ours, uniform gating",
+    "shared": "ours, shared learned gating",
+}
 
 
 def _paper_pck(paper: Mapping, row: Mapping) -> str:
@@ -376,12 +442,19 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
     evaluations = [loaded[k] for k in INPUT_BY_NAME if k.startswith("evaluate") and loaded[k]]
     title = ["## Table 2: functional correspondence (PCK@0.1, %)", ""]
     if not evaluations:
-        return title + ["*Not run yet* (no `evaluate-*.json` in `docs/results/`; `bash scripts/make_results.sh` "
-                        "runs the evaluations).", ""]
+        return title + [
+            "*Not run yet* (no `evaluate-*.json` in `docs/results/`; `bash scripts/make_results.sh` "
+            "runs the evaluations).",
+            "",
+        ]
     paper = next((d["paper_table2"] for d in evaluations if isinstance(d.get("paper_table2"), dict)), {})
-    columns = [("evaluate-synth.json", "synthetic test: all"), ("evaluate-synth.json:same", "same category"),
-               ("evaluate-synth.json:cross", "cross category"), ("evaluate-synth-heldout.json", "synthetic held-out categories"),
-               ("evaluate-real-dev.json", "real photos (dev)")]
+    columns = [
+        ("evaluate-synth.json", "synthetic test: all"),
+        ("evaluate-synth.json:same", "same category"),
+        ("evaluate-synth.json:cross", "cross category"),
+        ("evaluate-synth-heldout.json", "synthetic held-out categories"),
+        ("evaluate-real-dev.json", "real photos (dev)"),
+    ]
     names = list(dict.fromkeys(r["name"] for d in evaluations for r in d["methods"]))
 
     def cell(key: str, name: str) -> str:
@@ -420,24 +493,45 @@ def table2_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) 
             lines += [f"- {file}: *not run yet* (`{spec.written_by}`)."]
             continue
         pairs = data["pairs"]
-        size = (f"{pairs['total']:,} triplets ({pairs.get('same_category', 0):,} same-category, "
-                f"{pairs.get('cross_category', 0):,} cross-category) from `{data['data']}`")
+        size = (
+            f"{pairs['total']:,} triplets ({pairs.get('same_category', 0):,} same-category, "
+            f"{pairs.get('cross_category', 0):,} cross-category) from `{data['data']}`"
+        )
         lines += [f"- {file}: {_provenance(spec, data, size)}."]
     lines += [""]
     lines += ablation_section(loaded, inputs, page)
     lines += detect_section(loaded)
     figures = [
-        ("evaluate-synth.json", "qualitative.png", "Figure 4-style: keypoint transfer on the synthetic test split "
-         "(reference left, prediction and ground truth on the target)"),
-        ("evaluate-synth.json", "dense.png", "Figure 5-style: dense correspondence, the model beside trunk-only "
-         "features (colours follow reference position)"),
-        ("evaluate-synth-heldout.json", "qualitative.png", "Keypoint transfer onto held-out categories never trained on"),
+        (
+            "evaluate-synth.json",
+            "qualitative.png",
+            "Figure 4-style: keypoint transfer on the synthetic test split "
+            "(reference left, prediction and ground truth on the target)",
+        ),
+        (
+            "evaluate-synth.json",
+            "dense.png",
+            "Figure 5-style: dense correspondence, the model beside trunk-only "
+            "features (colours follow reference position)",
+        ),
+        (
+            "evaluate-synth-heldout.json",
+            "qualitative.png",
+            "Keypoint transfer onto held-out categories never trained on",
+        ),
         ("evaluate-real-dev.json", "qualitative.png", "Keypoint transfer on real photos (dev set; small copy)"),
         ("evaluate-real-dev.json", "dense.png", "Dense correspondence on real photos (dev set; small copy)"),
     ]
-    shown = [line for file, figure, caption in figures for line in _figure(INPUT_BY_NAME[file], figure, inputs, page, caption)]
-    return lines + ["### Figures (paper Figures 4 and 5)", ""] + (shown or ["*Not run yet* (no evaluation figures "
-                                                                            "in `docs/results/figures/`).", ""])
+    shown = [
+        line
+        for file, figure, caption in figures
+        for line in _figure(INPUT_BY_NAME[file], figure, inputs, page, caption)
+    ]
+    return (
+        lines
+        + ["### Figures (paper Figures 4 and 5)", ""]
+        + (shown or ["*Not run yet* (no evaluation figures in `docs/results/figures/`).", ""])
+    )
 
 
 def ablation_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> list[str]:
@@ -456,23 +550,38 @@ def ablation_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path
         return f"{_num(entry['mean'])}{spread} ({seeds})"
 
     gatings = list(dict.fromkeys([*data["paper"], *(g for e in evaluations for g in e["gating"])]))
-    rows = [[gating] + [cell(e["gating"].get(gating)) for e in evaluations] + [_num(data["paper"].get(gating))]
-            for gating in gatings]
-    lines += [f"{data['metric']}: mean +- standard deviation over training seeds, each seed in brackets. "
-              "Checkpoints trained with the shipped recipe (generator 1.2.0 data); the sampling standard error of "
-              "each column is about " + ", ".join(_num(e.get("sampling_se")) for e in evaluations) + " points.", ""]
+    rows = [
+        [gating] + [cell(e["gating"].get(gating)) for e in evaluations] + [_num(data["paper"].get(gating))]
+        for gating in gatings
+    ]
+    lines += [
+        f"{data['metric']}: mean +- standard deviation over training seeds, each seed in brackets. "
+        "Checkpoints trained with the shipped recipe (generator 1.2.0 data); the sampling standard error of "
+        "each column is about " + ", ".join(_num(e.get("sampling_se")) for e in evaluations) + " points.",
+        "",
+    ]
     lines += _table(["gating"] + [e["label"] for e in evaluations] + ["paper (FunKPoint)"], rows) + [""]
     lines += [f"- {e['label']}: `{e['command']}` ({str(e['date'])[:10]})" for e in evaluations]
     lines += [f"- summarised by `{spec.written_by}`, input `docs/results/{spec.name}`.", ""]
-    return lines + _figure(spec, "ablation.png", inputs, page, "Gating ablation: bars are seed means, dots single seeds")
+    return lines + _figure(
+        spec, "ablation.png", inputs, page, "Gating ablation: bars are seed means, dots single seeds"
+    )
 
 
 def detect_section(loaded: Mapping[str, dict | None]) -> list[str]:
-    files = [f for f in ("evaluate-synth.json", "evaluate-synth-heldout.json", "evaluate-real-dev.json")
-             if loaded[f] and loaded[f].get("detect")]
+    files = [
+        f
+        for f in ("evaluate-synth.json", "evaluate-synth-heldout.json", "evaluate-real-dev.json")
+        if loaded[f] and loaded[f].get("detect")
+    ]
     if not files:
-        return ["### Reference-free detect", "", "*Not run yet* (no evaluate file here has a `detect` section; "
-                "`python -m funk_perception.evaluate` writes one).", ""]
+        return [
+            "### Reference-free detect",
+            "",
+            "*Not run yet* (no evaluate file here has a `detect` section; "
+            "`python -m funk_perception.evaluate` writes one).",
+            "",
+        ]
     names = list(dict.fromkeys(r["name"] for f in files for r in loaded[f]["detect"]["rows"]))
     rows = []
     for name in names:
@@ -480,23 +589,38 @@ def detect_section(loaded: Mapping[str, dict | None]) -> list[str]:
         for f in files:
             row = next((r for r in loaded[f]["detect"]["rows"] if r["name"] == name), None)
             conf = (row or {}).get("results", {}).get("confidence") or {}
-            cells += ["-", "-"] if row is None else [_with_interval(row["results"]["overall"]["0.1"], row),
-                                                     _num(conf.get("auc"), 2) if conf else "-"]
+            cells += (
+                ["-", "-"]
+                if row is None
+                else [_with_interval(row["results"]["overall"]["0.1"], row), _num(conf.get("auc"), 2) if conf else "-"]
+            )
         rows.append(cells)
     header = ["method"] + [h for f in files for h in (f"{f}: PCK@0.1", "confidence AUC")]
     sizes = ", ".join(f"{loaded[f]['detect'].get('targets', '?')} target rows in {f}" for f in files)
-    return ["### Reference-free detect", "",
+    return (
+        [
+            "### Reference-free detect",
+            "",
             "What `FunctionalKeypointDetector.detect` and the ROS node publish: keypoints with no reference image. "
             "Confidence AUC: ROC AUC of the confidence for a hit (within 0.1) against a miss (0.5 = uninformative). "
             "In brackets, where written: the PCK's 95 % bootstrap interval over the target images. "
-            f"Same runs as above ({sizes}).", ""] + _table(header, rows) + [""]
+            f"Same runs as above ({sizes}).",
+            "",
+        ]
+        + _table(header, rows)
+        + [""]
+    )
 
 
 def fewshot_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> list[str]:
     lines = ["## Table 3: few-shot classification (accuracy, %)", ""]
-    for file, title in (("fewshot-synth-heldout.json", "Synthetic held-out categories (never trained on)"),
-                        ("fewshot-real-dev.json", "Real photos (dev set): a sanity check of size, on categories the "
-                         "model was trained on")):
+    for file, title in (
+        ("fewshot-synth-heldout.json", "Synthetic held-out categories (never trained on)"),
+        (
+            "fewshot-real-dev.json",
+            "Real photos (dev set): a sanity check of size, on categories the model was trained on",
+        ),
+    ):
         spec = INPUT_BY_NAME[file]
         data = loaded[file]
         lines += [f"### {title}", ""]
@@ -504,34 +628,59 @@ def fewshot_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path)
             lines += _not_run(spec)
             continue
         shots = [str(k) for k in data["shots"]]
-        rows = [[r["name"]] + [f"{r['results'][k]['accuracy_mean']:.1f} ± {r['results'][k]['accuracy_std']:.1f}"
-                               if k in r["results"] else "-" for k in shots] for r in data["methods"]]
+        rows = [
+            [r["name"]]
+            + [
+                f"{r['results'][k]['accuracy_mean']:.1f} ± {r['results'][k]['accuracy_std']:.1f}"
+                if k in r["results"]
+                else "-"
+                for k in shots
+            ]
+            for r in data["methods"]
+        ]
         if not any(r.get("kind") == "finetuned" for r in data["methods"]):
             rows.insert(1, ["trunk fine-tuned on the 20 training categories"] + ["not run yet"] * len(shots))
         counts = data.get("images_per_class", {})
         seen = data.get("classes_seen_in_training") or []
         if not seen:  # the paper's Table 3 is on categories outside training: set beside those only
-            rows += [[f"paper Table 3: {name}"] + [_num(v.get(k), 2) for k in shots]
-                     for name, v in (data.get("paper_table3") or {}).items()]
-        size = (f"{len(data['classes'])} classes, {sum(counts.values())} distinct images "
-                f"({min(counts.values())}-{max(counts.values())} per class), {data.get('splits_per_shot')} splits per "
-                "shot count" if counts else f"{len(data['classes'])} classes")
+            rows += [
+                [f"paper Table 3: {name}"] + [_num(v.get(k), 2) for k in shots]
+                for name, v in (data.get("paper_table3") or {}).items()
+            ]
+        size = (
+            f"{len(data['classes'])} classes, {sum(counts.values())} distinct images "
+            f"({min(counts.values())}-{max(counts.values())} per class), {data.get('splits_per_shot')} splits per "
+            "shot count"
+            if counts
+            else f"{len(data['classes'])} classes"
+        )
         lines += _table(["method"] + [f"{k}-shot" for k in shots], rows) + [""]
-        lines += [f"Mean ± standard deviation over random class-balanced splits; chance is "
-                  f"{100.0 / len(data['classes']):.1f} %. Classifier: {data.get('classifier', 'linear')}. "
-                  f"From {_provenance(spec, data, size)}."]
+        lines += [
+            f"Mean ± standard deviation over random class-balanced splits; chance is "
+            f"{100.0 / len(data['classes']):.1f} %. Classifier: {data.get('classifier', 'linear')}. "
+            f"From {_provenance(spec, data, size)}."
+        ]
         if data.get("dropped_classes"):
-            lines += ["Left out for too few distinct photos: " + ", ".join(
-                f"{c} ({n})" for c, n in data["dropped_classes"].items()) + "."]
+            lines += [
+                "Left out for too few distinct photos: "
+                + ", ".join(f"{c} ({n})" for c, n in data["dropped_classes"].items())
+                + "."
+            ]
         if data.get("duplicates_removed"):
-            lines += [f"{data['duplicates_removed']} image files were copies (or mirror images) of another photo "
-                      "and count once."]
+            lines += [
+                f"{data['duplicates_removed']} image files were copies (or mirror images) of another photo "
+                "and count once."
+            ]
         if seen:
-            lines += [f"These categories ({', '.join(seen)}) are among the 20 the funk model and the fine-tuned trunk "
-                      "were trained on (synthetic renders of them), unlike the held-out categories above: this "
-                      "table does not test generalisation to new categories."]
+            lines += [
+                f"These categories ({', '.join(seen)}) are among the 20 the funk model and the fine-tuned trunk "
+                "were trained on (synthetic renders of them), unlike the held-out categories above: this "
+                "table does not test generalisation to new categories."
+            ]
         lines += [""]
-        lines += _figure(spec, "fewshot.png", inputs, page, f"Accuracy against training images per class: {title.lower()}")
+        lines += _figure(
+            spec, "fewshot.png", inputs, page, f"Accuracy against training images per class: {title.lower()}"
+        )
     return lines
 
 
@@ -550,8 +699,11 @@ def grasp_table(spec: Input, data: Mapping, inputs: Path, page: Path) -> list[st
     """One funk_grasp.benchmark output: rows x test splits, accuracy and ROC AUC, beside the paper's accuracy."""
     lines = [f"### `{Path(data['source']).name}`", ""]
     splits = list(dict.fromkeys(s for r in data["rows"].values() for s in r))
-    names = {"trunk": "trunk only (ImageNet)", "trunk_categories": "trunk fine-tuned on the 20 categories",
-             "funk": "funk features"}
+    names = {
+        "trunk": "trunk only (ImageNet)",
+        "trunk_categories": "trunk fine-tuned on the 20 categories",
+        "funk": "funk features",
+    }
     rows = []
     for key, per_split in data["rows"].items():
         kind, _, mode = key.partition("/")
@@ -559,20 +711,30 @@ def grasp_table(spec: Input, data: Mapping, inputs: Path, page: Path) -> list[st
         for s in splits:
             entry = per_split.get(s)
             # funk_grasp writes accuracy as a fraction
-            cells += ["-", "-"] if entry is None else [
-                f"{_percent(entry['accuracy']['mean'])} ± {_percent(entry['accuracy'].get('std'))}",
-                f"{_num(entry['auc']['mean'], 3)} ± {_num(entry['auc'].get('std'), 3)}"]
+            cells += (
+                ["-", "-"]
+                if entry is None
+                else [
+                    f"{_percent(entry['accuracy']['mean'])} ± {_percent(entry['accuracy'].get('std'))}",
+                    f"{_num(entry['auc']['mean'], 3)} ± {_num(entry['auc'].get('std'), 3)}",
+                ]
+            )
         cells.append(_num((data.get("paper_accuracy") or {}).get(kind), 2))
         rows.append(cells)
     header = ["row"] + [h for s in splits for h in (f"{s} accuracy (%)", f"{s} ROC AUC")] + ["paper Table 4 accuracy"]
     counts = data.get("counts") or {}
     size = ", ".join(f"{name} {c.get('count')}" for name, c in counts.items()) or "size not recorded"
     lines += _table(header, rows) + [""]
-    lines += [f"Mean ± standard deviation over seeds {data.get('seeds', '?')}; data: {data.get('data_kind', data['data'])}. "
-              f"The paper's accuracies are on the Pinto-Gupta robot data with a ResNet-50 trunk. "
-              f"From {_provenance(spec, data, size)}.", ""]
+    lines += [
+        f"Mean ± standard deviation over seeds {data.get('seeds', '?')}; data: {data.get('data_kind', data['data'])}. "
+        f"The paper's accuracies are on the Pinto-Gupta robot data with a ResNet-50 trunk. "
+        f"From {_provenance(spec, data, size)}.",
+        "",
+    ]
     roc = inputs / "figures" / f"{Path(data['source']).stem}_roc.jpg"
-    return lines + _image(roc, page, f"ROC curves of grasp success prediction, {Path(data['source']).name} (first seed)")
+    return lines + _image(
+        roc, page, f"ROC curves of grasp success prediction, {Path(data['source']).name} (first seed)"
+    )
 
 
 def _demo_means(result: Mapping) -> dict[int, tuple[float, float]]:
@@ -581,8 +743,10 @@ def _demo_means(result: Mapping) -> dict[int, tuple[float, float]]:
     out = {}
     for n in sorted({c["demos"] for c in result["cells"]}):
         cells = [c for c in result["cells"] if c["demos"] == n]
-        out[n] = (100 * sum(c["bc_successes"] for c in cells) / (len(cells) * episodes),
-                  100 * sum(c["dagger_successes"] for c in cells) / (len(cells) * episodes))
+        out[n] = (
+            100 * sum(c["bc_successes"] for c in cells) / (len(cells) * episodes),
+            100 * sum(c["dagger_successes"] for c in cells) / (len(cells) * episodes),
+        )
     return out
 
 
@@ -607,8 +771,15 @@ def plot_rl(data: Mapping, path: Path) -> None:
     axes[0].set_title("demonstration efficiency")
     for run in data["runs"]:
         colour = colours.setdefault(run["encoder"], f"C{len(colours)}")
-        axes[1].plot(run["steps"], run["success_rate"], marker="o", markersize=3, color=colour, lw=1,
-                     label=f"{run['encoder']} s{run['seed']}")
+        axes[1].plot(
+            run["steps"],
+            run["success_rate"],
+            marker="o",
+            markersize=3,
+            color=colour,
+            lw=1,
+            label=f"{run['encoder']} s{run['seed']}",
+        )
     axes[1].set_xlabel("environment steps of PPO with the BC term")
     axes[1].set_title("sample efficiency")
     for ax in axes:
@@ -629,26 +800,55 @@ def rl_section(loaded: Mapping[str, dict | None], inputs: Path, page: Path) -> l
     for result in data.get("demos", []):
         for n, (bc, dagger) in _demo_means(result).items():
             seeds = sorted({c["seed"] for c in result["cells"] if c["demos"] == n})
-            rows.append([result["encoder"], str(n), _num(bc), _num(dagger), str(len(seeds)),
-                         str(result["eval_episodes"])])
+            rows.append(
+                [result["encoder"], str(n), _num(bc), _num(dagger), str(len(seeds)), str(result["eval_episodes"])]
+            )
     if rows:
-        lines += _table(["encoder", "demonstrations", "BC success (%)", "BC + DAgger success (%)", "seeds",
-                         "episodes per seed"], rows) + [""]
-    runs = [[f"`{Path(r['folder']).name}`", r["encoder"], str(r.get("seed", "-")), str(r.get("demonstrations", "-")),
-             f"{r['steps'][-1]:,}", f"{r['planned_steps']:,}" if isinstance(r.get("planned_steps"), int) else "-",
-             _num(r["success_rate"][0]), _num(r["success_rate"][-1]),
-             f"{r['final_successes']} / {r['final_episodes']}" if r.get("finished") else "running",
-             str(r.get("date", ""))[:10]]
-            for r in data["runs"]]
+        lines += _table(
+            ["encoder", "demonstrations", "BC success (%)", "BC + DAgger success (%)", "seeds", "episodes per seed"],
+            rows,
+        ) + [""]
+    runs = [
+        [
+            f"`{Path(r['folder']).name}`",
+            r["encoder"],
+            str(r.get("seed", "-")),
+            str(r.get("demonstrations", "-")),
+            f"{r['steps'][-1]:,}",
+            f"{r['planned_steps']:,}" if isinstance(r.get("planned_steps"), int) else "-",
+            _num(r["success_rate"][0]),
+            _num(r["success_rate"][-1]),
+            f"{r['final_successes']} / {r['final_episodes']}" if r.get("finished") else "running",
+            str(r.get("date", ""))[:10],
+        ]
+        for r in data["runs"]
+    ]
     if runs:
-        lines += _table(["run", "encoder", "seed", "demonstrations", "steps so far", "planned steps",
-                         "success at 0 (%)", "last success (%)", "final evaluation", "date"], runs) + [""]
-    lines += [f"Success rule: {data.get('success_rule', 'see funk_rl')}. docs/RL.md says what was run and what it "
-              "shows. The paper (RRL's protocol, ResNet features, DAPG) reports curves up to 4M samples; these are "
-              f"CPU-sized. From `{data.get('command')}`, under `{data.get('source')}`; input "
-              f"`docs/results/{spec.name}`.", ""]
-    return lines + _image(inputs / "figures" / RL_FIGURE, page,
-                          "Hammer success against demonstrations and against PPO steps, per encoder")
+        lines += _table(
+            [
+                "run",
+                "encoder",
+                "seed",
+                "demonstrations",
+                "steps so far",
+                "planned steps",
+                "success at 0 (%)",
+                "last success (%)",
+                "final evaluation",
+                "date",
+            ],
+            runs,
+        ) + [""]
+    lines += [
+        f"Success rule: {data.get('success_rule', 'see funk_rl')}. docs/RL.md says what was run and what it "
+        "shows. The paper (RRL's protocol, ResNet features, DAPG) reports curves up to 4M samples; these are "
+        f"CPU-sized. From `{data.get('command')}`, under `{data.get('source')}`; input "
+        f"`docs/results/{spec.name}`.",
+        "",
+    ]
+    return lines + _image(
+        inputs / "figures" / RL_FIGURE, page, "Hammer success against demonstrations and against PPO steps, per encoder"
+    )
 
 
 # --------------------------------------------------------------------------- the page
@@ -672,9 +872,12 @@ def mixed_checkpoints(used: Mapping[str, Mapping[str, str]]) -> list[str]:
     for per_file in used.values():
         for path, digest in per_file.items():
             seen.setdefault(path, set()).add(digest)
-    return [f"**Warning:** `{path}` had {len(digests)} different contents across these inputs (a checkpoint was "
-            "replaced between runs); rerun `bash scripts/make_results.sh`." for path, digests in seen.items()
-            if len(digests) > 1] + [""]
+    return [
+        f"**Warning:** `{path}` had {len(digests)} different contents across these inputs (a checkpoint was "
+        "replaced between runs); rerun `bash scripts/make_results.sh`."
+        for path, digests in seen.items()
+        if len(digests) > 1
+    ] + [""]
 
 
 def build_page(inputs: Path = DEFAULT_INPUTS, out: Path = DEFAULT_OUT) -> str:
@@ -695,10 +898,21 @@ def build_page(inputs: Path = DEFAULT_INPUTS, out: Path = DEFAULT_OUT) -> str:
     lines += grasp_section(loaded, inputs, out)
     lines += rl_section(loaded, inputs, out)
     used = checkpoints_used(loaded)
-    rows = [[f"`{s.name}`", "yes" if loaded[s.name] is not None else "not run yet", f"`{s.source}`", f"`{s.written_by}`",
-             ", ".join(f"`{Path(c).name}` {h[:12]}" for c, h in used.get(s.name, {}).items()) or "-"] for s in INPUTS]
-    lines += ["## Inputs", "", "`python scripts/report.py --collect` copies each source into `docs/results/`.",
-              ""] + _table(["file", "present", "collected from", "written by", "checkpoints (sha256)"], rows) + [""]
+    rows = [
+        [
+            f"`{s.name}`",
+            "yes" if loaded[s.name] is not None else "not run yet",
+            f"`{s.source}`",
+            f"`{s.written_by}`",
+            ", ".join(f"`{Path(c).name}` {h[:12]}" for c, h in used.get(s.name, {}).items()) or "-",
+        ]
+        for s in INPUTS
+    ]
+    lines += (
+        ["## Inputs", "", "`python scripts/report.py --collect` copies each source into `docs/results/`.", ""]
+        + _table(["file", "present", "collected from", "written by", "checkpoints (sha256)"], rows)
+        + [""]
+    )
     lines += mixed_checkpoints(used)
     text = "\n".join(lines)
     write_text_atomic(out, text)
@@ -709,8 +923,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python scripts/report.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--inputs", type=Path, default=DEFAULT_INPUTS, help="folder of the result JSON files")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the page to write")
-    p.add_argument("--collect", action="store_true",
-                   help="first copy the latest outputs (results/, benchmarks/results/, runs/hammer/) into --inputs")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="first copy the latest outputs (results/, benchmarks/results/, runs/hammer/) into --inputs",
+    )
     p.add_argument("--root", type=Path, default=Path("."), help="repository root the sources are relative to")
     return p
 

@@ -27,19 +27,19 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Sequence  # noqa: E402
+from typing import Any
 
 import matplotlib  # noqa: E402
+import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: E402,F401
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,7 +49,10 @@ from stable_baselines3 import PPO  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from funk_perception.atomic import (  # noqa: E402
-    save_figure_atomic, save_npz_atomic, write_json_atomic, write_text_atomic,
+    save_figure_atomic,
+    save_npz_atomic,
+    write_json_atomic,
+    write_text_atomic,
 )
 from funk_perception.model import resolve_device  # noqa: E402
 from funk_rl.dagger import fit_policy  # noqa: E402
@@ -73,8 +76,10 @@ class PolicyBank:
         self.m = envs_per_policy
 
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-        parts = [model.predict(observation[k * self.m : (k + 1) * self.m], deterministic=deterministic)[0]
-                 for k, model in enumerate(self.models)]
+        parts = [
+            model.predict(observation[k * self.m : (k + 1) * self.m], deterministic=deterministic)[0]
+            for k, model in enumerate(self.models)
+        ]
         return np.concatenate(parts).astype(np.float32), None
 
 
@@ -99,8 +104,9 @@ def _evaluate_bank(models: list[PPO], config: TrainConfig, encoder: Any, episode
     venv = config.make_env(encoder, k, EVAL_SEED)
     try:
         bar = tqdm(total=k * episodes * EPISODE_STEPS, unit="step", desc="evaluation", leave=False)
-        run = run_episodes(PolicyBank(models, 1), venv, k * episodes, EVAL_SEED, EPISODE_STEPS, labels=False,
-                           progress=bar)
+        run = run_episodes(
+            PolicyBank(models, 1), venv, k * episodes, EVAL_SEED, EPISODE_STEPS, labels=False, progress=bar
+        )
         bar.close()
     finally:
         venv.close()
@@ -115,8 +121,9 @@ def demos_experiment(args: argparse.Namespace, encoder_name: str) -> dict[str, A
         return json.loads(path.read_text())
     out.mkdir(parents=True, exist_ok=True)
     started, cpu = time.perf_counter(), time.process_time()
-    config = TrainConfig(encoder=encoder_name, image_size=args.image_size, n_envs=2, device=args.device,
-                         bc_epochs=args.bc_epochs)
+    config = TrainConfig(
+        encoder=encoder_name, image_size=args.image_size, n_envs=2, device=args.device, bc_epochs=args.bc_epochs
+    )
     device = resolve_device(args.device)
     torch.set_num_threads(1)
     encoder = config.build_encoder(device)
@@ -134,13 +141,16 @@ def demos_experiment(args: argparse.Namespace, encoder_name: str) -> dict[str, A
             venv.close()
         save_npz_atomic(pool_path, pool)
     cells = [(n, s) for n in args.counts for s in args.seeds]
-    subsets = {cell: np.sort(np.random.default_rng([cell[1], cell[0]]).choice(args.pool, cell[0], replace=False))
-               for cell in cells}
+    subsets = {
+        cell: np.sort(np.random.default_rng([cell[1], cell[0]]).choice(args.pool, cell[0], replace=False))
+        for cell in cells
+    }
     probe = config.make_env(encoder, 1, 0)  # the spaces fit_policy's fresh policies are made for
     try:
         demos = {cell: _episode_rows(pool, subsets[cell]) for cell in cells}
-        models = [fit_policy(probe, demos[c]["obs"], demos[c]["labels"], config.fit_config(), c[1], device)[0]
-                  for c in cells]
+        models = [
+            fit_policy(probe, demos[c]["obs"], demos[c]["labels"], config.fit_config(), c[1], device)[0] for c in cells
+        ]
     finally:
         probe.close()
     bc = _evaluate_bank(models, config, encoder, args.eval_episodes)
@@ -149,8 +159,9 @@ def demos_experiment(args: argparse.Namespace, encoder_name: str) -> dict[str, A
     venv = config.make_env(encoder, k, ROLLOUT_SEED, expert=True)
     try:
         bar = tqdm(total=k * args.dagger_episodes * EPISODE_STEPS, unit="step", desc="DAgger rollouts", leave=False)
-        run = run_episodes(PolicyBank(models, 1), venv, k * args.dagger_episodes, ROLLOUT_SEED, EPISODE_STEPS,
-                           progress=bar)
+        run = run_episodes(
+            PolicyBank(models, 1), venv, k * args.dagger_episodes, ROLLOUT_SEED, EPISODE_STEPS, progress=bar
+        )
         bar.close()
     finally:
         venv.close()
@@ -167,13 +178,25 @@ def demos_experiment(args: argparse.Namespace, encoder_name: str) -> dict[str, A
         probe.close()
     dagger = _evaluate_bank(refit, config, encoder, args.eval_episodes)
     result = {
-        "encoder": encoder_name, "image_size": args.image_size, "pool": args.pool,
-        "eval_episodes": args.eval_episodes, "dagger_episodes": args.dagger_episodes,
-        "cells": [{"demos": n, "seed": s, "subset": subsets[(n, s)].tolist(),
-                   "bc_successes": bc[i], "bc_interval": _interval(bc[i], args.eval_episodes),
-                   "dagger_successes": dagger[i], "dagger_interval": _interval(dagger[i], args.eval_episodes)}
-                  for i, (n, s) in enumerate(cells)],
-        "wall_s": round(time.perf_counter() - started, 1), "cpu_s_main": round(time.process_time() - cpu, 1),
+        "encoder": encoder_name,
+        "image_size": args.image_size,
+        "pool": args.pool,
+        "eval_episodes": args.eval_episodes,
+        "dagger_episodes": args.dagger_episodes,
+        "cells": [
+            {
+                "demos": n,
+                "seed": s,
+                "subset": subsets[(n, s)].tolist(),
+                "bc_successes": bc[i],
+                "bc_interval": _interval(bc[i], args.eval_episodes),
+                "dagger_successes": dagger[i],
+                "dagger_interval": _interval(dagger[i], args.eval_episodes),
+            }
+            for i, (n, s) in enumerate(cells)
+        ],
+        "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s_main": round(time.process_time() - cpu, 1),
     }
     write_json_atomic(path, result, indent=2)
     return result
@@ -183,11 +206,35 @@ def rl_experiment(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         for encoder in args.encoders:
             out = Path(args.out) / "rl" / f"{encoder}-s{seed}"
-            command = [sys.executable, "-m", "funk_rl.train_hammer", "--encoder", encoder, "--seed", str(seed),
-                       "--out", str(out), "--image-size", str(args.image_size), "--demo-episodes", str(args.demos),
-                       "--dagger-iterations", "0", "--rl-steps", str(args.steps), "--n-envs", str(args.n_envs),
-                       "--rl-eval-every", str(args.eval_every), "--iteration-eval-episodes", "10",
-                       "--eval-episodes", str(args.eval_episodes), "--device", args.device]
+            command = [
+                sys.executable,
+                "-m",
+                "funk_rl.train_hammer",
+                "--encoder",
+                encoder,
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--image-size",
+                str(args.image_size),
+                "--demo-episodes",
+                str(args.demos),
+                "--dagger-iterations",
+                "0",
+                "--rl-steps",
+                str(args.steps),
+                "--n-envs",
+                str(args.n_envs),
+                "--rl-eval-every",
+                str(args.eval_every),
+                "--iteration-eval-episodes",
+                "10",
+                "--eval-episodes",
+                str(args.eval_episodes),
+                "--device",
+                args.device,
+            ]
             if (out / "state.json").is_file():
                 command.append("--resume")
             print(" ".join(command), flush=True)
@@ -201,8 +248,10 @@ def _mean_curve(runs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
 
 def plot(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    lines = ["| encoder | demos | BC success (mean of seeds, %) | BC + 1 DAgger iteration (%) "
-             "| per seed (BC / DAgger) |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| encoder | demos | BC success (mean of seeds, %) | BC + 1 DAgger iteration (%) | per seed (BC / DAgger) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for name in ENCODERS:
         path = out / "demos" / f"{name}.json"
@@ -234,8 +283,10 @@ def plot(args: argparse.Namespace) -> None:
     save_figure_atomic(fig, out / "demos.png", dpi=120)
     plt.close(fig)
 
-    rl_lines = ["| encoder | seed | env steps | success at the start (%) | at the end (%) | final evaluation |",
-                "| --- | --- | --- | --- | --- | --- |"]
+    rl_lines = [
+        "| encoder | seed | env steps | success at the start (%) | at the end (%) | final evaluation |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     fig, ax = plt.subplots(figsize=(6, 4))
     curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for folder in sorted((out / "rl").glob("*-s*")):
@@ -250,9 +301,10 @@ def plot(args: argparse.Namespace) -> None:
         curves.setdefault(config["encoder"], []).append((steps, success))
         ax.plot(np.maximum(steps, 1), success, color=COLOURS[config["encoder"]], lw=0.8, alpha=0.5)
         final = json.loads((folder / "eval.json").read_text()) if (folder / "eval.json").is_file() else None
-        rl_lines.append(f"| {config['encoder']} | {config['seed']} | {steps[-1]} | {success[0]:.0f} | "
-                        f"{success[-1]:.0f} | "
-                        + (f"{final['successes']}/{final['episodes']}" if final else "running") + " |")
+        rl_lines.append(
+            f"| {config['encoder']} | {config['seed']} | {steps[-1]} | {success[0]:.0f} | "
+            f"{success[-1]:.0f} | " + (f"{final['successes']}/{final['episodes']}" if final else "running") + " |"
+        )
     for name, runs in curves.items():
         steps, mean = _mean_curve(runs)
         ax.plot(np.maximum(steps, 1), mean, color=COLOURS[name], lw=2.5, label=f"{name} (mean of {len(runs)})")
@@ -293,8 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stage == "demos":
         for name in args.encoders or ENCODERS:
             result = demos_experiment(args, name)
-            print(name, [(c["demos"], c["seed"], c["bc_successes"], c["dagger_successes"]) for c in result["cells"]],
-                  f"{result['wall_s']} s", flush=True)
+            print(
+                name,
+                [(c["demos"], c["seed"], c["bc_successes"], c["dagger_successes"]) for c in result["cells"]],
+                f"{result['wall_s']} s",
+                flush=True,
+            )
     elif args.stage == "rl":
         args.encoders = args.encoders or ["state", "funk", "imagenet"]
         rl_experiment(args)

@@ -23,7 +23,6 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
 
@@ -38,7 +37,7 @@ from funk_perception.evaluate import (
     score_predictions,
     triplet_annotations,
 )
-from funk_perception.model.trunk import TF_MEAN, TF_STD, IMAGENET_MEAN, IMAGENET_STD, load_efficientnet_lite
+from funk_perception.model.trunk import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, load_efficientnet_lite
 
 #: variant name -> (trunk, timm feature indices: 2 = stride 8, 3 = stride 16, 4 = stride 32, "head" = conv_head)
 VARIANTS: dict[str, tuple[str, tuple]] = {
@@ -86,8 +85,11 @@ class StageFeatures(torch.nn.Module):
         for s in self.stages:
             f = outs[s]
             if f.shape[-2:] != grid:
-                f = (F.adaptive_avg_pool2d(f, grid) if f.shape[-1] > grid[1]
-                     else F.interpolate(f, size=grid, mode="bilinear", align_corners=False))
+                f = (
+                    F.adaptive_avg_pool2d(f, grid)
+                    if f.shape[-1] > grid[1]
+                    else F.interpolate(f, size=grid, mode="bilinear", align_corners=False)
+                )
             parts.append(F.normalize(f, dim=1))
         return F.normalize(torch.cat(parts, dim=1), dim=1)
 
@@ -107,8 +109,10 @@ def transfer_pck(config: EvalConfig, methods: list[Method]) -> dict[str, dict[st
         refined = predict_pairs(method, annotations, pairs, cache, config.refine, frames=frames)["refined"]
         scores = score_predictions(annotations, pairs, refined)["overall"]
         rows[method.name] = {f"pck@{t}": scores[t] for t in ("0.05", "0.1", "0.15")}
-        print(f"{method.name:40s} PCK@0.1 {scores['0.1']:.1f}  @0.05 {scores['0.05']:.1f}  @0.15 {scores['0.15']:.1f}",
-              flush=True)
+        print(
+            f"{method.name:40s} PCK@0.1 {scores['0.1']:.1f}  @0.05 {scores['0.05']:.1f}  @0.15 {scores['0.15']:.1f}",
+            flush=True,
+        )
     return rows
 
 
@@ -124,13 +128,24 @@ def probe_parser(description: str) -> argparse.ArgumentParser:
 
 def probe_config(args: argparse.Namespace) -> EvalConfig:
     torch.manual_seed(0)
-    return EvalConfig(data=args.data, references=args.references, max_targets_per_task=args.max_targets_per_task,
-                      mirror=args.mirror, progress=False, figures=False, detect=False)
+    return EvalConfig(
+        data=args.data,
+        references=args.references,
+        max_targets_per_task=args.max_targets_per_task,
+        mirror=args.mirror,
+        progress=False,
+        figures=False,
+        detect=False,
+    )
 
 
 def write_probe(args: argparse.Namespace, script: str, argv: list[str] | None, rows: dict) -> None:
-    result = {"command": " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
-              "data": str(args.data), "mirror": args.mirror, "rows": rows}
+    result = {
+        "command": " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
+        "data": str(args.data),
+        "mirror": args.mirror,
+        "rows": rows,
+    }
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
 
 

@@ -8,11 +8,11 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402,F401  (import order matters, see above)
-import torchvision  # noqa: E402,F401
-
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402,F401  (import order matters, see above)
+import torchvision  # noqa: E402,F401
 
 # research code (report, ablation, few-shot, classify) lives in scripts/, outside the installed package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -33,7 +33,7 @@ def _derived(path: Path, drop: tuple[str, ...] = (), perturb: bool = False) -> P
     if perturb:
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            for name, value in encoder.head_state_dict().items():
+            for _name, value in encoder.head_state_dict().items():
                 if value.is_floating_point() and value.dim() > 1:
                     value.add_(1e-2 * torch.randn(value.shape, generator=generator))
     encoder.save(path, {k: v for k, v in encoder.loaded_extra.items() if k not in drop})
@@ -43,8 +43,9 @@ def _derived(path: Path, drop: tuple[str, ...] = (), perturb: bool = False) -> P
 @pytest.fixture(scope="session")
 def prototypes_only_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint with prototypes and no bank, heatmap head or named detect method."""
-    return _derived(tmp_path_factory.mktemp("ckpt") / "prototypes-only.pt",
-                    drop=("bank", "heatmap_head", "detect_method", "recipe"))
+    return _derived(
+        tmp_path_factory.mktemp("ckpt") / "prototypes-only.pt", drop=("bank", "heatmap_head", "detect_method", "recipe")
+    )
 
 
 @pytest.fixture(scope="session")

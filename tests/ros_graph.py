@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import rclpy
 from rcl_interfaces.srv import GetParameters
@@ -38,7 +39,7 @@ def stop(proc: subprocess.Popen) -> None:
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
-        warnings.warn("keypoint_node did not stop within 30 s of SIGTERM; sending SIGINT")
+        warnings.warn("keypoint_node did not stop within 30 s of SIGTERM; sending SIGINT", stacklevel=2)
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
@@ -49,27 +50,38 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_node(domain_id: int, namespace: str, parameters: dict[str, Any], log: Path,
-                 probe_namespace: str | None = None) -> Iterator[tuple[client.NodeClient, subprocess.Popen]]:
-    """(probe, process): keypoint_node in ``namespace`` with ``parameters`` over config/keypoints.yaml,
-    and a :class:`~funk_perception.ros.client.NodeClient` in ``probe_namespace`` (default: the same)."""
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
-    client.init(domain_id)
-    proc = client.start_node(domain_id, ROOT / "config" / "keypoints.yaml", parameters=parameters,
-                             remap={"__ns": namespace}, log=log)
-    probe = client.NodeClient(namespace=probe_namespace or namespace)
+def saved_environment(*keys: str) -> Iterator[None]:
+    """Put back ``keys`` of ``os.environ`` (ROS_DOMAIN_ID and ROS_AUTOMATIC_DISCOVERY_RANGE always) as they were."""
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", *keys)}
     try:
-        probe.wait_connected(240.0)  # torch + model load; minutes on a loaded 2-core VM
-        yield probe, proc
+        yield
     finally:
-        probe.close()
-        stop(proc)
-        rclpy.shutdown()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def running_node(
+    domain_id: int, namespace: str, parameters: dict[str, Any], log: Path, probe_namespace: str | None = None
+) -> Iterator[tuple[client.NodeClient, subprocess.Popen]]:
+    """(probe, process): keypoint_node in ``namespace`` with ``parameters`` over config/keypoints.yaml,
+    and a :class:`~funk_perception.ros.client.NodeClient` in ``probe_namespace`` (default: the same)."""
+    with saved_environment():
+        client.init(domain_id)
+        proc = client.start_node(
+            domain_id, ROOT / "config" / "keypoints.yaml", parameters=parameters, remap={"__ns": namespace}, log=log
+        )
+        probe = client.NodeClient(namespace=probe_namespace or namespace)
+        try:
+            probe.wait_connected(240.0)  # torch + model load; minutes on a loaded 2-core VM
+            yield probe, proc
+        finally:
+            probe.close()
+            stop(proc)
+            rclpy.shutdown()
 
 
 def get_parameters(probe: client.NodeClient, node: str, names: list[str], timeout: float = 10.0) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from ablation import AblationError, main, markdown, summarize
 
 
@@ -15,20 +14,34 @@ def _row(gating: str, seed: int, pck: float, data: str = "datasets/synth-v12/ann
         "name": f"{gating} gating (seed {seed})",
         "kind": "model",
         "info": {"gating": gating, "metadata": {"train_config": {"seed": seed, "data": data}}},
-        "results": {"refined": {"overall": {"0.1": pck, "keypoints": 1000}},
-                    "argmax": {"overall": {"0.1": pck - 5, "keypoints": 1000}}},
+        "results": {
+            "refined": {"overall": {"0.1": pck, "keypoints": 1000}},
+            "argmax": {"overall": {"0.1": pck - 5, "keypoints": 1000}},
+        },
     }
 
 
 def _results(rows: list[dict], mirror: bool = False) -> dict:
     prior = {"name": "image-blind prior", "kind": "prior", "results": {}}
-    return {"data": "../shared/data/funkpoint-real-dev/annotations.csv", "mirror": mirror, "command": "evaluate ...",
-            "date": "2026-12-01T00:00:00+00:00", "methods": [prior, *rows]}
+    return {
+        "data": "../shared/data/funkpoint-real-dev/annotations.csv",
+        "mirror": mirror,
+        "command": "evaluate ...",
+        "date": "2026-12-01T00:00:00+00:00",
+        "methods": [prior, *rows],
+    }
 
 
 def test_groups_by_gating_and_seed_with_the_refined_overall_pck() -> None:
-    results = _results([_row("task", 0, 40.0), _row("task", 1, 42.0), _row("uniform", 0, 38.0),
-                        _row("uniform", 1, 37.0), _row("shared", 0, 36.0)])
+    results = _results(
+        [
+            _row("task", 0, 40.0),
+            _row("task", 1, 42.0),
+            _row("uniform", 0, 38.0),
+            _row("uniform", 1, 37.0),
+            _row("shared", 0, 36.0),
+        ]
+    )
     (evaluation,) = summarize([("dev.json", results)])["evaluations"]
     assert evaluation["label"] == "funkpoint-real-dev"
     task = evaluation["gating"]["task"]
@@ -41,8 +54,9 @@ def test_groups_by_gating_and_seed_with_the_refined_overall_pck() -> None:
 
 
 def test_mirrored_evaluations_get_their_own_column() -> None:
-    summary = summarize([("a.json", _results([_row("task", 0, 40.0)])),
-                         ("b.json", _results([_row("task", 0, 43.0)], mirror=True))])
+    summary = summarize(
+        [("a.json", _results([_row("task", 0, 40.0)])), ("b.json", _results([_row("task", 0, 43.0)], mirror=True))]
+    )
     labels = [e["label"] for e in summary["evaluations"]]
     assert labels == ["funkpoint-real-dev", "funkpoint-real-dev (mirrored)"]
     table = markdown(summary)
@@ -54,8 +68,10 @@ def test_mirrored_evaluations_get_their_own_column() -> None:
     "rows, message",
     [
         ([_row("task", 0, 40.0), _row("task", 0, 41.0)], "two checkpoints with task gating and training seed 0"),
-        ([_row("task", 0, 40.0), _row("uniform", 0, 38.0, data="datasets/synth/annotations.csv")],
-         "trained on different data"),
+        (
+            [_row("task", 0, 40.0), _row("uniform", 0, 38.0, data="datasets/synth/annotations.csv")],
+            "trained on different data",
+        ),
         ([], "no checkpoint rows"),
     ],
 )

@@ -100,13 +100,17 @@ def test_round_trip_preserves_everything(tmp_path: Path) -> None:
     for a, b in zip(original, again):
         assert b.extras["notes"] == a.extras["notes"] and b.extras["reviewer"] == ""
         assert (a.image_path, a.task, a.category, a.role, a.instance_id) == (
-            b.image_path, b.task, b.category, b.role, b.instance_id,
+            b.image_path,
+            b.task,
+            b.category,
+            b.role,
+            b.instance_id,
         )
         np.testing.assert_array_equal(a.keypoints, b.keypoints)  # repr floats: exact
     with rewritten.open() as handle:
         header = next(csv.reader(handle))
     assert header[: len(REQUIRED_COLUMNS)] == list(REQUIRED_COLUMNS)
-    assert header[len(REQUIRED_COLUMNS):] == ["v1", "v2", "v3", "v4", "v5", "instance_id", "notes", "reviewer"]
+    assert header[len(REQUIRED_COLUMNS) :] == ["v1", "v2", "v3", "v4", "v5", "instance_id", "notes", "reviewer"]
     assert "Mash/Pound" in rewritten.read_text()  # display names in the action column
     # Writing the read-back annotations again is a fixed point: the Annotations compare equal.
     write_annotations(tmp_path / "copy2.csv", again)
@@ -163,8 +167,16 @@ def test_annotation_arrays_are_read_only(tmp_path: Path) -> None:
         (lambda h, r: r[4].__setitem__(4 + 9, "nan"), 6, "p5_y", "'nan'"),
         (lambda h, r: r[1].__setitem__(3, "images/nowhere.png"), 3, "dataset_image_path", "existing image file"),
     ],
-    ids=["unknown_task", "unknown_category", "bad_role", "coordinate_above_1", "coordinate_below_0",
-         "non_numeric", "nan", "missing_image"],
+    ids=[
+        "unknown_task",
+        "unknown_category",
+        "bad_role",
+        "coordinate_above_1",
+        "coordinate_below_0",
+        "non_numeric",
+        "nan",
+        "missing_image",
+    ],
 )
 def test_malformed_rows_name_file_line_and_field(tmp_path: Path, mutate, line: int, column: str, fragment: str) -> None:
     csv_path, header, rows = _real_style_csv(tmp_path)
@@ -253,10 +265,16 @@ def test_dataset_view(tmp_path: Path) -> None:
     assert len(dataset) == len(REAL_ROWS)
     assert dataset.root == tmp_path.resolve()
     assert [p.name for p in dataset.image_paths] == ["pan_0.png", "ladle_0.png", "hammer_0.png", "brush_0.jpg"]
-    assert dataset.tasks == [t for t in TASKS if t in {"mash_pound", "lift_something", "pull_out_nail", "brush_dust", "pour"}]
+    assert dataset.tasks == [
+        t for t in TASKS if t in {"mash_pound", "lift_something", "pull_out_nail", "brush_dust", "pour"}
+    ]
     assert dataset.categories == ["frying_pan", "hammer", "ladle", "scrub_brush"]
     assert dataset.indices_by_task() == {
-        "pour": [4], "mash_pound": [0], "lift_something": [1], "brush_dust": [3], "pull_out_nail": [2],
+        "pour": [4],
+        "mash_pound": [0],
+        "lift_something": [1],
+        "brush_dust": [3],
+        "pull_out_nail": [2],
     }
     assert dataset.image_index(Path("images/ladle_0.png")) == 1
     assert dataset.image_index(dataset[2].image_path) == 2

@@ -50,8 +50,18 @@ def test_photometric_views_still_mark_the_dot():
 
 def test_flip_keeps_identity_and_mirrors_x():
     flip_only = AugmentConfig(
-        flip_prob=1.0, scale_range=(1.0, 1.0), max_rotation_deg=0.0, max_shift=0.0,
-        brightness=0, contrast=0, saturation=0, hue_deg=0, grayscale_prob=0, blur_prob=0, noise_prob=0, jpeg_prob=0,
+        flip_prob=1.0,
+        scale_range=(1.0, 1.0),
+        max_rotation_deg=0.0,
+        max_shift=0.0,
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        hue_deg=0,
+        grayscale_prob=0,
+        blur_prob=0,
+        noise_prob=0,
+        jpeg_prob=0,
     )
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(SIZE, SIZE, 3), dtype=np.uint8)

@@ -45,8 +45,9 @@ def read(path: Path) -> dict[str, list[tuple[int, bytes]]]:
 def test_round_trip_with_depth_matches_detect_and_back_projection(sample, detector, tmp_path):
     bag, frames = sample
     out = tmp_path / "out"
-    counts = process_bag(BagConfig(bag, out, TASKS, depth_topic=DEPTH_TOPIC, camera_info_topic=INFO_TOPIC,
-                                   progress=False), detector)
+    counts = process_bag(
+        BagConfig(bag, out, TASKS, depth_topic=DEPTH_TOPIC, camera_info_topic=INFO_TOPIC, progress=False), detector
+    )
     assert counts["processed"] == counts["received"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the stage folder is gone
     before, after = read(bag), read(out)
@@ -73,8 +74,10 @@ def test_mcap_with_compressed_images_and_no_depth(detector, tmp_path):
     bag = tmp_path / "in"
     write_sample_bag(bag, frames=2, storage="mcap", compressed=True)
     out = tmp_path / "out"
-    counts = process_bag(BagConfig(bag, out, ("poke",), IMAGE_TOPIC + "/compressed", storage="mcap", image=False,
-                                   progress=False), detector)
+    counts = process_bag(
+        BagConfig(bag, out, ("poke",), IMAGE_TOPIC + "/compressed", storage="mcap", image=False, progress=False),
+        detector,
+    )
     assert counts["processed"] == 2
     after = read(out)
     ns = IMAGE_TOPIC.rsplit("/", 1)[0]
@@ -114,7 +117,9 @@ def test_bad_bags_and_topics_end_in_one_error_line(sample, tmp_path, capsys):
     assert "no such rosbag2" in _error(capsys, [str(tmp_path / "nope"), out])
     assert "'/camera/nothing' is not in the bag" in _error(capsys, [str(bag), out, "--image-topic", "/camera/nothing"])
     assert "expected type sensor_msgs/msg/Image" in _error(
-        capsys, [str(bag), out, "--image-topic", IMAGE_TOPIC, "--depth-topic", INFO_TOPIC, "--camera-info-topic", INFO_TOPIC])
+        capsys,
+        [str(bag), out, "--image-topic", IMAGE_TOPIC, "--depth-topic", INFO_TOPIC, "--camera-info-topic", INFO_TOPIC],
+    )
     assert "expected both or neither" in _error(capsys, [str(bag), out, "--depth-topic", DEPTH_TOPIC])
     assert "exists already" in _error(capsys, [str(bag), str(bag)])
 

@@ -183,18 +183,29 @@ def test_bank_heatmap_places_points_by_the_bank_with_both_readers_confidence() -
 
 
 def test_heatmap_head_learns_on_a_cache_and_drives_detect(tmp_path: Path) -> None:
-    config = TrainConfig(encoder="tiny", data=str(SAMPLES), pretrained_trunk=False, image_size=64, views=1,
-                         device="cpu", cache_root=str(tmp_path / "cache"), progress=False, num_threads=1)
+    config = TrainConfig(
+        encoder="tiny",
+        data=str(SAMPLES),
+        pretrained_trunk=False,
+        image_size=64,
+        views=1,
+        device="cpu",
+        cache_root=str(tmp_path / "cache"),
+        progress=False,
+        num_threads=1,
+    )
     torch.manual_seed(0)
     trunk = build_trunk("lite0", pretrained=False)
     dataset = FunKPointDataset(SAMPLES, roles=["train"])
     cache = prepare_cache(config, config.encoder_config(), trunk, dataset)
     encoder = FunctionalEncoder(named_config("tiny"), trunk=trunk)
-    head, losses = train_heatmap_head(encoder, cache, HeatmapTrainConfig(steps=40, batch=16, lr=3e-3, hidden=16,
-                                                                          num_threads=1, progress=False))
+    head, losses = train_heatmap_head(
+        encoder, cache, HeatmapTrainConfig(steps=40, batch=16, lr=3e-3, hidden=16, num_threads=1, progress=False)
+    )
     assert np.mean(losses[-5:]) < 0.95 * np.mean(losses[:5]), losses  # 2.77 (uniform over 16 cells) -> ~2.5
-    again, losses_again = train_heatmap_head(encoder, cache, HeatmapTrainConfig(steps=40, batch=16, lr=3e-3, hidden=16,
-                                                                                num_threads=1, progress=False))
+    again, losses_again = train_heatmap_head(
+        encoder, cache, HeatmapTrainConfig(steps=40, batch=16, lr=3e-3, hidden=16, num_threads=1, progress=False)
+    )
     assert losses == losses_again  # seeded
     restored = KeypointHeatmapHead.from_extra(head.to_extra())
     probe = torch.randn(2, encoder.embedding_dim, 4, 4)
@@ -217,8 +228,10 @@ def _field(head: KeypointHeatmapHead, size: int = 14) -> int:
 
 def test_heatmap_head_dilations_set_its_field_of_view_and_round_trip() -> None:
     torch.manual_seed(0)
-    default, wide = KeypointHeatmapHead(HeatmapConfig(in_channels=8)), KeypointHeatmapHead(
-        HeatmapConfig(in_channels=8, dilations=(2, 4)))
+    default, wide = (
+        KeypointHeatmapHead(HeatmapConfig(in_channels=8)),
+        KeypointHeatmapHead(HeatmapConfig(in_channels=8, dilations=(2, 4))),
+    )
     assert _field(default) == 7 * 7 and _field(wide) == 14 * 14  # 15 x 15 clipped to the map
     restored = KeypointHeatmapHead.from_extra(wide.to_extra())
     assert restored.config.dilations == (2, 4)
@@ -233,16 +246,28 @@ def test_heatmap_head_dilations_set_its_field_of_view_and_round_trip() -> None:
 
 
 def test_heatmap_input_dropout_changes_training_and_stays_seeded(tmp_path: Path) -> None:
-    config = TrainConfig(encoder="tiny", data=str(SAMPLES), pretrained_trunk=False, image_size=64, views=1,
-                         device="cpu", cache_root=str(tmp_path / "cache"), progress=False, num_threads=1)
+    config = TrainConfig(
+        encoder="tiny",
+        data=str(SAMPLES),
+        pretrained_trunk=False,
+        image_size=64,
+        views=1,
+        device="cpu",
+        cache_root=str(tmp_path / "cache"),
+        progress=False,
+        num_threads=1,
+    )
     torch.manual_seed(0)
     trunk = build_trunk("lite0", pretrained=False)
     cache = prepare_cache(config, config.encoder_config(), trunk, FunKPointDataset(SAMPLES, roles=["train"]))
     encoder = FunctionalEncoder(named_config("tiny"), trunk=trunk)
 
     def losses(dropout: float) -> list[float]:
-        return train_heatmap_head(encoder, cache, HeatmapTrainConfig(steps=5, batch=8, hidden=8, input_dropout=dropout,
-                                                                     num_threads=1, progress=False))[1]
+        return train_heatmap_head(
+            encoder,
+            cache,
+            HeatmapTrainConfig(steps=5, batch=8, hidden=8, input_dropout=dropout, num_threads=1, progress=False),
+        )[1]
 
     assert losses(0.3) == losses(0.3) != losses(0.0)
     with pytest.raises(ValueError, match="input_dropout"):
@@ -270,11 +295,14 @@ def test_mirror_maps_make_detect_mirror_equivariant(method: str) -> None:
         np.testing.assert_allclose(flipped[task].confidence, plain[task].confidence, atol=1e-5)
     single = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method)
     alone = single.detect(np.ascontiguousarray(image[:, ::-1]), ["pour", "scrape"])
-    assert any(np.abs(alone[t].points[:, 0] - (width - single.detect(image, [t])[t].points[:, 0])).max() > 1.0
-               for t in alone), "without mirror_maps the detector is not mirror-equivariant, so the test can fail"
+    assert any(
+        np.abs(alone[t].points[:, 0] - (width - single.detect(image, [t])[t].points[:, 0])).max() > 1.0 for t in alone
+    ), "without mirror_maps the detector is not mirror-equivariant, so the test can fail"
 
 
-@pytest.mark.parametrize("method", ["bank", "prototypes"])  # cell-wise matching (a conv head's kernels are not symmetric)
+@pytest.mark.parametrize(
+    "method", ["bank", "prototypes"]
+)  # cell-wise matching (a conv head's kernels are not symmetric)
 def test_locate_with_an_identical_mirror_equals_locate_alone(method: str) -> None:
     detector = FunctionalKeypointDetector.load(SHIPPED, device="cpu", method=method)
     features = detector.features(_sample_image(), ["pour"])
@@ -291,14 +319,17 @@ def test_mix_style_swaps_channel_statistics_and_keeps_the_content() -> None:
     from funk_perception.train.feature_style import mix_style
 
     g = torch.Generator().manual_seed(0)
-    features = torch.randn(6, 4, 5, 5, generator=g) * torch.arange(1, 7).view(6, 1, 1, 1) + torch.arange(6).view(6, 1, 1, 1)
+    features = torch.randn(6, 4, 5, 5, generator=g) * torch.arange(1, 7).view(6, 1, 1, 1) + torch.arange(6).view(
+        6, 1, 1, 1
+    )
     mixed = mix_style(features, np.random.default_rng(0))
     again = mix_style(features, np.random.default_rng(0))
     assert mixed.shape == features.shape and torch.equal(mixed, again)  # seeded
     # each map keeps its pattern (a per-channel affine change of it) ...
     flat, flat_mixed = features.flatten(2), mixed.flatten(2)
-    corr = torch.nn.functional.cosine_similarity(flat - flat.mean(-1, keepdim=True),
-                                                 flat_mixed - flat_mixed.mean(-1, keepdim=True), dim=-1)
+    corr = torch.nn.functional.cosine_similarity(
+        flat - flat.mean(-1, keepdim=True), flat_mixed - flat_mixed.mean(-1, keepdim=True), dim=-1
+    )
     assert torch.allclose(corr, torch.ones_like(corr), atol=1e-4)
     # ... while its statistics move towards another sample's
     assert not torch.allclose(mixed.mean(dim=(2, 3)), features.mean(dim=(2, 3)), atol=1e-2)
@@ -354,5 +385,9 @@ def test_a_detector_per_method_finds_what_its_method_object_finds(method: str, m
         np.testing.assert_allclose(found[task].confidence, confidence[i].double().numpy(), atol=1e-6, rtol=0)
     # another method's maps, asked of this detector, are that method's object's
     for other in DETECT_METHODS:
-        torch.testing.assert_close(detector.probability_maps(embedded[0], tasks, other),
-                                   _method_object(other, detector).probability_maps(embedded[0], tasks), atol=0, rtol=0)
+        torch.testing.assert_close(
+            detector.probability_maps(embedded[0], tasks, other),
+            _method_object(other, detector).probability_maps(embedded[0], tasks),
+            atol=0,
+            rtol=0,
+        )

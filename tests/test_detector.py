@@ -80,7 +80,9 @@ def test_load_keeps_prototypes_and_rejects_checkpoint_without_them(
         (np.zeros((2, 32, 32, 3), np.uint8), ValueError, "expected shape \\(H, W, 3\\)"),
     ],
 )
-def test_detect_rejects_bad_images(detector: FunctionalKeypointDetector, bad: object, error: type, message: str) -> None:
+def test_detect_rejects_bad_images(
+    detector: FunctionalKeypointDetector, bad: object, error: type, message: str
+) -> None:
     with pytest.raises(error, match=message):
         detector.detect(bad)  # type: ignore[arg-type]
     with pytest.raises(error, match=message):

@@ -37,7 +37,7 @@ def _camera_frames(count: int) -> list[np.ndarray]:
         w, h = (640, 480) if i % 2 == 0 else (320, 240)
         canvas = np.full((h, w, 3), 90, np.uint8)
         side = h
-        canvas[:, (w - side) // 2:(w + side) // 2] = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+        canvas[:, (w - side) // 2 : (w + side) // 2] = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
         frames.append(canvas)
     return frames
 
@@ -81,8 +81,16 @@ def test_evaluate_transfer_equals_detector_transfer(detector: FunctionalKeypoint
         for a in source.annotations:
             if a.image_path == path:
                 kp = a.keypoints * [h / w, 1.0] + [(w - h) / 2 / w, 0.0]
-                rows.append(replace(a, image_path=tmp_path / name, relative_path=name, keypoints=kp, extras={},
-                                    role="test" if i % 2 else "train"))
+                rows.append(
+                    replace(
+                        a,
+                        image_path=tmp_path / name,
+                        relative_path=name,
+                        keypoints=kp,
+                        extras={},
+                        role="test" if i % 2 else "train",
+                    )
+                )
     csv = tmp_path / "annotations.csv"
     write_annotations(csv, rows)
     dataset = FunKPointDataset(csv)

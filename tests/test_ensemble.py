@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import torch  # before anything that could create a GL context
-
 import pytest
+import torch  # before anything that could create a GL context
 import torch.nn.functional as F
+from test_train import _make_dataset
 
 from funk_perception.model import EncoderConfig, FunctionalEncoder, build_trunk, named_config
 from funk_perception.train.ensemble import join_checkpoints, join_encoders, main
-from test_train import _make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +90,15 @@ def test_join_checkpoints_writes_a_loadable_encoder_with_prototypes_of_the_joine
         paths.append(tmp_path / f"seed{seed}.pt")
         member(pretrained, seed).save(paths[-1], {"prototypes": {}})
     csv_path = _make_dataset(tmp_path)
-    out = join_checkpoints(paths, tmp_path / "joined.pt", csv_path, trunk_weight=0.5, num_threads=1, device="cpu",
-                           cache_root=tmp_path / "cache")
+    out = join_checkpoints(
+        paths,
+        tmp_path / "joined.pt",
+        csv_path,
+        trunk_weight=0.5,
+        num_threads=1,
+        device="cpu",
+        cache_root=tmp_path / "cache",
+    )
     loaded = FunctionalEncoder.load(out, trunk=pretrained)
     assert (loaded.config.members, loaded.config.trunk_weight) == (2, 0.5)
     prototypes = loaded.loaded_extra["prototypes"]
@@ -102,6 +108,19 @@ def test_join_checkpoints_writes_a_loadable_encoder_with_prototypes_of_the_joine
     direct = join_encoders([FunctionalEncoder.load(p, trunk=pretrained) for p in paths], 0.5)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images()), direct(images()))
-    assert main(["--member", str(paths[0]), "--data", str(csv_path), "--out", str(tmp_path / "x.pt"),
-                 "--trunk-weight", "-2"]) == 2
+    assert (
+        main(
+            [
+                "--member",
+                str(paths[0]),
+                "--data",
+                str(csv_path),
+                "--out",
+                str(tmp_path / "x.pt"),
+                "--trunk-weight",
+                "-2",
+            ]
+        )
+        == 2
+    )
     assert "trunk_weight" in capsys.readouterr().err

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from funk_perception.data.annotations import Annotation, FunKPointDataset, write_annotations
 from funk_perception.data.pairs import Pair, evaluation_pairs
 from funk_perception.evaluate import (
-    triplet_annotations,
     PAPER_TABLE2,
     THRESHOLDS,
     EvalConfig,
@@ -23,10 +22,11 @@ from funk_perception.evaluate import (
     main,
     predict_pairs,
     score_predictions,
+    triplet_annotations,
 )
-from funk_perception.metrics import keypoint_distances, pck, pck_correct, pixels_to_normalized
 from funk_perception.figures import object_region_points, position_colors
 from funk_perception.matching import sample_features
+from funk_perception.metrics import keypoint_distances, pck, pck_correct, pixels_to_normalized
 from funk_perception.model import FunctionalEncoder, Trunk, build_trunk, named_config, preprocess
 from funk_perception.model.letterbox import letterbox
 
@@ -73,22 +73,31 @@ def _draw_tool(rng: np.random.Generator, width: int, height: int) -> tuple[np.nd
     """A textured background with a 'tool' (handle + head) whose five keypoints follow docs/DESIGN.md, "Keypoint meanings"."""
     yy, xx = np.mgrid[0:height, 0:width]
     base = rng.integers(40, 200, size=3)
-    image = (base[None, None, :] + 30 * np.sin(xx / rng.uniform(6, 14))[..., None]
-             + rng.normal(0, 8, (height, width, 3))).clip(0, 255).astype(np.uint8)
+    image = (
+        (base[None, None, :] + 30 * np.sin(xx / rng.uniform(6, 14))[..., None] + rng.normal(0, 8, (height, width, 3)))
+        .clip(0, 255)
+        .astype(np.uint8)
+    )
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(angle), np.sin(angle)])
     centre = np.array([width, height]) * rng.uniform(0.4, 0.6, 2)
     length = 0.35 * min(width, height)
     tip = centre + direction * length
     end = centre - direction * length
-    chain = np.stack([tip, tip - 0.25 * direction * length, tip - 0.5 * direction * length,
-                      centre - 0.2 * direction * length, end])
+    chain = np.stack(
+        [tip, tip - 0.25 * direction * length, tip - 0.5 * direction * length, centre - 0.2 * direction * length, end]
+    )
     mask = np.zeros((height, width), np.uint8)
     for img, value in ((image, None), (mask, 255)):
         handle_colour = (30, 30, 230) if value is None else value
         head_colour = (240, 200, 20) if value is None else value
-        cv2.line(img, tuple(int(v) for v in chain[3]), tuple(int(v) for v in end), handle_colour,
-                 max(2, int(0.06 * min(width, height))))
+        cv2.line(
+            img,
+            tuple(int(v) for v in chain[3]),
+            tuple(int(v) for v in end),
+            handle_colour,
+            max(2, int(0.06 * min(width, height))),
+        )
         cv2.circle(img, tuple(int(v) for v in chain[1]), int(0.14 * min(width, height)), head_colour, -1)
     keypoints = chain / np.array([width, height])
     return image, np.clip(keypoints, 0.0, 1.0), mask
@@ -114,8 +123,19 @@ def _make_dataset(root: Path, seed: int = 0) -> Path:
             visible = np.ones(5, bool)
             if counter == 4:
                 visible[2] = False
-            annotations.append(Annotation(root / name, name, task, category, role, keypoints, visible,
-                                          instance_id=f"{category}_{counter}", extras=extras))
+            annotations.append(
+                Annotation(
+                    root / name,
+                    name,
+                    task,
+                    category,
+                    role,
+                    keypoints,
+                    visible,
+                    instance_id=f"{category}_{counter}",
+                    extras=extras,
+                )
+            )
             counter += 1
     csv_path = root / "annotations.csv"
     write_annotations(csv_path, annotations)
@@ -146,8 +166,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     root = tmp_path_factory.mktemp("tinyset")
     csv_path = _make_dataset(root)
     trunk = build_trunk("lite0")  # the pretrained trunk evaluation will load, built once here
-    return csv_path, _save_tiny_checkpoint(root / "tiny.pt", csv_path, trunk=trunk), _save_tiny_checkpoint(
-        root / "tiny_uniform.pt", csv_path, gating="uniform", trunk=trunk)
+    return (
+        csv_path,
+        _save_tiny_checkpoint(root / "tiny.pt", csv_path, trunk=trunk),
+        _save_tiny_checkpoint(root / "tiny_uniform.pt", csv_path, gating="uniform", trunk=trunk),
+    )
 
 
 # --------------------------------------------------------------------------- baselines and scoring
@@ -202,16 +225,24 @@ def test_figure_helpers_sample_inside_object() -> None:
 def test_evaluate_end_to_end_writes_json_markdown_figures(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
     csv_path, model, uniform = tiny
     out = tmp_path / "eval"
-    assert main(["--data", str(csv_path), "--model", str(model), "--model", str(uniform), "--out", str(out),
-                 "--seed", "3"]) == 0
+    assert (
+        main(
+            ["--data", str(csv_path), "--model", str(model), "--model", str(uniform), "--out", str(out), "--seed", "3"]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     for key in ("command", "date", "machine", "data", "checkpoints", "pairs", "methods", "paper_table2", "figures"):
         assert key in results
     assert results["command"].startswith("python -m funk_perception.evaluate --data")
     assert results["paper_table2"] == dict(PAPER_TABLE2)
     names = [m["name"] for m in results["methods"]]
-    assert names == ["image-blind prior", "trunk-only lite0@224", "task gating (tiny.pt)",
-                     "uniform gating (tiny_uniform.pt)"]
+    assert names == [
+        "image-blind prior",
+        "trunk-only lite0@224",
+        "task gating (tiny.pt)",
+        "uniform gating (tiny_uniform.pt)",
+    ]
     for method in results["methods"]:
         for mode in ("argmax", "refined"):
             block = method["results"][mode]
@@ -232,13 +263,16 @@ def test_evaluate_end_to_end_writes_json_markdown_figures(tiny: tuple[Path, Path
     assert "difference" not in by_name["task gating (tiny.pt)"]["uncertainty"]
     diff = by_name["uniform gating (tiny_uniform.pt)"]["uncertainty"]["difference"]
     assert diff["from"] == "task gating (tiny.pt)"
-    assert diff["difference"] == pytest.approx(by_name["uniform gating (tiny_uniform.pt)"]["results"]["refined"]
-                                               ["overall"]["0.1"] - by_name["task gating (tiny.pt)"]["results"]
-                                               ["refined"]["overall"]["0.1"])
+    assert diff["difference"] == pytest.approx(
+        by_name["uniform gating (tiny_uniform.pt)"]["results"]["refined"]["overall"]["0.1"]
+        - by_name["task gating (tiny.pt)"]["results"]["refined"]["overall"]["0.1"]
+    )
     assert diff["interval"][0] <= diff["difference"] <= diff["interval"][1]
     detect = {r["name"]: r["uncertainty"] for r in results["detect"]["rows"]}
-    assert detect["uniform gating (tiny_uniform.pt), detect by prototypes"]["difference"]["from"] == \
-        "task gating (tiny.pt), detect by prototypes"
+    assert (
+        detect["uniform gating (tiny_uniform.pt), detect by prototypes"]["difference"]["from"]
+        == "task gating (tiny.pt), detect by prototypes"
+    )
     markdown = (out / "results.md").read_text()
     assert "Transfer: how sure" in markdown and "Detect: how sure" in markdown
     assert "| image-blind prior |" in markdown and "PCK@0.1 refined" in markdown and "Per task" in markdown
@@ -258,8 +292,9 @@ def test_evaluate_is_deterministic_and_matches_prior(tiny: tuple[Path, Path, Pat
     # The prior scored through the whole pipeline equals scoring the reference positions directly.
     dataset = FunKPointDataset(csv_path)
     pairs = evaluation_pairs(dataset.annotations, max_targets_per_task=2)
-    direct = score_predictions(dataset.annotations, pairs,
-                               np.stack([dataset.annotations[p.source].keypoints for p in pairs]))
+    direct = score_predictions(
+        dataset.annotations, pairs, np.stack([dataset.annotations[p.source].keypoints for p in pairs])
+    )
     assert first["methods"][0]["results"]["argmax"] == direct
 
 
@@ -273,8 +308,10 @@ def test_checkpoints_of_one_file_name_keep_their_own_rows(tiny: tuple[Path, Path
     shutil.copy(model, a)
     other = torch.load(model, map_location="cpu", weights_only=False)  # the same gating, other weights
     g = torch.Generator().manual_seed(1)
-    other["state_dict"] = {k: v + 0.5 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-                           for k, v in other["state_dict"].items()}
+    other["state_dict"] = {
+        k: v + 0.5 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+        for k, v in other["state_dict"].items()
+    }
     torch.save(other, b)
     config = dict(data=csv_path, figures=False, progress=False, max_targets_per_task=2)
     both = evaluate(EvalConfig(out=tmp_path / "both", models=[a, b], **config))
@@ -283,8 +320,10 @@ def test_checkpoints_of_one_file_name_keep_their_own_rows(tiny: tuple[Path, Path
     # each row is its own checkpoint's (a shared name once made both rows read one feature cache)
     for path in (a, b):
         alone = evaluate(EvalConfig(out=tmp_path / path.parent.name, models=[path], **config))
-        assert next(m["results"] for m in alone["methods"] if m["kind"] == "model") == \
-            rows[f"task gating ({path.parent.name}/checkpoint.pt)"]
+        assert (
+            next(m["results"] for m in alone["methods"] if m["kind"] == "model")
+            == rows[f"task gating ({path.parent.name}/checkpoint.pt)"]
+        )
     assert rows["task gating (run-a/checkpoint.pt)"] != rows["task gating (run-b/checkpoint.pt)"]
     with pytest.raises(ValueError, match="distinct checkpoints"):
         evaluate(EvalConfig(out=tmp_path / "same", models=[a, a], **config))
@@ -320,8 +359,12 @@ def test_evaluate_runs_on_a_plain_funkpoint_csv(tiny: tuple[Path, Path, Path], t
     """Only the required columns, display-name spellings, JPEGs of odd sizes, no reference rows."""
     rng = np.random.default_rng(7)
     rows = ["action,object_category,role,dataset_image_path," + ",".join(f"p{k}_x,p{k}_y" for k in range(1, 6))]
-    plan = [("Mash/Pound", "frying pan"), ("Mash/Pound", "hammer"), ("Brush/Dust", "scrub brush"),
-            ("Brush/Dust", "toothbrush")]
+    plan = [
+        ("Mash/Pound", "frying pan"),
+        ("Mash/Pound", "hammer"),
+        ("Brush/Dust", "scrub brush"),
+        ("Brush/Dust", "toothbrush"),
+    ]
     for i, (action, category) in enumerate(plan * 2):
         width, height = int(rng.integers(90, 300)), int(rng.integers(90, 300))
         image, keypoints, _ = _draw_tool(rng, width, height)
@@ -331,8 +374,9 @@ def test_evaluate_runs_on_a_plain_funkpoint_csv(tiny: tuple[Path, Path, Path], t
         rows.append(f"{action},{category},{role},photo_{i}.jpg,{coords}")
     csv_path = tmp_path / "funkpoint_subset.csv"
     csv_path.write_text("\n".join(rows) + "\n")
-    results = evaluate(EvalConfig(data=csv_path, models=[tiny[1]], out=tmp_path / "out", references_per_task=2,
-                                  progress=False))
+    results = evaluate(
+        EvalConfig(data=csv_path, models=[tiny[1]], out=tmp_path / "out", references_per_task=2, progress=False)
+    )
     assert results["pairs"]["total"] > 0
     assert set(results["methods"][0]["results"]["refined"]["per_task"]) == {"mash_pound", "brush_dust"}
     assert results["methods"][0]["results"]["refined"]["overall"]["keypoints"] == 5 * results["pairs"]["total"]
@@ -342,8 +386,14 @@ def test_evaluate_runs_on_a_plain_funkpoint_csv(tiny: tuple[Path, Path, Path], t
 def test_references_from_another_csv_transfer_onto_its_test_rows(tiny: tuple[Path, Path, Path], tmp_path: Path) -> None:
     """``--references``: e.g. training categories as references, never-trained categories as targets."""
     targets_csv = _make_dataset(tmp_path, seed=1)
-    config = EvalConfig(data=targets_csv, references=tiny[0], models=[tiny[1]], out=tmp_path / "out",
-                        references_per_task=2, progress=False)
+    config = EvalConfig(
+        data=targets_csv,
+        references=tiny[0],
+        models=[tiny[1]],
+        out=tmp_path / "out",
+        references_per_task=2,
+        progress=False,
+    )
     _, rows, roots = triplet_annotations(config)
     results = evaluate(config)
     pairs = evaluation_pairs(rows, config.seed, config.references_per_task)
@@ -395,7 +445,10 @@ def test_confidence_auc_ranks_hits_above_misses() -> None:
     assert perfect["auc"] == 1.0 and perfect["hits"] == 2 and perfect["mean_miss"] == pytest.approx(0.15)
     assert confidence_auc(np.array([0.1, 0.9]), np.array([True, False]))["auc"] == 0.0
     assert confidence_auc(np.array([0.5, 0.5]), np.array([True, False]))["auc"] == 0.5
-    assert confidence_auc(np.array([0.5]), np.array([True]))["auc"] != confidence_auc(np.array([0.5]), np.array([True]))["auc"]
+    assert (
+        confidence_auc(np.array([0.5]), np.array([True]))["auc"]
+        != confidence_auc(np.array([0.5]), np.array([True]))["auc"]
+    )
 
 
 def test_letterboxed_features_match_an_identical_pair_and_the_metric_stays_in_image_coordinates(
@@ -427,8 +480,19 @@ def test_letterboxed_features_match_an_identical_pair_and_the_metric_stays_in_im
         boxed, _ = letterbox(dataset.load_image(a.image_path), trunk.image_size, "mean")
         copy = tmp_path / f"boxed_{i}.png"
         cv2.imwrite(str(copy), cv2.cvtColor(boxed, cv2.COLOR_RGB2BGR))
-        cross += [a, Annotation(copy, copy.name, a.task, a.category, "test",
-                                frames[a.image_path].to_input(a.keypoints), a.visible, instance_id=f"boxed_{i}")]
+        cross += [
+            a,
+            Annotation(
+                copy,
+                copy.name,
+                a.task,
+                a.category,
+                "test",
+                frames[a.image_path].to_input(a.keypoints),
+                a.visible,
+                instance_id=f"boxed_{i}",
+            ),
+        ]
     cross_pairs = [Pair(j, j + 1, cross[j].task) for j in range(0, len(cross), 2)]
     cross_needs = {a.image_path: {a.task} for a in cross}
     cross_cache = compute_features(trunk, dataset, cross_needs, letterbox_pad="mean")

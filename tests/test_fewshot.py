@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import classify
 import cv2
+import fewshot
 import numpy as np
 import pytest
 import torch
+from fewshot_data import distinct_class_images, find_duplicates
 
 from funk_perception.model import FunctionalEncoder
-import classify
-import fewshot
-from fewshot_data import distinct_class_images, find_duplicates
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "synth" / "annotations.csv"
@@ -76,8 +76,7 @@ def test_real_dev_set_counts_each_photo_once():
     assert min(counts.values()) == 2 and max(counts.values()) == 14
     assert counts["bottle"] == 4 and images.duplicates_removed > 0
     kept = distinct_class_images(REAL_DEV, None, 4)
-    assert all(n >= 4 for n in kept.counts().values()) and set(kept.dropped) == {
-        c for c, n in counts.items() if n < 4}
+    assert all(n >= 4 for n in kept.counts().values()) and set(kept.dropped) == {c for c, n in counts.items() if n < 4}
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +97,25 @@ def five_classes(tmp_path_factory) -> Path:
 
 
 def _tiny_classifier(data: Path, tmp_path: Path, name: str, max_steps: int) -> classify.ClassifyConfig:
-    return classify.ClassifyConfig(data=data, out=tmp_path / name, batch_size=4, max_steps=max_steps,
-                                   save_every=2, device="cpu", progress=False, lr=1e-3, head_lr=1e-2)
+    return classify.ClassifyConfig(
+        data=data,
+        out=tmp_path / name,
+        batch_size=4,
+        max_steps=max_steps,
+        save_every=2,
+        device="cpu",
+        progress=False,
+        lr=1e-3,
+        head_lr=1e-2,
+    )
 
 
 def test_classifier_learns_and_resumes_after_a_kill(five_classes, tmp_path, monkeypatch):
     unbroken = classify.train_classifier(_tiny_classifier(five_classes, tmp_path, "unbroken", 4))
     metrics = (tmp_path / "unbroken" / "metrics.csv").read_text().splitlines()
-    assert len(metrics) == 5 and unbroken["train_images"] == 5 and (tmp_path / "unbroken" / "loss.png").stat().st_size > 0
+    assert (
+        len(metrics) == 5 and unbroken["train_images"] == 5 and (tmp_path / "unbroken" / "loss.png").stat().st_size > 0
+    )
     assert float(metrics[1].split(",")[1]) == pytest.approx(np.log(20), abs=1e-4)  # zero head: uniform logits
     assert 0.0 <= unbroken["test_accuracy"] <= 100.0
 
@@ -141,11 +151,22 @@ def test_classifier_learns_and_resumes_after_a_kill(five_classes, tmp_path, monk
 
 def test_fewshot_end_to_end_with_the_shipped_model(five_classes, tmp_path):
     finetuned = tmp_path / "cls"
-    classify.train_classifier(classify.ClassifyConfig(data=five_classes, out=finetuned, batch_size=4, max_steps=1,
-                                                      device="cpu", progress=False))
-    config = fewshot.FewShotConfig(data=five_classes, model=MODEL, finetuned=finetuned / "checkpoint.pt",
-                                   out=tmp_path / "fs", shots=(1,), splits=2, images_per_class=None,
-                                   device="cpu", progress=False)
+    classify.train_classifier(
+        classify.ClassifyConfig(
+            data=five_classes, out=finetuned, batch_size=4, max_steps=1, device="cpu", progress=False
+        )
+    )
+    config = fewshot.FewShotConfig(
+        data=five_classes,
+        model=MODEL,
+        finetuned=finetuned / "checkpoint.pt",
+        out=tmp_path / "fs",
+        shots=(1,),
+        splits=2,
+        images_per_class=None,
+        device="cpu",
+        progress=False,
+    )
     results = fewshot.run_fewshot(config)
     on_disk = json.loads((tmp_path / "fs" / "fewshot.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
@@ -174,8 +195,23 @@ def test_cli_names_the_bad_file(tmp_path, capsys):
     assert fewshot.main(["--data", str(bad), "--model", str(MODEL), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(bad) in err
-    assert fewshot.main(["--data", str(SAMPLES), "--model", str(MODEL), "--shots", "2",
-                         "--images-per-class", "0", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        fewshot.main(
+            [
+                "--data",
+                str(SAMPLES),
+                "--model",
+                str(MODEL),
+                "--shots",
+                "2",
+                "--images-per-class",
+                "0",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "expected at least 2 classes with >= 3 distinct images" in capsys.readouterr().err
 
 

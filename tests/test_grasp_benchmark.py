@@ -22,9 +22,19 @@ ENCODER = ROOT / "models" / "funk-lite0-synth.pt"
 def bench(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("grasp_bench")
-    config = BenchmarkConfig(data=FIXTURE, out=tmp / "out", runs=tmp / "runs", encoder=ENCODER, rows=("trunk", "funk"),
-                             seeds=(0, 1), head_epochs=4, measure_pooling=False, pooling="mean",
-                             task_set="lift_something", device="cpu")
+    config = BenchmarkConfig(
+        data=FIXTURE,
+        out=tmp / "out",
+        runs=tmp / "runs",
+        encoder=ENCODER,
+        rows=("trunk", "funk"),
+        seeds=(0, 1),
+        head_epochs=4,
+        measure_pooling=False,
+        pooling="mean",
+        task_set="lift_something",
+        device="cpu",
+    )
     return tmp, run_benchmark(config)
 
 
@@ -58,8 +68,23 @@ def test_predict_ranks_grasps_over_positions_and_angles(bench, tmp_path, capsys)
     mask[64:192, 64:192] = 255
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     out = tmp_path / "ranked.png"
-    rc = predict.main([str(tmp_path / "scene.png"), "--model", str(model), "--mask", str(tmp_path / "mask.png"),
-                       "--step", "32", "--top", "4", "--out", str(out), "--device", "cpu"])
+    rc = predict.main(
+        [
+            str(tmp_path / "scene.png"),
+            "--model",
+            str(model),
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "--step",
+            "32",
+            "--top",
+            "4",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     grasps = json.loads(out.with_suffix(".json").read_text())["grasps"]
     assert len(grasps) == 4
@@ -68,8 +93,24 @@ def test_predict_ranks_grasps_over_positions_and_angles(bench, tmp_path, capsys)
     assert all(64 <= g["x"] < 192 and 64 <= g["y"] < 192 for g in grasps)  # only on the mask
     assert all(0 <= g["angle_bin"] < 18 for g in grasps)
     assert cv2.imread(str(out)).shape == image.shape
-    rc = predict.main([str(tmp_path / "scene.png"), "--model", str(model), "--mask", str(tmp_path / "mask.png"),
-                       "--step", "32", "--top", "4", "--one-per-position", "--out", str(out), "--device", "cpu"])
+    rc = predict.main(
+        [
+            str(tmp_path / "scene.png"),
+            "--model",
+            str(model),
+            "--mask",
+            str(tmp_path / "mask.png"),
+            "--step",
+            "32",
+            "--top",
+            "4",
+            "--one-per-position",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     spread = json.loads(out.with_suffix(".json").read_text())["grasps"]
     assert rc == 0 and len({(g["x"], g["y"]) for g in spread}) == 4
     assert spread[0]["probability"] == pytest.approx(probs[0])

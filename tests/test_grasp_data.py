@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from funk_grasp.data import (
-    ANGLE_BINS, angle_to_bin, bin_to_angle, crop_patch, load_patches, one_hot, read_split, write_split,
+    ANGLE_BINS,
+    angle_to_bin,
+    bin_to_angle,
+    crop_patch,
+    load_patches,
+    one_hot,
+    read_split,
+    write_split,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grasp_pinto"
@@ -55,7 +62,8 @@ def test_writer_and_reader_round_trip(tmp_path):
     write_split(tmp_path / "Train", rows)
     back = read_split(tmp_path / "Train")
     assert sorted((p.path.name, round(p.angle, 6), p.success) for p in back) == sorted(
-        (name, round(angle, 6), ok) for name, _, angle, ok in rows)
+        (name, round(angle, 6), ok) for name, _, angle, ok in rows
+    )
     assert np.array_equal(load_patches([p for p in back if p.path.name == "p1.png"]).images[0], rows[1][1])
 
 
@@ -91,7 +99,9 @@ def test_bad_angle_is_named_with_its_line(split):
     name = lines[2].split(",")[0]
     lines[2] = f"{name},ninety"
     _edit(info, lines)
-    with pytest.raises(ValueError, match=r"negative/dataInfo.txt:3: angle: expected a number of radians, found 'ninety'"):
+    with pytest.raises(
+        ValueError, match=r"negative/dataInfo.txt:3: angle: expected a number of radians, found 'ninety'"
+    ):
         read_split(split)
 
 

@@ -13,13 +13,36 @@ from funk_grasp.data import read_split
 from funk_grasp.generate import GenerateConfig, generate_dataset, plan_jobs, record_path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--categories", "hammer", "cup", "--heldout-categories", "wok", "--instances-per-category", "3",
-        "--heldout-instances-per-category", "1", "--placements", "1", "--attempts-per-placement", "4", "--seed", "7"]
+ARGS = [
+    "--categories",
+    "hammer",
+    "cup",
+    "--heldout-categories",
+    "wok",
+    "--instances-per-category",
+    "3",
+    "--heldout-instances-per-category",
+    "1",
+    "--placements",
+    "1",
+    "--attempts-per-placement",
+    "4",
+    "--seed",
+    "7",
+]
 
 
 def _config(out: Path) -> GenerateConfig:
-    return GenerateConfig(out=out, categories=("hammer", "cup"), heldout_categories=("wok",), instances_per_category=3,
-                          heldout_instances_per_category=1, placements=1, attempts_per_placement=4, seed=7)
+    return GenerateConfig(
+        out=out,
+        categories=("hammer", "cup"),
+        heldout_categories=("wok",),
+        instances_per_category=3,
+        heldout_instances_per_category=1,
+        placements=1,
+        attempts_per_placement=4,
+        seed=7,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +72,13 @@ def test_layout_splits_by_instance_and_labels_from_physics(reference):
 def test_same_seed_same_bytes_and_resume_after_kill(reference, tmp_path):
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "funk_grasp.generate", "--out", str(out), "--no-progress", *ARGS],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "funk_grasp.generate", "--out", str(out), "--no-progress", *ARGS],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     jobs = plan_jobs(_config(out))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(record_path(out, j).is_file() for j in jobs):

@@ -72,8 +72,18 @@ def test_head_uses_the_angle():
 
 def _config(out: Path, mode: str, epochs: int, resume: bool = False) -> TrainConfig:
     features = FeatureConfig(kind="funk", tasks=("lift_something",), pooling="mean", encoder=str(ENCODER))
-    return TrainConfig(data=FIXTURE, out=out, features=features, mode=mode, epochs=epochs, batch_size=8, seed=3,
-                       device="cpu", resume=resume, checkpoint_every=1)
+    return TrainConfig(
+        data=FIXTURE,
+        out=out,
+        features=features,
+        mode=mode,
+        epochs=epochs,
+        batch_size=8,
+        seed=3,
+        device="cpu",
+        resume=resume,
+        checkpoint_every=1,
+    )
 
 
 @pytest.mark.parametrize("mode", ["head", "joint"])

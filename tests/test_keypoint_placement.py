@@ -10,8 +10,14 @@ from funk_perception.data.objects.base import PLACEMENT_SEP, base_task
 from funk_perception.tasks import TASK_CATEGORIES
 
 MOVED_TASKS = ("mix", "poke", "pull_out_nail")
-ALTERNATIVES = sorted({c for c in CATEGORY_BUILDERS for t in CATEGORY_BUILDERS[c](np.random.default_rng(0)).keypoints
-                       if PLACEMENT_SEP in t})
+ALTERNATIVES = sorted(
+    {
+        c
+        for c in CATEGORY_BUILDERS
+        for t in CATEGORY_BUILDERS[c](np.random.default_rng(0)).keypoints
+        if PLACEMENT_SEP in t
+    }
+)
 
 
 def _along(points: np.ndarray) -> np.ndarray:

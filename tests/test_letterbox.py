@@ -22,7 +22,9 @@ def test_round_trip_and_longer_side_fills_the_input(height: int, width: int) -> 
     np.testing.assert_allclose(box.from_input(inside), points, atol=1e-12)
     # the image's corners land on the content's corners in the input, not on the input's
     corners = box.to_input(np.array([[0.0, 0.0], [1.0, 1.0]])) * 224
-    np.testing.assert_allclose(corners, [[box.left, box.top], [box.left + box.scaled_width, box.top + box.scaled_height]])
+    np.testing.assert_allclose(
+        corners, [[box.left, box.top], [box.left + box.scaled_width, box.top + box.scaled_height]]
+    )
 
 
 def test_square_image_is_the_identity() -> None:

@@ -37,8 +37,12 @@ def test_loss_equals_hand_computed_value_on_2x2_maps():
         du, dv = u - u0, v - v0
         grid = logits.reshape(2, 2)
         positive = 0.0
-        for (r, c, w) in ((v0, u0, (1 - du) * (1 - dv)), (v0, u0 + 1, du * (1 - dv)),
-                          (v0 + 1, u0, (1 - du) * dv), (v0 + 1, u0 + 1, du * dv)):
+        for r, c, w in (
+            (v0, u0, (1 - du) * (1 - dv)),
+            (v0, u0 + 1, du * (1 - dv)),
+            (v0 + 1, u0, (1 - du) * dv),
+            (v0 + 1, u0 + 1, du * dv),
+        ):
             if w > 0:
                 positive += w * grid[r, c]
         expected.append(_logsumexp(logits) - positive)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import torch  # before anything that could create a GL context
-
 import numpy as np
 import pytest
+import torch  # before anything that could create a GL context
 
 from funk_perception.model import (
     NAMED_CONFIGS,

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from object_geometry import assert_same_object, compile_object, surface_distance
 
 from funk_perception.data.objects.base import ObjectModel, base_task
 from funk_perception.data.objects.containers import BUILDERS, geoms_bounds
 from funk_perception.tasks import tasks_for_category
 
-from object_geometry import assert_same_object, compile_object, surface_distance
-
-CATEGORIES = ("bottle", "frying_pan", "watering_can", "cup", "dustpan", "basket", "shoe", "water_jug", "coffee_mug", "wok")
+CATEGORIES = (
+    "bottle",
+    "frying_pan",
+    "watering_can",
+    "cup",
+    "dustpan",
+    "basket",
+    "shoe",
+    "water_jug",
+    "coffee_mug",
+    "wok",
+)
 SEEDS = (0, 1, 2, 3, 4, 5)
 # objects whose working end and grip end lie at opposite ends of a long shape
 ELONGATED = ("bottle", "frying_pan", "watering_can", "dustpan", "shoe", "wok", "water_jug")
@@ -50,12 +60,18 @@ def test_keypoints_on_the_object(category: str) -> None:
         for task, pts in obj.keypoints.items():
             radii = obj.keypoint_radii[task]
             assert pts.shape == (5, 3) and np.all(radii > 0)
-            assert np.all(pts >= lo - 0.004) and np.all(pts <= hi + 0.004), f"{category}/{task} seed {seed}: keypoint outside the bounds"
+            assert np.all(pts >= lo - 0.004) and np.all(pts <= hi + 0.004), (
+                f"{category}/{task} seed {seed}: keypoint outside the bounds"
+            )
             for k, p in enumerate(pts):
                 d = surface_distance(p, obj)
-                assert d <= radii[k] + 0.01, f"{category}/{task} p{k + 1} seed {seed}: {d * 1000:.1f} mm from the surface"
+                assert d <= radii[k] + 0.01, (
+                    f"{category}/{task} p{k + 1} seed {seed}: {d * 1000:.1f} mm from the surface"
+                )
             if category in ELONGATED:
-                assert np.linalg.norm(pts[0] - pts[4]) > 0.3 * size, f"{category}/{task} seed {seed}: p1 and p5 too close"
+                assert np.linalg.norm(pts[0] - pts[4]) > 0.3 * size, (
+                    f"{category}/{task} seed {seed}: p1 and p5 too close"
+                )
             # a chain, not a heap: the five points are distinct
             gaps = np.linalg.norm(pts[:, None] - pts[None], axis=2)[np.triu_indices(5, 1)]
             assert gaps.min() > 0.003, f"{category}/{task} seed {seed}: coincident keypoints"

@@ -7,12 +7,11 @@ import itertools
 import mujoco
 import numpy as np
 import pytest
+from object_geometry import assert_same_object, compile_object, surface_distance
 
 from funk_perception.data.objects.base import ObjectModel, base_task
 from funk_perception.data.objects.tools import BUILDERS
 from funk_perception.tasks import tasks_for_category
-
-from object_geometry import assert_same_object, compile_object, surface_distance
 
 CATEGORIES = ("hammer", "scraper", "trowel", "screwdriver", "scissors", "scrub_brush", "toothbrush", "letter_opener")
 SEEDS = (0, 1, 2, 3, 4)
@@ -47,7 +46,7 @@ def _world_aabb(model: mujoco.MjModel, data: mujoco.MjData) -> tuple[np.ndarray,
         mesh_id = model.geom_dataid[i]
         if model.geom_type[i] == mujoco.mjtGeom.mjGEOM_MESH:
             start, count = model.mesh_vertadr[mesh_id], model.mesh_vertnum[mesh_id]
-            local = model.mesh_vert[start:start + count]
+            local = model.mesh_vert[start : start + count]
         else:
             local = model.geom_aabb[i, :3] + corners * model.geom_aabb[i, 3:]
         pts.append(local @ data.geom_xmat[i].reshape(3, 3).T + data.geom_xpos[i])
@@ -93,10 +92,14 @@ def test_keypoints_on_the_object(category: str, seed: int) -> None:
     for task, kps in obj.keypoints.items():
         radii = obj.keypoint_radii[task]
         assert kps.shape == (5, 3) and radii.shape == (5,)
-        assert np.all(kps >= lo - 0.005) and np.all(kps <= hi + 0.005), f"{category}/{task}: keypoint outside the object's box"
+        assert np.all(kps >= lo - 0.005) and np.all(kps <= hi + 0.005), (
+            f"{category}/{task}: keypoint outside the object's box"
+        )
         for k, (p, r) in enumerate(zip(kps, radii)):
             d = surface_distance(p, obj)
-            assert d <= r + 0.01, f"{category}/{task}/p{k + 1}: {d * 1000:.1f} mm from the surface (radius {r * 1000:.1f} mm)"
+            assert d <= r + 0.01, (
+                f"{category}/{task}/p{k + 1}: {d * 1000:.1f} mm from the surface (radius {r * 1000:.1f} mm)"
+            )
         # a chain from the working end to the end of the grip
         assert np.linalg.norm(kps[0] - kps[4]) > 0.3 * size, f"{category}/{task}: p1 and p5 too close"
         assert kps[0][0] > kps[4][0], f"{category}/{task}: the working end should be toward +x"
@@ -108,7 +111,9 @@ def test_tasks_differ_where_function_differs(category: str) -> None:
     obj = _build(category, 1)
     tasks = [t for t in obj.keypoints if t == base_task(t)]  # a task's second placement shares its working points
     for t1, t2 in itertools.combinations(tasks, 2):
-        assert not np.allclose(obj.keypoints[t1][:3], obj.keypoints[t2][:3]), f"{category}: {t1} and {t2} share their working points"
+        assert not np.allclose(obj.keypoints[t1][:3], obj.keypoints[t2][:3]), (
+            f"{category}: {t1} and {t2} share their working points"
+        )
 
 
 @pytest.mark.parametrize("category", CATEGORIES)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from object_geometry import assert_same_object, compile_object, surface_distance
 
 from funk_perception.data.objects.base import ObjectModel, base_task
 from funk_perception.data.objects.utensils import BUILDERS
 from funk_perception.tasks import NUM_KEYPOINTS, tasks_for_category
-
-from object_geometry import assert_same_object, compile_object, surface_distance
 
 CATEGORIES = ("spoon", "tablefork", "spatula", "tongs", "whisk", "ladle", "shovel")
 SEEDS = tuple(range(8))
@@ -68,10 +67,14 @@ def test_keypoints_cover_tasks_and_lie_on_the_object(category: str, seed: int) -
         assert pts.shape == (NUM_KEYPOINTS, 3) and np.isfinite(pts).all()
         radii = obj.keypoint_radii[task]
         assert (radii > 0).all()
-        assert (pts >= lo - 0.005).all() and (pts <= hi + 0.005).all(), f"{category}/{task} keypoint outside the bounding box"
+        assert (pts >= lo - 0.005).all() and (pts <= hi + 0.005).all(), (
+            f"{category}/{task} keypoint outside the bounding box"
+        )
         for k, p in enumerate(pts):
             d = surface_distance(p, obj)
-            assert d <= radii[k] + SURFACE_SLACK, f"{category} seed {seed} {task} p{k + 1}: {d * 1000:.1f} mm from the surface"
+            assert d <= radii[k] + SURFACE_SLACK, (
+                f"{category} seed {seed} {task} p{k + 1}: {d * 1000:.1f} mm from the surface"
+            )
         # elongated tools: the working tip and the end of the grip are far apart
         assert np.linalg.norm(pts[0] - pts[4]) > 0.3 * size, f"{category}/{task}: p1 and p5 too close"
         assert min(np.linalg.norm(pts[i] - pts[j]) for i in range(5) for j in range(i + 1, 5)) > 0.002

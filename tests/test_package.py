@@ -44,9 +44,10 @@ def test_package_versions_agree():
 
 
 def test_every_entry_point_defaults_to_the_one_shipped_checkpoint():
+    from fewshot import FewShotConfig
+
     from funk_grasp.model import DEFAULT_ENCODER
     from funk_perception.demo import DEFAULT_MODEL as DEMO_MODEL
-    from fewshot import FewShotConfig
     from funk_perception.ros.params import PARAMETERS
     from funk_perception.shipped import DEFAULT_CHECKPOINT, default_checkpoint
     from funk_rl.encoders import DEFAULT_MODEL as RL_MODEL

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -140,8 +140,9 @@ def test_evaluation_pairs_never_pair_one_instance_and_bound_targets() -> None:
     # The same instance as both reference and test (two views): those pairs must be dropped.
     roles = {0: "reference", 1: "test", 2: "test", 3: "test"}
     annotations = _annotations(instances_per_category=4, views=2, role_of=roles.__getitem__)
-    shared = Annotation(**{**_field_dict(annotations[0]), "role": "test", "relative_path": "x.png",
-                          "image_path": Path("/data/x.png")})
+    shared = Annotation(
+        **{**_field_dict(annotations[0]), "role": "test", "relative_path": "x.png", "image_path": Path("/data/x.png")}
+    )
     annotations.append(shared)  # a test view of the first reference's instance
     pairs = evaluation_pairs(annotations, seed=0)
     assert all(annotations[p.source].instance_id != annotations[p.target].instance_id for p in pairs)

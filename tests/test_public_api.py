@@ -50,8 +50,10 @@ def test_package_modules_never_import_from_the_package_root() -> None:
             if isinstance(node, ast.ImportFrom) and node.module in PACKAGES and node.level == 0:
                 names = [a.name for a in node.names]
                 # "from funk_perception import tasks" names a submodule, not a re-exported value
-                if any(not (ROOT / node.module / n).with_suffix(".py").exists() and not (ROOT / node.module / n).is_dir()
-                       for n in names):
+                if any(
+                    not (ROOT / node.module / n).with_suffix(".py").exists() and not (ROOT / node.module / n).is_dir()
+                    for n in names
+                ):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
 
@@ -60,8 +62,11 @@ def _private_definitions() -> set[str]:
     names = set()
     for path in _sources(PACKAGES):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name.startswith("_") \
-                    and not node.name.startswith("__"):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node.name.startswith("_")
+                and not node.name.startswith("__")
+            ):
                 names.add(node.name)
     return names
 
@@ -80,8 +85,11 @@ def test_no_private_name_is_reached_from_another_module() -> None:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
-                offenders += [f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name}" for a in node.names
-                              if a.name.startswith("_") and not a.name.startswith("__")]
+                offenders += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
             # obj._method(...) on anything but self, cls or super(), for the private names funk defines
             if isinstance(node, ast.Attribute) and node.attr in private and not _own(node.value):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} reaches .{node.attr}")
@@ -99,7 +107,9 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
             found |= {f"{base}.{a.name}" for a in node.names}
     return {m for m in found if m.split(".")[0] in PACKAGES}
@@ -116,7 +126,7 @@ def test_no_import_cycles_between_modules() -> None:
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[node] = "done"
@@ -129,8 +139,9 @@ def test_no_import_cycles_between_modules() -> None:
 
 @pytest.mark.parametrize("name", ["report", "ablation", "fewshot", "classify"])
 def test_research_commands_that_moved_say_where(name: str) -> None:
-    out = subprocess.run([sys.executable, "-m", f"funk_perception.{name}", "--help"], capture_output=True, text=True,
-                         cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", f"funk_perception.{name}", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 2
     assert f"python scripts/{name}.py --help" in out.stderr
     assert (ROOT / "scripts" / f"{name}.py").is_file()

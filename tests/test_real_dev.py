@@ -21,8 +21,9 @@ pytestmark = pytest.mark.skipif(not DEV.is_file(), reason=f"real dev set not pre
 
 
 def test_shipped_model_on_real_photos(tmp_path: Path) -> None:
-    results = evaluate(EvalConfig(data=DEV, models=[SHIPPED], out=tmp_path, figures=False, progress=False,
-                                  device="cpu"))
+    results = evaluate(
+        EvalConfig(data=DEV, models=[SHIPPED], out=tmp_path, figures=False, progress=False, device="cpu")
+    )
     assert results["pairs"]["total"] == 200
     prior, trunk, model = results["methods"]
     pck = {m["kind"]: m["results"]["refined"]["overall"]["0.1"] for m in results["methods"]}

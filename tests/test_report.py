@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 import report
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"
@@ -38,8 +37,10 @@ def test_page_from_fixtures(inputs):
     evaluate = json.loads((inputs / "evaluate-synth.json").read_text())
     model = next(m for m in evaluate["methods"] if m["kind"] == "model")
     overall = model["results"]["refined"]
-    assert (f"| {model['name']} | {overall['overall']['0.1']:.1f} | {overall['same_category']['0.1']:.1f} | "
-            f"{overall['cross_category']['0.1']:.1f} | not run yet | not run yet | 58.4 |") in text
+    assert (
+        f"| {model['name']} | {overall['overall']['0.1']:.1f} | {overall['same_category']['0.1']:.1f} | "
+        f"{overall['cross_category']['0.1']:.1f} | not run yet | not run yet | 58.4 |"
+    ) in text
     assert "| paper only: second human annotator | - | - | - | - | - | 82.5 |" in text
     assert "detect by bank" in text and "confidence AUC" in text
     # the grasp fractions are shown in percent, with the paper's accuracy
@@ -60,14 +61,26 @@ def test_page_from_fixtures(inputs):
     "name, damage, message",
     [
         ("evaluate-synth.json", lambda d: "{not json", r"evaluate-synth.json: expected a JSON file"),
-        ("evaluate-synth.json", lambda d: {**d, "methods": [{"name": "x", "results": {}}]},
-         r"evaluate-synth.json: field 'methods/0/results/refined/overall/0.1': expected it to exist"),
-        ("fewshot-synth-heldout.json", lambda d: {**d, "kind": "grasp"},
-         r"fewshot-synth-heldout.json: field 'kind': expected 'fewshot', found 'grasp'"),
-        ("grasp.json", lambda d: {"runs": [{**d["runs"][0], "rows": {"funk/head": {"Test": {"accuracy": {"mean": "high"}}}}}]},
-         r"grasp.json: field 'runs/0/rows/funk/head/Test/accuracy/mean': expected int or float or NoneType, found str"),
-        ("rl.json", lambda d: {**d, "runs": [{**d["runs"][0], "success_rate": [1.0]}]},
-         r"rl.json: runs\[0\]: expected as many success rates as steps"),
+        (
+            "evaluate-synth.json",
+            lambda d: {**d, "methods": [{"name": "x", "results": {}}]},
+            r"evaluate-synth.json: field 'methods/0/results/refined/overall/0.1': expected it to exist",
+        ),
+        (
+            "fewshot-synth-heldout.json",
+            lambda d: {**d, "kind": "grasp"},
+            r"fewshot-synth-heldout.json: field 'kind': expected 'fewshot', found 'grasp'",
+        ),
+        (
+            "grasp.json",
+            lambda d: {"runs": [{**d["runs"][0], "rows": {"funk/head": {"Test": {"accuracy": {"mean": "high"}}}}}]},
+            r"grasp.json: field 'runs/0/rows/funk/head/Test/accuracy/mean': expected int or float or NoneType, found str",
+        ),
+        (
+            "rl.json",
+            lambda d: {**d, "runs": [{**d["runs"][0], "success_rate": [1.0]}]},
+            r"rl.json: runs\[0\]: expected as many success rates as steps",
+        ),
     ],
 )
 def test_malformed_file_is_named(inputs, capsys, name, damage, message):
@@ -107,9 +120,18 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     (run / "config.json").write_text(json.dumps({"encoder": "funk", "seed": 0, "rl_steps": 4000, "demo_episodes": 1}))
     (run / "eval.csv").write_text("steps,success_rate,return_mean\n0,0.0,-250\n2000,0.25,-100\n")
     (root / "runs" / "fig6" / "demos").mkdir()
-    (root / "runs" / "fig6" / "demos" / "state.json").write_text(json.dumps({"encoder": "state", "eval_episodes": 10, "cells": [
-        {"demos": 1, "seed": 0, "bc_successes": 3, "dagger_successes": 9},
-        {"demos": 1, "seed": 1, "bc_successes": 5, "dagger_successes": 10}]}))
+    (root / "runs" / "fig6" / "demos" / "state.json").write_text(
+        json.dumps(
+            {
+                "encoder": "state",
+                "eval_episodes": 10,
+                "cells": [
+                    {"demos": 1, "seed": 0, "bc_successes": 3, "dagger_successes": 9},
+                    {"demos": 1, "seed": 1, "bc_successes": 5, "dagger_successes": 10},
+                ],
+            }
+        )
+    )
     bench = root / "benchmarks" / "results"
     bench.mkdir(parents=True)
     grasp = json.loads((FIXTURES / "grasp.json").read_text())["runs"][0]
@@ -118,8 +140,14 @@ def test_collect_copies_results_and_shrinks_figures(tmp_path):
     inputs = root / "docs" / "results"
 
     written = report.collect(root, inputs)
-    assert written == ["evaluate-synth.json", "figures/evaluate-synth-qualitative.jpg", "fewshot-synth-heldout.json",
-                       "grasp.json", "rl.json", "figures/rl-curve.png"]
+    assert written == [
+        "evaluate-synth.json",
+        "figures/evaluate-synth-qualitative.jpg",
+        "fewshot-synth-heldout.json",
+        "grasp.json",
+        "rl.json",
+        "figures/rl-curve.png",
+    ]
     collected = json.loads((inputs / "grasp.json").read_text())["runs"]
     assert [r["source"] for r in collected] == [str(bench / "grasp_fixed.json")]
     assert (inputs / "evaluate-synth.json").read_bytes() == (eval_dir / "results.json").read_bytes()
@@ -174,17 +202,25 @@ def test_malformed_gating_ablation_is_named(inputs, capsys):
     data["evaluations"][0]["gating"]["task"]["mean"] = "high"
     path.write_text(json.dumps(data))
     assert report.main(["--inputs", str(inputs), "--out", str(inputs.parent / "RESULTS.md")]) == 2
-    assert "gating-ablation.json: field 'evaluations/0/gating/task/mean': expected int or float" in capsys.readouterr().err
+    assert (
+        "gating-ablation.json: field 'evaluations/0/gating/task/mean': expected int or float" in capsys.readouterr().err
+    )
 
 
 def test_intervals_are_shown_where_the_evaluation_wrote_them(inputs):
     path = inputs / "evaluate-synth.json"
     data = json.loads(path.read_text())
     model = next(m for m in data["methods"] if m["kind"] == "model")
-    model["uncertainty"] = {"pck@0.1": model["results"]["refined"]["overall"]["0.1"], "interval": [40.04, 61.96],
-                            "images": 600, "level": 0.95}
+    model["uncertainty"] = {
+        "pck@0.1": model["results"]["refined"]["overall"]["0.1"],
+        "interval": [40.04, 61.96],
+        "images": 600,
+        "level": 0.95,
+    }
     path.write_text(json.dumps(data))
     text = report.build_page(inputs, inputs.parent / "RESULTS.md")
     assert f"| {model['name']} | {model['results']['refined']['overall']['0.1']:.1f} (40.0-62.0) | " in text
     prior = data["methods"][0]
-    assert f"| {prior['name']} | {prior['results']['refined']['overall']['0.1']:.1f} | " in text  # none written: none shown
+    assert (
+        f"| {prior['name']} | {prior['results']['refined']['overall']['0.1']:.1f} | " in text
+    )  # none written: none shown

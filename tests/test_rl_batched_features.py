@@ -67,8 +67,9 @@ def test_keypoints_batch_equals_detect(detector: FunctionalKeypointDetector, fra
             np.testing.assert_allclose(confidence[i, t].numpy(), found[task].confidence, atol=1e-5)
 
 
-def test_frames_of_another_size_are_resized_on_the_device(detector: FunctionalKeypointDetector,
-                                                           frames: np.ndarray) -> None:
+def test_frames_of_another_size_are_resized_on_the_device(
+    detector: FunctionalKeypointDetector, frames: np.ndarray
+) -> None:
     big = np.stack([cv2.resize(f, (448, 448), interpolation=cv2.INTER_NEAREST) for f in frames])
     direct = detector.features_batch(frames, TASKS, pool=1).flatten(1)
     resized = detector.features_batch(big, TASKS, pool=1).flatten(1)

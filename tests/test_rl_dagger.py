@@ -18,9 +18,22 @@ EPISODES = 2
 
 
 def _config(out: Path, **overrides: object) -> TrainConfig:
-    values = dict(encoder="state", out=str(out), seed=3, n_envs=2, demo_episodes=1, dagger_iterations=1,
-                  dagger_episodes=EPISODES, beta=0.5, bc_epochs=2, iteration_eval_episodes=1, eval_episodes=1,
-                  eval_envs=1, device="cpu", eval_seed=7_100_000)
+    values = dict(
+        encoder="state",
+        out=str(out),
+        seed=3,
+        n_envs=2,
+        demo_episodes=1,
+        dagger_iterations=1,
+        dagger_episodes=EPISODES,
+        beta=0.5,
+        bc_epochs=2,
+        iteration_eval_episodes=1,
+        eval_episodes=1,
+        eval_envs=1,
+        device="cpu",
+        eval_seed=7_100_000,
+    )
     values.update(overrides)
     return TrainConfig(**values)  # type: ignore[arg-type]
 

@@ -81,7 +81,7 @@ def test_pixel_env_frames_and_proprioception() -> None:
     assert obs["pixels"].shape == (64, 64, 3) and obs["pixels"].dtype == np.uint8
     assert obs["pixels"].std() > 10  # a real scene, not a blank buffer
     np.testing.assert_array_equal(obs["proprio"], obs["state"][:PROPRIO_DIM])
-    moved, *_ , info = env.step(np.ones(26, np.float32))
+    moved, *_, info = env.step(np.ones(26, np.float32))
     assert np.abs(moved["pixels"].astype(int) - obs["pixels"]).max() > 0 and info["render_s"] > 0
     env.close()
 
@@ -118,8 +118,12 @@ def test_bf16_is_kept_only_within_tolerance() -> None:
     env.close()
     batch = np.stack(frames)
     for name in ("funk", "funk-keypoints"):
-        reference = build_encoder(ObservationEncoderConfig(name, str(MODEL), precision="fp32", device="cpu"), image_size=64)
-        wanted = build_encoder(ObservationEncoderConfig(name, str(MODEL), precision="bf16", device="cpu"), image_size=64)
+        reference = build_encoder(
+            ObservationEncoderConfig(name, str(MODEL), precision="fp32", device="cpu"), image_size=64
+        )
+        wanted = build_encoder(
+            ObservationEncoderConfig(name, str(MODEL), precision="bf16", device="cpu"), image_size=64
+        )
         fp32, out = reference(batch), wanted(batch)
         bf16 = wanted.encode(batch, torch.bfloat16)
         error = float(((bf16 - fp32).norm(dim=1) / fp32.norm(dim=1).clamp_min(1e-8)).max())

@@ -27,9 +27,23 @@ SEED = 7_200_000
 
 def _train(out: Path, encoder: str) -> Path:
     torch.set_num_threads(1)
-    train(TrainConfig(encoder=encoder, out=str(out), image_size=64, n_envs=2, demo_episodes=1, dagger_iterations=0,
-                      bc_epochs=3, iteration_eval_episodes=1, eval_episodes=1, eval_envs=1, device="cpu",
-                      precision="fp32", eval_seed=SEED))
+    train(
+        TrainConfig(
+            encoder=encoder,
+            out=str(out),
+            image_size=64,
+            n_envs=2,
+            demo_episodes=1,
+            dagger_iterations=0,
+            bc_epochs=3,
+            iteration_eval_episodes=1,
+            eval_episodes=1,
+            eval_envs=1,
+            device="cpu",
+            precision="fp32",
+            eval_seed=SEED,
+        )
+    )
     return out
 
 
@@ -51,8 +65,15 @@ def test_episode_i_resets_with_seed_s_plus_i() -> None:
     venv = make_vec_env(hammer, None, 2, 0, observation="state", time_feature=True)
     starts: list[np.ndarray] = []
     try:
-        run = run_episodes(StandStill(), venv, 3, SEED, EPISODE_STEPS, labels=False,  # type: ignore[arg-type]
-                           on_step=lambda obs, t: starts.append(obs.copy()) if t == 0 else None)
+        run = run_episodes(
+            StandStill(),
+            venv,
+            3,
+            SEED,
+            EPISODE_STEPS,
+            labels=False,  # type: ignore[arg-type]
+            on_step=lambda obs, t: starts.append(obs.copy()) if t == 0 else None,
+        )
     finally:
         venv.close()
     assert run.seeds.tolist() == [SEED, SEED + 1, SEED + 2]
@@ -68,8 +89,19 @@ def test_episode_i_resets_with_seed_s_plus_i() -> None:
 
 def test_json_and_video_of_a_keypoints_run(runs: dict[str, Path], tmp_path: Path) -> None:
     out, video = tmp_path / "eval.json", tmp_path / "episode.mp4"
-    argv = [str(runs["funk-keypoints"]), "--episodes", "2", "--seed", str(SEED), "--json", str(out),
-            "--video", str(video), "--device", "cpu"]
+    argv = [
+        str(runs["funk-keypoints"]),
+        "--episodes",
+        "2",
+        "--seed",
+        str(SEED),
+        "--json",
+        str(out),
+        "--video",
+        str(video),
+        "--device",
+        "cpu",
+    ]
     assert evaluate_main(argv) == 0
     result = json.loads(out.read_text())
     assert result["encoder"] == "funk-keypoints" and result["episodes"] == 2
@@ -79,8 +111,22 @@ def test_json_and_video_of_a_keypoints_run(runs: dict[str, Path], tmp_path: Path
     assert frames.shape[0] == EPISODE_STEPS and frames.shape[1] == frames.shape[2] >= 256
     # The same evaluation again gives the same numbers: deterministic policy, exact seeds.
     again = tmp_path / "again.json"
-    assert evaluate_main([str(runs["funk-keypoints"]), "--episodes", "2", "--seed", str(SEED), "--json",
-                          str(again), "--device", "cpu"]) == 0
+    assert (
+        evaluate_main(
+            [
+                str(runs["funk-keypoints"]),
+                "--episodes",
+                "2",
+                "--seed",
+                str(SEED),
+                "--json",
+                str(again),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert json.loads(again.read_text())["return_mean"] == result["return_mean"]
 
 
@@ -88,15 +134,35 @@ def test_action_noise_changes_the_episodes(runs: dict[str, Path], tmp_path: Path
     results = []
     for noise in ("0", "0.3"):
         out = tmp_path / f"noise-{noise}.json"
-        assert evaluate_main([str(runs["proprio"]), "--episodes", "1", "--seed", str(SEED), "--action-noise", noise,
-                              "--json", str(out)]) == 0
+        assert (
+            evaluate_main(
+                [
+                    str(runs["proprio"]),
+                    "--episodes",
+                    "1",
+                    "--seed",
+                    str(SEED),
+                    "--action-noise",
+                    noise,
+                    "--json",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         results.append(json.loads(out.read_text()))
     assert results[1]["action_noise"] == 0.3 and results[0]["return_mean"] != results[1]["return_mean"]
 
 
 def _error(*argv: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "funk_rl.evaluate", *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "funk_rl.evaluate", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, done.stderr

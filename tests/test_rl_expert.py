@@ -19,14 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from funk_rl.convert_expert import RefusedGlobal, RestrictedUnpickler, convert, expert_arrays, read_policy
+from funk_rl.envs import make_hammer_env
 from funk_rl.evaluate import main as evaluate_main
 from funk_rl.expert import DEFAULT_EXPERT, SHAPES, DapgExpert
-from funk_rl.envs import make_hammer_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PICKLE = ROOT.parent / "shared/data/dapg-hammer-policy/hammer-v0.pickle"
-needs_pickle = pytest.mark.skipif(not PICKLE.is_file(),
-                                  reason=f"the DAPG authors' pickle is not at {PICKLE} (../shared/data is absent)")
+needs_pickle = pytest.mark.skipif(
+    not PICKLE.is_file(), reason=f"the DAPG authors' pickle is not at {PICKLE} (../shared/data is absent)"
+)
 SEED = 3_000_000  # the documented evaluation seeds (funk_rl/experts/README.md)
 
 
@@ -119,8 +120,11 @@ def test_restricted_unpickler_refuses_other_globals_without_running_them(tmp_pat
 
     foreign = tmp_path / "dict.pickle"
     foreign.write_bytes(pickle.dumps({"weights": [1.0]}))
-    with pytest.raises(ValueError, match=rf"{foreign}: expected a pickled mjrl\.policies\.gaussian_mlp\.MLP, "
-                                         r"found dict"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{foreign}: expected a pickled mjrl\.policies\.gaussian_mlp\.MLP, "
+        r"found dict",
+    ):
         read_policy(foreign)
 
 
@@ -140,8 +144,11 @@ def test_bad_expert_files_are_refused_naming_file_and_array(tmp_path: Path) -> N
 
     wrong = tmp_path / "wrong-shape.npz"
     np.savez(wrong, **{**arrays, "w0": arrays["w0"].T})
-    with pytest.raises(ValueError, match=rf"{wrong}: array 'w0': expected float of shape \(32, 46\), "
-                                         r"found float64 of shape \(46, 32\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{wrong}: array 'w0': expected float of shape \(32, 46\), "
+        r"found float64 of shape \(46, 32\)",
+    ):
         DapgExpert.load(wrong)
 
     text = tmp_path / "not.npz"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from funk_rl.encoders import ObservationEncoderConfig, FrameEncoder, build_encoder
+from funk_rl.encoders import FrameEncoder, ObservationEncoderConfig, build_encoder
 from funk_rl.envs import PROPRIO_DIM, HammerConfig
 from funk_rl.vec_env import make_vec_env, make_worker_vec_env, worker_pids
 
@@ -124,12 +124,33 @@ def _descendants(pid: int) -> list[int]:
 
 def test_ctrl_c_leaves_no_orphan_processes(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "funk_rl.train_hammer", "--encoder", "state", "--n-envs", "2", "--steps",
-               "100000", "--eval-episodes", "2", "--device", "cpu", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "funk_rl.train_hammer",
+        "--encoder",
+        "state",
+        "--n-envs",
+        "2",
+        "--steps",
+        "100000",
+        "--eval-episodes",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     # A shell starts background jobs with SIGINT ignored, and children inherit that: restore Ctrl-C's default.
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 600  # start-up is slow on a loaded 2-core machine
         while not (out / "eval.csv").exists() and time.monotonic() < deadline and process.poll() is None:

@@ -20,11 +20,13 @@ import torch
 from stable_baselines3 import PPO
 
 from funk_rl.dapg import PPOWithDemos
-from funk_rl.demos import load_demos, main as demos_main, record_demos, save_demos
-from funk_rl.expert import DEFAULT_EXPERT
+from funk_rl.demos import load_demos, record_demos, save_demos
+from funk_rl.demos import main as demos_main
 from funk_rl.envs import EPISODE_STEPS, PROPRIO_DIM, STATE_DIM, HammerConfig
+from funk_rl.expert import DEFAULT_EXPERT
 from funk_rl.policy import observation_code
-from funk_rl.train_hammer import TrainConfig, main as train_main, train
+from funk_rl.train_hammer import TrainConfig, train
+from funk_rl.train_hammer import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -33,9 +35,21 @@ EVAL = 7_000_000
 
 
 def _config(out: Path, encoder: str, **overrides: object) -> TrainConfig:
-    values = dict(encoder=encoder, out=str(out), image_size=SIZE, n_envs=2, demo_episodes=1, dagger_iterations=0,
-                  bc_epochs=3, iteration_eval_episodes=1, eval_episodes=1, eval_envs=1, device="cpu",
-                  precision="fp32", eval_seed=EVAL)
+    values = dict(
+        encoder=encoder,
+        out=str(out),
+        image_size=SIZE,
+        n_envs=2,
+        demo_episodes=1,
+        dagger_iterations=0,
+        bc_epochs=3,
+        iteration_eval_episodes=1,
+        eval_episodes=1,
+        eval_envs=1,
+        device="cpu",
+        precision="fp32",
+        eval_seed=EVAL,
+    )
     values.update(overrides)
     return TrainConfig(**values)  # type: ignore[arg-type]
 
@@ -56,8 +70,16 @@ def test_behaviour_cloning_from_three_expert_demonstrations_hammers(state_run: P
     assert result["seeds"] == {"first": EVAL, "last": EVAL + 9}
     low, high = result["success_interval_95"]
     assert low < result["success_rate"] <= high <= 1.0
-    for name in ("config.json", "data-0.npz", "policy-0.zip", "policy.zip", "dagger.csv", "state.json",
-                 "summary.json", "train.log"):
+    for name in (
+        "config.json",
+        "data-0.npz",
+        "policy-0.zip",
+        "policy.zip",
+        "dagger.csv",
+        "state.json",
+        "summary.json",
+        "train.log",
+    ):
         assert (state_run / name).is_file(), name
 
 
@@ -92,8 +114,19 @@ def test_every_encoder_runs_the_recipe_end_to_end(tmp_path: Path, encoder: str) 
 
 def test_ppo_fine_tuning_keeps_a_decaying_behaviour_cloning_term(tmp_path: Path) -> None:
     out = tmp_path / "ppo"
-    train(_config(out, "state", rl_steps=256, ppo_n_steps=64, ppo_batch_size=64, ppo_epochs=1,
-                  checkpoint_every=128, rl_eval_every=128, bc_decay=0.5))
+    train(
+        _config(
+            out,
+            "state",
+            rl_steps=256,
+            ppo_n_steps=64,
+            ppo_batch_size=64,
+            ppo_epochs=1,
+            checkpoint_every=128,
+            rl_eval_every=128,
+            bc_decay=0.5,
+        )
+    )
     model = PPOWithDemos.load(str(out / "checkpoint.zip"), device="cpu")
     assert model.num_timesteps == 256 and model.updates == 2  # 256 steps of 2 x 64 per update
     assert model.bc_coefficient() == pytest.approx(0.25)
@@ -113,13 +146,38 @@ def test_existing_run_needs_resume(state_run: Path) -> None:
 
 def test_resume_after_kill_continues_after_the_last_iteration(tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    args = ["--encoder", "state", "--n-envs", "2", "--demo-episodes", "2", "--dagger-iterations", "3",
-            "--dagger-episodes", "4", "--bc-epochs", "5", "--iteration-eval-episodes", "2", "--eval-episodes", "2",
-            "--device", "cpu",
-            "--eval-seed", str(EVAL), "--out", str(out)]
-    process = subprocess.Popen([sys.executable, "-m", "funk_rl.train_hammer", *args], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    args = [
+        "--encoder",
+        "state",
+        "--n-envs",
+        "2",
+        "--demo-episodes",
+        "2",
+        "--dagger-iterations",
+        "3",
+        "--dagger-episodes",
+        "4",
+        "--bc-epochs",
+        "5",
+        "--iteration-eval-episodes",
+        "2",
+        "--eval-episodes",
+        "2",
+        "--device",
+        "cpu",
+        "--eval-seed",
+        str(EVAL),
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "funk_rl.train_hammer", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline = time.monotonic() + 600  # start-up is slow on a loaded 2-core machine
         while time.monotonic() < deadline and process.poll() is None:
@@ -158,16 +216,25 @@ def test_a_hand_dapg_demonstrations_file_still_works(tmp_path: Path) -> None:
 
 
 def test_demos_reader_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = {"observations": np.zeros((5, 46)), "actions": np.zeros((5, 26)),
-            "init_state_dict": {"qpos": np.zeros(33), "qvel": np.zeros(33), "board_pos": np.zeros(3),
-                                "target_pos": np.zeros(3)}}
+    good = {
+        "observations": np.zeros((5, 46)),
+        "actions": np.zeros((5, 26)),
+        "init_state_dict": {
+            "qpos": np.zeros(33),
+            "qvel": np.zeros(33),
+            "board_pos": np.zeros(3),
+            "target_pos": np.zeros(3),
+        },
+    }
     path = tmp_path / "demos.pkl"
     path.write_bytes(pickle.dumps([good]))
     (demo,) = load_demos(path)
     assert demo.actions.shape == (5, 26) and set(demo.init_state) == {"qpos", "qvel", "board_pos"}
     cases = [
-        ({"observations": np.zeros((5, 39)), "actions": np.zeros((5, 26))},
-         "field 'observations': expected shape (T, 46), found (5, 39)"),
+        (
+            {"observations": np.zeros((5, 39)), "actions": np.zeros((5, 26))},
+            "field 'observations': expected shape (T, 46), found (5, 39)",
+        ),
         ({"observations": np.zeros((5, 46))}, "missing field 'actions'"),
         ({**good, "actions": np.zeros((4, 26))}, "found 5 and 4"),
         ({**good, "init_state_dict": {"qpos": np.zeros(33)}}, "missing ['board_pos', 'qvel']"),

@@ -31,8 +31,14 @@ def raw(pixels: np.ndarray, encoding: str, pad: int = 0, big_endian: bool = Fals
     height, width = pixels.shape[:2]
     data = pixels.astype(pixels.dtype.newbyteorder(">" if big_endian else "<")).reshape(height, -1).view(np.uint8)
     rows = np.concatenate([data, np.full((height, pad), 0xAB, np.uint8)], axis=1)
-    return SimpleNamespace(height=height, width=width, encoding=encoding, step=rows.shape[1],
-                           is_bigendian=int(big_endian), data=rows.tobytes())
+    return SimpleNamespace(
+        height=height,
+        width=width,
+        encoding=encoding,
+        step=rows.shape[1],
+        is_bigendian=int(big_endian),
+        data=rows.tobytes(),
+    )
 
 
 @pytest.mark.parametrize("pad", [0, 3])
@@ -64,8 +70,9 @@ def test_mono8_is_replicated_to_three_channels():
 
 def test_rosbags_messages_decode_like_plain_ones():
     store = get_typestore(Stores.ROS2_JAZZY)
-    Image, Header, Time = (store.types[t] for t in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
-                                                   "builtin_interfaces/msg/Time"))
+    Image, Header, Time = (
+        store.types[t] for t in ("sensor_msgs/msg/Image", "std_msgs/msg/Header", "builtin_interfaces/msg/Time")
+    )
     msg = Image(Header(Time(3, 5), "cam"), 5, 7, "bgr8", 0, 21, RGB[:, :, ::-1].reshape(-1).copy())
     back = store.deserialize_cdr(store.serialize_cdr(msg, "sensor_msgs/msg/Image"), "sensor_msgs/msg/Image")
     assert np.array_equal(image_to_rgb(back), RGB)
@@ -133,8 +140,9 @@ def test_camera_matrix_checks_focal_lengths():
 
 def test_rgb_to_image_fields_round_trips():
     fields = rgb_to_image_fields(RGB)
-    msg = SimpleNamespace(**{k: getattr(fields, k) for k in ("height", "width", "encoding", "is_bigendian", "step")},
-                          data=fields.data)
+    msg = SimpleNamespace(
+        **{k: getattr(fields, k) for k in ("height", "width", "encoding", "is_bigendian", "step")}, data=fields.data
+    )
     assert np.array_equal(image_to_rgb(msg), RGB)
 
 
@@ -166,8 +174,9 @@ def bayer(rgb: np.ndarray, pattern: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pad", [0, 4])
-@pytest.mark.parametrize("encoding, order", [("yuv422_yuy2", "yuyv"), ("yuyv", "yuyv"), ("uyvy", "uyvy"),
-                                             ("yuv422", "uyvy")])
+@pytest.mark.parametrize(
+    "encoding, order", [("yuv422_yuy2", "yuyv"), ("yuyv", "yuyv"), ("uyvy", "uyvy"), ("yuv422", "uyvy")]
+)
 def test_yuv422_decodes_to_the_image_it_was_made_from(encoding, order, pad):
     packed = yuv422(SMOOTH, order)
     out = image_to_rgb(raw(packed, encoding, pad))

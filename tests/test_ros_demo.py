@@ -30,9 +30,11 @@ def test_camera_size_frames_keep_the_geometry():
     assert np.allclose(project(big.k, points), scale * (project(frame.k, points) + 0.5) - 0.5 + [left, top], atol=1e-6)
     # depth kept at the mapped pixel (nearest-neighbour resize), none in the margin
     v, u = 100, 120
-    assert big.depth_mm[round(scale * (v + 0.5) - 0.5) + top, round(scale * (u + 0.5) - 0.5) + left] == \
-        frame.depth_mm[v, u]
-    assert not big.depth_mm[:, :left].any() and not big.depth_mm[:, left + round(w * scale):].any()
+    assert (
+        big.depth_mm[round(scale * (v + 0.5) - 0.5) + top, round(scale * (u + 0.5) - 0.5) + left]
+        == frame.depth_mm[v, u]
+    )
+    assert not big.depth_mm[:, :left].any() and not big.depth_mm[:, left + round(w * scale) :].any()
 
 
 def test_the_demo_plays_camera_sized_frames_into_the_default_node(tmp_path):
@@ -40,8 +42,19 @@ def test_the_demo_plays_camera_sized_frames_into_the_default_node(tmp_path):
     participant, so the demo's camera side gets config/fastdds.xml only as a fresh process (as a user runs it)."""
     pytest.importorskip("rclpy")
     env = {k: v for k, v in os.environ.items() if k != "FASTRTPS_DEFAULT_PROFILES_FILE"}
-    cmd = [sys.executable, "-m", "funk_perception.ros.demo", "--out", str(tmp_path), "--tasks", "pour",
-           "--frames", "2", "--timeout", "240"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "funk_perception.ros.demo",
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "pour",
+        "--frames",
+        "2",
+        "--timeout",
+        "240",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((tmp_path / "keypoints.json").read_text())

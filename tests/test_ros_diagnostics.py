@@ -35,12 +35,18 @@ NAMESPACE = f"/funk_diag_{os.getpid()}/camera"
 
 # -- FrequencyStatus and the merged status, no ROS graph ------------------------------------------------------
 
+
 def test_frequency_status_reports_as_diagnostic_updaters():
     freq = FrequencyStatus(now=0.0)  # tolerance 0.1, window 5, as FrequencyStatusParam's defaults
     level, message, values = freq.run(1.0, min_freq=5.0)
     assert (level, message) == (ERROR, "No events recorded.")
-    assert values == {"Events in window": "0", "Events since startup": "0", "Duration of window (s)": "1.000000",
-                      "Actual frequency (Hz)": "0.000000", "Minimum acceptable frequency (Hz)": "4.500000"}
+    assert values == {
+        "Events in window": "0",
+        "Events since startup": "0",
+        "Duration of window (s)": "1.000000",
+        "Actual frequency (Hz)": "0.000000",
+        "Minimum acceptable frequency (Hz)": "4.500000",
+    }
     for second in range(2, 7):
         for _ in range(5):
             freq.tick()
@@ -61,14 +67,18 @@ def test_frequency_status_reports_as_diagnostic_updaters():
 def test_status_merges_levels_and_messages_as_a_composite_task():
     assert merge_summary(OK, "Desired frequency met", WARN, "3 frames rejected") == (WARN, "3 frames rejected")
     assert merge_summary(ERROR, "No events recorded.", WARN, "3 frames rejected") == (
-        ERROR, "No events recorded.; 3 frames rejected")
-    level, message, values = keypoint_status((OK, "Desired frequency met", {"Events in window": "5"}),
-                                             {"received": 7, "latency_ms_p50": 12.345}, rejected=0)
+        ERROR,
+        "No events recorded.; 3 frames rejected",
+    )
+    level, message, values = keypoint_status(
+        (OK, "Desired frequency met", {"Events in window": "5"}), {"received": 7, "latency_ms_p50": 12.345}, rejected=0
+    )
     assert (level, message) == (OK, "Desired frequency met")
     assert list(values) == ["Events in window", "received", "latency_ms_p50"] and values["latency_ms_p50"] == "12.35"
 
 
 # -- a live node in a namespace -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
@@ -99,8 +109,16 @@ def test_diagnostics_go_to_the_absolute_topic_under_the_node_name(graph):
     assert status.name == "keypoint_node: keypoints"
     assert status.hardware_id == "funk-lite0-synth.pt on cpu"
     values = {kv.key: kv.value for kv in status.values}
-    assert {"Events in window", "Events since startup", "Duration of window (s)", "Actual frequency (Hz)",
-            "received", "processed", "dropped", "rejected"} <= set(values)
+    assert {
+        "Events in window",
+        "Events since startup",
+        "Duration of window (s)",
+        "Actual frequency (Hz)",
+        "received",
+        "processed",
+        "dropped",
+        "rejected",
+    } <= set(values)
     assert values["Minimum acceptable frequency (Hz)"] == "1.800000"  # expected_rate 2 (an integer), -10 %
 
 
@@ -116,12 +134,14 @@ def test_frequency_status_follows_the_published_clouds(graph):
     assert probe.set_parameters(f"{NAMESPACE}/keypoint_node", {"expected_rate": 0}) == [(True, "")]
     met = wait_status(probe, lambda s: s.level == bytes([OK]), 10.0)
     assert met.message == "Desired frequency met" and "Minimum acceptable frequency (Hz)" not in {
-        kv.key for kv in met.values}
+        kv.key for kv in met.values
+    }
     values = {kv.key: kv.value for kv in met.values}
     assert float(values["Actual frequency (Hz)"]) > 0 and int(values["processed"]) >= 1
 
 
 # -- the bag tool ----------------------------------------------------------------------------------------------------
+
 
 def test_bag_tool_writes_the_same_status_on_slash_diagnostics(tmp_path):
     import torch
@@ -132,13 +152,16 @@ def test_bag_tool_writes_the_same_status_on_slash_diagnostics(tmp_path):
     detector = FunctionalKeypointDetector.load(ROOT / "models" / "funk-lite0-synth.pt", device="cpu")
     frames = write_sample_bag(tmp_path / "in", frames=4)
     assert len(frames) == 4
-    process_bag(BagConfig(tmp_path / "in", tmp_path / "out", ("pour",), IMAGE_TOPIC, expected_rate=100,
-                          progress=False), detector)
+    process_bag(
+        BagConfig(tmp_path / "in", tmp_path / "out", ("pour",), IMAGE_TOPIC, expected_rate=100, progress=False),
+        detector,
+    )
     store = get_typestore(Stores.ROS2_JAZZY)
     with Reader(tmp_path / "out") as reader:
         topics = {c.topic for c in reader.connections}
-        diags = [(t, store.deserialize_cdr(raw, c.msgtype)) for c, t, raw in reader.messages()
-                 if c.topic == "/diagnostics"]
+        diags = [
+            (t, store.deserialize_cdr(raw, c.msgtype)) for c, t, raw in reader.messages() if c.topic == "/diagnostics"
+        ]
     assert not any(t.endswith("camera/color/diagnostics") for t in topics)
     assert diags, topics
     last = diags[-1][1].status[0]

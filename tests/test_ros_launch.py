@@ -54,20 +54,25 @@ def _module(name: str, **attrs) -> types.ModuleType:
 
 
 def load_launch(monkeypatch, share: Path) -> types.ModuleType:
-    kinds = {name: type(name, (Recorded,), {}) for name in ("LaunchDescription", "DeclareLaunchArgument", "Node",
-                                                             "ParameterValue")}
+    kinds = {
+        name: type(name, (Recorded,), {})
+        for name in ("LaunchDescription", "DeclareLaunchArgument", "Node", "ParameterValue")
+    }
     fakes = {
         "ament_index_python": _module("ament_index_python"),
-        "ament_index_python.packages": _module("ament_index_python.packages",
-                                               get_package_share_directory=lambda pkg: str(share)),
+        "ament_index_python.packages": _module(
+            "ament_index_python.packages", get_package_share_directory=lambda pkg: str(share)
+        ),
         "launch": _module("launch", LaunchDescription=kinds["LaunchDescription"]),
-        "launch.actions": _module("launch.actions", DeclareLaunchArgument=kinds["DeclareLaunchArgument"],
-                                  OpaqueFunction=OpaqueFunction),
+        "launch.actions": _module(
+            "launch.actions", DeclareLaunchArgument=kinds["DeclareLaunchArgument"], OpaqueFunction=OpaqueFunction
+        ),
         "launch.substitutions": _module("launch.substitutions", LaunchConfiguration=LaunchConfiguration),
         "launch_ros": _module("launch_ros"),
         "launch_ros.actions": _module("launch_ros.actions", Node=kinds["Node"]),
-        "launch_ros.parameter_descriptions": _module("launch_ros.parameter_descriptions",
-                                                     ParameterValue=kinds["ParameterValue"]),
+        "launch_ros.parameter_descriptions": _module(
+            "launch_ros.parameter_descriptions", ParameterValue=kinds["ParameterValue"]
+        ),
     }
     for name, module in fakes.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -123,8 +128,9 @@ def parameter_files(node: Recorded, context: Context, folder: Path) -> list[Path
     for n, entry in enumerate(node.kwargs["parameters"]):
         if isinstance(entry, dict):
             path = folder / f"launch_params_{n}.yaml"
-            path.write_text(yaml.safe_dump({"/**": {"ros__parameters": {k: _convert(v, context)
-                                                                        for k, v in entry.items()}}}))
+            path.write_text(
+                yaml.safe_dump({"/**": {"ros__parameters": {k: _convert(v, context) for k, v in entry.items()}}})
+            )
             files.append(path)
         else:
             files.append(Path(_convert(entry, context)))
@@ -157,8 +163,20 @@ def no_profile_env(monkeypatch):
 def test_launch_file_declares_the_arguments_and_starts_the_installed_node(monkeypatch, tmp_path, no_profile_env):
     ast.parse(LAUNCH.read_text())
     declared, node, context = launch(monkeypatch, tmp_path)
-    assert set(declared) >= {"model", "tasks", "device", "image", "use_depth", "params_file", "image_qos",
-                             "compressed", "camera", "depth", "camera_info", "namespace"}
+    assert set(declared) >= {
+        "model",
+        "tasks",
+        "device",
+        "image",
+        "use_depth",
+        "params_file",
+        "image_qos",
+        "compressed",
+        "camera",
+        "depth",
+        "camera_info",
+        "namespace",
+    }
     assert all(kw.get("description") for kw in declared.values())
     assert declared["params_file"]["default_value"] == str(tmp_path / "config" / "keypoints.yaml")
     assert node.kwargs["package"] == "funk_perception"
@@ -172,8 +190,14 @@ def test_launch_file_declares_the_arguments_and_starts_the_installed_node(monkey
 
 
 def test_each_override_is_the_launch_argument_of_the_same_name(monkeypatch, tmp_path, no_profile_env):
-    given = {"model": "/m.pt", "tasks": "[pour, scoop]", "device": "cpu", "use_depth": "true",
-             "image_qos": "reliable", "compressed": "false"}
+    given = {
+        "model": "/m.pt",
+        "tasks": "[pour, scoop]",
+        "device": "cpu",
+        "use_depth": "true",
+        "image_qos": "reliable",
+        "compressed": "false",
+    }
     declared, node, context = launch(monkeypatch, ROOT, **given)  # ROOT: the checkout stands for the share directory
     params_file, overrides = node.kwargs["parameters"]
     assert set(overrides) == set(given) and set(overrides) <= set(PARAMETER_NAMES)
@@ -187,13 +211,32 @@ def test_each_override_is_the_launch_argument_of_the_same_name(monkeypatch, tmp_
 
 def test_params_file_wins_over_arguments_not_given(monkeypatch, tmp_path, no_profile_env):
     mine = tmp_path / "mine.yaml"
-    mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-        "model": "/my/model.pt", "tasks": ["poke"], "device": "cpu", "use_depth": True, "image_qos": "reliable",
-        "compressed": True}}}))
+    mine.write_text(
+        yaml.safe_dump(
+            {
+                "/**": {
+                    "ros__parameters": {
+                        "model": "/my/model.pt",
+                        "tasks": ["poke"],
+                        "device": "cpu",
+                        "use_depth": True,
+                        "image_qos": "reliable",
+                        "compressed": True,
+                    }
+                }
+            }
+        )
+    )
     _, node, context = launch(monkeypatch, tmp_path, params_file=str(mine))
     values = applied(parameter_files(node, context, tmp_path))
-    assert (values["model"], values["tasks"], values["device"], values["use_depth"], values["image_qos"],
-            values["compressed"]) == ("/my/model.pt", ["poke"], "cpu", True, "reliable", True)
+    assert (
+        values["model"],
+        values["tasks"],
+        values["device"],
+        values["use_depth"],
+        values["image_qos"],
+        values["compressed"],
+    ) == ("/my/model.pt", ["poke"], "cpu", True, "reliable", True)
     # one argument given: that one wins, the file keeps the rest
     _, node, context = launch(monkeypatch, tmp_path, params_file=str(mine), tasks="[scoop]")
     values = applied(parameter_files(node, context, tmp_path))
@@ -205,8 +248,9 @@ def test_params_file_precedence_on_real_rclpy(monkeypatch, tmp_path, no_profile_
     (--params-file each): rcl applies them as :func:`applied` assumes."""
     rclpy = pytest.importorskip("rclpy")
     mine = tmp_path / "mine.yaml"
-    mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"tasks": ["poke"], "device": "cpu",
-                                                                "use_depth": True}}}))
+    mine.write_text(
+        yaml.safe_dump({"/**": {"ros__parameters": {"tasks": ["poke"], "device": "cpu", "use_depth": True}}})
+    )
     _, node_action, context = launch(monkeypatch, tmp_path, params_file=str(mine), device="auto")
     files = parameter_files(node_action, context, tmp_path)
     args = ["keypoint_node", "--ros-args"] + [a for f in files for a in ("--params-file", str(f))]
@@ -224,20 +268,28 @@ def test_params_file_precedence_on_real_rclpy(monkeypatch, tmp_path, no_profile_
     assert applied(files)["device"] == "auto" and applied(files)["tasks"] == ["poke"]
 
 
-def test_camera_namespace_wires_the_driver_layout_and_each_topic_stays_remappable(monkeypatch, tmp_path,
-                                                                                 no_profile_env):
+def test_camera_namespace_wires_the_driver_layout_and_each_topic_stays_remappable(
+    monkeypatch, tmp_path, no_profile_env
+):
     _, node, _ = launch(monkeypatch, tmp_path)
     remaps = dict(node.kwargs["remappings"])
-    assert remaps == {"image": "/camera/color/image_raw", "depth": "/camera/aligned_depth_to_color/image_raw",
-                      "roi": "roi"}  # camera_info and image/compressed: the node derives them from the image
+    assert remaps == {
+        "image": "/camera/color/image_raw",
+        "depth": "/camera/aligned_depth_to_color/image_raw",
+        "roi": "roi",
+    }  # camera_info and image/compressed: the node derives them from the image
     _, node, _ = launch(monkeypatch, tmp_path, camera="/robot/head_camera/", namespace="/perception")
     remaps = dict(node.kwargs["remappings"])
     assert remaps["image"] == "/robot/head_camera/color/image_raw"
     assert remaps["depth"] == "/robot/head_camera/aligned_depth_to_color/image_raw"
     assert node.kwargs["namespace"] == "/perception"
     _, node, _ = launch(monkeypatch, tmp_path, image="/image_raw", camera_info="/info", depth="/d", roi="/box")
-    assert dict(node.kwargs["remappings"]) == {"image": "/image_raw", "depth": "/d", "roi": "/box",
-                                               "camera_info": "/info"}
+    assert dict(node.kwargs["remappings"]) == {
+        "image": "/image_raw",
+        "depth": "/d",
+        "roi": "/box",
+        "camera_info": "/info",
+    }
 
 
 def test_the_node_gets_the_shipped_profile_unless_the_shell_has_one(monkeypatch, tmp_path):
@@ -259,8 +311,13 @@ def test_config_yaml_sets_every_declared_parameter_to_its_default():
 
 def test_setup_installs_launch_and_config_into_the_share_directory():
     tree = ast.parse((ROOT / "setup.py").read_text())
-    folders = {elt.value for node in ast.walk(tree) if isinstance(node, ast.Tuple)
-               for elt in node.elts if isinstance(elt, ast.Constant)}
+    folders = {
+        elt.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Tuple)
+        for elt in node.elts
+        if isinstance(elt, ast.Constant)
+    }
     assert {"launch", "config"} <= folders
     assert (ROOT / "config" / "fastdds.xml").is_file()  # installed with config/, found by shipped_file
     cfg = (ROOT / "setup.cfg").read_text()

@@ -7,6 +7,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import PointCloud2
 
+from funk_perception.ros.diagnostics import WARN, diagnostics_array, keypoint_status
 from funk_perception.ros.keypoint_node import make_message
 from funk_perception.ros.messages import (
     POINT_DTYPE,
@@ -18,7 +19,6 @@ from funk_perception.ros.messages import (
     keypoints_cloud,
 )
 from funk_perception.ros.pipeline import Frame, FrameKeypoints
-from funk_perception.ros.diagnostics import WARN, diagnostics_array, keypoint_status
 
 STORE = get_typestore(Stores.ROS2_JAZZY)
 BAGS = RosbagsFactory(STORE)
@@ -36,8 +36,11 @@ def found(with_depth: bool = True) -> dict[str, FrameKeypoints]:
 
 
 def header(make):
-    return make("std_msgs/msg/Header", stamp=make("builtin_interfaces/msg/Time", sec=12, nanosec=345),
-                frame_id="camera_color_optical_frame")
+    return make(
+        "std_msgs/msg/Header",
+        stamp=make("builtin_interfaces/msg/Time", sec=12, nanosec=345),
+        frame_id="camera_color_optical_frame",
+    )
 
 
 def test_cloud_layout_and_decoder_round_trip_through_cdr():
@@ -45,8 +48,9 @@ def test_cloud_layout_and_decoder_round_trip_through_cdr():
     cloud = keypoints_cloud(BAGS, header(BAGS), kps)
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "u", "v", "confidence", "task", "keypoint"]
     assert cloud.point_step == 28 and cloud.width == 10 and cloud.height == 1 and not cloud.is_dense
-    back = decode_keypoints(STORE.deserialize_cdr(STORE.serialize_cdr(cloud, "sensor_msgs/msg/PointCloud2"),
-                                                  "sensor_msgs/msg/PointCloud2"))
+    back = decode_keypoints(
+        STORE.deserialize_cdr(STORE.serialize_cdr(cloud, "sensor_msgs/msg/PointCloud2"), "sensor_msgs/msg/PointCloud2")
+    )
     assert list(back) == ["scoop", "pour"]  # request order kept
     for task, kp in kps.items():
         assert np.allclose(back[task].points, kp.points, atol=1e-4)
@@ -74,12 +78,18 @@ def test_decoder_refuses_foreign_clouds():
 
 def test_rclpy_and_rosbags_factories_give_identical_bytes():
     kps = found()
-    frame = Frame(RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8), k=np.array([[80.0, 0, 32], [0, 80, 24], [0, 0, 1]]))
+    frame = Frame(
+        RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8), k=np.array([[80.0, 0, 32], [0, 80, 24], [0, 0, 1]])
+    )
     ours = frame_outputs(make_message, header(make_message), frame, kps, 0.2)
     theirs = frame_outputs(BAGS, header(BAGS), frame, kps, 0.2)
-    types = {"keypoints": "sensor_msgs/msg/PointCloud2", "keypoints/markers": "visualization_msgs/msg/MarkerArray",
-             "keypoints/image": "sensor_msgs/msg/Image", "keypoints/scoop": "sensor_msgs/msg/PointCloud2",
-             "keypoints/pour": "sensor_msgs/msg/PointCloud2"}
+    types = {
+        "keypoints": "sensor_msgs/msg/PointCloud2",
+        "keypoints/markers": "visualization_msgs/msg/MarkerArray",
+        "keypoints/image": "sensor_msgs/msg/Image",
+        "keypoints/scoop": "sensor_msgs/msg/PointCloud2",
+        "keypoints/pour": "sensor_msgs/msg/PointCloud2",
+    }
     assert set(ours) == set(types)
     status = keypoint_status((WARN, "w", {"Events in window": "2"}), {"received": 3, "p": 1.5}, rejected=1)
     ours["diagnostics"] = diagnostics_array(make_message, header(make_message), "n: keypoints", "hw", status)
@@ -106,7 +116,9 @@ def test_markers_per_task_in_3d_with_depth_and_on_a_plane_without():
     assert np.allclose([[p.x, p.y, p.z] for p in spheres[1].points], kps["pour"].xyz[finite])
     labels = [m.text for m in arr.markers if m.type == 9 and m.ns == "pour"]
     assert labels == ["pour p1", "pour p2", "pour p3", "pour p5"]
-    flat = keypoint_markers(BAGS, header(BAGS), found(with_depth=False), k=np.array([[80.0, 0, 32], [0, 80, 24], [0, 0, 1]]))
+    flat = keypoint_markers(
+        BAGS, header(BAGS), found(with_depth=False), k=np.array([[80.0, 0, 32], [0, 80, 24], [0, 0, 1]])
+    )
     assert all(p.z == 1.0 for m in flat.markers if m.type == 7 for p in m.points)
 
 

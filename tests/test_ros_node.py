@@ -3,10 +3,8 @@ way the launch file starts it (--params-file config/keypoints.yaml), fed by a cl
 with a domain id and namespace of this test process alone."""
 
 import os
-import signal
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,8 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+
+from ros_graph import saved_environment, stop  # noqa: E402
 
 from funk_perception.bag import BagConfig, process_bag  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
@@ -52,40 +52,24 @@ def detector():
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     """(client, node process): one node for the whole module (starting one costs seconds)."""
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
-    client.init(DOMAIN)
-    log = tmp_path_factory.mktemp("node") / "keypoint_node.log"
-    proc = client.start_node(
-        DOMAIN, ROOT / "config" / "keypoints.yaml",
-        parameters={"threads": 1, "tasks": TASKS, "use_depth": True, "device": "cpu"},
-        remap={"__ns": NAMESPACE}, log=log,
-    )
-    probe = client.NodeClient(namespace=NAMESPACE)
-    try:
-        probe.wait_connected(240.0)  # torch + model load; minutes on a loaded 2-core VM
-        yield probe, proc, log
-    finally:
-        probe.close()
-        # escalate as ros2 launch does. The one 30 s timeout seen here (2026-12-01) was most likely this process:
-        # probe.close() raced rclpy's executor shutdown and starved this thread of the GIL (test_ros_client.py)
-        proc.terminate()
+    with saved_environment():
+        client.init(DOMAIN)
+        log = tmp_path_factory.mktemp("node") / "keypoint_node.log"
+        proc = client.start_node(
+            DOMAIN,
+            ROOT / "config" / "keypoints.yaml",
+            parameters={"threads": 1, "tasks": TASKS, "use_depth": True, "device": "cpu"},
+            remap={"__ns": NAMESPACE},
+            log=log,
+        )
+        probe = client.NodeClient(namespace=NAMESPACE)
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            warnings.warn("keypoint_node did not stop within 30 s of SIGTERM; sending SIGINT")
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-                raise AssertionError("keypoint_node did not stop within 30 s of SIGTERM, then 30 s of SIGINT") from None
-        rclpy.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            probe.wait_connected(240.0)  # torch + model load; minutes on a loaded 2-core VM
+            yield probe, proc, log
+        finally:
+            probe.close()
+            stop(proc)
+            rclpy.shutdown()
 
 
 def send(probe, rgb, stamp, encoding="rgb8", step=None, depth=None, info=True):
@@ -143,7 +127,9 @@ def test_bad_input_is_counted_and_the_node_keeps_answering(graph, detector):
     assert proc.poll() is None
     # still answering, and still right
     cloud = send(probe, rgb, 8_000_000_000)
-    assert np.allclose(decode_keypoints(cloud)["pour"].points, centres(detector.detect(rgb, ["pour"])["pour"]), atol=1e-3)
+    assert np.allclose(
+        decode_keypoints(cloud)["pour"].points, centres(detector.detect(rgb, ["pour"])["pour"]), atol=1e-3
+    )
     text = log.read_text()
     for reason in bad:
         assert f"[{reason};" in text
@@ -152,8 +138,9 @@ def test_bad_input_is_counted_and_the_node_keeps_answering(graph, detector):
 
 def test_keypoints_equal_detect_with_header_kept(graph, detector):
     probe, _, _ = graph
-    for n, (name, encoding, step) in enumerate([("bottle/bottle_0000_v0.jpg", "rgb8", None),
-                                                 ("hammer/hammer_0000_v0.jpg", "bgr8", 224 * 3 + 8)]):
+    for n, (name, encoding, step) in enumerate(
+        [("bottle/bottle_0000_v0.jpg", "rgb8", None), ("hammer/hammer_0000_v0.jpg", "bgr8", 224 * 3 + 8)]
+    ):
         rgb = sample(name)
         stamp = 10_000_000_000 + n * 33_000_000
         cloud = send(probe, rgb, stamp, encoding, step)
@@ -205,15 +192,22 @@ def test_bag_tool_and_live_node_give_the_same_keypoints(graph, detector, tmp_pat
 
     probe, _, _ = graph
     write_sample_bag(tmp_path / "in", frames=2)
-    process_bag(BagConfig(tmp_path / "in", tmp_path / "out", tuple(TASKS), IMAGE_TOPIC, DEPTH_TOPIC, INFO_TOPIC,
-                          progress=False), detector)
+    process_bag(
+        BagConfig(
+            tmp_path / "in", tmp_path / "out", tuple(TASKS), IMAGE_TOPIC, DEPTH_TOPIC, INFO_TOPIC, progress=False
+        ),
+        detector,
+    )
     store = get_typestore(Stores.ROS2_JAZZY)
     with Reader(tmp_path / "out") as reader:
         raw = [(c.topic, bytes(data)) for c, _, data in reader.messages()]
     publishers = {IMAGE_TOPIC: probe.pub_image, DEPTH_TOPIC: probe.pub_depth, INFO_TOPIC: probe.pub_info}
     inputs = [(topic, data) for topic, data in raw if topic in publishers]
-    from_bag = [decode_keypoints(store.deserialize_cdr(data, "sensor_msgs/msg/PointCloud2"))
-                for topic, data in raw if topic == "/camera/color/keypoints"]
+    from_bag = [
+        decode_keypoints(store.deserialize_cdr(data, "sensor_msgs/msg/PointCloud2"))
+        for topic, data in raw
+        if topic == "/camera/color/keypoints"
+    ]
     for n, bag_found in enumerate(from_bag):
         frame = inputs[3 * n : 3 * n + 3]  # camera_info, depth, colour: the bag's order
         stamp = stamp_ns(store.deserialize_cdr(frame[-1][1], "sensor_msgs/msg/Image").header)

@@ -52,6 +52,7 @@ def same(a: FrameKeypoints, b: FrameKeypoints) -> None:
 
 # -- no ROS graph ---------------------------------------------------------------------------------------------------
 
+
 def test_layout_describes_every_field_and_index():
     doc = layout(REQUESTED, 0.25)
     assert doc["tasks"] == list(TASKS) and doc["published_tasks"] == REQUESTED and doc["min_confidence"] == 0.25
@@ -59,7 +60,8 @@ def test_layout_describes_every_field_and_index():
     cloud = doc["topics"]["keypoints"]
     assert cloud["point_step"] == POINT_DTYPE.itemsize
     assert [(f["name"], f["offset"]) for f in cloud["fields"]] == [
-        (name, POINT_DTYPE.fields[name][1]) for name in POINT_DTYPE.names]
+        (name, POINT_DTYPE.fields[name][1]) for name in POINT_DTYPE.names
+    ]
     assert [f["datatype"] for f in cloud["fields"]] == ["FLOAT32"] * 6 + ["UINT16", "UINT8"]
     per_task = doc["topics"]["keypoints/<task>"]
     assert per_task["topics"] == ["keypoints/scoop", "keypoints/pour"]
@@ -91,6 +93,7 @@ def test_per_task_cloud_matches_the_decoded_cloud_threshold_included():
 
 
 # -- the live node ----------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
@@ -135,11 +138,17 @@ def test_per_task_clouds_match_the_keypoints_cloud(graph):
     probe, _ = graph
     rgb = cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB)
     received: dict[tuple[str, int], PointCloud2] = {}
-    subs = [probe.create_subscription(PointCloud2, task_topic(task),
-                                      lambda msg, task=task: received.__setitem__(
-                                          (task, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec),
-                                          msg), 10)
-            for task in REQUESTED]
+    subs = [
+        probe.create_subscription(
+            PointCloud2,
+            task_topic(task),
+            lambda msg, task=task: received.__setitem__(
+                (task, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec), msg
+            ),
+            10,
+        )
+        for task in REQUESTED
+    ]
     try:
         assert probe.set_parameters(NODE, {"min_confidence": 0.3}) == [(True, "")]
         checked = 0
@@ -171,6 +180,7 @@ def test_per_task_clouds_match_the_keypoints_cloud(graph):
 
 
 # -- the bag tool --------------------------------------------------------------------------------------------------------
+
 
 def test_bag_tool_writes_the_layout_and_the_per_task_clouds(tmp_path):
     import torch

@@ -20,7 +20,8 @@ rclpy = pytest.importorskip("rclpy")
 
 from ros_graph import get_parameters, running_node, start_and_fail  # noqa: E402
 
-from funk_perception.bag import BagConfig, main as bag_main, process_bag  # noqa: E402
+from funk_perception.bag import BagConfig, process_bag  # noqa: E402
+from funk_perception.bag import main as bag_main
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.ros import client  # noqa: E402
 from funk_perception.ros.messages import decode_keypoints  # noqa: E402
@@ -36,10 +37,13 @@ NODE = f"{NAMESPACE}/keypoint_node"
 
 # -- the shared validation, no ROS graph ------------------------------------------------------------------
 
+
 def test_validate_converts_unambiguous_types_and_names_what_is_wrong():
     assert validate("min_confidence", 1) == 1.0 and type(validate("min_confidence", 1)) is float
     assert validate("tasks", "Pour") == ["pour"] and validate("tasks", ["lift something", "pour"]) == [
-        "lift_something", "pour"]
+        "lift_something",
+        "pour",
+    ]
     assert coerce("depth_tolerance", 0) == 0.0 and coerce("threads", 2.0) == 2.0  # only int -> float is coerced
     assert validate("roi", None) == [0, 0, 0, 0]  # ``roi:=[]`` reaches rclpy as an unset value
     cases = [
@@ -72,8 +76,10 @@ BAD_START = [
     (["-p", "threads:=many"], "threads: expected an integer"),
     (["-p", "use_depth:=maybe"], "use_depth: expected true or false"),
     (["-p", "roi:=[1, 2, 3]"], "roi: expected [x, y, width, height]"),
-    (["-p", "image_qos:=fast", "-p", "depth_tolerance:=5.0"],  # every bad value, on the same one line
-     "image_qos: expected one of sensor_data, reliable, found 'fast'; depth_tolerance: expected a value from 0 to 1"),
+    (
+        ["-p", "image_qos:=fast", "-p", "depth_tolerance:=5.0"],  # every bad value, on the same one line
+        "image_qos: expected one of sensor_data, reliable, found 'fast'; depth_tolerance: expected a value from 0 to 1",
+    ),
     (["-p", "depth_window"], "Couldn't parse parameter override rule"),  # rcl's own refusal
     (["--params-file", "/nonexistent/keypoints.yaml"], "/nonexistent/keypoints.yaml"),
 ]
@@ -100,6 +106,7 @@ def test_a_bad_value_in_a_params_file_is_named_too(tmp_path):
 
 # -- start-up leniency and run time: one live node --------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def detector():
     import torch
@@ -113,8 +120,15 @@ def graph(tmp_path_factory):
     """A node started with ``tasks:=pour`` (one string), integers for two floating-point parameters and an
     roi that no frame can hold (accepted at start, when no image size is known yet)."""
     log = tmp_path_factory.mktemp("node") / "keypoint_node.log"
-    parameters = {"threads": 1, "device": "cpu", "tasks": "pour", "min_confidence": 0, "depth_tolerance": 0,
-                  "roi": [5000, 5000, 10, 10], "publish_image": False}
+    parameters = {
+        "threads": 1,
+        "device": "cpu",
+        "tasks": "pour",
+        "min_confidence": 0,
+        "depth_tolerance": 0,
+        "roi": [5000, 5000, 10, 10],
+        "publish_image": False,
+    }
     with running_node(DOMAIN, NAMESPACE, parameters, log) as (probe, proc):
         yield probe, proc, log
 
@@ -124,8 +138,9 @@ def rgb() -> np.ndarray:
 
 
 def send(probe, stamp: int):
-    return decode_keypoints(probe.exchange(lambda: probe.pub_image.publish(client.image_msg(rgb(), "rgb8", stamp)),
-                                           stamp, timeout=60.0))
+    return decode_keypoints(
+        probe.exchange(lambda: probe.pub_image.publish(client.image_msg(rgb(), "rgb8", stamp)), stamp, timeout=60.0)
+    )
 
 
 def test_start_up_values_are_converted_and_an_roi_outside_the_first_frame_is_reset(graph, detector):
@@ -185,6 +200,7 @@ def test_the_roi_parameter_clears_a_topic_roi_and_a_topic_roi_expires(graph, det
             probe.pub_roi.publish(RegionOfInterest(x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]))
             time.sleep(0.2)  # the roi first: the node uses the latest one for the next frame
             probe.pub_image.publish(client.image_msg(image, "rgb8", stamp))
+
         return decode_keypoints(probe.exchange(publish, stamp, timeout=60.0))["pour"].points
 
     assert np.allclose(with_topic_roi(4_000_000_000), cropped, atol=1e-3)
@@ -199,6 +215,7 @@ def test_the_roi_parameter_clears_a_topic_roi_and_a_topic_roi_expires(graph, det
 
 
 # -- the bag tool: the same validation ---------------------------------------------------------------------------
+
 
 def test_bag_tool_checks_its_options_as_the_node_does(tmp_path, capsys):
     bag = tmp_path / "in"
@@ -222,11 +239,11 @@ def test_bag_tool_checks_its_options_as_the_node_does(tmp_path, capsys):
 def test_bag_tool_takes_depth_window_and_refuses_an_roi_outside_the_image(tmp_path, detector):
     bag = tmp_path / "in"
     write_sample_bag(bag, frames=1)
-    config = BagConfig(bag, tmp_path / "out", ("pour",), IMAGE_TOPIC, depth_window=7, min_confidence=0,
-                       progress=False)
+    config = BagConfig(bag, tmp_path / "out", ("pour",), IMAGE_TOPIC, depth_window=7, min_confidence=0, progress=False)
     process_bag(config, detector)
     assert config.depth_window == 7 and type(config.min_confidence) is float
     with pytest.raises(ValueError, match=r"--roi: expected a region inside the 224x224 image"):
-        process_bag(BagConfig(bag, tmp_path / "out2", ("pour",), IMAGE_TOPIC, roi=(500, 0, 10, 10),
-                              progress=False), detector)
+        process_bag(
+            BagConfig(bag, tmp_path / "out2", ("pour",), IMAGE_TOPIC, roi=(500, 0, 10, 10), progress=False), detector
+        )
     assert not (tmp_path / "out2").exists()

@@ -11,7 +11,6 @@ import pytest
 
 from funk_perception.detector import FunctionalKeypointDetector
 from funk_perception.ros.params import PARAMETERS, check_value, parse_tasks
-from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import (
     FrameError,
     backproject,
@@ -21,6 +20,7 @@ from funk_perception.ros.pipeline import (
     robust_depth,
 )
 from funk_perception.ros.sync import LatestSlot, StampBuffer
+from funk_perception.shipped import default_checkpoint
 from funk_perception.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +30,9 @@ SAMPLE = ROOT / "samples" / "synth" / "images" / "bottle" / "bottle_0000_v0.jpg"
 def msg(pixels: np.ndarray, encoding: str) -> SimpleNamespace:
     height, width = pixels.shape[:2]
     data = np.ascontiguousarray(pixels).reshape(height, -1).view(np.uint8)
-    return SimpleNamespace(height=height, width=width, encoding=encoding, step=data.shape[1], is_bigendian=0,
-                           data=data.tobytes())
+    return SimpleNamespace(
+        height=height, width=width, encoding=encoding, step=data.shape[1], is_bigendian=0, data=data.tobytes()
+    )
 
 
 K = np.array([[300.0, 0, 31.5], [0, 310.0, 23.5], [0, 0, 1]])

@@ -44,8 +44,12 @@ def resolved(rules: list[str], compressed: bool = True, use_depth: bool = True) 
 
 def test_compressed_and_camera_info_follow_the_remapped_image_topic():
     topics = resolved(["image:=/camera/color/image_raw"])
-    assert topics == {"image": "/camera/color/image_raw/compressed", "depth": "/depth",
-                      "camera_info": "/camera/color/camera_info", "roi": "/roi"}
+    assert topics == {
+        "image": "/camera/color/image_raw/compressed",
+        "depth": "/depth",
+        "camera_info": "/camera/color/camera_info",
+        "roi": "/roi",
+    }
     topics = resolved(["__ns:=/camera/color", "image:=image_raw"])  # relative rules resolve in the namespace
     assert topics["image"] == "/camera/color/image_raw/compressed"
     assert topics["camera_info"] == "/camera/color/camera_info" and topics["depth"] == "/camera/color/depth"
@@ -54,13 +58,23 @@ def test_compressed_and_camera_info_follow_the_remapped_image_topic():
 
 def test_without_remaps_the_topics_are_the_old_ones():
     topics = resolved(["__ns:=/robot"])
-    assert topics == {"image": "/robot/image/compressed", "depth": "/robot/depth", "camera_info": "/robot/camera_info",
-                      "roi": "/robot/roi"}
+    assert topics == {
+        "image": "/robot/image/compressed",
+        "depth": "/robot/depth",
+        "camera_info": "/robot/camera_info",
+        "roi": "/robot/roi",
+    }
 
 
 def test_a_remap_of_the_derived_topics_themselves_wins():
-    topics = resolved(["image:=/camera/color/image_raw", "image/compressed:=/jpeg/stream",
-                       "camera_info:=/calibration/info", "depth:=/camera/depth/image_rect_raw"])
+    topics = resolved(
+        [
+            "image:=/camera/color/image_raw",
+            "image/compressed:=/jpeg/stream",
+            "camera_info:=/calibration/info",
+            "depth:=/camera/depth/image_rect_raw",
+        ]
+    )
     assert topics["image"] == "/jpeg/stream" and topics["camera_info"] == "/calibration/info"
     assert topics["depth"] == "/camera/depth/image_rect_raw"
 
@@ -79,15 +93,23 @@ def compressed_node(tmp_path_factory):
     client.init(DOMAIN)
     log = tmp_path_factory.mktemp("topics") / "keypoint_node.log"
     proc = client.start_node(
-        DOMAIN, ROOT / "config" / "keypoints.yaml",
+        DOMAIN,
+        ROOT / "config" / "keypoints.yaml",
         parameters={"threads": 1, "tasks": ["pour"], "device": "cpu", "compressed": True, "use_depth": True},
-        remap={"__ns": NAMESPACE, "image": f"{CAMERA}/color/image_raw",
-               "depth": f"{CAMERA}/aligned_depth_to_color/image_raw"}, log=log)
+        remap={
+            "__ns": NAMESPACE,
+            "image": f"{CAMERA}/color/image_raw",
+            "depth": f"{CAMERA}/aligned_depth_to_color/image_raw",
+        },
+        log=log,
+    )
     probe = client.NodeClient(namespace=NAMESPACE)
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {"image": probe.create_publisher(CompressedImage, f"{CAMERA}/color/image_raw/compressed", qos),
-            "depth": probe.create_publisher(Image, f"{CAMERA}/aligned_depth_to_color/image_raw", qos),
-            "info": probe.create_publisher(CameraInfo, f"{CAMERA}/color/camera_info", qos)}
+    pubs = {
+        "image": probe.create_publisher(CompressedImage, f"{CAMERA}/color/image_raw/compressed", qos),
+        "depth": probe.create_publisher(Image, f"{CAMERA}/aligned_depth_to_color/image_raw", qos),
+        "info": probe.create_publisher(CameraInfo, f"{CAMERA}/color/camera_info", qos),
+    }
     try:
         probe.wait_connected(240.0, pubs["image"])  # torch + model load; minutes on a loaded 2-core VM
         deadline = time.monotonic() + 60.0
@@ -131,6 +153,10 @@ def test_live_node_listens_on_the_derived_topics_and_logs_them(compressed_node):
     assert list(found) == ["pour"]
     assert np.isfinite(found["pour"].xyz).any(), "no 3D: the camera_info sibling of the image topic was not used"
     text = log.read_text()
-    for topic in (f"image {CAMERA}/color/image_raw/compressed", f"camera_info {CAMERA}/color/camera_info",
-                  f"depth {CAMERA}/aligned_depth_to_color/image_raw", f"roi {NAMESPACE}/roi"):
+    for topic in (
+        f"image {CAMERA}/color/image_raw/compressed",
+        f"camera_info {CAMERA}/color/camera_info",
+        f"depth {CAMERA}/aligned_depth_to_color/image_raw",
+        f"roi {NAMESPACE}/roi",
+    ):
         assert topic in text, text[-2000:]

@@ -23,10 +23,12 @@ NS = {"f": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
 
 # -- the profile file --------------------------------------------------------------------------------------------
 
+
 def test_profile_gives_shared_memory_room_for_camera_frames_and_keeps_udp():
     root = ET.parse(PROFILE).getroot()
-    descriptors = {d.findtext("f:transport_id", namespaces=NS): d
-                   for d in root.iterfind(".//f:transport_descriptor", NS)}
+    descriptors = {
+        d.findtext("f:transport_id", namespaces=NS): d for d in root.iterfind(".//f:transport_descriptor", NS)
+    }
     (participant,) = root.iterfind(".//f:participant", NS)
     assert participant.get("is_default_profile") == "true"  # applies to every participant of the process
     used = [t.text for t in participant.iterfind("f:rtps/f:userTransports/f:transport_id", NS)]
@@ -51,6 +53,7 @@ def test_profile_is_found_where_the_package_installs_it():
 
 # -- the node's choice of profile ---------------------------------------------------------------------------------
 
+
 def test_the_node_applies_the_shipped_profile_when_the_user_set_none(tmp_path):
     env: dict[str, str] = {}
     choice = transport.apply_profile(env, cwd=tmp_path)
@@ -58,11 +61,14 @@ def test_the_node_applies_the_shipped_profile_when_the_user_set_none(tmp_path):
     assert choice.source == "shipped" and str(PROFILE) in choice.describe()
 
 
-@pytest.mark.parametrize("env, source", [
-    ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/home/me/dds.xml"}, "user"),
-    ({"FASTDDS_DEFAULT_PROFILES_FILE": "/home/me/dds.xml"}, "user"),
-    ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, "other_rmw"),
-])
+@pytest.mark.parametrize(
+    "env, source",
+    [
+        ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/home/me/dds.xml"}, "user"),
+        ({"FASTDDS_DEFAULT_PROFILES_FILE": "/home/me/dds.xml"}, "user"),
+        ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, "other_rmw"),
+    ],
+)
 def test_the_users_choice_is_kept(tmp_path, env, source):
     before = dict(env)
     choice = transport.apply_profile(env, cwd=tmp_path)
@@ -85,6 +91,7 @@ def test_a_profile_in_the_working_directory_is_the_users_choice(tmp_path):
 
 # -- the warnings -------------------------------------------------------------------------------------------------
 
+
 def test_stall_warning_needs_a_matched_publisher_and_no_frame_for_a_while():
     watch = transport.StallWatch("/camera/color/image_raw", after_s=5.0, repeat_s=60.0)
     assert watch.check(0.0, publishers=0, received=0) is None
@@ -103,8 +110,9 @@ def test_stall_warning_needs_a_matched_publisher_and_no_frame_for_a_while():
 def test_incompatible_qos_message_names_the_fix_for_a_reliable_subscription():
     text = transport.incompatible_qos_message("/cam/image_raw", "RELIABILITY", "reliable")
     assert "/cam/image_raw" in text and "image_qos:=sensor_data" in text
-    assert "ros2 topic info -v /cam/image_raw" in transport.incompatible_qos_message("/cam/image_raw", "DURABILITY",
-                                                                                     "sensor_data")
+    assert "ros2 topic info -v /cam/image_raw" in transport.incompatible_qos_message(
+        "/cam/image_raw", "DURABILITY", "sensor_data"
+    )
 
 
 # -- on real rclpy --------------------------------------------------------------------------------------------------
@@ -124,15 +132,15 @@ def test_the_node_warns_on_incompatible_qos(tmp_path):
     """A reliable image subscription (image_qos:=reliable) and a best-effort camera: the live node says why no
     frame can arrive and how to fix it, and counts the event."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
     from ros_graph import running_node
+    from sensor_msgs.msg import Image
 
     log = tmp_path / "keypoint_node.log"
     namespace = NAMESPACE + "_qos"
     with running_node((DOMAIN + 1) % 100, namespace, {"tasks": ["pour"], "image_qos": "reliable"}, log) as (probe, _):
-        camera = probe.create_publisher(Image, f"{namespace}/image",
-                                        QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        camera = probe.create_publisher(
+            Image, f"{namespace}/image", QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        )
         deadline = time.monotonic() + 60.0
         while "RELIABILITY" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -143,15 +151,32 @@ def test_the_node_warns_on_incompatible_qos(tmp_path):
     assert int(values["transport.incompatible_qos"]) >= 1
 
 
-def publish_frames(profile: Path | None, frames: int, rate: float, base: int, size: str = "640x480",
-                   reliability: str = "best_effort") -> list[int]:
+def publish_frames(
+    profile: Path | None, frames: int, rate: float, base: int, size: str = "640x480", reliability: str = "best_effort"
+) -> list[int]:
     """benchmarks/camera_publisher.py in its own process, with only ``profile`` (or none) as DDS settings."""
     env = client.ros_environment(DOMAIN)
     env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     if profile is not None:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)
-    cmd = [sys.executable, str(PUBLISHER), "--topic", CAMERA_TOPIC, "--size", size, "--rate", str(rate),
-           "--frames", str(frames), "--stamp-base", str(base), "--reliability", reliability, "--wait", "120"]
+    cmd = [
+        sys.executable,
+        str(PUBLISHER),
+        "--topic",
+        CAMERA_TOPIC,
+        "--size",
+        size,
+        "--rate",
+        str(rate),
+        "--frames",
+        str(frames),
+        "--stamp-base",
+        str(base),
+        "--reliability",
+        reliability,
+        "--wait",
+        "120",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])["sent"]
@@ -161,13 +186,16 @@ def publish_frames(profile: Path | None, frames: int, rate: float, base: int, si
 def default_node(tmp_path_factory):
     """The installed keypoint_node, default parameters except tasks:=[pour], its image remapped to a camera
     topic, and no Fast DDS profile in its environment (so it applies the shipped one itself)."""
-    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
-                                            "FASTRTPS_DEFAULT_PROFILES_FILE")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+    }
     os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)  # the node's default: it applies the shipped one itself
     client.init(DOMAIN)
     log = tmp_path_factory.mktemp("transport") / "keypoint_node.log"
-    proc = client.start_node(DOMAIN, None, {"tasks": ["pour"]}, remap={"__ns": NAMESPACE, "image": CAMERA_TOPIC},
-                             log=log)
+    proc = client.start_node(
+        DOMAIN, None, {"tasks": ["pour"]}, remap={"__ns": NAMESPACE, "image": CAMERA_TOPIC}, log=log
+    )
     probe = client.NodeClient(namespace=NAMESPACE)
     try:
         deadline = time.monotonic() + 240.0  # torch + model load; minutes on a loaded 2-core VM

@@ -116,7 +116,9 @@ def test_same_seed_same_pixels_and_different_seed_differs() -> None:
     b = render_instance(_mug(), 2, np.random.default_rng(7), config)
     c = render_instance(_mug(), 2, np.random.default_rng(8), config)
     for va, vb in zip(a, b):
-        assert np.array_equal(va.rgb, vb.rgb) and np.array_equal(va.depth, vb.depth) and np.array_equal(va.mask, vb.mask)
+        assert (
+            np.array_equal(va.rgb, vb.rgb) and np.array_equal(va.depth, vb.depth) and np.array_equal(va.mask, vb.mask)
+        )
         assert np.array_equal(va.keypoints["pour"], vb.keypoints["pour"])
         assert np.array_equal(va.visible["pour"], vb.visible["pour"])
     assert not np.array_equal(a[0].rgb, c[0].rgb)
@@ -136,7 +138,9 @@ def test_backgrounds_are_varied_and_never_flat() -> None:
 def _rod_points() -> np.ndarray:
     """A 20 cm rod along x with a little thickness: an elongated object with one clear long axis."""
     rng = np.random.default_rng(0)
-    return np.stack([np.linspace(-0.1, 0.1, 30), np.zeros(30), np.full(30, 0.02)], axis=1) + rng.normal(0, 0.004, (30, 3))
+    return np.stack([np.linspace(-0.1, 0.1, 30), np.zeros(30), np.full(30, 0.02)], axis=1) + rng.normal(
+        0, 0.004, (30, 3)
+    )
 
 
 def _axis_angles(config: SceneConfig, views: int = 120) -> np.ndarray:
@@ -160,7 +164,9 @@ def test_axis_framing_off_draws_nothing_extra() -> None:
     rngs, cameras = {}, {}
     for p in (0.0, 1e-9):
         rngs[p] = np.random.default_rng(5)
-        cameras[p] = [sample_camera(points, rngs[p], SceneConfig(axis_framing_probability=p), True).position for _ in range(3)]
+        cameras[p] = [
+            sample_camera(points, rngs[p], SceneConfig(axis_framing_probability=p), True).position for _ in range(3)
+        ]
     rngs[0.0].random(3)
     assert rngs[0.0].bit_generator.state == rngs[1e-9].bit_generator.state
     assert not np.allclose(cameras[1e-9][1], cameras[0.0][1])

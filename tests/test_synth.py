@@ -21,8 +21,14 @@ from funk_perception.data.synth import SynthConfig, generate_dataset
 from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, HELDOUT_TASKS, TASK_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = dict(instances_per_category=3, views_per_instance=2, size=64, seed=3, categories=("bottle", "cup", "frying_pan"),
-             heldout_instances_per_category=0)
+SMALL = dict(
+    instances_per_category=3,
+    views_per_instance=2,
+    size=64,
+    seed=3,
+    categories=("bottle", "cup", "frying_pan"),
+    heldout_instances_per_category=0,
+)
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -47,7 +53,9 @@ def reference(tmp_path_factory) -> Path:
 
 def test_every_category_task_pair_is_generated(tmp_path: Path) -> None:
     manifest = generate_dataset(
-        SynthConfig(out=tmp_path, instances_per_category=1, views_per_instance=1, size=64, heldout_instances_per_category=1),
+        SynthConfig(
+            out=tmp_path, instances_per_category=1, views_per_instance=1, size=64, heldout_instances_per_category=1
+        ),
         progress=False,
     )
     rows = read_annotations(tmp_path / "annotations.csv")
@@ -78,9 +86,30 @@ def test_same_seed_same_bytes_with_any_worker_count(reference: Path, tmp_path: P
 
 def test_rerun_resumes_after_a_kill(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "funk_perception.data.synth", "--out", str(out), "--workers", "1", "--no-progress",
-            "--instances-per-category", "3", "--views-per-instance", "2", "--size", "64", "--seed", "3",
-            "--categories", "bottle", "cup", "frying_pan", "--heldout-instances-per-category", "0"]
+    args = [
+        sys.executable,
+        "-m",
+        "funk_perception.data.synth",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+        "--instances-per-category",
+        "3",
+        "--views-per-instance",
+        "2",
+        "--size",
+        "64",
+        "--seed",
+        "3",
+        "--categories",
+        "bottle",
+        "cup",
+        "frying_pan",
+        "--heldout-instances-per-category",
+        "0",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": "egl"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -143,19 +172,50 @@ def test_refuses_missing_builders_and_mixed_settings(reference: Path, monkeypatc
 
 def test_preview_sheet_is_written(reference: Path, tmp_path: Path) -> None:
     paths = write_previews(reference / "annotations.csv", tmp_path / "sheet.png")
-    assert {p.name for p in paths} == {"sheet_pour.png", "sheet_scoop.png", "sheet_mash_pound.png", "sheet_pull_out_nail.png"}
+    assert {p.name for p in paths} == {
+        "sheet_pour.png",
+        "sheet_scoop.png",
+        "sheet_mash_pound.png",
+        "sheet_pull_out_nail.png",
+    }
     sheet = cv2.imread(str(tmp_path / "sheet_pour.png"))
     assert sheet.shape[0] > 3 * 192 and sheet.shape[1] > 3 * 192  # header + one row per pour category
 
 
 def test_scene_overrides_change_the_renders_and_are_recorded(reference: Path, tmp_path: Path) -> None:
-    plain = dict(plain_material_probability=1.0, table_probability=0.0, photo_background_probability=0.0,
-                 plain_background_probability=1.0, fill_range=[0.9, 0.95])
+    plain = dict(
+        plain_material_probability=1.0,
+        table_probability=0.0,
+        photo_background_probability=0.0,
+        plain_background_probability=1.0,
+        fill_range=[0.9, 0.95],
+    )
     out = tmp_path / "plain"
-    assert synth.main(["--out", str(out), "--instances-per-category", "3", "--views-per-instance", "2", "--size", "64",
-                       "--seed", "3", "--categories", "bottle", "cup", "frying_pan",
-                       "--heldout-instances-per-category", "0", "--no-progress"]
-                      + [a for k, v in plain.items() for a in ("--scene", f"{k}={json.dumps(v)}")]) == 0
+    assert (
+        synth.main(
+            [
+                "--out",
+                str(out),
+                "--instances-per-category",
+                "3",
+                "--views-per-instance",
+                "2",
+                "--size",
+                "64",
+                "--seed",
+                "3",
+                "--categories",
+                "bottle",
+                "cup",
+                "frying_pan",
+                "--heldout-instances-per-category",
+                "0",
+                "--no-progress",
+            ]
+            + [a for k, v in plain.items() for a in ("--scene", f"{k}={json.dumps(v)}")]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["scene"] == plain
     # the same scenes otherwise (same seeds), but every render differs: plain materials, plain backdrops
@@ -176,9 +236,32 @@ def test_scene_overrides_change_the_renders_and_are_recorded(reference: Path, tm
 
 def test_placement_changes_the_labels_not_the_renders(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "funkpoint"
-    assert synth.main(["--out", str(out), "--instances-per-category", "3", "--views-per-instance", "2", "--size", "64",
-                       "--seed", "3", "--categories", "bottle", "cup", "frying_pan",
-                       "--heldout-instances-per-category", "0", "--no-progress", "--placement", "funkpoint"]) == 0
+    assert (
+        synth.main(
+            [
+                "--out",
+                str(out),
+                "--instances-per-category",
+                "3",
+                "--views-per-instance",
+                "2",
+                "--size",
+                "64",
+                "--seed",
+                "3",
+                "--categories",
+                "bottle",
+                "cup",
+                "frying_pan",
+                "--heldout-instances-per-category",
+                "0",
+                "--no-progress",
+                "--placement",
+                "funkpoint",
+            ]
+        )
+        == 0
+    )
     ours, theirs = _files(out), _files(reference)
     images = [k for k in theirs if k.startswith("images/")]
     assert images and all(ours[k] == theirs[k] for k in images)

@@ -21,13 +21,27 @@ def test_twenty_categories_all_used_and_heldout_disjoint():
 
 @pytest.mark.parametrize(
     "raw,expected",
-    [("Mash/Pound", "mash_pound"), ("Lift Something", "lift_something"), ("Pull out a nail", "pull_out_nail"), ("Brush/Dust", "brush_dust"), ("pour", "pour")],
+    [
+        ("Mash/Pound", "mash_pound"),
+        ("Lift Something", "lift_something"),
+        ("Pull out a nail", "pull_out_nail"),
+        ("Brush/Dust", "brush_dust"),
+        ("pour", "pour"),
+    ],
 )
 def test_real_annotation_task_names_normalise(raw, expected):
     assert tasks.normalize_task(raw) == expected
 
 
-@pytest.mark.parametrize("raw,expected", [("frying_pan", "frying_pan"), ("scrub brush", "scrub_brush"), ("Watering Can", "watering_can"), ("fork", "tablefork")])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("frying_pan", "frying_pan"),
+        ("scrub brush", "scrub_brush"),
+        ("Watering Can", "watering_can"),
+        ("fork", "tablefork"),
+    ],
+)
 def test_real_annotation_category_names_normalise(raw, expected):
     assert tasks.normalize_category(raw) == expected
 

@@ -58,9 +58,18 @@ def dataset_csv(tmp_path_factory) -> Path:
 
 def _config(csv_path: Path, cache_root: Path, **changes) -> TrainConfig:
     values = dict(
-        encoder="tiny", data=str(csv_path), pretrained_trunk=False, image_size=SIZE, views=2,
-        batch_pairs=8, steps=6, checkpoint_every=3, device="cpu", cache_root=str(cache_root),
-        progress=False, num_threads=1,
+        encoder="tiny",
+        data=str(csv_path),
+        pretrained_trunk=False,
+        image_size=SIZE,
+        views=2,
+        batch_pairs=8,
+        steps=6,
+        checkpoint_every=3,
+        device="cpu",
+        cache_root=str(cache_root),
+        progress=False,
+        num_threads=1,
     )
     values.update(changes)
     return TrainConfig(**values)
@@ -85,8 +94,9 @@ def test_cache_reused_for_same_key_and_rebuilt_when_trunk_changes(dataset_csv, t
     first = build_cache(tmp_path, dataset, lite0, key0, augment, progress=False)
     assert not first.reused and first.features.shape == (8, lite0.out_channels, 4, 4)
     assert first.visible[:, TASKS.index("scoop")].any() and first.visible[:, TASKS.index("pour")].all()
-    again = build_cache(tmp_path, dataset, lite0, make_key(dataset_csv, "lite0", "random", SIZE, 2, 0, augment),
-                        augment, progress=False)
+    again = build_cache(
+        tmp_path, dataset, lite0, make_key(dataset_csv, "lite0", "random", SIZE, 2, 0, augment), augment, progress=False
+    )
     assert again.reused
     np.testing.assert_array_equal(np.asarray(again.features), np.asarray(first.features))
     lite2 = build_trunk("lite2", pretrained=False)
@@ -122,16 +132,24 @@ def _pck_over_all_pairs(checkpoint: Path, config: TrainConfig) -> float:
     cache = prepare_cache(config, config.encoder_config(), trunk, dataset)
     assert cache.reused
     rows = dataset.annotations
-    pairs = [(i, j) for i in range(len(rows)) for j in range(len(rows))
-             if rows[i].task == rows[j].task and rows[i].instance_id != rows[j].instance_id]
+    pairs = [
+        (i, j)
+        for i in range(len(rows))
+        for j in range(len(rows))
+        if rows[i].task == rows[j].task and rows[i].instance_id != rows[j].instance_id
+    ]
     views = cache.view_id(cache.image_of_annotation[np.array(pairs)], 0)  # (P, 2)
     tasks = np.array([TASKS.index(rows[i].task) for i, _ in pairs])
     with torch.no_grad():
         src = encoder.embed_per_sample(cache.load_features(views[:, 0]), torch.from_numpy(tasks))
         tgt = encoder.embed_per_sample(cache.load_features(views[:, 1]), torch.from_numpy(tasks))
     out = correspondence_loss(
-        src, tgt, torch.from_numpy(cache.keypoints[views[:, 0], tasks]), torch.from_numpy(cache.keypoints[views[:, 1], tasks]),
-        torch.ones(len(pairs), 5, dtype=torch.bool), encoder.logit_scale,
+        src,
+        tgt,
+        torch.from_numpy(cache.keypoints[views[:, 0], tasks]),
+        torch.from_numpy(cache.keypoints[views[:, 1], tasks]),
+        torch.ones(len(pairs), 5, dtype=torch.bool),
+        encoder.logit_scale,
     )
     assert out.num_valid == 5 * len(pairs) == 5 * 14
     return out.pck
@@ -173,10 +191,14 @@ def test_resume_after_kill_equals_unbroken_run_and_seed_is_deterministic(dataset
     lines = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3", "4", "5", "6"]
     losses = [line.split(",")[1] for line in lines[1:]]
-    assert losses == [line.split(",")[1] for line in (tmp_path / "straight" / "metrics.csv").read_text().splitlines()[1:]]
+    assert losses == [
+        line.split(",")[1] for line in (tmp_path / "straight" / "metrics.csv").read_text().splitlines()[1:]
+    ]
 
     other = train(_config(dataset_csv, cache, seed=1), tmp_path / "seed1")
-    assert any(not torch.equal(a, b) for a, b in zip(_head(straight.checkpoint).values(), _head(other.checkpoint).values()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(_head(straight.checkpoint).values(), _head(other.checkpoint).values())
+    )
     with pytest.raises(ValueError, match="different configuration"):
         train(_config(dataset_csv, cache, lr=0.02), tmp_path / "killed", resume=True)
 
@@ -185,7 +207,9 @@ def test_mixstyle_changes_training_and_resumes_exactly(dataset_csv, tmp_path):
     cache = tmp_path / "cache"
     plain = train(_config(dataset_csv, cache), tmp_path / "plain")
     styled = train(_config(dataset_csv, cache, mixstyle=1.0), tmp_path / "styled")
-    assert any(not torch.equal(a, b) for a, b in zip(_head(plain.checkpoint).values(), _head(styled.checkpoint).values()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(_head(plain.checkpoint).values(), _head(styled.checkpoint).values())
+    )
     # its draws come from each step's own seeded generator, so a killed run resumes onto the same weights
     train(_config(dataset_csv, cache, mixstyle=1.0), tmp_path / "killed", stop_after=3)
     resumed = train(_config(dataset_csv, cache, mixstyle=1.0), tmp_path / "killed", resume=True)
@@ -224,9 +248,30 @@ def test_cli_trains_and_rejects_bad_overrides(dataset_csv, tmp_path, capsys):
     config = apply_overrides(TrainConfig(), ["views=3", "augment.jpeg_quality=[40, 60]", "model.temperature=0.05"])
     assert config.views == 3 and config.augment.jpeg_quality == (40, 60)
     assert config.encoder_config().temperature == 0.05
-    args = ["--config", "tiny", "--data", str(dataset_csv), "--out", str(tmp_path / "cli"), "--steps", "2",
-            "--batch-pairs", "4", "--device", "cpu", "--set", "pretrained_trunk=false", "--set", f"image_size={SIZE}",
-            "--set", "views=1", "--set", f"cache_root={tmp_path / 'cache'}", "--set", "progress=false"]
+    args = [
+        "--config",
+        "tiny",
+        "--data",
+        str(dataset_csv),
+        "--out",
+        str(tmp_path / "cli"),
+        "--steps",
+        "2",
+        "--batch-pairs",
+        "4",
+        "--device",
+        "cpu",
+        "--set",
+        "pretrained_trunk=false",
+        "--set",
+        f"image_size={SIZE}",
+        "--set",
+        "views=1",
+        "--set",
+        f"cache_root={tmp_path / 'cache'}",
+        "--set",
+        "progress=false",
+    ]
     assert main(args) == 0
     assert "2 steps" in capsys.readouterr().out
     assert (tmp_path / "cli" / "checkpoint.pt").is_file()

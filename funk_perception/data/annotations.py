@@ -19,10 +19,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -102,7 +102,9 @@ class Annotation:
                 f"found {keypoints.shape}"
             )
         if not np.all(np.isfinite(keypoints)):
-            raise ValueError(f"Annotation for {self.relative_path}: keypoints must be finite, found {keypoints.tolist()}")
+            raise ValueError(
+                f"Annotation for {self.relative_path}: keypoints must be finite, found {keypoints.tolist()}"
+            )
         keypoints.flags.writeable = False
         object.__setattr__(self, "keypoints", keypoints)
         if self.visible is None:
@@ -119,7 +121,9 @@ class Annotation:
         object.__setattr__(self, "instance_id", str(self.instance_id) or self.relative_path)
         clash = sorted(set(self.extras) & set(STANDARD_COLUMNS))
         if clash:
-            raise ValueError(f"Annotation for {self.relative_path}: extras may not hold standard columns, found {clash}")
+            raise ValueError(
+                f"Annotation for {self.relative_path}: extras may not hold standard columns, found {clash}"
+            )
         object.__setattr__(self, "extras", MappingProxyType({str(k): str(v) for k, v in self.extras.items()}))
 
     def pixel_keypoints(self, width: int, height: int) -> np.ndarray:
@@ -214,7 +218,9 @@ def read_annotations(csv_path: str | Path, check_images: bool = True) -> list[An
         except (csv.Error, UnicodeDecodeError) as error:
             raise AnnotationError(csv_path, 1, None, "a CSV header row", str(error)) from None
         if header is None or not any(cell.strip() for cell in header):
-            raise AnnotationError(csv_path, 1, None, "a header row naming " + ", ".join(REQUIRED_COLUMNS), "an empty file")
+            raise AnnotationError(
+                csv_path, 1, None, "a header row naming " + ", ".join(REQUIRED_COLUMNS), "an empty file"
+            )
         header = [cell.strip() for cell in header]
         duplicated = sorted({c for c in header if header.count(c) > 1})
         if duplicated:
@@ -245,7 +251,9 @@ def read_annotations(csv_path: str | Path, check_images: bool = True) -> list[An
             if not any(cell.strip() for cell in cells):
                 continue  # blank lines (e.g. a trailing newline pair) carry no row
             if len(cells) != len(header):
-                raise AnnotationError(csv_path, line, None, f"{len(header)} fields as in the header", f"{len(cells)} fields")
+                raise AnnotationError(
+                    csv_path, line, None, f"{len(header)} fields as in the header", f"{len(cells)} fields"
+                )
             row = dict(zip(header, cells))
             try:
                 task = normalize_task(row["action"])
@@ -257,7 +265,10 @@ def read_annotations(csv_path: str | Path, check_images: bool = True) -> list[An
                 category = normalize_category(row["object_category"])
             except ValueError:
                 raise AnnotationError(
-                    csv_path, line, "object_category", "a category (" + ", ".join(ALL_CATEGORIES) + ")",
+                    csv_path,
+                    line,
+                    "object_category",
+                    "a category (" + ", ".join(ALL_CATEGORIES) + ")",
                     row["object_category"],
                 ) from None
             role = row["role"].strip().lower()
@@ -277,7 +288,9 @@ def read_annotations(csv_path: str | Path, check_images: bool = True) -> list[An
 
             image_path = (root / relative_path).resolve()
             if not image_path.is_file():
-                raise AnnotationError(csv_path, line, "dataset_image_path", f"an existing image file ({image_path})", relative_path)
+                raise AnnotationError(
+                    csv_path, line, "dataset_image_path", f"an existing image file ({image_path})", relative_path
+                )
             if check_images and image_path not in checked_images:
                 _check_image(csv_path, line, image_path, extras)
                 checked_images.add(image_path)
@@ -285,8 +298,11 @@ def read_annotations(csv_path: str | Path, check_images: bool = True) -> list[An
             key = (relative_path, task)
             if key in seen_task:
                 raise AnnotationError(
-                    csv_path, line, "action", f"one row per (image, task); line {seen_task[key]} already labels "
-                    f"{relative_path} for", row["action"],
+                    csv_path,
+                    line,
+                    "action",
+                    f"one row per (image, task); line {seen_task[key]} already labels {relative_path} for",
+                    row["action"],
                 )
             seen_task[key] = line
             for table, name, column in (
@@ -296,7 +312,10 @@ def read_annotations(csv_path: str | Path, check_images: bool = True) -> list[An
                 previous = table.setdefault(name, (category, line))
                 if previous[0] != category:
                     raise AnnotationError(
-                        csv_path, line, column, f"{previous[0]} as on line {previous[1]} for the same object {name!r}",
+                        csv_path,
+                        line,
+                        column,
+                        f"{previous[0]} as on line {previous[1]} for the same object {name!r}",
                         row["object_category"],
                     )
             annotations.append(

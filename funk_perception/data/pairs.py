@@ -11,8 +11,8 @@ viewpoint matching rather than functional correspondence.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -64,7 +64,9 @@ class PairSampler:
         category_weights: Mapping[str, float] | None = None,
     ) -> None:
         if not 0.0 <= cross_category_fraction <= 1.0:
-            raise ValueError(f"PairSampler: expected cross_category_fraction in [0, 1], found {cross_category_fraction}")
+            raise ValueError(
+                f"PairSampler: expected cross_category_fraction in [0, 1], found {cross_category_fraction}"
+            )
         weights = {normalize_category(k): float(v) for k, v in (category_weights or {}).items()}
         negative = {k: v for k, v in weights.items() if not v >= 0.0}
         if negative:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,14 @@ import numpy as np
 from funk_perception.atomic import write_png_atomic
 from funk_perception.cli import command
 from funk_perception.data.annotations import Annotation, read_annotations
-from funk_perception.tasks import ALL_CATEGORIES, KEYPOINT_MEANINGS, KEYPOINTS, TASK_DISPLAY_NAMES, TASKS, normalize_task
+from funk_perception.tasks import (
+    ALL_CATEGORIES,
+    KEYPOINT_MEANINGS,
+    KEYPOINTS,
+    TASK_DISPLAY_NAMES,
+    TASKS,
+    normalize_task,
+)
 
 #: RGB colour of p1..p5 (a colour-blind-friendlier qualitative palette).
 KEYPOINT_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -44,7 +51,15 @@ class PreviewConfig:
     seed: int = 0
 
 
-def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, color=(255, 255, 255), thickness: int = 1, outline: bool = True) -> None:
+def _text(
+    image: np.ndarray,
+    text: str,
+    org: tuple[int, int],
+    scale: float,
+    color=(255, 255, 255),
+    thickness: int = 1,
+    outline: bool = True,
+) -> None:
     if outline:  # a dark outline so labels read on any photo or texture
         cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
@@ -122,7 +137,9 @@ def contact_sheet(annotations: Sequence[Annotation], task: str, config: PreviewC
     return sheet
 
 
-def write_previews(csv_path: str | Path, out: str | Path, task: str | None = None, config: PreviewConfig | None = None) -> list[Path]:
+def write_previews(
+    csv_path: str | Path, out: str | Path, task: str | None = None, config: PreviewConfig | None = None
+) -> list[Path]:
     """Write one sheet (``task`` given) to ``out``, or one per task present as ``<out stem>_<task>.png``."""
     annotations = read_annotations(csv_path, check_images=False)
     out = Path(out)
@@ -152,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=d.seed)
     args = p.parse_args(argv)
     try:
-        paths = write_previews(args.data, args.out, args.task, PreviewConfig(args.per_category, args.tile, d.label_width, args.seed))
+        paths = write_previews(
+            args.data, args.out, args.task, PreviewConfig(args.per_category, args.tile, d.label_width, args.seed)
+        )
     except ValueError as error:
         print(f"preview: error: {error}", file=sys.stderr)
         return 2

@@ -24,20 +24,19 @@ creation otherwise), one GL context per process reused by every scene.
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
-import os
 
 # Headless default: MuJoCo picks its GL backend when it is first imported.
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import cv2  # noqa: E402
-from PIL import Image  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from funk_perception.data.objects.base import Geom, ObjectModel  # noqa: E402
 
@@ -92,7 +91,9 @@ class SceneConfig:
         if not 0.05 <= lo <= hi <= 1.0:
             raise ValueError(f"SceneConfig.fill_range: expected 0.05 <= lo <= hi <= 1, found {self.fill_range}")
         if not 0.0 <= self.axis_framing_probability <= 1.0:
-            raise ValueError(f"SceneConfig.axis_framing_probability: expected 0 <= p <= 1, found {self.axis_framing_probability}")
+            raise ValueError(
+                f"SceneConfig.axis_framing_probability: expected 0 <= p <= 1, found {self.axis_framing_probability}"
+            )
         if not 0.0 <= self.axis_angle_max <= 90.0:
             raise ValueError(f"SceneConfig.axis_angle_max: expected 0 to 90 degrees, found {self.axis_angle_max}")
         if not 1 <= self.lights_range[0] <= self.lights_range[1]:
@@ -156,7 +157,14 @@ def project(points_world: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.nd
 
 
 def look_at_camera(
-    target: Sequence[float], distance: float, azimuth: float, elevation: float, roll: float, fovy: float, width: int, height: int
+    target: Sequence[float],
+    distance: float,
+    azimuth: float,
+    elevation: float,
+    roll: float,
+    fovy: float,
+    width: int,
+    height: int,
 ) -> Camera:
     """A camera ``distance`` from ``target`` at azimuth/elevation (degrees), rolled about its optical axis."""
     az, el = math.radians(azimuth), math.radians(elevation)
@@ -217,9 +225,7 @@ def _quat_to_mat(quat: Sequence[float]) -> np.ndarray:
     return mat.reshape(3, 3)
 
 
-_SPHERE_DIRS = np.array(
-    [d for d in np.ndindex(3, 3, 3) if d != (1, 1, 1)], dtype=np.float64
-) - 1.0
+_SPHERE_DIRS = np.array([d for d in np.ndindex(3, 3, 3) if d != (1, 1, 1)], dtype=np.float64) - 1.0
 _SPHERE_DIRS /= np.linalg.norm(_SPHERE_DIRS, axis=1, keepdims=True)
 
 
@@ -272,7 +278,9 @@ def _axis_angle(axis: Sequence[float], angle: float) -> np.ndarray:
     return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
 
 
-def sample_object_pose(obj: ObjectModel, rng: np.random.Generator, config: SceneConfig) -> tuple[np.ndarray, np.ndarray]:
+def sample_object_pose(
+    obj: ObjectModel, rng: np.random.Generator, config: SceneConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """World-from-object (R, t): a random turn about z, sometimes tilted or lying on its side, resting on z = 0."""
     rot = _axis_angle([0, 0, 1], rng.uniform(0, 2 * np.pi))
     u = rng.random()
@@ -361,8 +369,17 @@ def texture_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]
 # Middlebury motorcycle and the scanned page state no licence), so rendered
 # images that contain crops of them can be committed as samples.
 _PHOTO_NAMES = (
-    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "coins.png", "brick.png", "grass.png",
-    "gravel.png", "camera.png", "hubble_deep_field.jpg", "text.png",
+    "astronaut.png",
+    "coffee.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "coins.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "camera.png",
+    "hubble_deep_field.jpg",
+    "text.png",
 )
 _PHOTOS: list[np.ndarray] | None = None
 
@@ -455,7 +472,10 @@ def make_background(
         values = (u - u.min()) / max(float(u.max() - u.min()), 1e-6)
         image = _palette(values, [c1, c2, c3])
     elif kind == "noise":
-        image = _palette(fractal_noise(rng, height, width, octaves=int(rng.integers(3, 6)), base=int(rng.integers(2, 6))), [c1, c2, c3])
+        image = _palette(
+            fractal_noise(rng, height, width, octaves=int(rng.integers(3, 6)), base=int(rng.integers(2, 6))),
+            [c1, c2, c3],
+        )
     elif kind == "stripes":
         values = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 20) * u + rng.uniform(0, 6.3))
         if rng.random() < 0.5:
@@ -523,7 +543,9 @@ class SceneInfo:
     table_texture: str = ""
 
 
-def _add_material(spec: mujoco.MjSpec, name: str, rng: np.random.Generator, config: SceneConfig, textured: bool = False) -> str:
+def _add_material(
+    spec: mujoco.MjSpec, name: str, rng: np.random.Generator, config: SceneConfig, textured: bool = False
+) -> str:
     """A random material (and maybe a texture) named ``name``; returns the texture kind.
 
     ``textured`` rules out a plain colour (a table filling the frame must not be flat).
@@ -545,7 +567,11 @@ def _add_material(spec: mujoco.MjSpec, name: str, rng: np.random.Generator, conf
     tex.name = f"{name}_tex"
     tex.type = mujoco.mjtTexture.mjTEXTURE_2D
     if u < config.plain_material_probability + config.builtin_texture_probability:
-        builtin = (mujoco.mjtBuiltin.mjBUILTIN_CHECKER, mujoco.mjtBuiltin.mjBUILTIN_GRADIENT, mujoco.mjtBuiltin.mjBUILTIN_FLAT)
+        builtin = (
+            mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+            mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+            mujoco.mjtBuiltin.mjBUILTIN_FLAT,
+        )
         choice = int(rng.integers(0, 3))
         tex.builtin = builtin[choice]
         tex.width = tex.height = 64
@@ -580,7 +606,9 @@ def _add_mesh_texcoords(spec: mujoco.MjSpec, meshes_before: int, repeat: float) 
         mesh.usertexcoord = uv.astype(np.float32).ravel().tolist()
 
 
-def build_scene(obj: ObjectModel, rng: np.random.Generator, config: SceneConfig, table: bool | None = None) -> tuple[mujoco.MjModel, SceneInfo]:
+def build_scene(
+    obj: ObjectModel, rng: np.random.Generator, config: SceneConfig, table: bool | None = None
+) -> tuple[mujoco.MjModel, SceneInfo]:
     """Compile a MuJoCo model of ``obj`` in a random pose, lights, materials and maybe a table."""
     if not obj.geoms:
         raise ValueError(f"{obj.category}: object model has no geoms")
@@ -711,13 +739,15 @@ class SceneRenderer:
             self._context.free()
             self._context = None
 
-    def __enter__(self) -> "SceneRenderer":
+    def __enter__(self) -> SceneRenderer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def render(self, camera: Camera, timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def render(
+        self, camera: Camera, timings: dict[str, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(rgb uint8 HxWx3, depth float32 HxW metres (0 = nothing), object mask, background mask)."""
         if (camera.width, camera.height) != (self.width, self.height):
             raise ValueError(f"camera is {camera.width}x{camera.height}, scene buffer is {self.width}x{self.height}")
@@ -729,7 +759,9 @@ class SceneRenderer:
         self.model.cam_fovy[cid] = camera.fovy
         self.data.cam_xpos[cid] = camera.position
         self.data.cam_xmat[cid] = camera.rotation.ravel()
-        mujoco.mjv_updateScene(self.model, self.data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene)
+        mujoco.mjv_updateScene(
+            self.model, self.data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL.value, self._scene
+        )
         rgb = np.empty((self.height, self.width, 3), np.uint8)
         mujoco.mjr_render(self._rect, self._scene, self._context)
         mujoco.mjr_readPixels(rgb, None, self._rect, self._context)
@@ -749,7 +781,9 @@ class SceneRenderer:
             flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = False
         t2 = time.perf_counter()
 
-        segid = seg[..., 0].astype(np.int32) | (seg[..., 1].astype(np.int32) << 8) | (seg[..., 2].astype(np.int32) << 16)
+        segid = (
+            seg[..., 0].astype(np.int32) | (seg[..., 1].astype(np.int32) << 8) | (seg[..., 2].astype(np.int32) << 16)
+        )
         is_object = np.zeros(self._scene.ngeom + 2, dtype=bool)
         for g in self._scene.geoms[: self._scene.ngeom]:
             if g.segid >= 0 and g.objtype == mujoco.mjtObj.mjOBJ_GEOM and g.objid in self._object_geoms:
@@ -763,7 +797,12 @@ class SceneRenderer:
             timings["render_rgb"] = timings.get("render_rgb", 0.0) + (t1 - t0)
             timings["render_segmentation"] = timings.get("render_segmentation", 0.0) + (t2 - t1)
             timings["decode_buffers"] = timings.get("decode_buffers", 0.0) + (time.perf_counter() - t2)
-        return np.ascontiguousarray(np.flipud(rgb)), np.ascontiguousarray(depth), np.ascontiguousarray(mask), np.ascontiguousarray(background)
+        return (
+            np.ascontiguousarray(np.flipud(rgb)),
+            np.ascontiguousarray(depth),
+            np.ascontiguousarray(mask),
+            np.ascontiguousarray(background),
+        )
 
     def _metric_depth(self, zbuf: np.ndarray) -> np.ndarray:
         # Undo the reversed-Z perspective projection exactly as mujoco.Renderer does.
@@ -846,7 +885,12 @@ def sample_camera(points_world: np.ndarray, rng: np.random.Generator, config: Sc
     m = config.margin_px
     for _ in range(config.max_framing_attempts):
         pixels, depth = project(points_world, camera)
-        inside = (pixels[:, 0] >= m) & (pixels[:, 0] <= config.width - m) & (pixels[:, 1] >= m) & (pixels[:, 1] <= config.height - m)
+        inside = (
+            (pixels[:, 0] >= m)
+            & (pixels[:, 0] <= config.width - m)
+            & (pixels[:, 1] >= m)
+            & (pixels[:, 1] <= config.height - m)
+        )
         if np.all(inside) and np.all(depth > 0.02):
             return camera
         fill *= 0.93
@@ -882,8 +926,13 @@ def render_instance(
             camera = sample_camera(world_points, rng, config, info.has_table)
             rgb, depth, mask, background = renderer.render(camera, timing)
             t3 = time.perf_counter()
-            bg, kind = make_background(rng, config.height, config.width, config.photo_background_probability,
-                                       config.plain_background_probability)
+            bg, kind = make_background(
+                rng,
+                config.height,
+                config.width,
+                config.photo_background_probability,
+                config.plain_background_probability,
+            )
             rgb = np.where(background[..., None], bg, rgb)
             if rng.random() < config.blur_probability:
                 rgb = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.3, 0.9) * config.width / 224)
@@ -898,7 +947,14 @@ def render_instance(
                 keypoints[task] = pixels
                 kp_depth[task] = z
                 visible[task] = keypoint_visibility(
-                    pixels, z, obj.keypoint_radii[task], depth, mask, camera, config.visibility_tolerance, config.visibility_pixel_slack
+                    pixels,
+                    z,
+                    obj.keypoint_radii[task],
+                    depth,
+                    mask,
+                    camera,
+                    config.visibility_tolerance,
+                    config.visibility_pixel_slack,
                 )
             timing["background"] = timing.get("background", 0.0) + (t4 - t3)
             timing["keypoints"] = timing.get("keypoints", 0.0) + (time.perf_counter() - t4)

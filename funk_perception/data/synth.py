@@ -47,9 +47,9 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
 from collections import Counter  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Sequence  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -78,7 +78,9 @@ class SynthConfig:
     size: int = 224
     seed: int = 0
     categories: tuple[str, ...] = CATEGORIES
-    heldout_instances_per_category: int = 4  # x views = images per held-out class (the paper's few-shot protocol uses 20)
+    heldout_instances_per_category: int = (
+        4  # x views = images per held-out class (the paper's few-shot protocol uses 20)
+    )
     test_fraction: float = 0.2
     table: bool = True  # False: never a table, the object floats over a 2D background
     image_format: str = "jpg"  # "jpg" (quality 95) or "png"
@@ -105,7 +107,9 @@ class SynthConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"SynthConfig.{name}: expected >= 1, found {getattr(self, name)}")
         if self.heldout_instances_per_category < 0:
-            raise ValueError(f"SynthConfig.heldout_instances_per_category: expected >= 0, found {self.heldout_instances_per_category}")
+            raise ValueError(
+                f"SynthConfig.heldout_instances_per_category: expected >= 0, found {self.heldout_instances_per_category}"
+            )
         if not 16 <= self.size <= 4096:
             raise ValueError(f"SynthConfig.size: expected 16..4096 px, found {self.size}")
         if not 0.0 <= self.test_fraction < 1.0:
@@ -175,7 +179,9 @@ def split_instances(seed: int, category: str, count: int, test_fraction: float) 
     n_test = int(round(test_fraction * count))
     if test_fraction > 0 and count >= 2:
         n_test = min(max(n_test, 1), count - 1)
-    order = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(category.encode()), 0x5B1]).generate_state(2)).permutation(count)
+    order = np.random.default_rng(
+        np.random.SeedSequence([int(seed), zlib.crc32(category.encode()), 0x5B1]).generate_state(2)
+    ).permutation(count)
     splits = ["train"] * count
     for i in order[:n_test]:
         splits[int(i)] = "test"
@@ -227,10 +233,13 @@ def generate_instance(job: Job, config: SynthConfig) -> tuple[dict, dict[str, fl
     wanted = tasks_for_category(job.category)
     missing = [t for t in wanted if t not in obj.keypoints]
     if missing:
-        raise ValueError(f"{job.category}: the object builder gives no keypoints for tasks {missing} (expected {list(wanted)})")
+        raise ValueError(
+            f"{job.category}: the object builder gives no keypoints for tasks {missing} (expected {list(wanted)})"
+        )
     timings["build_object"] = time.perf_counter() - t0
-    views = render_instance(obj, config.views_per_instance, np.random.default_rng(scene_seed), config.scene_config(),
-                            timings=timings)
+    views = render_instance(
+        obj, config.views_per_instance, np.random.default_rng(scene_seed), config.scene_config(), timings=timings
+    )
 
     out = config.out
     ext = ".jpg" if config.image_format == "jpg" else ".png"
@@ -435,7 +444,9 @@ def generate_dataset(config: SynthConfig, progress: bool = True) -> dict:
             LOG.info("removed %d temp files left by an interrupted run", stale)
         jobs = plan_jobs(config)
         pending = [j for j in jobs if load_record(out, j, config) is None]
-        LOG.info("%d instances planned, %d already done, %d to generate", len(jobs), len(jobs) - len(pending), len(pending))
+        LOG.info(
+            "%d instances planned, %d already done, %d to generate", len(jobs), len(jobs) - len(pending), len(pending)
+        )
         stage: Counter = Counter()
         images_done = 0
         bar = tqdm(total=len(pending) * config.views_per_instance, unit="img", desc="synth", disable=not progress)
@@ -498,8 +509,12 @@ def generate_dataset(config: SynthConfig, progress: bool = True) -> dict:
             },
         }
         atomic_write_bytes(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
-        LOG.info("done: %d images (%d new) in %.1f s", manifest["counts"]["train_categories"]["images"]
-                 + manifest["counts"]["heldout_categories"]["images"], images_done, elapsed)
+        LOG.info(
+            "done: %d images (%d new) in %.1f s",
+            manifest["counts"]["train_categories"]["images"] + manifest["counts"]["heldout_categories"]["images"],
+            images_done,
+            elapsed,
+        )
         return manifest
     finally:
         LOG.removeHandler(handler)
@@ -519,19 +534,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=d.size, help="square image size in pixels")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--categories", nargs="+", default=list(d.categories), help="training categories (default: all 20)")
-    p.add_argument("--heldout-instances-per-category", type=int, default=d.heldout_instances_per_category,
-                   help="instances of each held-out category (0: none)")
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="fraction of instances in the test split")
+    p.add_argument(
+        "--heldout-instances-per-category",
+        type=int,
+        default=d.heldout_instances_per_category,
+        help="instances of each held-out category (0: none)",
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=d.test_fraction, help="fraction of instances in the test split"
+    )
     p.add_argument("--no-table", action="store_true", help="never render a table plane")
     p.add_argument("--image-format", choices=("jpg", "png"), default=d.image_format)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--scene", action="append", default=[], metavar="FIELD=VALUE",
-                   help="change one SceneConfig field, VALUE in JSON (e.g. plain_material_probability=0.6, "
-                        "fill_range=[0.65,0.98]); repeatable, recorded in the manifest")
-    p.add_argument("--placement", choices=PLACEMENTS, default=d.placement,
-                   help="where p2-p4 go on mix, poke and pull_out_nail: each builder's own reading of the keypoint meanings "
-                        "(builder) or where the real FunKPoint labels put them (funkpoint); the images are the same")
+    p.add_argument(
+        "--scene",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one SceneConfig field, VALUE in JSON (e.g. plain_material_probability=0.6, "
+        "fill_range=[0.65,0.98]); repeatable, recorded in the manifest",
+    )
+    p.add_argument(
+        "--placement",
+        choices=PLACEMENTS,
+        default=d.placement,
+        help="where p2-p4 go on mix, poke and pull_out_nail: each builder's own reading of the keypoint meanings "
+        "(builder) or where the real FunKPoint labels put them (funkpoint); the images are the same",
+    )
     return p
 
 

@@ -11,6 +11,7 @@ from funk_perception.model.encoder import (
     named_config,
     resolve_device,
 )
+
 # not the function letterbox(): it would shadow its own module's name on this package
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox
 from funk_perception.model.modular import GATINGS, GatingNetwork, ModularConfig, ModularNetwork

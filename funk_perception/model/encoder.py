@@ -19,16 +19,16 @@ import dataclasses
 import math
 import pickle
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from funk_perception.atomic import torch_save_atomic
-
 from funk_perception.model.modular import ModularConfig, ModularNetwork
 from funk_perception.model.trunk import TRUNKS, Trunk, build_trunk
 from funk_perception.tasks import TASKS, normalize_task
@@ -88,11 +88,13 @@ class EncoderConfig:
         if self.modular.num_tasks != len(TASKS):
             raise ValueError(f"EncoderConfig.modular.num_tasks: expected {len(TASKS)}, found {self.modular.num_tasks}")
         if self.trunk_weight > 0 and math.prod(self.modular.strides) != 1:
-            raise ValueError(f"EncoderConfig.trunk_weight: the trunk's grid must be the head's, but the modular "
-                             f"strides {self.modular.strides} subsample it; use trunk_weight=0")
+            raise ValueError(
+                f"EncoderConfig.trunk_weight: the trunk's grid must be the head's, but the modular "
+                f"strides {self.modular.strides} subsample it; use trunk_weight=0"
+            )
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "EncoderConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> EncoderConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -323,7 +325,7 @@ class FunctionalEncoder(nn.Module):
         device: str | torch.device = "cpu",
         trunk: Trunk | None = None,
         trunk_weights: str | Path | None = None,
-    ) -> "FunctionalEncoder":
+    ) -> FunctionalEncoder:
         """Rebuild an encoder from :meth:`save`'s file; the trunk is rebuilt (or passed). Returned in eval mode."""
         payload = cls.read_checkpoint(path)
         try:

@@ -8,8 +8,8 @@ limits) with every ``extra`` entry (prototypes, training metadata) kept.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -64,9 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("source", help="checkpoint written by training (runs/NAME/checkpoint.pt)")
     parser.add_argument("destination", help="where to write the shipped checkpoint (e.g. models/NAME.pt)")
     parser.add_argument("--dtype", default="float16", choices=sorted(DTYPES))
-    parser.add_argument("--detect-method", default=None,
-                        help="the detect method the checkpoint's users get by default (heatmap, bank, prototypes, "
-                             "bank_heatmap); unset: the heatmap head when there is one, else the bank, else prototypes")
+    parser.add_argument(
+        "--detect-method",
+        default=None,
+        help="the detect method the checkpoint's users get by default (heatmap, bank, prototypes, "
+        "bank_heatmap); unset: the heatmap head when there is one, else the bank, else prototypes",
+    )
     args = parser.parse_args(argv)
     out = export_checkpoint(args.source, args.destination, args.dtype, args.detect_method)
     print(f"{args.source} -> {out} ({out.stat().st_size / 1e6:.1f} MB, {args.dtype})")

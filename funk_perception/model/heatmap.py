@@ -13,8 +13,9 @@ keypoint is, nor for which way an object faces.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,11 +56,13 @@ class KeypointHeatmapHead(nn.Module):
 
     def to_extra(self) -> dict[str, Any]:
         """What a checkpoint's ``extra["heatmap_head"]`` holds."""
-        return {"config": asdict(self.config),
-                "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()}}
+        return {
+            "config": asdict(self.config),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
+        }
 
     @classmethod
-    def from_extra(cls, extra: Mapping[str, Any], where: str = "extra['heatmap_head']") -> "KeypointHeatmapHead":
+    def from_extra(cls, extra: Mapping[str, Any], where: str = "extra['heatmap_head']") -> KeypointHeatmapHead:
         if not isinstance(extra, Mapping) or "config" not in extra or "state_dict" not in extra:
             raise ValueError(f"{where}: expected a dict with 'config' and 'state_dict'")
         try:

@@ -60,7 +60,7 @@ class Letterbox:
     left: int
 
     @classmethod
-    def fit(cls, height: int, width: int, size: int) -> "Letterbox":
+    def fit(cls, height: int, width: int, size: int) -> Letterbox:
         """The geometry for an image of ``height x width`` in a ``size x size`` input: longer side = ``size``."""
         height, width, size = int(height), int(width), int(size)
         if height < 1 or width < 1:
@@ -117,8 +117,11 @@ def letterbox(image: np.ndarray, size: int, pad: str = "mean") -> tuple[np.ndarr
     else:
         shrinking = box.scaled_height * box.scaled_width < image.shape[0] * image.shape[1]
         # As preprocess(): INTER_AREA averages when shrinking (no aliasing), LINEAR enlarges.
-        scaled = cv2.resize(image, (box.scaled_width, box.scaled_height),
-                            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        scaled = cv2.resize(
+            image,
+            (box.scaled_width, box.scaled_height),
+            interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+        )
     bottom = size - box.scaled_height - box.top
     right = size - box.scaled_width - box.left
     if pad == "edge":

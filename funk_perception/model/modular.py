@@ -114,7 +114,7 @@ class ModularConfig:
         return self.layer_filters[-1]
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModularConfig":
+    def from_dict(cls, values: dict) -> ModularConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

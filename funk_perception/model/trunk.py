@@ -193,8 +193,9 @@ class Trunk(nn.Module):
         trunk is; the caller unfreezes what it trains. A multi-stage body (``lite0-ms``) is not one sequence
         of stages and is refused."""
         if not isinstance(self.body, nn.Sequential) or len(self.body) < 2:
-            raise ValueError(f"trunk {self.name}: expected a body that is a sequence of stages, found "
-                             f"{type(self.body).__name__}")
+            raise ValueError(
+                f"trunk {self.name}: expected a body that is a sequence of stages, found {type(self.body).__name__}"
+            )
         return copy.deepcopy(nn.Sequential(*list(self.body)[:-1])), copy.deepcopy(self.body[-1])
 
     def extra_repr(self) -> str:
@@ -252,9 +253,7 @@ def _resnet50_trunk(weights: str | Path | None, pretrained: bool) -> Trunk:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise ValueError(f"{path}: not a torchvision ResNet-50 state dict: {exc}") from exc
-    body = nn.Sequential(
-        model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3
-    )
+    body = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3)
     return Trunk("resnet50", body, 1024)
 
 
@@ -292,9 +291,7 @@ def _check_image(image: object, where: str) -> np.ndarray:
     return image
 
 
-def preprocess(
-    images: np.ndarray | Sequence[np.ndarray], size: int | tuple[int, int] | None = None
-) -> torch.Tensor:
+def preprocess(images: np.ndarray | Sequence[np.ndarray], size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """uint8 RGB image(s) -> ``(B, 3, H, W)`` float32, ImageNet-normalised.
 
     ``images``: one ``(H, W, 3)`` array, a ``(B, H, W, 3)`` array, or a list of

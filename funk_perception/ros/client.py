@@ -18,8 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -59,8 +60,11 @@ def node_executable() -> list[str]:
 
 
 def start_node(
-    domain_id: int, params_file: str | Path | None = None, parameters: dict[str, Any] | None = None,
-    remap: dict[str, str] | None = None, log: Path | None = None,
+    domain_id: int,
+    params_file: str | Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    remap: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> subprocess.Popen:
     """Start keypoint_node in its own process on ``domain_id`` (stdout/stderr to ``log`` when given)."""
     args = node_executable() + ["--ros-args"]
@@ -95,7 +99,9 @@ class NodeClient(Node):
 
     def __init__(self, name: str = "funk_client", namespace: str = "", reliable: bool = True) -> None:
         super().__init__(name, namespace=namespace)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        )
         self.pub_image = self.create_publisher(Image, "image", qos)
         self.pub_compressed = self.create_publisher(CompressedImage, "image/compressed", qos)
         self.pub_depth = self.create_publisher(Image, "depth", qos)
@@ -130,6 +136,7 @@ class NodeClient(Node):
                 if timed:
                     self.arrival[stamp] = time.monotonic()
                 self._cond.notify_all()
+
         return callback
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
@@ -204,8 +211,9 @@ class NodeClient(Node):
         try:
             if not service.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError(f"{node}/set_parameters did not appear within {timeout:g} s")
-            request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
-                                                        for k, v in values.items()])
+            request = SetParameters.Request(
+                parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+            )
             future = service.call_async(request)
             deadline = time.monotonic() + timeout
             while not future.done():
@@ -241,24 +249,45 @@ def header_fields(stamp: int, frame_id: str) -> dict[str, Any]:
     return {"header": Header(stamp=Time(sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000), frame_id=frame_id)}
 
 
-def image_msg(pixels: np.ndarray, encoding: str, stamp: int, frame_id: str = "camera_optical", step: int | None = None,
-              big_endian: bool = False) -> Image:
+def image_msg(
+    pixels: np.ndarray,
+    encoding: str,
+    stamp: int,
+    frame_id: str = "camera_optical",
+    step: int | None = None,
+    big_endian: bool = False,
+) -> Image:
     """A sensor_msgs/Image of ``pixels`` (rows padded to ``step`` bytes when given)."""
     height, width = pixels.shape[:2]
     row = np.ascontiguousarray(pixels).reshape(height, -1).view(np.uint8)
     step = row.shape[1] if step is None else step
     padded = np.zeros((height, step), np.uint8)
     padded[:, : row.shape[1]] = row
-    return Image(height=height, width=width, encoding=encoding, is_bigendian=int(big_endian), step=step,
-                 data=array.array("B", padded.tobytes()), **header_fields(stamp, frame_id))
+    return Image(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=int(big_endian),
+        step=step,
+        data=array.array("B", padded.tobytes()),
+        **header_fields(stamp, frame_id),
+    )
 
 
 def camera_info_msg(k: np.ndarray, width: int, height: int, stamp: int, frame_id: str = "camera_optical") -> CameraInfo:
     """A sensor_msgs/CameraInfo with intrinsics ``k`` (ROS pixel-centre convention) and no distortion."""
     p = np.zeros((3, 4))
     p[:, :3] = k
-    return CameraInfo(width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5, k=k.reshape(-1).tolist(),
-                      r=np.eye(3).reshape(-1).tolist(), p=p.reshape(-1).tolist(), **header_fields(stamp, frame_id))
+    return CameraInfo(
+        width=width,
+        height=height,
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        k=k.reshape(-1).tolist(),
+        r=np.eye(3).reshape(-1).tolist(),
+        p=p.reshape(-1).tolist(),
+        **header_fields(stamp, frame_id),
+    )
 
 
 def init(domain_id: int, args: Sequence[str] | None = None) -> None:

@@ -119,8 +119,9 @@ def image_to_rgb(msg: Any, max_pixels: int = MAX_PIXELS, where: str = "image") -
         )
     channels, itemsize = IMAGE_ENCODINGS[encoding]
     if encoding in _PAIRED and int(msg.width) % 2:
-        raise FrameError("size", f"{where}.width: expected an even width for {encoding} (4:2:2 pixel pairs), "
-                         f"found {int(msg.width)}")
+        raise FrameError(
+            "size", f"{where}.width: expected an even width for {encoding} (4:2:2 pixel pairs), found {int(msg.width)}"
+        )
     rows = _plane(msg, where, channels, itemsize, max_pixels)
     height, width = rows.shape[0], int(msg.width)
     if itemsize == 2:
@@ -143,11 +144,14 @@ def compressed_to_rgb(msg: Any, max_pixels: int = MAX_PIXELS, where: str = "imag
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise FrameError(
-            "compressed", f"{where}: expected jpeg or png data (format {str(msg.format)!r}), found "
-            f"{data.size} bytes OpenCV cannot decode"
+            "compressed",
+            f"{where}: expected jpeg or png data (format {str(msg.format)!r}), found "
+            f"{data.size} bytes OpenCV cannot decode",
         )
     if bgr.shape[0] * bgr.shape[1] > max_pixels:
-        raise FrameError("too_large", f"{where}: expected at most {max_pixels} pixels, found {bgr.shape[1]}x{bgr.shape[0]}")
+        raise FrameError(
+            "too_large", f"{where}: expected at most {max_pixels} pixels, found {bgr.shape[1]}x{bgr.shape[0]}"
+        )
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -14,7 +14,8 @@ a pre-set callback makes the same conversions before rclpy's type check.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -26,26 +27,33 @@ from funk_perception.tasks import TASKS
 
 def descriptor(param: Param) -> ParameterDescriptor:
     """The static descriptor of ``param``: type (the default's), description, read-only flag, range, choices."""
-    out = ParameterDescriptor(description=param.description, read_only=param.read_only,
-                              type=Parameter.Type.from_parameter_value(param.default).value)
+    out = ParameterDescriptor(
+        description=param.description,
+        read_only=param.read_only,
+        type=Parameter.Type.from_parameter_value(param.default).value,
+    )
     if param.low is not None and isinstance(param.default, float):
         out.floating_point_range = [FloatingPointRange(from_value=float(param.low), to_value=float(param.high))]
     elif param.low is not None:
-        out.integer_range = [IntegerRange(from_value=int(param.low), to_value=int(param.high), step=int(param.step or 1))]
+        out.integer_range = [
+            IntegerRange(from_value=int(param.low), to_value=int(param.high), step=int(param.step or 1))
+        ]
     if param.choices:
         out.additional_constraints = f"one of: {', '.join(param.choices)}"
     return out
 
 
-def declare_parameters(node: Node, parameters: Sequence[Param] = PARAMETERS,
-                       available_tasks: Sequence[str] = TASKS) -> dict[str, Any]:
+def declare_parameters(
+    node: Node, parameters: Sequence[Param] = PARAMETERS, available_tasks: Sequence[str] = TASKS
+) -> dict[str, Any]:
     """Declare ``parameters`` on ``node`` and return their values in the declared types.
 
     Raises ValueError naming every refused value (parameter, expected, found), so a bad start-up
     value ends in one line however many are wrong."""
     for param in parameters:
-        node.declare_parameter(param.name, param.default,
-                               ParameterDescriptor(description=param.description, dynamic_typing=True))
+        node.declare_parameter(
+            param.name, param.default, ParameterDescriptor(description=param.description, dynamic_typing=True)
+        )
     values: dict[str, Any] = {}
     errors: list[str] = []
     for param in parameters:
@@ -57,8 +65,9 @@ def declare_parameters(node: Node, parameters: Sequence[Param] = PARAMETERS,
         raise ValueError("; ".join(errors))
     for param in parameters:
         # the value as given where it already has the declared type, else the converted one
-        node.set_descriptor(param.name, descriptor(param),
-                            Parameter(param.name, value=values[param.name]).get_parameter_value())
+        node.set_descriptor(
+            param.name, descriptor(param), Parameter(param.name, value=values[param.name]).get_parameter_value()
+        )
     return values
 
 

@@ -51,8 +51,9 @@ def _sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
     return sheet
 
 
-def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.0,
-             size: tuple[int, int] | None = (640, 480)) -> dict:
+def run_demo(
+    out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.0, size: tuple[int, int] | None = (640, 480)
+) -> dict:
     """Play the sample bag (frames of ``size``, None: as rendered) into the node; write the sheet and JSON
     under ``out``; return the JSON record. Call it in a process with no DDS participant yet (as ``python -m``
     does): Fast DDS reads the profile when a process creates its first one, and without it camera-sized
@@ -69,17 +70,26 @@ def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.
     client.init(domain)
     parameters = {"tasks": list(tasks), "use_depth": True}  # the node's defaults otherwise
     node = client.start_node(  # camera_info: the image topic's sibling, /camera/color/camera_info
-        domain, parameters=parameters,
-        remap={"__ns": "/camera/color", "image": "image_raw", "depth": DEPTH_TOPIC}, log=out / "keypoint_node.log",
+        domain,
+        parameters=parameters,
+        remap={"__ns": "/camera/color", "image": "image_raw", "depth": DEPTH_TOPIC},
+        log=out / "keypoint_node.log",
     )
     probe = client.NodeClient(namespace="/camera/color")
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {IMAGE_TOPIC: probe.create_publisher(Image, IMAGE_TOPIC, qos),
-            DEPTH_TOPIC: probe.create_publisher(Image, DEPTH_TOPIC, qos),
-            INFO_TOPIC: probe.create_publisher(CameraInfo, INFO_TOPIC, qos)}
-    record: dict = {"bag": str(bag), "tasks": list(tasks), "size": list(size) if size else None,
-                    "camera_profile": os.environ[transport.PROFILE_VARIABLE], "node_parameters": parameters,
-                    "frames": []}
+    pubs = {
+        IMAGE_TOPIC: probe.create_publisher(Image, IMAGE_TOPIC, qos),
+        DEPTH_TOPIC: probe.create_publisher(Image, DEPTH_TOPIC, qos),
+        INFO_TOPIC: probe.create_publisher(CameraInfo, INFO_TOPIC, qos),
+    }
+    record: dict = {
+        "bag": str(bag),
+        "tasks": list(tasks),
+        "size": list(size) if size else None,
+        "camera_profile": os.environ[transport.PROFILE_VARIABLE],
+        "node_parameters": parameters,
+        "frames": [],
+    }
     annotated = []
     try:
         probe.wait_connected(timeout, pubs[IMAGE_TOPIC])
@@ -101,14 +111,25 @@ def run_demo(out: Path, tasks: Sequence[str], frames: int, timeout: float = 300.
                     pubs[topic].publish(raw)
 
             found = decode_keypoints(probe.exchange(play, stamp, timeout=timeout))
-            record["frames"].append({
-                "stamp_ns": stamp,
-                "tasks": {t: {"points_px": np.round(kp.points, 2).tolist(), "xyz_m": np.round(kp.xyz, 4).tolist(),
-                              "confidence": np.round(kp.confidence, 4).tolist()} for t, kp in found.items()},
-            })
+            record["frames"].append(
+                {
+                    "stamp_ns": stamp,
+                    "tasks": {
+                        t: {
+                            "points_px": np.round(kp.points, 2).tolist(),
+                            "xyz_m": np.round(kp.xyz, 4).tolist(),
+                            "confidence": np.round(kp.confidence, 4).tolist(),
+                        }
+                        for t, kp in found.items()
+                    },
+                }
+            )
             annotated.append(image_to_rgb(probe.wait_image(stamp, timeout)))
-            print(f"frame {len(annotated)}: " + ", ".join(
-                f"{t} p1 at {np.round(kp.xyz[0], 3).tolist()} m" for t, kp in found.items()), flush=True)
+            print(
+                f"frame {len(annotated)}: "
+                + ", ".join(f"{t} p1 at {np.round(kp.xyz[0], 3).tolist()} m" for t, kp in found.items()),
+                flush=True,
+            )
         try:
             record["diagnostics"] = probe.wait_diagnostics(lambda v: True, 10.0)
         except TimeoutError:  # 1 Hz, but a starved node can miss a beat: the keypoints are what matter here
@@ -129,10 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/ros_demo"))
     parser.add_argument("--tasks", default="pour,scoop", help="comma-separated tasks (default pour,scoop)")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=parse_size, default=(640, 480),
-                        help="WIDTHxHEIGHT of the frames played, as a camera would send them (default 640x480)")
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="seconds to wait for the node to start and for each answer")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=(640, 480),
+        help="WIDTHxHEIGHT of the frames played, as a camera would send them (default 640x480)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the node to start and for each answer"
+    )
     args = parser.parse_args(argv)
     run_demo(args.out, [t for t in args.tasks.split(",") if t], args.frames, args.timeout, args.size)
     print(f"{args.out}/annotated.png, {args.out}/keypoints.json", file=sys.stderr)

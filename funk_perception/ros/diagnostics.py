@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 #: diagnostic_msgs/DiagnosticStatus levels
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
@@ -108,7 +109,9 @@ class FrequencyStatus:
 
 
 def keypoint_status(
-    frequency: tuple[int, str, Mapping[str, str]], counters: Mapping[str, float | int], rejected: int,
+    frequency: tuple[int, str, Mapping[str, str]],
+    counters: Mapping[str, float | int],
+    rejected: int,
 ) -> tuple[int, str, dict[str, str]]:
     """The ``keypoints`` status: the frequency of published clouds merged with the frame counters (WARN
     once any frame was rejected); values: the frequency keys, then the counters."""
@@ -120,14 +123,21 @@ def keypoint_status(
     return level, message, out
 
 
-def diagnostics_array(make: Callable[..., Any], header: Any, name: str, hardware_id: str,
-                      status: tuple[int, str, Mapping[str, str]]) -> Any:
+def diagnostics_array(
+    make: Callable[..., Any], header: Any, name: str, hardware_id: str, status: tuple[int, str, Mapping[str, str]]
+) -> Any:
     """diagnostic_msgs/DiagnosticArray with the one status ``name`` (built with a message factory, see
     :mod:`funk_perception.ros.messages`)."""
     level, message, values = status
     pairs = [make("diagnostic_msgs/msg/KeyValue", key=key, value=value) for key, value in values.items()]
-    entry = make("diagnostic_msgs/msg/DiagnosticStatus", level=bytes([level]), name=name, message=message,
-                 hardware_id=hardware_id, values=pairs)
+    entry = make(
+        "diagnostic_msgs/msg/DiagnosticStatus",
+        level=bytes([level]),
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=pairs,
+    )
     return make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[entry])
 
 

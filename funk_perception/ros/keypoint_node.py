@@ -26,36 +26,42 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
 from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind,
-                       qos_profile_sensor_data)
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_policy_name_from_kind,
+    qos_profile_sensor_data,
+)
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, RegionOfInterest
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.ros import diagnostics
+from funk_perception.ros import diagnostics, transport
 from funk_perception.ros.convert import FrameError, stamp_ns
 from funk_perception.ros.declare import convert_types, declare_parameters
 from funk_perception.ros.layout import LAYOUT_TOPIC, layout_message
 from funk_perception.ros.messages import frame_outputs, task_topic
 from funk_perception.ros.params import check_value, parse_tasks
-from funk_perception.ros.roi import PARAMETER as ROI_PARAMETER, RoiState, outside_image
-from funk_perception.shipped import default_checkpoint
 from funk_perception.ros.pipeline import decode_frame, frame_keypoints, parse_roi
+from funk_perception.ros.roi import PARAMETER as ROI_PARAMETER
+from funk_perception.ros.roi import RoiState, outside_image
 from funk_perception.ros.sync import LatestSlot, StampBuffer
-from funk_perception.ros import transport
+from funk_perception.shipped import default_checkpoint
 
 RCLError = rclpy_implementation.RCLError
 #: the Fast DDS profile main() chose before rclpy.init (funk_perception/ros/transport.py); None when not started by main
@@ -64,7 +70,7 @@ LOG_EVERY_S = 10.0
 LATENCY_WINDOW = 300
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _message_class(typename: str) -> type:
     package, _, name = typename.split("/")
     return getattr(importlib.import_module(f"{package}.msg"), name)
@@ -85,20 +91,28 @@ class KeypointNode(Node):
 
     def __init__(self) -> None:
         super().__init__("keypoint_node")
-        declare_parameters(self)  # every bad start-up value: one ValueError naming each (funk_perception/ros/declare.py)
+        declare_parameters(
+            self
+        )  # every bad start-up value: one ValueError naming each (funk_perception/ros/declare.py)
         value = self._value
         threads = int(value("threads"))
         if threads:
             torch.set_num_threads(threads)
         model = value("model") or default_checkpoint()
         # the user's own reference photos, beside or instead of the shipped bank (docs/REFERENCES.md)
-        self.detector = FunctionalKeypointDetector.load(model, device=value("device"),
-                                                        references=value("references") or None,
-                                                        references_mode=value("references_mode"),
-                                                        backend=value("backend"), precision=value("precision"))
+        self.detector = FunctionalKeypointDetector.load(
+            model,
+            device=value("device"),
+            references=value("references") or None,
+            references_mode=value("references_mode"),
+            backend=value("backend"),
+            precision=value("precision"),
+        )
         if self.detector.references:
-            self.get_logger().info(f"references {value('references')} ({value('references_mode')}) for "
-                                   f"{', '.join(self.detector.references)}")
+            self.get_logger().info(
+                f"references {value('references')} ({value('references_mode')}) for "
+                f"{', '.join(self.detector.references)}"
+            )
         self.tasks = parse_tasks(value("tasks"), self.detector.tasks)
         # The first forward pass is several times slower (allocation, kernel selection): pay it before frames come.
         self.detector.detect(np.zeros((64, 64, 3), np.uint8), self.tasks)
@@ -118,14 +132,18 @@ class KeypointNode(Node):
         self._latest_info: Any = None
         self._frequency = diagnostics.FrequencyStatus(time.monotonic())
 
-        qos = qos_profile_sensor_data if value("image_qos") == "sensor_data" else \
-            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        qos = (
+            qos_profile_sensor_data
+            if value("image_qos") == "sensor_data"
+            else QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        )
         self.compressed = bool(value("compressed"))
         self.use_depth = bool(value("use_depth"))
         self.input_topics = self._input_topics()
         topics = self.input_topics
-        self._image_sub = self._subscribe(CompressedImage if self.compressed else Image, topics["image"],
-                                          self._on_image, qos, watch_lost=True)
+        self._image_sub = self._subscribe(
+            CompressedImage if self.compressed else Image, topics["image"], self._on_image, qos, watch_lost=True
+        )
         if self.use_depth:
             self._subscribe(Image, topics["depth"], self._on_depth, qos)
             self._subscribe(CameraInfo, topics["camera_info"], self._on_camera_info, qos)
@@ -141,7 +159,9 @@ class KeypointNode(Node):
             **{task_topic(t): self.create_publisher(PointCloud2, task_topic(t), 10) for t in self.detector.tasks},
         }
         # latched: a consumer that starts later still learns what the clouds' fields and indices mean
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         self.pub_layout = self.create_publisher(String, LAYOUT_TOPIC, latched)
         self.publish_layout()
         # absolute, as diagnostic_updater publishes: aggregators listen on /diagnostics whatever the namespace
@@ -172,7 +192,8 @@ class KeypointNode(Node):
         middleware reports lost on the way."""
         events = SubscriptionEventCallbacks(
             incompatible_qos=functools.partial(self._on_incompatible_qos, topic),
-            message_lost=functools.partial(self._on_lost, topic) if watch_lost else None)
+            message_lost=functools.partial(self._on_lost, topic) if watch_lost else None,
+        )
         try:
             return self.create_subscription(kind, topic, callback, qos, event_callbacks=events)
         except UnsupportedEventTypeError:  # an RMW without the message-lost event: the stall check remains
@@ -216,8 +237,13 @@ class KeypointNode(Node):
 
     def publish_layout(self, tasks: Sequence[str] | None = None, min_confidence: float | None = None) -> None:
         """(Re)publish the latched ``keypoints/layout`` (funk_perception/ros/layout.py)."""
-        self.pub_layout.publish(layout_message(make_message, self.tasks if tasks is None else tasks,
-                                               self.min_confidence if min_confidence is None else min_confidence))
+        self.pub_layout.publish(
+            layout_message(
+                make_message,
+                self.tasks if tasks is None else tasks,
+                self.min_confidence if min_confidence is None else min_confidence,
+            )
+        )
 
     # -- callbacks: file the message away, nothing more ----------------------------------------------
 
@@ -254,7 +280,9 @@ class KeypointNode(Node):
         now = time.monotonic()
         if now - self._last_logged.get(kind, -LOG_EVERY_S) >= LOG_EVERY_S:
             self._last_logged[kind] = now
-            self.get_logger().warning(f"{text} [{kind}; counted in diagnostics, logged at most every {LOG_EVERY_S:g} s]")
+            self.get_logger().warning(
+                f"{text} [{kind}; counted in diagnostics, logged at most every {LOG_EVERY_S:g} s]"
+            )
 
     def _process(self, msg: Any, received: float) -> None:
         depth = info = None
@@ -282,8 +310,15 @@ class KeypointNode(Node):
             if problem:
                 self.counts[f"no_3d.{problem}"] += 1
                 self._log_once(problem, f"keypoints without 3D: {frame.depth_message or 'no depth frame matched'}")
-        outputs = frame_outputs(make_message, msg.header, frame, found, min_confidence,
-                                bool(self._value("publish_markers")), bool(self._value("publish_image")))
+        outputs = frame_outputs(
+            make_message,
+            msg.header,
+            frame,
+            found,
+            min_confidence,
+            bool(self._value("publish_markers")),
+            bool(self._value("publish_image")),
+        )
         for topic, out in outputs.items():
             self.publishers_by_topic[topic].publish(out)
         self.counts["processed"] += 1
@@ -312,8 +347,11 @@ class KeypointNode(Node):
         stats: dict[str, float | int] = {k: self.counts[k] for k in ("received", "processed", "dropped")}
         stats["rejected"] = sum(v for k, v in self.counts.items() if k.startswith("rejected."))
         stats.update({k: v for k, v in sorted(self.counts.items()) if "." in k})
-        stats.update(latency_ms_p50=float(np.percentile(lat, 50)), latency_ms_p95=float(np.percentile(lat, 95)),
-                     latency_ms_max=float(np.max(lat)))
+        stats.update(
+            latency_ms_p50=float(np.percentile(lat, 50)),
+            latency_ms_p95=float(np.percentile(lat, 95)),
+            latency_ms_max=float(np.max(lat)),
+        )
         return stats
 
     def publish_diagnostics(self) -> None:
@@ -323,8 +361,11 @@ class KeypointNode(Node):
         header = make_message("std_msgs/msg/Header", stamp=self.get_clock().now().to_msg())
         frequency = self._frequency.run(time.monotonic(), float(self._value("expected_rate")))
         status = diagnostics.keypoint_status(frequency, stats, int(stats["rejected"]))
-        self.pub_diagnostics.publish(diagnostics.diagnostics_array(
-            make_message, header, diagnostics.status_name(self.get_name()), self.hardware_id, status))
+        self.pub_diagnostics.publish(
+            diagnostics.diagnostics_array(
+                make_message, header, diagnostics.status_name(self.get_name()), self.hardware_id, status
+            )
+        )
 
     def destroy_node(self) -> None:
         self._running = False

@@ -12,7 +12,8 @@ string rather than a typed message.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +30,15 @@ _DATATYPE_NAMES = {"<f4": "FLOAT32", "<u2": "UINT16", "|u1": "UINT8"}
 
 
 def _fields(dtype: np.dtype) -> list[dict[str, Any]]:
-    return [{"name": name, "offset": dtype.fields[name][1], "datatype": _DATATYPE_NAMES[dtype.fields[name][0].str],
-             "meaning": FIELD_MEANINGS[name]} for name in dtype.names]
+    return [
+        {
+            "name": name,
+            "offset": dtype.fields[name][1],
+            "datatype": _DATATYPE_NAMES[dtype.fields[name][0].str],
+            "meaning": FIELD_MEANINGS[name],
+        }
+        for name in dtype.names
+    ]
 
 
 def layout(tasks: Sequence[str], min_confidence: float) -> dict[str, Any]:
@@ -40,30 +48,37 @@ def layout(tasks: Sequence[str], min_confidence: float) -> dict[str, Any]:
         "version": LAYOUT_VERSION,
         "tasks": list(TASKS),
         "published_tasks": list(tasks),
-        "keypoints": [{"index": i, "name": name, "meaning": KEYPOINT_MEANINGS[name]} for i, name in enumerate(KEYPOINTS)],
+        "keypoints": [
+            {"index": i, "name": name, "meaning": KEYPOINT_MEANINGS[name]} for i, name in enumerate(KEYPOINTS)
+        ],
         "min_confidence": float(min_confidence),
         "pixel_convention": "u, v in pixels of the full input image; (0, 0) is the centre of the top-left pixel, "
-                            "as in OpenCV, image_geometry and camera_info's K",
+        "as in OpenCV, image_geometry and camera_info's K",
         "frame": "every output carries its input frame's header: stamp and frame_id (x, y, z are in that frame)",
         "topics": {
             "keypoints": {
                 "type": "sensor_msgs/msg/PointCloud2",
                 "points": "one per (task, keypoint) at or above min_confidence; tasks in published_tasks order, "
-                          "p1..p5 within a task",
-                "height": 1, "is_bigendian": False, "point_step": POINT_DTYPE.itemsize,
+                "p1..p5 within a task",
+                "height": 1,
+                "is_bigendian": False,
+                "point_step": POINT_DTYPE.itemsize,
                 "fields": _fields(POINT_DTYPE),
             },
             task_topic("<task>"): {
                 "type": "sensor_msgs/msg/PointCloud2",
                 "topics": [task_topic(t) for t in tasks],
                 "points": "five, p1..p5 in order (point index = keypoint index); a keypoint under min_confidence "
-                          "has NaN x, y, z, u, v and confidence 0",
-                "height": 1, "is_bigendian": False, "point_step": TASK_POINT_DTYPE.itemsize,
+                "has NaN x, y, z, u, v and confidence 0",
+                "height": 1,
+                "is_bigendian": False,
+                "point_step": TASK_POINT_DTYPE.itemsize,
                 "fields": _fields(TASK_POINT_DTYPE),
             },
-            "keypoints/markers": {"type": "visualization_msgs/msg/MarkerArray",
-                                  "points": "per task (marker namespace = task name): spheres, the p1-p5 chain, "
-                                            "labels"},
+            "keypoints/markers": {
+                "type": "visualization_msgs/msg/MarkerArray",
+                "points": "per task (marker namespace = task name): spheres, the p1-p5 chain, labels",
+            },
             "keypoints/image": {"type": "sensor_msgs/msg/Image", "points": "the rgb8 frame with keypoints drawn"},
         },
     }

@@ -35,7 +35,8 @@ threshold is NaN with confidence 0, as :func:`decode_keypoints` gives it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -87,12 +88,23 @@ def task_topic(task: str) -> str:
     """The relative topic of one task's cloud: ``keypoints/<task>`` (task names are valid ROS names)."""
     return f"keypoints/{task}"
 
+
 #: One colour per task (matplotlib's tab10, RGB 0..255), so a task looks the same in RViz and the image.
 TASK_COLORS: dict[str, tuple[int, int, int]] = dict(
     zip(
         TASKS,
-        [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-         (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
+        [
+            (31, 119, 180),
+            (255, 127, 14),
+            (44, 160, 44),
+            (214, 39, 40),
+            (148, 103, 189),
+            (140, 86, 75),
+            (227, 119, 194),
+            (127, 127, 127),
+            (188, 189, 34),
+            (23, 190, 207),
+        ],
     )
 )
 
@@ -115,15 +127,30 @@ def keypoints_cloud(
         points[:] = rows
     fields = _fields(make, POINT_DTYPE)
     return make(
-        "sensor_msgs/msg/PointCloud2", header=header, height=1, width=len(points), fields=fields,
-        is_bigendian=False, point_step=POINT_DTYPE.itemsize, row_step=POINT_DTYPE.itemsize * len(points),
-        data=points.view(np.uint8).reshape(-1), is_dense=False,
+        "sensor_msgs/msg/PointCloud2",
+        header=header,
+        height=1,
+        width=len(points),
+        fields=fields,
+        is_bigendian=False,
+        point_step=POINT_DTYPE.itemsize,
+        row_step=POINT_DTYPE.itemsize * len(points),
+        data=points.view(np.uint8).reshape(-1),
+        is_dense=False,
     )
 
 
 def _fields(make: Factory, dtype: np.dtype) -> list[Any]:
-    return [make("sensor_msgs/msg/PointField", name=name, offset=dtype.fields[name][1],
-                 datatype=_DATATYPES[dtype.fields[name][0].str], count=1) for name in dtype.names]
+    return [
+        make(
+            "sensor_msgs/msg/PointField",
+            name=name,
+            offset=dtype.fields[name][1],
+            datatype=_DATATYPES[dtype.fields[name][0].str],
+            count=1,
+        )
+        for name in dtype.names
+    ]
 
 
 def task_cloud(make: Factory, header: Any, kp: FrameKeypoints, min_confidence: float = 0.0) -> Any:
@@ -136,9 +163,16 @@ def task_cloud(make: Factory, header: Any, kp: FrameKeypoints, min_confidence: f
         points[name] = np.where(keep, column, np.nan)
     points["confidence"] = np.where(keep, kp.confidence, 0.0)
     return make(
-        "sensor_msgs/msg/PointCloud2", header=header, height=1, width=len(points),
-        fields=_fields(make, TASK_POINT_DTYPE), is_bigendian=False, point_step=TASK_POINT_DTYPE.itemsize,
-        row_step=TASK_POINT_DTYPE.itemsize * len(points), data=points.view(np.uint8).reshape(-1), is_dense=False,
+        "sensor_msgs/msg/PointCloud2",
+        header=header,
+        height=1,
+        width=len(points),
+        fields=_fields(make, TASK_POINT_DTYPE),
+        is_bigendian=False,
+        point_step=TASK_POINT_DTYPE.itemsize,
+        row_step=TASK_POINT_DTYPE.itemsize * len(points),
+        data=points.view(np.uint8).reshape(-1),
+        is_dense=False,
     )
 
 
@@ -146,8 +180,10 @@ def decode_task_cloud(cloud: Any, task: str) -> FrameKeypoints:
     """A ``keypoints/<task>`` cloud (rclpy or rosbags) -> :class:`FrameKeypoints` of ``task``."""
     names = [f.name for f in cloud.fields]
     if names != list(TASK_POINT_DTYPE.names) or int(cloud.point_step) != TASK_POINT_DTYPE.itemsize:
-        raise ValueError(f"keypoints/{task} cloud: expected fields {list(TASK_POINT_DTYPE.names)} with point_step "
-                         f"{TASK_POINT_DTYPE.itemsize}, found {names} with point_step {cloud.point_step}")
+        raise ValueError(
+            f"keypoints/{task} cloud: expected fields {list(TASK_POINT_DTYPE.names)} with point_step "
+            f"{TASK_POINT_DTYPE.itemsize}, found {names} with point_step {cloud.point_step}"
+        )
     data = np.asarray(cloud.data if isinstance(cloud.data, np.ndarray) else memoryview(cloud.data), np.uint8)
     points = data.view(TASK_POINT_DTYPE)
     uv = np.stack([points["u"], points["v"]], axis=1).astype(np.float64)
@@ -167,7 +203,9 @@ def decode_keypoints(cloud: Any) -> dict[str, FrameKeypoints]:
     count = int(cloud.width) * int(cloud.height)
     data = np.asarray(cloud.data if isinstance(cloud.data, np.ndarray) else memoryview(cloud.data), np.uint8)
     if data.size != count * POINT_DTYPE.itemsize:
-        raise ValueError(f"keypoints cloud: expected {count} points of {POINT_DTYPE.itemsize} bytes, found {data.size} bytes")
+        raise ValueError(
+            f"keypoints cloud: expected {count} points of {POINT_DTYPE.itemsize} bytes, found {data.size} bytes"
+        )
     points = data.view(POINT_DTYPE)
     out: dict[str, FrameKeypoints] = {}
     for task_index in dict.fromkeys(points["task"].tolist()):
@@ -198,7 +236,10 @@ def _marker_positions(kp: FrameKeypoints, k: np.ndarray | None) -> np.ndarray:
 
 
 def keypoint_markers(
-    make: Factory, header: Any, found: Mapping[str, FrameKeypoints], min_confidence: float = 0.0,
+    make: Factory,
+    header: Any,
+    found: Mapping[str, FrameKeypoints],
+    min_confidence: float = 0.0,
     k: np.ndarray | None = None,
 ) -> Any:
     """visualization_msgs/MarkerArray: per task (namespace = task) a sphere per keypoint, the p1-p5 chain
@@ -215,22 +256,52 @@ def keypoint_markers(
             continue
         depth = float(np.nanmedian(where[keep, 2])) or 1.0
         size = max(0.004, 0.012 * depth)  # a few pixels wide at any distance
-        pts = [make("geometry_msgs/msg/Point", x=float(where[i, 0]), y=float(where[i, 1]), z=float(where[i, 2]))
-               for i in keep]
+        pts = [
+            make("geometry_msgs/msg/Point", x=float(where[i, 0]), y=float(where[i, 1]), z=float(where[i, 2]))
+            for i in keep
+        ]
         common = dict(header=header, ns=task, action=_ADD, pose=identity, color=color)
-        markers.append(make("visualization_msgs/msg/Marker", id=0, type=_SPHERE_LIST, points=pts,
-                            scale=make("geometry_msgs/msg/Vector3", x=size, y=size, z=size), **common))
-        markers.append(make("visualization_msgs/msg/Marker", id=1, type=_LINE_STRIP, points=pts,
-                            scale=make("geometry_msgs/msg/Vector3", x=size / 3), **common))
+        markers.append(
+            make(
+                "visualization_msgs/msg/Marker",
+                id=0,
+                type=_SPHERE_LIST,
+                points=pts,
+                scale=make("geometry_msgs/msg/Vector3", x=size, y=size, z=size),
+                **common,
+            )
+        )
+        markers.append(
+            make(
+                "visualization_msgs/msg/Marker",
+                id=1,
+                type=_LINE_STRIP,
+                points=pts,
+                scale=make("geometry_msgs/msg/Vector3", x=size / 3),
+                **common,
+            )
+        )
         for n, i in enumerate(keep):
             label_pose = make(
-                "geometry_msgs/msg/Pose", position=make("geometry_msgs/msg/Point", x=float(where[i, 0]),
-                                                         y=float(where[i, 1]) - 1.5 * size, z=float(where[i, 2])),
+                "geometry_msgs/msg/Pose",
+                position=make(
+                    "geometry_msgs/msg/Point",
+                    x=float(where[i, 0]),
+                    y=float(where[i, 1]) - 1.5 * size,
+                    z=float(where[i, 2]),
+                ),
                 orientation=make("geometry_msgs/msg/Quaternion", w=1.0),
             )
-            markers.append(make("visualization_msgs/msg/Marker", id=2 + n, type=_TEXT, text=f"{task} {KEYPOINTS[i]}",
-                                scale=make("geometry_msgs/msg/Vector3", z=1.5 * size),
-                                **{**common, "pose": label_pose}))
+            markers.append(
+                make(
+                    "visualization_msgs/msg/Marker",
+                    id=2 + n,
+                    type=_TEXT,
+                    text=f"{task} {KEYPOINTS[i]}",
+                    scale=make("geometry_msgs/msg/Vector3", z=1.5 * size),
+                    **{**common, "pose": label_pose},
+                )
+            )
     return make("visualization_msgs/msg/MarkerArray", markers=markers)
 
 
@@ -241,30 +312,61 @@ def draw_frame(rgb: np.ndarray, found: Mapping[str, FrameKeypoints], min_confide
     radius, thick = int(round(4 * scale)), max(1, int(round(scale)))
     for row, (task, kp) in enumerate(found.items()):
         color = TASK_COLORS[task]
-        keep = [i for i in range(len(kp.points)) if kp.confidence[i] >= min_confidence and np.isfinite(kp.points[i]).all()]
+        keep = [
+            i for i in range(len(kp.points)) if kp.confidence[i] >= min_confidence and np.isfinite(kp.points[i]).all()
+        ]
         # pixel-centre coordinates: rounding gives the pixel OpenCV draws at
         pix = [(int(round(kp.points[i, 0])), int(round(kp.points[i, 1]))) for i in keep]
         if len(pix) > 1:
             cv2.polylines(out, [np.array(pix, np.int32)], False, color, thick, cv2.LINE_AA)
         for i, p in zip(keep, pix):
             cv2.circle(out, p, radius, color, -1, cv2.LINE_AA)
-            cv2.putText(out, str(i + 1), (p[0] + radius, p[1] - radius), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale,
-                        color, thick, cv2.LINE_AA)
-        cv2.putText(out, task, (int(6 * scale), int((16 + 16 * row) * scale)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45 * scale, color, thick, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                str(i + 1),
+                (p[0] + radius, p[1] - radius),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * scale,
+                color,
+                thick,
+                cv2.LINE_AA,
+            )
+        cv2.putText(
+            out,
+            task,
+            (int(6 * scale), int((16 + 16 * row) * scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45 * scale,
+            color,
+            thick,
+            cv2.LINE_AA,
+        )
     return out
 
 
 def image_message(make: Factory, header: Any, rgb: np.ndarray) -> Any:
     """An rgb8 sensor_msgs/Image of ``rgb`` with ``header``."""
     fields: ImageFields = rgb_to_image_fields(rgb)
-    return make("sensor_msgs/msg/Image", header=header, height=fields.height, width=fields.width,
-                encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step, data=fields.data)
+    return make(
+        "sensor_msgs/msg/Image",
+        header=header,
+        height=fields.height,
+        width=fields.width,
+        encoding=fields.encoding,
+        is_bigendian=fields.is_bigendian,
+        step=fields.step,
+        data=fields.data,
+    )
 
 
 def frame_outputs(
-    make: Factory, header: Any, frame: Frame, found: Mapping[str, FrameKeypoints], min_confidence: float = 0.0,
-    markers: bool = True, image: bool = True,
+    make: Factory,
+    header: Any,
+    frame: Frame,
+    found: Mapping[str, FrameKeypoints],
+    min_confidence: float = 0.0,
+    markers: bool = True,
+    image: bool = True,
 ) -> dict[str, Any]:
     """Every per-frame output by topic name (relative, as the node publishes them): what node and bag share."""
     out = {"keypoints": keypoints_cloud(make, header, found, min_confidence)}
@@ -295,8 +397,15 @@ class RosbagsFactory:
         node, spec = desc
         if node == 1:  # BASE
             kind = spec[0]
-            return "" if kind in ("string", "wstring") else False if kind == "bool" else \
-                0.0 if kind.startswith("float") else 0
+            return (
+                ""
+                if kind in ("string", "wstring")
+                else False
+                if kind == "bool"
+                else 0.0
+                if kind.startswith("float")
+                else 0
+            )
         if node == 2:  # NAME (a nested message)
             return self(spec)
         (inner_node, inner), length = spec  # ARRAY (3) or SEQUENCE (4)

@@ -11,9 +11,10 @@ the declared type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from funk_perception.ros.convert import MAX_PIXELS
 from funk_perception.shipped import DEFAULT_CHECKPOINT
@@ -45,39 +46,101 @@ class Param:
 
 PARAMETERS: tuple[Param, ...] = (
     Param("model", "", f"checkpoint path; empty = the shipped {DEFAULT_CHECKPOINT}", read_only=True),
-    Param("references", "", "bank file of your own labelled photos (python -m funk_perception.references add); "
-          "empty = the shipped bank alone", read_only=True),
-    Param("references_mode", "add", "how the references join the shipped bank: add (beside it) or replace "
-          "(instead of it, for the tasks they cover)", read_only=True, choices=REFERENCE_MODES),
+    Param(
+        "references",
+        "",
+        "bank file of your own labelled photos (python -m funk_perception.references add); "
+        "empty = the shipped bank alone",
+        read_only=True,
+    ),
+    Param(
+        "references_mode",
+        "add",
+        "how the references join the shipped bank: add (beside it) or replace "
+        "(instead of it, for the tasks they cover)",
+        read_only=True,
+        choices=REFERENCE_MODES,
+    ),
     Param("device", "auto", "auto (CUDA when present), cpu or cuda[:N]", read_only=True, choices=DEVICES),
     Param("threads", 0, "CPU threads for torch; 0 keeps torch's default", read_only=True, low=0, high=256, step=1),
-    Param("backend", "torch", "where the encoder runs: torch, or onnxruntime (CPU; needs the deploy extra; "
-          "docs/DEPLOY.md)", read_only=True, choices=BACKENDS),
-    Param("precision", "fp32", "with backend onnxruntime: fp32 or int8 (quantized, calibrated on synthetic "
-          "renders)", read_only=True, choices=PRECISIONS),
+    Param(
+        "backend",
+        "torch",
+        "where the encoder runs: torch, or onnxruntime (CPU; needs the deploy extra; docs/DEPLOY.md)",
+        read_only=True,
+        choices=BACKENDS,
+    ),
+    Param(
+        "precision",
+        "fp32",
+        "with backend onnxruntime: fp32 or int8 (quantized, calibrated on synthetic renders)",
+        read_only=True,
+        choices=PRECISIONS,
+    ),
     Param("tasks", list(TASKS), "tasks to detect (pour, scoop, ..., any FunKPoint spelling); changeable at run time"),
-    Param("min_confidence", 0.0, "keypoints below this confidence are left out of every output; changeable at run time",
-          low=0.0, high=1.0),
+    Param(
+        "min_confidence",
+        0.0,
+        "keypoints below this confidence are left out of every output; changeable at run time",
+        low=0.0,
+        high=1.0,
+    ),
     Param("publish_markers", True, "publish keypoints/markers (visualization_msgs/MarkerArray)"),
     Param("publish_image", True, "publish keypoints/image (the frame with keypoints drawn)"),
-    Param("image_qos", "sensor_data", "QoS of the input subscriptions: sensor_data (best effort, matches any "
-          "publisher) or reliable", read_only=True, choices=QOS_PROFILES),
+    Param(
+        "image_qos",
+        "sensor_data",
+        "QoS of the input subscriptions: sensor_data (best effort, matches any publisher) or reliable",
+        read_only=True,
+        choices=QOS_PROFILES,
+    ),
     Param("compressed", False, "subscribe to image/compressed (jpeg/png) instead of image", read_only=True),
     Param("use_depth", False, "subscribe to depth and camera_info and publish 3D keypoints", read_only=True),
-    Param("depth_tolerance", 0.02, "seconds between a colour frame's and its depth frame's stamps still matched",
-          low=0.0, high=1.0),
-    Param("depth_window", 5, "side in pixels of the window whose median valid depth a keypoint gets (odd)",
-          low=1, high=31, step=2),
-    Param("roi", [0, 0, 0, 0], "region of interest [x, y, width, height] in pixels; width or height 0 = whole "
-          "image; the roi topic overrides it"),
-    Param("max_pixels", MAX_PIXELS, "frames with more pixels than this are refused unread", low=1,
-          high=1 << 30, step=1),
-    Param("roi_timeout", 2.0, "seconds after the last roi message before its region expires and the roi "
-          "parameter applies again; 0 = never", low=0.0, high=3600.0),
-    Param("hardware_id", "", "hardware_id of the diagnostics status; empty = the device and the model file",
-          read_only=True),
-    Param("expected_rate", 0.0, "keypoint clouds per second the diagnostics' frequency status expects at "
-          "least (within 10 %); 0 = no minimum; changeable at run time", low=0.0, high=1000.0),
+    Param(
+        "depth_tolerance",
+        0.02,
+        "seconds between a colour frame's and its depth frame's stamps still matched",
+        low=0.0,
+        high=1.0,
+    ),
+    Param(
+        "depth_window",
+        5,
+        "side in pixels of the window whose median valid depth a keypoint gets (odd)",
+        low=1,
+        high=31,
+        step=2,
+    ),
+    Param(
+        "roi",
+        [0, 0, 0, 0],
+        "region of interest [x, y, width, height] in pixels; width or height 0 = whole "
+        "image; the roi topic overrides it",
+    ),
+    Param(
+        "max_pixels", MAX_PIXELS, "frames with more pixels than this are refused unread", low=1, high=1 << 30, step=1
+    ),
+    Param(
+        "roi_timeout",
+        2.0,
+        "seconds after the last roi message before its region expires and the roi parameter applies again; 0 = never",
+        low=0.0,
+        high=3600.0,
+    ),
+    Param(
+        "hardware_id",
+        "",
+        "hardware_id of the diagnostics status; empty = the device and the model file",
+        read_only=True,
+    ),
+    Param(
+        "expected_rate",
+        0.0,
+        "keypoint clouds per second the diagnostics' frequency status expects at "
+        "least (within 10 %); 0 = no minimum; changeable at run time",
+        low=0.0,
+        high=1000.0,
+    ),
 )
 
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PARAMETERS)
@@ -95,7 +158,9 @@ def parse_tasks(value: Sequence[str], available: Sequence[str]) -> list[str]:
         except ValueError:
             raise ValueError(f"tasks: unknown task {name!r}; expected names from {', '.join(available)}") from None
         if task not in available:
-            raise ValueError(f"tasks: {name!r} has no keypoint prototype in this model; expected {', '.join(available)}")
+            raise ValueError(
+                f"tasks: {name!r} has no keypoint prototype in this model; expected {', '.join(available)}"
+            )
         if task not in out:
             out.append(task)
     return out
@@ -117,8 +182,9 @@ def _number(param: Param, value: Any) -> float | int:
     integer = isinstance(param.default, int)
     span = f"from {param.low:.0f} to {param.high:.0f}" if integer else f"from {param.low:g} to {param.high:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and isinstance(value, float)):
-        raise ValueError(f"{param.name}: expected {'an integer' if integer else 'a number'} {span}, "
-                         f"found {_found(value)}")
+        raise ValueError(
+            f"{param.name}: expected {'an integer' if integer else 'a number'} {span}, found {_found(value)}"
+        )
     value = int(value) if integer else float(value)
     if not math.isfinite(value) or not param.low <= value <= param.high:
         raise ValueError(f"{param.name}: expected a value {span}, found {value!r}")
@@ -162,16 +228,23 @@ def validate(name: str, value: Any, available_tasks: Sequence[str] = TASKS) -> A
         return value
     if name == "tasks":
         if not _is_sequence(value) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"tasks: expected a non-empty list of task names from {', '.join(available_tasks)}, "
-                             f"found {_found(value)}")
+            raise ValueError(
+                f"tasks: expected a non-empty list of task names from {', '.join(available_tasks)}, "
+                f"found {_found(value)}"
+            )
         return parse_tasks(list(value), available_tasks)
     if name == "roi":
         if value is None:  # ``roi:=[]`` reaches rclpy as an unset value: no region, as [0, 0, 0, 0]
             return [0, 0, 0, 0]
-        if (not _is_sequence(value) or len(value) != 4
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or min(value[2], value[3]) < 0):
-            raise ValueError(f"roi: expected [x, y, width, height] (integers, width and height >= 0), "
-                             f"found {_found(value)}")
+        if (
+            not _is_sequence(value)
+            or len(value) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            or min(value[2], value[3]) < 0
+        ):
+            raise ValueError(
+                f"roi: expected [x, y, width, height] (integers, width and height >= 0), found {_found(value)}"
+            )
         return [int(v) for v in value]
     raise AssertionError(f"parameter {name}: no validation for a default of type {type(default).__name__}")
 

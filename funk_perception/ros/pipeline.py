@@ -19,8 +19,9 @@ pixel centres.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,6 @@ from funk_perception.ros.convert import (
     depth_to_metres,
     image_to_rgb,
 )
-
 
 #: The detector's corner-origin pixel coordinates minus this are pixel-centre coordinates.
 CORNER_TO_CENTRE = 0.5
@@ -83,14 +83,16 @@ def decode_frame(
         metres = depth_to_metres(depth, max_pixels)
         if metres.shape != rgb.shape[:2]:
             raise FrameError(
-                "depth_size", f"depth: expected the colour image's size {rgb.shape[1]}x{rgb.shape[0]} "
-                f"(registered to the colour camera), found {metres.shape[1]}x{metres.shape[0]}"
+                "depth_size",
+                f"depth: expected the colour image's size {rgb.shape[1]}x{rgb.shape[0]} "
+                f"(registered to the colour camera), found {metres.shape[1]}x{metres.shape[0]}",
             )
         info_size = (int(camera_info.width), int(camera_info.height))
         if info_size != (0, 0) and info_size != (rgb.shape[1], rgb.shape[0]):
             raise FrameError(
-                "camera_info_size", f"camera_info: expected width x height {rgb.shape[1]}x{rgb.shape[0]} "
-                f"(the colour image), found {info_size[0]}x{info_size[1]}"
+                "camera_info_size",
+                f"camera_info: expected width x height {rgb.shape[1]}x{rgb.shape[0]} "
+                f"(the colour image), found {info_size[0]}x{info_size[1]}",
             )
     except FrameError as exc:
         frame.depth_problem, frame.depth_message = exc.reason, str(exc)
@@ -99,7 +101,9 @@ def decode_frame(
     return frame
 
 
-def parse_roi(roi: Sequence[int] | None, width: int, height: int, where: str = "roi") -> tuple[int, int, int, int] | None:
+def parse_roi(
+    roi: Sequence[int] | None, width: int, height: int, where: str = "roi"
+) -> tuple[int, int, int, int] | None:
     """``(x, y, width, height)`` clipped to the image; None for the whole image (empty, or zero width/height,
     the sensor_msgs/RegionOfInterest convention). Raises :class:`FrameError` when nothing of it is inside."""
     if roi is None or len(roi) == 0:

@@ -13,7 +13,7 @@ it with made-up times.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from funk_perception.ros.convert import FrameError
 from funk_perception.ros.pipeline import parse_roi

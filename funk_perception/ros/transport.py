@@ -96,6 +96,7 @@ def apply_profile(environ: MutableMapping[str, str] | None = None, cwd: Path | N
 
 # -- topic names, as camera drivers and image_transport lay them out ----------------------------------------------
 
+
 def compressed_topic(image_topic: str) -> str:
     """image_transport's name for the compressed stream of ``image_topic``: ``<image topic>/compressed``."""
     return image_topic.rstrip("/") + "/compressed"
@@ -136,10 +137,13 @@ def input_topics(resolve: Callable[..., str], compressed: bool, use_depth: bool)
 
 # -- run-time checks ----------------------------------------------------------------------------------------------
 
+
 def fix_hint(path: str | Path | None = None) -> str:
     """The one-line fix: the camera driver started with the shipped profile (docs/ROS.md says where)."""
-    return (f"start the camera driver with {PROFILE_VARIABLE}={path or profile_path()} in its environment "
-            f"(docs/ROS.md, \"Wire it to your camera\")")
+    return (
+        f"start the camera driver with {PROFILE_VARIABLE}={path or profile_path()} in its environment "
+        f'(docs/ROS.md, "Wire it to your camera")'
+    )
 
 
 class StallWatch:
@@ -171,24 +175,30 @@ class StallWatch:
         if self._warned_at is not None and now - self._warned_at < self.repeat_s:
             return None
         self._warned_at = now
-        return (f"{publishers} publisher(s) matched on {self.topic} but no frame arrived for {waited:.0f} s. "
-                f"Likely cause: frames larger than Fast DDS's default 512 KiB shared-memory segment (640 x 480 "
-                f"rgb8 is 900 KiB) are dropped inside the camera's process. Fix: {fix_hint()}")
+        return (
+            f"{publishers} publisher(s) matched on {self.topic} but no frame arrived for {waited:.0f} s. "
+            f"Likely cause: frames larger than Fast DDS's default 512 KiB shared-memory segment (640 x 480 "
+            f"rgb8 is 900 KiB) are dropped inside the camera's process. Fix: {fix_hint()}"
+        )
 
 
 def lost_message(topic: str, lost_total: int) -> str:
     """The warning for frames the middleware reports lost before they reached the node."""
-    return (f"{lost_total} frame(s) on {topic} lost in transport so far (gaps in the publisher's sequence "
-            f"numbers seen by the middleware, counted as transport.lost). Likely cause: the camera driver runs "
-            f"without a shared-memory segment large enough for its frames. Fix: {fix_hint()}")
+    return (
+        f"{lost_total} frame(s) on {topic} lost in transport so far (gaps in the publisher's sequence "
+        f"numbers seen by the middleware, counted as transport.lost). Likely cause: the camera driver runs "
+        f"without a shared-memory segment large enough for its frames. Fix: {fix_hint()}"
+    )
 
 
 def incompatible_qos_message(topic: str, policy: str, image_qos: str) -> str:
     """The warning for a publisher whose QoS this subscription cannot match (nothing from it arrives)."""
     text = f"a publisher on {topic} offers QoS this subscription cannot match ({policy}); none of its messages arrive"
     if policy.upper() == "RELIABILITY" and image_qos == "reliable":
-        return (text + ". The node subscribes reliable (image_qos:=reliable) and the publisher is best effort: "
-                "start the node with image_qos:=sensor_data, which matches any publisher")
+        return (
+            text + ". The node subscribes reliable (image_qos:=reliable) and the publisher is best effort: "
+            "start the node with image_qos:=sensor_data, which matches any publisher"
+        )
     return text + f". Compare with the publisher's QoS: ros2 topic info -v {topic}"
 
 

@@ -19,7 +19,8 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from funk_perception.cli import command
 from funk_perception.model.encoder import NAMED_CONFIGS
@@ -83,8 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = TrainConfig(
-            encoder=args.config, data=args.data, seed=args.seed, steps=args.steps,
-            batch_pairs=args.batch_pairs, device=args.device,
+            encoder=args.config,
+            data=args.data,
+            seed=args.seed,
+            steps=args.steps,
+            batch_pairs=args.batch_pairs,
+            device=args.device,
         )
         config = apply_overrides(config, args.assignments)
     except (ValueError, TypeError) as error:

@@ -75,9 +75,7 @@ def _affine(
     return to_output @ mirror @ rotate @ resize @ to_centre
 
 
-def _transform_keypoints(
-    matrix: np.ndarray, keypoints: np.ndarray, width: int, height: int, size: int
-) -> np.ndarray:
+def _transform_keypoints(matrix: np.ndarray, keypoints: np.ndarray, width: int, height: int, size: int) -> np.ndarray:
     pixels = keypoints * np.array([width, height], dtype=np.float64)
     homogeneous = np.concatenate([pixels, np.ones((len(pixels), 1))], axis=1)
     return (homogeneous @ matrix.T)[:, :2] / size
@@ -164,7 +162,11 @@ def augment_view(
                 flip,
             )
             kept = sum(
-                int(np.sum(_inside(_transform_keypoints(candidate, src[t], width, height, size), cfg.keep_margin) & vis[t]))
+                int(
+                    np.sum(
+                        _inside(_transform_keypoints(candidate, src[t], width, height, size), cfg.keep_margin) & vis[t]
+                    )
+                )
                 for t in tasks
             )
             if kept > best_kept:

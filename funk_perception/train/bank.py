@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,9 @@ class BankConfig:
 
     def __post_init__(self) -> None:
         if self.per_task < 1 or self.batch_size < 1:
-            raise ValueError(f"BankConfig: expected per_task and batch_size >= 1, found {self.per_task}, {self.batch_size}")
+            raise ValueError(
+                f"BankConfig: expected per_task and batch_size >= 1, found {self.per_task}, {self.batch_size}"
+            )
 
 
 def choose_references(annotations: Sequence[Annotation], per_task: int, seed: int) -> dict[str, list[Annotation]]:
@@ -131,8 +133,12 @@ def add_bank(
     config = config or BankConfig()
     extra = dict(encoder.loaded_extra)
     extra["bank"] = build_reference_bank(encoder, dataset, config)
-    extra["bank_source"] = {"csv": str(Path(data).resolve()), "per_task": config.per_task, "seed": config.seed,
-                            "flip": config.flip}
+    extra["bank_source"] = {
+        "csv": str(Path(data).resolve()),
+        "per_task": config.per_task,
+        "seed": config.seed,
+        "flip": config.flip,
+    }
     resave_with_extra(encoder, out, extra)
     return Path(out)
 

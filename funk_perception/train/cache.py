@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -112,7 +112,9 @@ class FeatureCache:
         annotations: the dataset's annotations (the indices PairSampler returns).
     """
 
-    def __init__(self, folder: str | Path, annotations: Sequence[Annotation] | None = None, reused: bool = True) -> None:
+    def __init__(
+        self, folder: str | Path, annotations: Sequence[Annotation] | None = None, reused: bool = True
+    ) -> None:
         self.folder = Path(folder)
         index_path = self.folder / INDEX_FILE
         try:

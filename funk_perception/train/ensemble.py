@@ -24,8 +24,8 @@ import argparse
 import dataclasses
 import hashlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -92,9 +92,14 @@ def join_checkpoints(
         "prototype_counts": counts,
         "joined_from": [{"path": str(p), "sha256": _sha256(Path(p))} for p in members],
         "trunk_weight": float(trunk_weight),
-        "member_metadata": [{k: v for k, v in m.loaded_extra.items() if k not in ("prototypes", "prototype_counts",
-                                                                               "bank", "heatmap_head")}
-                            for m in loaded],
+        "member_metadata": [
+            {
+                k: v
+                for k, v in m.loaded_extra.items()
+                if k not in ("prototypes", "prototype_counts", "bank", "heatmap_head")
+            }
+            for m in loaded
+        ],
     }
     joined.save(out, extra)
     return Path(out)
@@ -102,7 +107,9 @@ def join_checkpoints(
 
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m funk_perception.train.ensemble", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m funk_perception.train.ensemble", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--member", type=Path, action="append", required=True, help="a trained checkpoint (repeat)")
     parser.add_argument("--trunk-weight", type=float, default=0.0, help="weight of the unit trunk feature (0: none)")
     parser.add_argument("--data", type=Path, required=True, help="the members' training CSV (for the prototypes)")
@@ -112,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     EncoderConfig(trunk_weight=args.trunk_weight)  # a bad weight fails here, before any loading
-    out = join_checkpoints(args.member, args.out, args.data, args.trunk_weight, args.prototype_views, args.threads,
-                           args.device)
+    out = join_checkpoints(
+        args.member, args.out, args.data, args.trunk_weight, args.prototype_views, args.threads, args.device
+    )
     print(f"joined {len(args.member)} encoders (trunk weight {args.trunk_weight:g}) -> {out}")
     return 0
 

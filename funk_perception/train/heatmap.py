@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -61,12 +61,16 @@ class HeatmapTrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.target_sigma <= 0:
-            raise ValueError(f"HeatmapTrainConfig: expected steps, batch >= 1 and target_sigma > 0, found "
-                             f"{self.steps}, {self.batch}, {self.target_sigma}")
+            raise ValueError(
+                f"HeatmapTrainConfig: expected steps, batch >= 1 and target_sigma > 0, found "
+                f"{self.steps}, {self.batch}, {self.target_sigma}"
+            )
         if not 0.0 <= self.mixstyle <= 1.0:
             raise ValueError(f"HeatmapTrainConfig.mixstyle: expected a probability in [0, 1], found {self.mixstyle}")
         if not 0.0 <= self.input_dropout < 1.0:
-            raise ValueError(f"HeatmapTrainConfig.input_dropout: expected a value in [0, 1), found {self.input_dropout}")
+            raise ValueError(
+                f"HeatmapTrainConfig.input_dropout: expected a value in [0, 1), found {self.input_dropout}"
+            )
 
 
 def gaussian_targets(keypoints: torch.Tensor, h: int, w: int, sigma: float) -> torch.Tensor:
@@ -102,8 +106,9 @@ def train_heatmap_head(
     device = encoder.log_logit_scale.device
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    head = KeypointHeatmapHead(HeatmapConfig(in_channels=encoder.embedding_dim, hidden=config.hidden,
-                                             dilations=config.dilations)).to(device)
+    head = KeypointHeatmapHead(
+        HeatmapConfig(in_channels=encoder.embedding_dim, hidden=config.hidden, dilations=config.dilations)
+    ).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     samples = _samples(cache)
     if len(samples) == 0:
@@ -136,8 +141,9 @@ def train_heatmap_head(
     return head.eval(), losses
 
 
-def add_heatmap_head(model: str | Path, data: str | Path, out: str | Path, config: HeatmapTrainConfig | None = None,
-                     device: str = "auto") -> Path:
+def add_heatmap_head(
+    model: str | Path, data: str | Path, out: str | Path, config: HeatmapTrainConfig | None = None, device: str = "auto"
+) -> Path:
     """Train a head for ``model`` on ``data``'s train rows (its feature cache) and write ``out`` with it."""
     config = config or HeatmapTrainConfig()
     encoder = FunctionalEncoder.load(model, resolve_device(device))
@@ -151,8 +157,13 @@ def add_heatmap_head(model: str | Path, data: str | Path, out: str | Path, confi
     head, losses = train_heatmap_head(encoder, cache, config)
     extra = dict(encoder.loaded_extra)
     extra["heatmap_head"] = head.to_extra()
-    extra["heatmap_training"] = {**asdict(config), "data": str(Path(data).resolve()), "final_loss": losses[-1],
-                                 "first_loss": losses[0], "time_s": time.perf_counter() - started}
+    extra["heatmap_training"] = {
+        **asdict(config),
+        "data": str(Path(data).resolve()),
+        "final_loss": losses[-1],
+        "first_loss": losses[0],
+        "time_s": time.perf_counter() - started,
+    }
     resave_with_extra(encoder, out, extra)
     log.info("heatmap head: loss %.3f -> %.3f in %d steps", losses[0], losses[-1], len(losses))
     return Path(out)
@@ -161,26 +172,45 @@ def add_heatmap_head(model: str | Path, data: str | Path, out: str | Path, confi
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     d = HeatmapTrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m funk_perception.train.heatmap", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m funk_perception.train.heatmap", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model", type=Path, required=True, help="checkpoint whose encoder the head reads")
     parser.add_argument("--data", type=Path, required=True, help="FunKPoint-style CSV; its train-role rows are used")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (may be --model itself)")
     parser.add_argument("--steps", type=int, default=d.steps)
     parser.add_argument("--batch", type=int, default=d.batch)
     parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--dilations", type=int, nargs="+", default=list(d.dilations),
-                        help="dilation of each 3 x 3 layer after the first (2: a 7 x 7-cell field; 2 4: 15 x 15)")
-    parser.add_argument("--input-dropout", type=float, default=d.input_dropout,
-                        help="channel dropout on the embeddings while training")
-    parser.add_argument("--mixstyle", type=float, default=d.mixstyle,
-                        help="probability that a batch's trunk features swap channel statistics (MixStyle)")
+    parser.add_argument(
+        "--dilations",
+        type=int,
+        nargs="+",
+        default=list(d.dilations),
+        help="dilation of each 3 x 3 layer after the first (2: a 7 x 7-cell field; 2 4: 15 x 15)",
+    )
+    parser.add_argument(
+        "--input-dropout", type=float, default=d.input_dropout, help="channel dropout on the embeddings while training"
+    )
+    parser.add_argument(
+        "--mixstyle",
+        type=float,
+        default=d.mixstyle,
+        help="probability that a batch's trunk features swap channel statistics (MixStyle)",
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--threads", type=int, default=d.num_threads)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    config = HeatmapTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, num_threads=args.threads,
-                                dilations=tuple(args.dilations), input_dropout=args.input_dropout,
-                                mixstyle=args.mixstyle)
+    config = HeatmapTrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        num_threads=args.threads,
+        dilations=tuple(args.dilations),
+        input_dropout=args.input_dropout,
+        mixstyle=args.mixstyle,
+    )
     out = add_heatmap_head(args.model, args.data, args.out, config, args.device)
     print(f"{args.model} + heatmap head ({args.steps} steps on {args.data}) -> {out}")
     return 0

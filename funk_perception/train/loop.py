@@ -99,7 +99,9 @@ class TrainConfig:
         if not 0.0 <= self.mixstyle <= 1.0:
             raise ValueError(f"TrainConfig.mixstyle: expected a probability in [0, 1], found {self.mixstyle}")
         if not 0.0 <= self.cross_category_fraction <= 1.0:
-            raise ValueError(f"TrainConfig.cross_category_fraction: expected in [0, 1], found {self.cross_category_fraction}")
+            raise ValueError(
+                f"TrainConfig.cross_category_fraction: expected in [0, 1], found {self.cross_category_fraction}"
+            )
 
     def encoder_config(self) -> EncoderConfig:
         values = asdict(named_config(self.encoder))
@@ -168,7 +170,9 @@ def _set_numpy_state(state: dict) -> None:
 class Trainer:
     """The optimisation state and one training step over a feature cache."""
 
-    def __init__(self, config: TrainConfig, encoder: FunctionalEncoder, cache: FeatureCache, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainConfig, encoder: FunctionalEncoder, cache: FeatureCache, device: torch.device
+    ) -> None:
         self.config = config
         self.encoder = encoder.to(device)
         self.cache = cache
@@ -241,7 +245,9 @@ class Trainer:
         missing, unexpected = self.encoder.load_state_dict(state["model"], strict=False)
         missing = [k for k in missing if not k.startswith("trunk.")]
         if missing or unexpected:
-            raise ValueError(f"{STATE_FILE}: model state does not match the config: missing {missing}, unexpected {unexpected}")
+            raise ValueError(
+                f"{STATE_FILE}: model state does not match the config: missing {missing}, unexpected {unexpected}"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         _load_sampler_state(self.sampler, state["sampler"])
         random.setstate(state["rng"]["python"])
@@ -255,7 +261,9 @@ class Trainer:
 def _check_resume_config(saved: dict, current: dict, path: Path) -> None:
     # A run saved before a field existed trained with that field's default: only a changed value blocks it.
     saved = {**TrainConfig().to_json(), **saved}
-    changed = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+    changed = sorted(
+        k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+    )
     if changed:
         details = ", ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
         raise ValueError(f"{path}: cannot resume with a different configuration ({details}); use a new --out")
@@ -299,13 +307,13 @@ def _tensorboard(out_dir: Path):
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
-def prepare_cache(config: TrainConfig, encoder_config: EncoderConfig, trunk: torch.nn.Module, dataset: FunKPointDataset) -> FeatureCache:
+def prepare_cache(
+    config: TrainConfig, encoder_config: EncoderConfig, trunk: torch.nn.Module, dataset: FunKPointDataset
+) -> FeatureCache:
     size = config.image_size or encoder_config.image_size
     # A random trunk (tests) depends on the seed, so the seed is part of its identity.
     weights = config.trunk_weights if config.pretrained_trunk else f"random(seed={config.seed})"
-    key = make_key(
-        config.data, encoder_config.trunk, weights, size, config.views, config.augment_seed, config.augment
-    )
+    key = make_key(config.data, encoder_config.trunk, weights, size, config.views, config.augment_seed, config.augment)
     folder = default_cache_folder(config.cache_root, key)
     return build_cache(
         folder, dataset, trunk, key, config.augment, config.cache_batch, config.num_threads, config.progress
@@ -346,8 +354,13 @@ def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None)
     trunk = trunk.to(device)
     dataset = FunKPointDataset(config.data, roles=["train"])
     cache = prepare_cache(config, encoder_config, trunk, dataset)
-    log.info("feature cache %s (%s), %d images x %d views", cache.folder, "reused" if cache.reused else "built",
-             cache.num_images, cache.views_per_image)
+    log.info(
+        "feature cache %s (%s), %d images x %d views",
+        cache.folder,
+        "reused" if cache.reused else "built",
+        cache.num_images,
+        cache.views_per_image,
+    )
     set_seed(config.seed)  # the head's initialisation must not depend on whether the cache was built
     encoder = FunctionalEncoder(encoder_config, trunk=trunk)
     trainer = Trainer(config, encoder, cache, device)
@@ -412,8 +425,16 @@ def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None)
         while trainer.step_count < config.steps:
             if stop_after is not None and done_here >= stop_after:
                 bar.close()
-                return TrainResult(out, out / CHECKPOINT_FILE, trainer.step_count, last["loss"], last["train_pck"],
-                                   pairs_per_s, elapsed_before + time.perf_counter() - started, cache.reused)
+                return TrainResult(
+                    out,
+                    out / CHECKPOINT_FILE,
+                    trainer.step_count,
+                    last["loss"],
+                    last["train_pck"],
+                    pairs_per_s,
+                    elapsed_before + time.perf_counter() - started,
+                    cache.reused,
+                )
             tick = time.perf_counter()
             last = trainer.step()
             done_here += 1
@@ -444,6 +465,15 @@ def _train(config: TrainConfig, out: Path, resume: bool, stop_after: int | None)
     if rows:
         plot_loss_curve(rows, out / CURVE_FILE)
     total = elapsed_before + time.perf_counter() - started
-    log.info("done: %d steps, loss %.4f, train pck %.3f, %.1f pairs/s, %.0f s; checkpoint %s",
-             trainer.step_count, last["loss"], last["train_pck"], mean_rate, total, checkpoint)
-    return TrainResult(out, checkpoint, trainer.step_count, last["loss"], last["train_pck"], mean_rate, total, cache.reused)
+    log.info(
+        "done: %d steps, loss %.4f, train pck %.3f, %.1f pairs/s, %.0f s; checkpoint %s",
+        trainer.step_count,
+        last["loss"],
+        last["train_pck"],
+        mean_rate,
+        total,
+        checkpoint,
+    )
+    return TrainResult(
+        out, checkpoint, trainer.step_count, last["loss"], last["train_pck"], mean_rate, total, cache.reused
+    )

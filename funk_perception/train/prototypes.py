@@ -9,7 +9,7 @@ any descriptor.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ def compute_prototypes(
     encoder.eval()
     try:
         with torch.no_grad():
-            for t, task in enumerate(TASKS):
+            for t, _task in enumerate(TASKS):
                 labelled = view_ids[cache.visible[view_ids, t].any(axis=1)]
                 for start in range(0, len(labelled), batch_size):
                     batch = labelled[start : start + batch_size]

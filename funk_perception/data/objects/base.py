@@ -19,8 +19,8 @@ rather than dropped or moved.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -43,6 +43,7 @@ PLACEMENT_SEP = "@"
 def base_task(key: str) -> str:
     """``"mix@funkpoint"`` -> ``"mix"``: the task a keypoint entry labels."""
     return key.split(PLACEMENT_SEP, 1)[0]
+
 
 GEOM_TYPES = {
     "box": mujoco.mjtGeom.mjGEOM_BOX,
@@ -118,7 +119,7 @@ class ObjectModel:
                 raise ValueError(f"{self.category}/{task}: keypoint radii must be (5,), got {radii.shape}")
             self.keypoint_radii[task] = radii
 
-    def with_placement(self, placement: str) -> "ObjectModel":
+    def with_placement(self, placement: str) -> ObjectModel:
         """This object with one reading of every task's keypoints (:data:`PLACEMENTS`) and no alternatives left."""
         if placement not in PLACEMENTS:
             raise ValueError(f"{self.category}: unknown keypoint placement {placement!r}; expected one of {PLACEMENTS}")
@@ -134,7 +135,9 @@ class ObjectModel:
     def parts(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(g.part for g in self.geoms))
 
-    def add_to_spec(self, spec: mujoco.MjSpec, body: mujoco.MjsBody, materials: dict[str, str], prefix: str = "obj") -> None:
+    def add_to_spec(
+        self, spec: mujoco.MjSpec, body: mujoco.MjsBody, materials: dict[str, str], prefix: str = "obj"
+    ) -> None:
         """Add this object's geoms to ``body`` of ``spec``; ``materials`` maps part -> material name."""
         for i, g in enumerate(self.geoms):
             mg = body.add_geom()
@@ -176,11 +179,15 @@ def cylinder(a: Sequence[float], b: Sequence[float], radius: float, part: str) -
 
 
 def box(center: Sequence[float], half_sizes: Sequence[float], part: str, quat: Sequence[float] = (1, 0, 0, 0)) -> Geom:
-    return Geom("box", part, size=tuple(map(float, half_sizes)), pos=tuple(map(float, center)), quat=tuple(map(float, quat)))
+    return Geom(
+        "box", part, size=tuple(map(float, half_sizes)), pos=tuple(map(float, center)), quat=tuple(map(float, quat))
+    )
 
 
 def ellipsoid(center: Sequence[float], radii: Sequence[float], part: str, quat: Sequence[float] = (1, 0, 0, 0)) -> Geom:
-    return Geom("ellipsoid", part, size=tuple(map(float, radii)), pos=tuple(map(float, center)), quat=tuple(map(float, quat)))
+    return Geom(
+        "ellipsoid", part, size=tuple(map(float, radii)), pos=tuple(map(float, center)), quat=tuple(map(float, quat))
+    )
 
 
 def sphere(center: Sequence[float], radius: float, part: str) -> Geom:
@@ -202,7 +209,14 @@ def grid_faces(rows: int, cols: int, wrap_cols: bool, wrap_rows: bool = False) -
     return np.asarray(faces, dtype=np.int64)
 
 
-def lathe(profile: Sequence[Sequence[float]], part: str, segments: int = 32, closed: bool = False, axis_frame: np.ndarray | None = None, center: Sequence[float] = (0, 0, 0)) -> Geom:
+def lathe(
+    profile: Sequence[Sequence[float]],
+    part: str,
+    segments: int = 32,
+    closed: bool = False,
+    axis_frame: np.ndarray | None = None,
+    center: Sequence[float] = (0, 0, 0),
+) -> Geom:
     """Surface of revolution about the local z axis from a (radius, z) polyline.
 
     For a thin-walled container give the profile outside-up then inside-down so
@@ -220,7 +234,14 @@ def lathe(profile: Sequence[Sequence[float]], part: str, segments: int = 32, clo
     return mesh_geom(verts, faces, part, axis_frame, center)
 
 
-def tube(path: Sequence[Sequence[float]], radius: float | Sequence[float], part: str, segments: int = 12, closed: bool = False, caps: bool = True) -> Geom:
+def tube(
+    path: Sequence[Sequence[float]],
+    radius: float | Sequence[float],
+    part: str,
+    segments: int = 12,
+    closed: bool = False,
+    caps: bool = True,
+) -> Geom:
     """A tube swept along a 3D polyline (handles, wire loops, spouts), radius constant or per point."""
     path = np.asarray(path, dtype=np.float64)
     n = len(path)
@@ -252,7 +273,13 @@ def tube(path: Sequence[Sequence[float]], radius: float | Sequence[float], part:
     return Geom("mesh", part, mesh=Mesh(verts, faces))
 
 
-def extrude(outline: Sequence[Sequence[float]], thickness: float, part: str, axis_frame: np.ndarray | None = None, center: Sequence[float] = (0, 0, 0)) -> Geom:
+def extrude(
+    outline: Sequence[Sequence[float]],
+    thickness: float,
+    part: str,
+    axis_frame: np.ndarray | None = None,
+    center: Sequence[float] = (0, 0, 0),
+) -> Geom:
     """A flat plate: a simple 2D outline (x, y; either winding, may be non-convex) extruded along z."""
     pts = np.asarray(outline, dtype=np.float64)
     if _signed_area(pts) < 0:
@@ -268,7 +295,13 @@ def extrude(outline: Sequence[Sequence[float]], thickness: float, part: str, axi
     return mesh_geom(verts, np.asarray(faces), part, axis_frame, center)
 
 
-def mesh_geom(verts: np.ndarray, faces: np.ndarray, part: str, axis_frame: np.ndarray | None = None, center: Sequence[float] = (0, 0, 0)) -> Geom:
+def mesh_geom(
+    verts: np.ndarray,
+    faces: np.ndarray,
+    part: str,
+    axis_frame: np.ndarray | None = None,
+    center: Sequence[float] = (0, 0, 0),
+) -> Geom:
     verts = np.asarray(verts, dtype=np.float64)
     if axis_frame is not None:
         verts = verts @ np.asarray(axis_frame, dtype=np.float64).T

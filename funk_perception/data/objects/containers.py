@@ -26,17 +26,17 @@ numbering (``FUNKPOINT_ORDER``): there p2 is the far end of the working part and
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from funk_perception.data.objects.base import (
-    base_task,
     SURFACE_RADIUS,
     Builder,
     Geom,
     Mesh,
     ObjectModel,
+    base_task,
     box,
     capsule,
     cylinder,
@@ -230,7 +230,9 @@ def geoms_bounds(geoms: Sequence[Geom]) -> tuple[np.ndarray, np.ndarray]:
     return np.min(los, axis=0), np.max(his, axis=0)
 
 
-def _finish(category: str, geoms: list[Geom], keypoints: dict[str, list[Keypoint]], params: dict[str, float]) -> ObjectModel:
+def _finish(
+    category: str, geoms: list[Geom], keypoints: dict[str, list[Keypoint]], params: dict[str, float]
+) -> ObjectModel:
     """Rest the object on z = 0, centre it on the xy origin, and package it."""
     expected = set(tasks_for_category(category))
     if {base_task(t) for t in keypoints} != expected:
@@ -244,7 +246,14 @@ def _finish(category: str, geoms: list[Geom], keypoints: dict[str, list[Keypoint
 
 
 def _side_handle(
-    r_at: Callable[[float], float], z_lo: float, z_hi: float, reach: float, squareness: float, radius: float, embed: float, n: int = 18
+    r_at: Callable[[float], float],
+    z_lo: float,
+    z_hi: float,
+    reach: float,
+    squareness: float,
+    radius: float,
+    embed: float,
+    n: int = 18,
 ) -> np.ndarray:
     """Path of a loop handle on the body's -x side, from its lower to its upper attachment.
 
@@ -298,7 +307,11 @@ def _long_handle(
         u_end = length - w1
         ang = np.linspace(-np.pi / 2, np.pi / 2, 9)
         side = [(u, w0 + (w1 - w0) * u / u_end) for u in np.linspace(-thick, u_end, 6)]
-        outline = [(u, -w) for u, w in side] + [(u_end + w1 * np.cos(a), w1 * np.sin(a)) for a in ang] + [(u, w) for u, w in side[::-1]]
+        outline = (
+            [(u, -w) for u, w in side]
+            + [(u_end + w1 * np.cos(a), w1 * np.sin(a)) for a in ang]
+            + [(u, w) for u, w in side[::-1]]
+        )
         frame = np.stack([d, -y, np.cross(d, -y)], axis=1)
         geoms = [extrude(outline, tf, "handle", axis_frame=frame, center=start)]
         params["handle_width"] = w1
@@ -323,7 +336,9 @@ def _long_handle(
     return geoms, p4, p5, mid, params
 
 
-def _loop_ear(centre: np.ndarray, outward: np.ndarray, span: float, reach: float, radius: float, part: str) -> tuple[Geom, np.ndarray]:
+def _loop_ear(
+    centre: np.ndarray, outward: np.ndarray, span: float, reach: float, radius: float, part: str
+) -> tuple[Geom, np.ndarray]:
     """A small horizontal loop handle (helper handle, basket ear) sticking out along ``outward``."""
     outward = outward / np.linalg.norm(outward)
     side = np.cross([0.0, 0.0, 1.0], outward)
@@ -371,8 +386,15 @@ def build_bottle(rng: np.random.Generator) -> ObjectModel:
     lip = _p(neck_r + 0.002, 0, z_top)
     top = z_top
     params = {
-        "body_radius": R, "body_height": body_h, "shoulder_height": shoulder_h, "shoulder_roundness": roundness,
-        "neck_radius": neck_r, "neck_height": neck_h, "bulge": bulge, "squareness": squareness, "aspect": aspect,
+        "body_radius": R,
+        "body_height": body_h,
+        "shoulder_height": shoulder_h,
+        "shoulder_roundness": roundness,
+        "neck_radius": neck_r,
+        "neck_height": neck_h,
+        "bulge": bulge,
+        "squareness": squareness,
+        "aspect": aspect,
         "has_cap": float(has_cap),
     }
     if has_cap:
@@ -449,7 +471,15 @@ def _drinking_vessel(rng: np.random.Generator, category: str) -> ObjectModel:
     prof = _vessel(outer, wall)
     geoms = [_revolve(prof, "body", 36)]
     rim_top = max(p[1] for p in prof)
-    params = {"style": float(style), "bottom_radius": Rb, "top_radius": Rt, "height": H, "wall": wall, "bulge": bulge, "has_handle": float(has_handle)}
+    params = {
+        "style": float(style),
+        "bottom_radius": Rb,
+        "top_radius": Rt,
+        "height": H,
+        "wall": wall,
+        "bulge": bulge,
+        "has_handle": float(has_handle),
+    }
 
     thin = _thin(wall)
     lip = _p(r_out(H) - wall / 2 + (0.002 if style == 1 else 0.0), 0, rim_top)
@@ -543,7 +573,14 @@ def _pan(rng: np.random.Generator, category: str) -> ObjectModel:
     params["helper_handle"] = float(helper)
     if helper:
         zh = depth * 0.8
-        ear, _ = _loop_ear(_p(r_at(zh) - wall, 0, zh), _p(1, 0, -0.15), _u(rng, 0.05, 0.08), _u(rng, 0.025, 0.04), _u(rng, 0.003, 0.005), "handle")
+        ear, _ = _loop_ear(
+            _p(r_at(zh) - wall, 0, zh),
+            _p(1, 0, -0.15),
+            _u(rng, 0.05, 0.08),
+            _u(rng, 0.025, 0.04),
+            _u(rng, 0.003, 0.005),
+            "handle",
+        )
         geoms.append(ear)
 
     rim = _p(R - wall / 2, 0, depth + wall / 2)
@@ -620,9 +657,21 @@ def build_watering_can(rng: np.random.Generator) -> ObjectModel:
     tip, tip_dir = spout_path[-1], _arc_point(spout_path, 1.0)[1]
     has_rose = rng.random() < 0.5
     params = {
-        "body_style": float(body_style), "body_radius": R, "body_height": H, "squareness": squareness, "aspect": aspect,
-        "bulge": bulge, "dome": dome, "opening_radius": opening_r, "spout_height": z_s, "spout_elevation": elev,
-        "spout_length": Ls, "spout_base_radius": r0, "spout_tip_radius": r1, "spout_bend": bend, "has_rose": float(has_rose),
+        "body_style": float(body_style),
+        "body_radius": R,
+        "body_height": H,
+        "squareness": squareness,
+        "aspect": aspect,
+        "bulge": bulge,
+        "dome": dome,
+        "opening_radius": opening_r,
+        "spout_height": z_s,
+        "spout_elevation": elev,
+        "spout_length": Ls,
+        "spout_base_radius": r0,
+        "spout_tip_radius": r1,
+        "spout_bend": bend,
+        "has_rose": float(has_rose),
     }
     if has_rose:
         rr = _u(rng, 0.018, 0.032)
@@ -645,7 +694,9 @@ def build_watering_can(rng: np.random.Generator) -> ObjectModel:
     hr = _u(rng, 0.006, 0.011)
     top_z = H + dome
     if handle_style == 0:
-        path = _side_handle(r_body, H * _u(rng, 0.3, 0.5), H * 0.95, _u(rng, 0.04, 0.07), _u(rng, 0, 0.8), hr, embed=0.005)
+        path = _side_handle(
+            r_body, H * _u(rng, 0.3, 0.5), H * 0.95, _u(rng, 0.04, 0.07), _u(rng, 0, 0.8), hr, embed=0.005
+        )
         handle_top = _tube_surface(path, hr, 0.9, (0, 0, 1))
     elif handle_style == 1:
         h_arch = _u(rng, 0.06, 0.12)
@@ -721,8 +772,18 @@ def build_water_jug(rng: np.random.Generator) -> ObjectModel:
         ]
     }
     params = {
-        "bottom_radius": Rb, "height": H, "belly": belly, "top_ratio": top_ratio, "squareness": squareness, "wall": wall,
-        "spout_amount": spout_amt, "spout_width": spout_w, "spout_start": z0, "handle_radius": hr, "handle_low": z_lo, "handle_high": z_hi,
+        "bottom_radius": Rb,
+        "height": H,
+        "belly": belly,
+        "top_ratio": top_ratio,
+        "squareness": squareness,
+        "wall": wall,
+        "spout_amount": spout_amt,
+        "spout_width": spout_w,
+        "spout_start": z0,
+        "handle_radius": hr,
+        "handle_low": z_lo,
+        "handle_high": z_hi,
     }
     return _finish("water_jug", geoms, keypoints, params)
 
@@ -741,8 +802,18 @@ def build_dustpan(rng: np.random.Generator) -> ObjectModel:
     xf, xb = D / 2, -D / 2
     geoms = [extrude([(xb, -back_w / 2), (xf, -W / 2), (xf, W / 2), (xb, back_w / 2)], t, "body", center=(0, 0, t / 2))]
     # back wall: a plate in the y-z plane
-    frame_back = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # local x -> y, local y -> z, local z -> x
-    geoms.append(extrude([(-back_w / 2, 0), (back_w / 2, 0), (back_w / 2, Hb), (-back_w / 2, Hb)], t, "body", frame_back, (xb + t / 2, 0, 0)))
+    frame_back = np.array(
+        [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    )  # local x -> y, local y -> z, local z -> x
+    geoms.append(
+        extrude(
+            [(-back_w / 2, 0), (back_w / 2, 0), (back_w / 2, Hb), (-back_w / 2, Hb)],
+            t,
+            "body",
+            frame_back,
+            (xb + t / 2, 0, 0),
+        )
+    )
     for s in (-1, 1):
         a = np.array([xb, s * back_w / 2, 0.0])
         b = np.array([xf, s * W / 2, 0.0])
@@ -769,7 +840,15 @@ def build_dustpan(rng: np.random.Generator) -> ObjectModel:
         start = _p(xb + 0.004, 0, Hb * _u(rng, 0.4, 0.8))
         hg, p4, p5, _, hparams = _long_handle(rng, start, angle, length, (0,) if handle_style == 0 else (1,), thick)
     geoms += hg
-    params = {"width": W, "depth": D, "back_width": back_w, "back_height": Hb, "plate": t, "side_curve": side_curve, "hood": hood}
+    params = {
+        "width": W,
+        "depth": D,
+        "back_width": back_w,
+        "back_height": Hb,
+        "plate": t,
+        "side_curve": side_curve,
+        "hood": hood,
+    }
     params.update(hparams)
     params["handle_style"] = float(handle_style)
     thin = _thin(t)
@@ -828,14 +907,27 @@ def build_basket(rng: np.random.Generator) -> ObjectModel:
     hr = _u(rng, 0.005, 0.01)
     ry = rad(H) * aspect  # the rim's half width along y
     params = {
-        "rectangular": float(rect), "squareness": squareness, "aspect": aspect, "bottom_radius": Rb, "flare": flare,
-        "height": H, "slats": float(n_slats), "rings": float(n_rings), "slat_radius": slat_r, "ring_radius": ring_r,
-        "weave": weave, "rim_radius": rim_r, "arch_handle": float(arch), "handle_radius": hr,
+        "rectangular": float(rect),
+        "squareness": squareness,
+        "aspect": aspect,
+        "bottom_radius": Rb,
+        "flare": flare,
+        "height": H,
+        "slats": float(n_slats),
+        "rings": float(n_rings),
+        "slat_radius": slat_r,
+        "ring_radius": ring_r,
+        "weave": weave,
+        "rim_radius": rim_r,
+        "arch_handle": float(arch),
+        "handle_radius": hr,
     }
     if arch:
         h_arch = _u(rng, 0.07, 0.2)
         a = np.linspace(0, np.pi, 20)
-        path = np.stack([np.zeros_like(a), ry * np.cos(a), H - 0.01 + (h_arch + 0.01) * np.sin(a) ** _u(rng, 0.6, 1.0)], axis=1)
+        path = np.stack(
+            [np.zeros_like(a), ry * np.cos(a), H - 0.01 + (h_arch + 0.01) * np.sin(a) ** _u(rng, 0.6, 1.0)], axis=1
+        )
         geoms.append(tube(path, hr, "handle", segments=10))
         grip_near = _tube_surface(path, hr, 0.12, (0, 1, 0))
         grip_far = _tube_surface(path, hr, 0.5, (0, 0, 1))
@@ -934,10 +1026,19 @@ def build_shoe(rng: np.random.Generator) -> ObjectModel:
     heel_len = L * _u(rng, 0.2, 0.28)
     tilt = 0.0
     params = {
-        "blunt": blunt, "tongue": float(has_tongue),
-        "length": L, "half_width": W, "sole_thickness": sole_t, "heel_height": heel_h, "toe_height": toe_h,
-        "throat_height": throat_h, "collar_height": collar_h, "opening_end": s_open, "opening_width": open_w,
-        "toe_round": toe_round, "heel_length": heel_len,
+        "blunt": blunt,
+        "tongue": float(has_tongue),
+        "length": L,
+        "half_width": W,
+        "sole_thickness": sole_t,
+        "heel_height": heel_h,
+        "toe_height": toe_h,
+        "throat_height": throat_h,
+        "collar_height": collar_h,
+        "opening_end": s_open,
+        "opening_width": open_w,
+        "toe_round": toe_round,
+        "heel_length": heel_len,
     }
     x_ball = x_heel + 0.7 * L
     x_heel_front = x_heel + heel_len
@@ -951,7 +1052,9 @@ def build_shoe(rng: np.random.Generator) -> ObjectModel:
         _on((x_heel - 0.0005, 0, sole_t / 2)),
     ]
     vamp_s = s_open + 0.35 * (1 - s_open)
-    vamp = _on((x_heel + L * vamp_s, 0, sole_t + toe_h + (throat_h - toe_h) * ((1 - vamp_s) / (1 - s_open)) ** 0.8 + 0.001))
+    vamp = _on(
+        (x_heel + L * vamp_s, 0, sole_t + toe_h + (throat_h - toe_h) * ((1 - vamp_s) / (1 - s_open)) ** 0.8 + 0.001)
+    )
     toe = _on((x_heel + L + 0.0005, 0, sole_t / 2))
     pound_upper = [vamp, toe]
     if heel_h > 0:
@@ -970,7 +1073,10 @@ def build_shoe(rng: np.random.Generator) -> ObjectModel:
         taper = _u(rng, 0.5, 1.0)  # block heels vs tapered heels
         hs = s[(s < heel_len / L) & (side >= 0)]
         heel_outline = [(x_heel + L * q, half_width(q) * np.sin(np.arccos(1 - 2 * q)) ** blunt) for q in hs]
-        heel_outline += [(x_heel_front, half_width(heel_len / L) * 0.9), (x_heel_front, -half_width(heel_len / L) * 0.9)]
+        heel_outline += [
+            (x_heel_front, half_width(heel_len / L) * 0.9),
+            (x_heel_front, -half_width(heel_len / L) * 0.9),
+        ]
         heel_outline += [(x, -y) for x, y in heel_outline[: len(hs)][::-1]]
         pts = np.asarray(heel_outline)
         xc = pts[:, 0].mean()

@@ -27,17 +27,17 @@ numbering (``FUNKPOINT_ORDER``): there p2 is the far end of the working part and
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import mujoco
 import numpy as np
 
 from funk_perception.data.objects.base import (
-    base_task,
     Builder,
     Geom,
     Mesh,
     ObjectModel,
+    base_task,
     capsule,
     cylinder,
     ellipsoid,
@@ -101,8 +101,15 @@ def _frames(path: np.ndarray, up: Sequence[float]) -> tuple[np.ndarray, np.ndarr
     return side, normal
 
 
-def _loft(path: Sequence[Sequence[float]], half_w: float | Sequence[float], half_h: float | Sequence[float], part: str,
-          segments: int = 16, up: Sequence[float] = (0, 0, 1), power: float = 2.0) -> Geom:
+def _loft(
+    path: Sequence[Sequence[float]],
+    half_w: float | Sequence[float],
+    half_h: float | Sequence[float],
+    part: str,
+    segments: int = 16,
+    up: Sequence[float] = (0, 0, 1),
+    power: float = 2.0,
+) -> Geom:
     """A capped tube of (super)elliptic section along ``path``: half_w across (side), half_h along ``up``."""
     path = np.asarray(path, dtype=np.float64)
     n = len(path)
@@ -110,13 +117,23 @@ def _loft(path: Sequence[Sequence[float]], half_w: float | Sequence[float], half
     hh = np.broadcast_to(np.asarray(half_h, dtype=np.float64), (n,))
     side, normal = _frames(path, up)
     cs, sn = _superellipse(segments, power)
-    rings = (path[:, None, :] + (hw[:, None] * cs[None, :])[..., None] * side[:, None, :]
-             + (hh[:, None] * sn[None, :])[..., None] * normal[:, None, :])
+    rings = (
+        path[:, None, :]
+        + (hw[:, None] * cs[None, :])[..., None] * side[:, None, :]
+        + (hh[:, None] * sn[None, :])[..., None] * normal[:, None, :]
+    )
     return _rings_mesh(rings, part)
 
 
-def _lathe_axis(profile: Sequence[Sequence[float]], part: str, start: Sequence[float], axis: Sequence[float] = (1, 0, 0),
-                segments: int = 24, phase: float = 0.0, radius_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Geom:
+def _lathe_axis(
+    profile: Sequence[Sequence[float]],
+    part: str,
+    start: Sequence[float],
+    axis: Sequence[float] = (1, 0, 0),
+    segments: int = 24,
+    phase: float = 0.0,
+    radius_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> Geom:
     """Surface of revolution about ``axis`` from ``start``: profile (radius, distance along axis).
 
     ``phase`` turns the polygon (a 4- or 8-sided lathe is a square or octagonal
@@ -133,13 +150,25 @@ def _lathe_axis(profile: Sequence[Sequence[float]], part: str, start: Sequence[f
     r = prof[:, 0:1] * np.ones_like(theta)[None, :]
     if radius_fn is not None:
         r = r * radius_fn(prof[:, 1:2], theta[None, :])
-    rings = (np.asarray(start, dtype=np.float64) + prof[:, 1, None, None] * e3
-             + (r * np.cos(theta))[..., None] * e1 + (r * np.sin(theta))[..., None] * e2)
+    rings = (
+        np.asarray(start, dtype=np.float64)
+        + prof[:, 1, None, None] * e3
+        + (r * np.cos(theta))[..., None] * e1
+        + (r * np.sin(theta))[..., None] * e2
+    )
     return _rings_mesh(rings, part, caps=True)
 
 
-def _sheet(x: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, thickness: np.ndarray | float, part: str,
-           z_mid: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, across: int = 9, ridge: float = 0.0) -> Geom:
+def _sheet(
+    x: np.ndarray,
+    y_lo: np.ndarray,
+    y_hi: np.ndarray,
+    thickness: np.ndarray | float,
+    part: str,
+    z_mid: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    across: int = 9,
+    ridge: float = 0.0,
+) -> Geom:
     """A thin plate over stations ``x`` spanning [y_lo, y_hi]; optional mid-surface height and central ridge.
 
     ``ridge`` in [0, 1) thins the plate toward its two long edges (a bevelled blade).
@@ -148,7 +177,7 @@ def _sheet(x: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, thickness: np.ndar
     n = len(x)
     th = np.broadcast_to(np.asarray(thickness, dtype=np.float64), (n,))
     v = np.linspace(-1.0, 1.0, across)
-    y = (y_lo[:, None] + (v[None, :] + 1) / 2 * (y_hi - y_lo)[:, None])
+    y = y_lo[:, None] + (v[None, :] + 1) / 2 * (y_hi - y_lo)[:, None]
     xx = np.repeat(x[:, None], across, axis=1)
     zm = np.zeros_like(y) if z_mid is None else z_mid(xx, y)
     half = th[:, None] / 2 * (1 - ridge * v[None, :] ** 2)
@@ -163,8 +192,16 @@ def _tufts(bases: np.ndarray, tips: np.ndarray, radius: float, part: str, splay:
     """Bristle tufts as hexagonal prisms from each base to each tip, merged into one mesh."""
     pieces = []
     for a, b in zip(bases, tips):
-        pieces.append(_loft([a, b], [radius, radius * splay], [radius, radius * splay], part, segments=6,
-                            up=(1, 0, 0) if abs((b - a)[2]) > abs((b - a)[0]) else (0, 0, 1)))
+        pieces.append(
+            _loft(
+                [a, b],
+                [radius, radius * splay],
+                [radius, radius * splay],
+                part,
+                segments=6,
+                up=(1, 0, 0) if abs((b - a)[2]) > abs((b - a)[0]) else (0, 0, 1),
+            )
+        )
     return _merge(pieces, part)
 
 
@@ -242,8 +279,14 @@ def _lower_hull(xz: np.ndarray) -> np.ndarray:
     return np.asarray(hull)
 
 
-def _finish(category: str, geoms: list[Geom], keypoints: dict[str, np.ndarray], params: dict[str, float],
-            radii: dict[str, np.ndarray] | None = None, tilt_to_rest: bool = True) -> ObjectModel:
+def _finish(
+    category: str,
+    geoms: list[Geom],
+    keypoints: dict[str, np.ndarray],
+    params: dict[str, float],
+    radii: dict[str, np.ndarray] | None = None,
+    tilt_to_rest: bool = True,
+) -> ObjectModel:
     """Tilt the object about y onto the table edge under its middle, then centre it on the xy origin at z = 0."""
     kps = {t: np.asarray(p, dtype=np.float64) for t, p in keypoints.items()}
     if tilt_to_rest:
@@ -259,7 +302,9 @@ def _finish(category: str, geoms: list[Geom], keypoints: dict[str, np.ndarray], 
         kps = {t: p @ rot.T for t, p in kps.items()}
         params["rest_tilt_deg"] = float(np.degrees(angle))
     pts = np.vstack([_support_points(g) for g in geoms])
-    shift = np.array([-(pts[:, 0].min() + pts[:, 0].max()) / 2, -(pts[:, 1].min() + pts[:, 1].max()) / 2, -pts[:, 2].min()])
+    shift = np.array(
+        [-(pts[:, 0].min() + pts[:, 0].max()) / 2, -(pts[:, 1].min() + pts[:, 1].max()) / 2, -pts[:, 2].min()]
+    )
     geoms = [_transform_geom(g, np.eye(3), shift) for g in geoms]
     kps = {t: p + shift for t, p in kps.items()}
     expected = set(tasks_for_category(category))
@@ -275,8 +320,16 @@ def _pts(*points: Sequence[float]) -> np.ndarray:
 # ----------------------------------------------------------------------------- handles shared by several tools
 
 
-def _round_handle(rng: np.random.Generator, length: float, radius: float, front_x: float, part: str = "handle",
-                  segments: int = 20, flutes: int = 0, flute_depth: float = 0.0) -> tuple[Geom, Callable[[float], np.ndarray], dict[str, float]]:
+def _round_handle(
+    rng: np.random.Generator,
+    length: float,
+    radius: float,
+    front_x: float,
+    part: str = "handle",
+    segments: int = 20,
+    flutes: int = 0,
+    flute_depth: float = 0.0,
+) -> tuple[Geom, Callable[[float], np.ndarray], dict[str, float]]:
     """A turned handle along -x from ``front_x``; returns the geom, top-surface point at fraction u (0 butt, 1 front), params."""
     style = int(rng.integers(3))
     if style == 0:  # classic: domed butt, slight waist, collar at the front
@@ -302,7 +355,11 @@ def _round_handle(rng: np.random.Generator, length: float, radius: float, front_
     geom = _lathe_axis(profile, part, start, (1, 0, 0), segments=segments, radius_fn=flute_scale)
 
     def top(u: float) -> np.ndarray:
-        rr = float(_smooth_interp(u, knots, vals)[0]) * radius * float(flute_scale(np.array([u * length]), np.array([np.pi / 2]))[0])
+        rr = (
+            float(_smooth_interp(u, knots, vals)[0])
+            * radius
+            * float(flute_scale(np.array([u * length]), np.array([np.pi / 2]))[0])
+        )
         return np.array([front_x - length + u * length, 0.0, rr])
 
     return geom, top, {"handle_style": float(style)}
@@ -329,8 +386,15 @@ def build_hammer(rng: np.random.Generator) -> ObjectModel:
     geoms: list[Geom] = []
     corner = 1.0 / np.cos(np.pi / sides)  # so flat polygon sides sit at the nominal radius
     neck = rng.uniform(0.62, 0.8)
-    prof = [(0.8 * face_r * corner, 0.0), (neck * face_r * corner, 0.45 * face_len), (neck * face_r * corner, 0.62 * face_len),
-            (face_r * corner, 0.85 * face_len), (face_r * corner, face_len - 0.004), (0.9 * face_r * corner, face_len), (0.0, face_len)]
+    prof = [
+        (0.8 * face_r * corner, 0.0),
+        (neck * face_r * corner, 0.45 * face_len),
+        (neck * face_r * corner, 0.62 * face_len),
+        (face_r * corner, 0.85 * face_len),
+        (face_r * corner, face_len - 0.004),
+        (0.9 * face_r * corner, face_len),
+        (0.0, face_len),
+    ]
     geoms.append(_lathe_axis(prof, "head", (0, 0, 0), (0, 1, 0), segments=sides, phase=np.pi / sides))
     geoms.append(Geom("box", "head", size=(eye_hx, eye_hy, eye_hz)))
 
@@ -342,7 +406,7 @@ def build_hammer(rng: np.random.Generator) -> ObjectModel:
     path = np.stack([-rho * (1 - np.cos(phi)), -eye_hy * 0.8 - rho * np.sin(phi), np.zeros_like(phi)], axis=1)
     width = (0.95 * face_r) * (1 - u) + 0.004 * u
     half_t = (0.42 * face_r) * (1 - u) + 0.0018 * u
-    gap = 0.0006 + 0.004 * u ** 1.2
+    gap = 0.0006 + 0.004 * u**1.2
     prong_z = half_t + gap / 2
     for sign in (1.0, -1.0):
         geoms.append(_loft(path + np.c_[0 * u, 0 * u, sign * prong_z], width, half_t, "head", segments=12))
@@ -374,7 +438,13 @@ def build_hammer(rng: np.random.Generator) -> ObjectModel:
         x = x0 + uu * (x1 - x0)
         ww = float(np.interp(uu, hu, w)) * flat
         if handle_style == 1 and uu <= grip_frac:
-            ww = max(ww, float(grip_r * _smooth_interp(uu / grip_frac, [0, 0.05, 0.5, 0.95, 1.0], [0.8, 1.1, 1.0, 1.02, 0.78])[0]) * flat)
+            ww = max(
+                ww,
+                float(
+                    grip_r * _smooth_interp(uu / grip_frac, [0, 0.05, 0.5, 0.95, 1.0], [0.8, 1.1, 1.0, 1.02, 0.78])[0]
+                )
+                * flat,
+            )
         return np.array([x, 0.0, ww])
 
     p4 = handle_top(0.62)
@@ -386,11 +456,23 @@ def build_hammer(rng: np.random.Generator) -> ObjectModel:
     pound = _pts(face_c + (off, 0, 0), face_c, face_c - (off, 0, 0), p4, p5)
     top_of = lambda i: path[i] + np.array([0, 0, prong_z[i] + half_t[i]])  # noqa: E731
     nail = _pts(top_of(len(u) - 1), top_of(len(u) // 2), top_of(1), p4, p5)
-    params = {"handle_len": handle_len, "grip_r": grip_r, "head_len": head_len, "face_r": face_r, "head_sides": sides,
-              "face_len": face_len, "claw_curl": claw_curl, "handle_style": handle_style, "handle_flat": flat, "neck": neck}
+    params = {
+        "handle_len": handle_len,
+        "grip_r": grip_r,
+        "head_len": head_len,
+        "face_r": face_r,
+        "head_sides": sides,
+        "face_len": face_len,
+        "claw_curl": claw_curl,
+        "handle_style": handle_style,
+        "handle_flat": flat,
+        "neck": neck,
+    }
     # FunKPoint's pull_out_nail: p3, p4 along the lever arm (objects.base.PLACEMENTS)
     nail_fp = _pts(*nail[:2], handle_top(0.55), handle_top(0.27), p5)
-    return _finish("hammer", geoms, {"mash_pound": pound, "pull_out_nail": nail, "pull_out_nail@funkpoint": nail_fp}, params)
+    return _finish(
+        "hammer", geoms, {"mash_pound": pound, "pull_out_nail": nail, "pull_out_nail@funkpoint": nail_fp}, params
+    )
 
 
 # ----------------------------------------------------------------------------- flat-bladed tools
@@ -405,7 +487,7 @@ def _blade_profile(u: np.ndarray, base_hw: float, edge_hw: float, style: int, co
         w = base_hw + (edge_hw - base_hw) * _smooth_interp(u, [0, 0.15, 0.6, 1], [0, 0.1, 0.95, 1])
     # rounded corners at the working edge
     tail = np.clip((u - (1 - corner)) / max(corner, 1e-6), 0, 1)
-    return w * (1 - 0.25 * (1 - np.sqrt(1 - tail ** 2))) if corner > 0 else w
+    return w * (1 - 0.25 * (1 - np.sqrt(1 - tail**2))) if corner > 0 else w
 
 
 def build_scraper(rng: np.random.Generator) -> ObjectModel:
@@ -427,8 +509,16 @@ def build_scraper(rng: np.random.Generator) -> ObjectModel:
     taper = thick * (1 - 0.45 * u)  # blades thin toward the edge
     geoms = [_sheet(xs, -hw, hw, taper, "blade", across=7)]
     fr = max(handle_r * 0.8, base_hw * 0.75)
-    geoms.append(_lathe_axis([(0, 0), (fr, 0), (fr * 1.05, ferrule_len * 0.5), (fr * 0.85, ferrule_len), (0, ferrule_len)],
-                             "ferrule", (-ferrule_len, 0, 0), (1, 0, 0), segments=16 if rng.random() < 0.6 else 4, phase=np.pi / 4))
+    geoms.append(
+        _lathe_axis(
+            [(0, 0), (fr, 0), (fr * 1.05, ferrule_len * 0.5), (fr * 0.85, ferrule_len), (0, ferrule_len)],
+            "ferrule",
+            (-ferrule_len, 0, 0),
+            (1, 0, 0),
+            segments=16 if rng.random() < 0.6 else 4,
+            phase=np.pi / 4,
+        )
+    )
     if handle_kind == 0:
         hgeom, htop, hparams = _round_handle(rng, handle_len, handle_r, -ferrule_len + 0.002)
         geoms.append(hgeom)
@@ -461,8 +551,19 @@ def build_scraper(rng: np.random.Generator) -> ObjectModel:
         "poke@funkpoint": _pts(blade_top(0.995, 0.92), blade_top(0.25, 0.92), htop(0.97), htop(0.5), p5),
         "brush_dust": _pts(blade_top(0.995, 0.0), blade_top(0.55, 0.0), blade_top(0.2, 0.0), p4, p5),
     }
-    params = {"style": style, "blade_len": blade_len, "base_hw": base_hw, "edge_hw": edge_hw, "corner": corner, "thickness": thick,
-              "ferrule_len": ferrule_len, "handle_len": handle_len, "handle_r": handle_r, "handle_kind": handle_kind, **hparams}
+    params = {
+        "style": style,
+        "blade_len": blade_len,
+        "base_hw": base_hw,
+        "edge_hw": edge_hw,
+        "corner": corner,
+        "thickness": thick,
+        "ferrule_len": ferrule_len,
+        "handle_len": handle_len,
+        "handle_r": handle_r,
+        "handle_kind": handle_kind,
+        **hparams,
+    }
     return _finish("scraper", geoms, kps, params)
 
 
@@ -486,7 +587,7 @@ def build_letter_opener(rng: np.random.Generator) -> ObjectModel:
         hw = blade_hw * _smooth_interp(u, [0, 0.35, 1.0], [0.75, 1.15, 0.0])
     else:
         hw = blade_hw * _smooth_interp(u, [0, 0.7, 1.0], [1.0, 0.8, 0.0])
-    yc = curve * u ** 2
+    yc = curve * u**2
     geoms = [_sheet(np.r_[-0.004, xs[1:]], yc - hw, yc + hw, thick, "blade", across=7, ridge=0.75)]
     if has_guard:
         g_hw = rng.uniform(0.012, 0.022)
@@ -522,7 +623,7 @@ def build_letter_opener(rng: np.random.Generator) -> ObjectModel:
 
     def blade_top(uu: float, v: float) -> np.ndarray:
         w = float(np.interp(uu, u, hw))
-        return np.array([uu * blade_len, float(np.interp(uu, u, yc)) + v * w, thick / 2 * (1 - 0.75 * v ** 2)])
+        return np.array([uu * blade_len, float(np.interp(uu, u, yc)) + v * w, thick / 2 * (1 - 0.75 * v**2)])
 
     p4 = htop(0.85)
     kps = {
@@ -530,8 +631,17 @@ def build_letter_opener(rng: np.random.Generator) -> ObjectModel:
         "poke@funkpoint": _pts((blade_len, 0.0 + curve, 0.0), blade_top(0.25, 0), htop(0.97), htop(0.5), p5),
         "scrape": _pts(blade_top(0.75, 0.9), blade_top(0.97, 0.0), blade_top(0.75, -0.9), p4, p5),
     }
-    params = {"blade_len": blade_len, "blade_hw": blade_hw, "shape": shape, "thickness": thick, "curve": curve, "guard": float(has_guard),
-              "handle_len": handle_len, "handle_r": handle_r, "handle_kind": handle_kind}
+    params = {
+        "blade_len": blade_len,
+        "blade_hw": blade_hw,
+        "shape": shape,
+        "thickness": thick,
+        "curve": curve,
+        "guard": float(has_guard),
+        "handle_len": handle_len,
+        "handle_r": handle_r,
+        "handle_kind": handle_kind,
+    }
     return _finish("letter_opener", geoms, kps, params)
 
 
@@ -554,12 +664,22 @@ def build_trowel(rng: np.random.Generator) -> ObjectModel:
         def z_mid(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             w = np.interp(x / blade_len, u, hw) + 1e-9
             uu = x / blade_len
-            return depth * (np.clip(y / w, -1, 1) ** 2) * (0.4 + 0.6 * np.sin(np.pi * np.clip(uu, 0, 1)) ** 0.5) + lift * (1 - uu) ** 3
+            return (
+                depth * (np.clip(y / w, -1, 1) ** 2) * (0.4 + 0.6 * np.sin(np.pi * np.clip(uu, 0, 1)) ** 0.5)
+                + lift * (1 - uu) ** 3
+            )
 
         geoms = [_sheet(u * blade_len, -hw, hw, thick, "blade", z_mid=z_mid, across=11)]
         handle_z = rng.uniform(0.02, 0.04)
         neck_len = rng.uniform(0.025, 0.045)
-        neck = np.array([[0.015, 0, z_mid(np.array(0.015), np.array(0.0)) + thick], [-0.005, 0, handle_z * 0.6], [-neck_len * 0.7, 0, handle_z * 0.97], [-neck_len, 0, handle_z]])
+        neck = np.array(
+            [
+                [0.015, 0, z_mid(np.array(0.015), np.array(0.0)) + thick],
+                [-0.005, 0, handle_z * 0.6],
+                [-neck_len * 0.7, 0, handle_z * 0.97],
+                [-neck_len, 0, handle_z],
+            ]
+        )
         geoms.append(tube(neck, rng.uniform(0.004, 0.0065), "neck", segments=10))
         front = -neck_len + 0.004
     else:
@@ -572,7 +692,14 @@ def build_trowel(rng: np.random.Generator) -> ObjectModel:
         geoms = [_sheet(u * blade_len, -hw, hw, thick, "blade", across=7)]
         handle_z = rng.uniform(0.035, 0.06)
         tang_x = blade_len * rng.uniform(0.08, 0.2)
-        neck = np.array([[tang_x, 0, 0], [tang_x - 0.004, 0, handle_z * 0.7], [tang_x - 0.012, 0, handle_z], [tang_x - 0.03, 0, handle_z]])
+        neck = np.array(
+            [
+                [tang_x, 0, 0],
+                [tang_x - 0.004, 0, handle_z * 0.7],
+                [tang_x - 0.012, 0, handle_z],
+                [tang_x - 0.03, 0, handle_z],
+            ]
+        )
         geoms.append(tube(neck, rng.uniform(0.0035, 0.005), "neck", segments=10))
         front = tang_x - 0.025
     hgeom, htop, hparams = _round_handle(rng, handle_len, handle_r, front)
@@ -593,8 +720,19 @@ def build_trowel(rng: np.random.Generator) -> ObjectModel:
         "poke": _pts(tip, blade_top(0.55, 0.0), blade_top(0.12, 0.0), p4, p5),
         "poke@funkpoint": _pts(tip, blade_top(0.3, 0.0), htop(0.97) + handle_offset, htop(0.5) + handle_offset, p5),
     }
-    params = {"kind": kind, "blade_len": blade_len, "heel_hw": heel_hw, "depth": depth, "tip_round": tip_round, "lift": lift,
-              "thickness": thick, "handle_len": handle_len, "handle_r": handle_r, "handle_z": handle_z, **hparams}
+    params = {
+        "kind": kind,
+        "blade_len": blade_len,
+        "heel_hw": heel_hw,
+        "depth": depth,
+        "tip_round": tip_round,
+        "lift": lift,
+        "thickness": thick,
+        "handle_len": handle_len,
+        "handle_r": handle_r,
+        "handle_z": handle_z,
+        **hparams,
+    }
     return _finish("trowel", geoms, kps, params)
 
 
@@ -617,28 +755,62 @@ def build_screwdriver(rng: np.random.Generator) -> ObjectModel:
     if bolster:
         bl = rng.uniform(0.008, 0.014)
         br = max(handle_r * 0.55, shaft_r * 2.2)
-        geoms.append(_lathe_axis([(0, 0), (br, 0), (br, bl), (0, bl)], "bolster", (0, 0, 0), (1, 0, 0), segments=6, phase=np.pi / 6))
+        geoms.append(
+            _lathe_axis(
+                [(0, 0), (br, 0), (br, bl), (0, bl)], "bolster", (0, 0, 0), (1, 0, 0), segments=6, phase=np.pi / 6
+            )
+        )
         shaft_start = bl
     else:
         shaft_start = 0.0
-    hgeom, htop, hparams = _round_handle(rng, handle_len, handle_r, front + 0.001, segments=48 if flutes else 24, flutes=flutes, flute_depth=flute_depth)
+    hgeom, htop, hparams = _round_handle(
+        rng, handle_len, handle_r, front + 0.001, segments=48 if flutes else 24, flutes=flutes, flute_depth=flute_depth
+    )
     geoms.append(hgeom)
     geoms.append(cylinder((shaft_start - 0.004, 0, 0), (shaft_start + shaft_len, 0, 0), shaft_r, "shaft"))
     tip_len = rng.uniform(0.007, 0.012)
     x_tip = shaft_start + shaft_len
     if tip_kind == 0:
         tu = np.linspace(0, 1, 6)
-        geoms.append(_loft(np.c_[x_tip - 0.001 + tu * (tip_len + 0.001), 0 * tu, 0 * tu], shaft_r * (1 + 0.2 * tu), shaft_r * (1 - 0.85 * tu) + 0.0003,
-                           "shaft", segments=12, power=2.5))
+        geoms.append(
+            _loft(
+                np.c_[x_tip - 0.001 + tu * (tip_len + 0.001), 0 * tu, 0 * tu],
+                shaft_r * (1 + 0.2 * tu),
+                shaft_r * (1 - 0.85 * tu) + 0.0003,
+                "shaft",
+                segments=12,
+                power=2.5,
+            )
+        )
     else:
-        geoms.append(_lathe_axis([(shaft_r * 0.98, 0), (shaft_r * 0.9, tip_len * 0.3), (0.0006, tip_len), (0, tip_len)], "shaft", (x_tip, 0, 0), (1, 0, 0), segments=4))
+        geoms.append(
+            _lathe_axis(
+                [(shaft_r * 0.98, 0), (shaft_r * 0.9, tip_len * 0.3), (0.0006, tip_len), (0, tip_len)],
+                "shaft",
+                (x_tip, 0, 0),
+                (1, 0, 0),
+                segments=4,
+            )
+        )
     p1 = np.array([x_tip + tip_len, 0, 0])
     shaft_top = lambda uu: np.array([shaft_start + uu * shaft_len, 0, shaft_r])  # noqa: E731
     butt = np.array([front + 0.001 - handle_len, 0, 0])
-    kps = {"poke": _pts(p1, shaft_top(0.5), shaft_top(0.1), htop(0.85), butt),
-           "poke@funkpoint": _pts(p1, shaft_top(0.15), htop(0.97), htop(0.5), butt)}
-    params = {"handle_len": handle_len, "handle_r": handle_r, "shaft_len": shaft_len, "shaft_r": shaft_r, "tip_kind": tip_kind, "flutes": flutes,
-              "flute_depth": flute_depth, "bolster": float(bolster), "tip_len": tip_len, **hparams}
+    kps = {
+        "poke": _pts(p1, shaft_top(0.5), shaft_top(0.1), htop(0.85), butt),
+        "poke@funkpoint": _pts(p1, shaft_top(0.15), htop(0.97), htop(0.5), butt),
+    }
+    params = {
+        "handle_len": handle_len,
+        "handle_r": handle_r,
+        "shaft_len": shaft_len,
+        "shaft_r": shaft_r,
+        "tip_kind": tip_kind,
+        "flutes": flutes,
+        "flute_depth": flute_depth,
+        "bolster": float(bolster),
+        "tip_len": tip_len,
+        **hparams,
+    }
     return _finish("screwdriver", geoms, kps, params)
 
 
@@ -664,10 +836,10 @@ def build_scissors(rng: np.random.Generator) -> ObjectModel:
 
     u = np.linspace(0, 1, 16)
     tip_w = 0.0006 if pointed else blade_w * 0.35
-    w = (blade_w - tip_w) * (1 - u ** 1.6) + tip_w
+    w = (blade_w - tip_w) * (1 - u**1.6) + tip_w
     if not pointed:  # round the blunt tip off in the last stations
         end = np.clip((u - 0.9) / 0.1, 0, 1)
-        w = w * np.sqrt(1 - 0.9 * end ** 2)
+        w = w * np.sqrt(1 - 0.9 * end**2)
     xs = -0.012 + u * (blade_len + 0.012)
     geoms: list[Geom] = []
     kp_half: dict[str, np.ndarray] = {}
@@ -686,7 +858,11 @@ def build_scissors(rng: np.random.Generator) -> ObjectModel:
         ring = ring_c + np.c_[rx * np.cos(t), ry * np.sin(t), 0 * t]
         parts.append(tube(ring, tube_r, "handle", segments=10, closed=True))
         shank = np.array([[-0.006, -sign * 0.001, 0], [-shank_len * 0.5, dy * 0.5, 0], [ring_c[0] + rx, dy, 0]])
-        parts.append(_loft(shank, np.linspace(0.0045, tube_r * 1.1, 3), np.linspace(thick * 0.6, tube_r, 3), "handle", segments=10))
+        parts.append(
+            _loft(
+                shank, np.linspace(0.0045, tube_r * 1.1, 3), np.linspace(thick * 0.6, tube_r, 3), "handle", segments=10
+            )
+        )
         geoms += [_transform_geom(g, rot, shift) for g in parts]
         top = thick / 2
 
@@ -709,8 +885,17 @@ def build_scissors(rng: np.random.Generator) -> ObjectModel:
         "poke": _pts(k["a_tip"], k["a_mid"], k["a_base"], k["a_ring_front"], k["a_ring_back"]),
         "pull_out_nail": _pts(k["a_tip"], k["a_edge_mid"], k["a_crotch"], k["a_ring_front"], k["a_ring_back"]),
     }
-    params = {"blade_len": blade_len, "blade_w": blade_w, "pointed": float(pointed), "opening_deg": float(np.degrees(opening)), "shank_len": shank_len,
-              "ring_style": ring_style, "tube_r": tube_r, "thickness": thick, "ring_r": base_r}
+    params = {
+        "blade_len": blade_len,
+        "blade_w": blade_w,
+        "pointed": float(pointed),
+        "opening_deg": float(np.degrees(opening)),
+        "shank_len": shank_len,
+        "ring_style": ring_style,
+        "tube_r": tube_r,
+        "thickness": thick,
+        "ring_r": base_r,
+    }
     return _finish("scissors", geoms, kps, params, tilt_to_rest=False)
 
 
@@ -743,9 +928,12 @@ def build_scrub_brush(rng: np.random.Generator) -> ObjectModel:
     tuft_r = pitch / rng.uniform(2.2, 2.8)  # dense tufts read as a brush, sparse ones as a bed of nails
 
     t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    cs, sn = np.sign(np.cos(t)) * np.abs(np.cos(t)) ** (2 / power), np.sign(np.sin(t)) * np.abs(np.sin(t)) ** (2 / power)
+    cs, sn = (
+        np.sign(np.cos(t)) * np.abs(np.cos(t)) ** (2 / power),
+        np.sign(np.sin(t)) * np.abs(np.sin(t)) ** (2 / power),
+    )
     ox = a * cs
-    oy = b * sn * (1 - iron * np.clip(ox / a, 0, 1) ** 2) * (1 - pinch * np.exp(-(ox / (0.35 * a)) ** 2))
+    oy = b * sn * (1 - iron * np.clip(ox / a, 0, 1) ** 2) * (1 - pinch * np.exp(-((ox / (0.35 * a)) ** 2)))
     outline = np.c_[ox, oy]
     z_body = bristle_len + body_h / 2
     geoms = [extrude(outline, body_h, "body", center=(0, 0, z_body))]
@@ -794,8 +982,21 @@ def build_scrub_brush(rng: np.random.Generator) -> ObjectModel:
         p4 = path[4] + normal[4] * hh[4]
         p5 = path[-1]
         extra = {"handle_len": hl, "handle_rise_deg": float(np.degrees(rise)), "handle_w": hw}
-    params = {"style": style, "body_half_len": a, "body_half_w": b, "body_h": body_h, "iron": iron, "pinch": pinch, "corner_power": power,
-              "bristle_len": bristle_len, "tuft_r": tuft_r, "tuft_pitch": pitch, "rows": rows, "tufts": len(grid), **extra}
+    params = {
+        "style": style,
+        "body_half_len": a,
+        "body_half_w": b,
+        "body_h": body_h,
+        "iron": iron,
+        "pinch": pinch,
+        "corner_power": power,
+        "bristle_len": bristle_len,
+        "tuft_r": tuft_r,
+        "tuft_pitch": pitch,
+        "rows": rows,
+        "tufts": len(grid),
+        **extra,
+    }
     # the bristle field is flat and carries the weight: it stands on it, a long handle held up in the air
     return _finish("scrub_brush", geoms, {"brush_dust": _pts(p1, p2, p3, p4, p5)}, params, tilt_to_rest=False)
 
@@ -822,10 +1023,37 @@ def build_toothbrush(rng: np.random.Generator) -> ObjectModel:
     x_neck0 = x_head0 - neck_len
     s = np.linspace(0, length, 44)
     grip_shape = {0: [1.0, 1.0, 1.0], 1: [0.85, 1.2, 0.9], 2: [1.1, 0.8, 1.0]}[grip_style]
-    knots = [0, 0.004, x_neck0 * 0.3, x_neck0 * 0.65, x_neck0, x_neck0 + neck_len * 0.6, x_head0 + 0.002, length - 0.003, length]
-    hw = _smooth_interp(s, knots, [grip_hw * 0.7, grip_hw * grip_shape[0], grip_hw * grip_shape[1], grip_hw * grip_shape[2], neck_hw * 1.3, neck_hw,
-                                    head_hw, head_hw, head_hw * 0.6])
-    hh = _smooth_interp(s, knots, [grip_hh * 0.7, grip_hh, grip_hh, grip_hh * 0.9, head_hh * 1.2, head_hh, head_hh, head_hh, head_hh * 0.7])
+    knots = [
+        0,
+        0.004,
+        x_neck0 * 0.3,
+        x_neck0 * 0.65,
+        x_neck0,
+        x_neck0 + neck_len * 0.6,
+        x_head0 + 0.002,
+        length - 0.003,
+        length,
+    ]
+    hw = _smooth_interp(
+        s,
+        knots,
+        [
+            grip_hw * 0.7,
+            grip_hw * grip_shape[0],
+            grip_hw * grip_shape[1],
+            grip_hw * grip_shape[2],
+            neck_hw * 1.3,
+            neck_hw,
+            head_hw,
+            head_hw,
+            head_hw * 0.6,
+        ],
+    )
+    hh = _smooth_interp(
+        s,
+        knots,
+        [grip_hh * 0.7, grip_hh, grip_hh, grip_hh * 0.9, head_hh * 1.2, head_hh, head_hh, head_hh, head_hh * 0.7],
+    )
     zc = raise_z * _smooth_interp(s, [0, x_neck0, x_head0, length], [0, 0, 1, 1])
     path = np.c_[s, 0 * s, zc]
     geoms = [_loft(path, hw, hh, "handle", segments=16, power=2.4)]
@@ -860,11 +1088,27 @@ def build_toothbrush(rng: np.random.Generator) -> ObjectModel:
     p2 = bristle_tip(tx[len(tx) // 2])
     p3 = bristle_tip(tx[0])
     x4 = x_neck0 * 0.85
-    p4 = np.array([x4, 0, float(np.interp(x4, s, zc) + np.interp(x4, s, hh) * (1.12 if rubber and x4 <= x_neck0 * 0.8 else 1.0))])
+    p4 = np.array(
+        [x4, 0, float(np.interp(x4, s, zc) + np.interp(x4, s, hh) * (1.12 if rubber and x4 <= x_neck0 * 0.8 else 1.0))]
+    )
     p5 = np.array([0.0, 0.0, 0.0])
-    params = {"length": length, "head_len": head_len, "neck_len": neck_len, "head_hw": head_hw, "neck_hw": neck_hw, "grip_hw": grip_hw,
-              "grip_hh": grip_hh, "grip_style": grip_style, "raise_z": raise_z, "rows": rows, "cols": len(tx), "tuft_r": tuft_r,
-              "bristle_h": bristle_h, "trim": trim, "rubber_grip": float(rubber)}
+    params = {
+        "length": length,
+        "head_len": head_len,
+        "neck_len": neck_len,
+        "head_hw": head_hw,
+        "neck_hw": neck_hw,
+        "grip_hw": grip_hw,
+        "grip_hh": grip_hh,
+        "grip_style": grip_style,
+        "raise_z": raise_z,
+        "rows": rows,
+        "cols": len(tx),
+        "tuft_r": tuft_r,
+        "bristle_h": bristle_h,
+        "trim": trim,
+        "rubber_grip": float(rubber),
+    }
     return _finish("toothbrush", geoms, {"brush_dust": _pts(p1, p2, p3, p4, p5)}, params)
 
 
@@ -879,5 +1123,14 @@ BUILDERS: dict[str, Builder] = {
     "letter_opener": build_letter_opener,
 }
 
-__all__ = ["BUILDERS", "build_hammer", "build_scraper", "build_trowel", "build_screwdriver", "build_scissors",
-           "build_scrub_brush", "build_toothbrush", "build_letter_opener"]
+__all__ = [
+    "BUILDERS",
+    "build_hammer",
+    "build_scraper",
+    "build_trowel",
+    "build_screwdriver",
+    "build_scissors",
+    "build_scrub_brush",
+    "build_toothbrush",
+    "build_letter_opener",
+]

@@ -26,18 +26,18 @@ numbering (``FUNKPOINT_ORDER``): there p2 is the far end of the working part and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import mujoco
 import numpy as np
 
 from funk_perception.data.objects.base import (
-    base_task,
     SURFACE_RADIUS,
     Builder,
     Geom,
     Mesh,
     ObjectModel,
+    base_task,
     capsule,
     extrude,
     frame_from_z,
@@ -94,8 +94,17 @@ class _Sweep:
     half thickness across it. Keeps its frames so keypoints can be put on its surface.
     """
 
-    def __init__(self, path: np.ndarray, half_w: np.ndarray | float, half_t: np.ndarray | float, part: str,
-                 side_hint: Sequence[float] = (0.0, 1.0, 0.0), segments: int = 10, squareness: float = 2.0, caps: bool = True):
+    def __init__(
+        self,
+        path: np.ndarray,
+        half_w: np.ndarray | float,
+        half_t: np.ndarray | float,
+        part: str,
+        side_hint: Sequence[float] = (0.0, 1.0, 0.0),
+        segments: int = 10,
+        squareness: float = 2.0,
+        caps: bool = True,
+    ):
         self.path = np.asarray(path, dtype=np.float64)
         n = len(self.path)
         self.half_w = np.broadcast_to(np.asarray(half_w, dtype=np.float64), (n,)).copy()
@@ -137,8 +146,15 @@ class _Sweep:
         return lerp(self.path) + off[0] * side + off[1] * up
 
 
-def _polar_shell(a_front: float, a_back: float, b: float, profile: Sequence[tuple[float, float]], part: str,
-                 center: Sequence[float], segments: int = 32) -> Geom:
+def _polar_shell(
+    a_front: float,
+    a_back: float,
+    b: float,
+    profile: Sequence[tuple[float, float]],
+    part: str,
+    center: Sequence[float],
+    segments: int = 32,
+) -> Geom:
     """A lathe whose rings are egg-shaped outlines (half lengths ``a_front``/``a_back`` along x, ``b`` along y).
 
     ``profile`` is (s, z): s scales the outline (0 = centre, 1 = rim); give it
@@ -243,8 +259,15 @@ def _lowest(groups: Sequence[np.ndarray], rot: np.ndarray) -> list[float]:
     return [float(np.min(p[:, :3] @ rot[2] - p[:, 3])) for p in groups]
 
 
-def _finish(category: str, geoms: list[Geom], keypoints: dict[str, np.ndarray], radii: dict[str, np.ndarray],
-            params: dict[str, float], front: Sequence[Geom] = (), back: Sequence[Geom] = ()) -> ObjectModel:
+def _finish(
+    category: str,
+    geoms: list[Geom],
+    keypoints: dict[str, np.ndarray],
+    radii: dict[str, np.ndarray],
+    params: dict[str, float],
+    front: Sequence[Geom] = (),
+    back: Sequence[Geom] = (),
+) -> ObjectModel:
     """Rest the object on z = 0, centred in xy; rotate about y until ``front`` and ``back`` both touch."""
     rot = np.eye(3)
     if front and back:
@@ -278,8 +301,16 @@ def _finish(category: str, geoms: list[Geom], keypoints: dict[str, np.ndarray], 
     return ObjectModel(category, geoms, kps, full_radii, {k: float(v) for k, v in params.items()})
 
 
-def _flat_handle(start: np.ndarray, length: float, rise: float, half_w: np.ndarray, half_t: np.ndarray | float,
-                 part: str = "handle", squareness: float = 2.0, segments: int = 10) -> _Sweep:
+def _flat_handle(
+    start: np.ndarray,
+    length: float,
+    rise: float,
+    half_w: np.ndarray,
+    half_t: np.ndarray | float,
+    part: str = "handle",
+    squareness: float = 2.0,
+    segments: int = 10,
+) -> _Sweep:
     """A handle running from ``start`` toward -x, rising by ``rise`` over its first third (one ring per ``half_w`` entry)."""
     u = np.linspace(0.0, 1.0, len(half_w))
     path = np.stack([start[0] - u * length, np.full(len(u), start[1]), start[2] + rise * _smoothstep(u / 0.35)], axis=1)
@@ -331,8 +362,12 @@ def build_spoon(rng: np.random.Generator) -> ObjectModel:
         handle_style = float(rng.integers(3))  # 0 widening "fiddle", 1 straight, 2 slim tapered
         w_neck = rng.uniform(0.005, 0.008)
         w_join = min(b * 0.9, w_neck * rng.uniform(1.4, 2.2))
-        w_end = {0.0: rng.uniform(0.016, 0.026), 1.0: rng.uniform(0.009, 0.012), 2.0: rng.uniform(0.006, 0.009)}[handle_style]
-        full = w_neck + (w_join - w_neck) * (1 - _smoothstep(u / 0.12)) + (w_end - w_neck) * _smoothstep((u - 0.12) / 0.8)
+        w_end = {0.0: rng.uniform(0.016, 0.026), 1.0: rng.uniform(0.009, 0.012), 2.0: rng.uniform(0.006, 0.009)}[
+            handle_style
+        ]
+        full = (
+            w_neck + (w_join - w_neck) * (1 - _smoothstep(u / 0.12)) + (w_end - w_neck) * _smoothstep((u - 0.12) / 0.8)
+        )
         hw = _rounded_end(u, full / 2, handle_len)
         ht = rng.uniform(0.0011, 0.0017) * (1 + 0.3 * (1 - u))
         rise, squareness = rng.uniform(0.01, 0.025), 3.0
@@ -350,11 +385,25 @@ def build_spoon(rng: np.random.Generator) -> ObjectModel:
     chain = np.stack([tip, centre, back, p4, p5])
     corner = np.deg2rad(50.0)
     scrape = np.stack([bowl_top(1.0, corner, -thick / 2), tip, bowl_top(1.0, -corner, -thick / 2), p4, p5])
-    kps = {"scoop": chain, "mix": chain.copy(), "brush_dust": chain.copy(), "flip": chain.copy(), "scrape": scrape,
-           # FunKPoint's mix: the bowl's back, the neck, the handle's middle (objects.base.PLACEMENTS)
-           "mix@funkpoint": np.stack([tip, back, handle.point(0.08), handle.point(0.5), p5])}
-    params = dict(style=style, handle_style=handle_style, bowl_length=bowl_len, bowl_width=2 * b, bowl_depth=depth,
-                  thickness=thick, handle_length=handle_len, handle_rise=rise)
+    kps = {
+        "scoop": chain,
+        "mix": chain.copy(),
+        "brush_dust": chain.copy(),
+        "flip": chain.copy(),
+        "scrape": scrape,
+        # FunKPoint's mix: the bowl's back, the neck, the handle's middle (objects.base.PLACEMENTS)
+        "mix@funkpoint": np.stack([tip, back, handle.point(0.08), handle.point(0.5), p5]),
+    }
+    params = dict(
+        style=style,
+        handle_style=handle_style,
+        bowl_length=bowl_len,
+        bowl_width=2 * b,
+        bowl_depth=depth,
+        thickness=thick,
+        handle_length=handle_len,
+        handle_rise=rise,
+    )
     return _finish("spoon", [bowl, handle.geom], kps, {}, params, front=[bowl], back=[handle.geom])
 
 
@@ -394,9 +443,26 @@ def build_tablefork(rng: np.random.Generator) -> ObjectModel:
     for i in range(n_tines):
         y = (i - (n_tines - 1) / 2) * pitch
         if style == 1:  # carving tines are round rods
-            tines.append(_Sweep(np.c_[xt, np.full_like(xt, y), head_z(xt)], tine_w / 2 * taper, tine_w / 2 * taper, "head", segments=8))
+            tines.append(
+                _Sweep(
+                    np.c_[xt, np.full_like(xt, y), head_z(xt)],
+                    tine_w / 2 * taper,
+                    tine_w / 2 * taper,
+                    "head",
+                    segments=8,
+                )
+            )
         else:
-            tines.append(_Sweep(np.c_[xt, np.full_like(xt, y), head_z(xt)], tine_w / 2 * taper, thick / 2, "head", segments=8, squareness=4.0))
+            tines.append(
+                _Sweep(
+                    np.c_[xt, np.full_like(xt, y), head_z(xt)],
+                    tine_w / 2 * taper,
+                    thick / 2,
+                    "head",
+                    segments=8,
+                    squareness=4.0,
+                )
+            )
 
     u = np.linspace(0.0, 1.0, 26)
     if style == 1:
@@ -410,7 +476,9 @@ def build_tablefork(rng: np.random.Generator) -> ObjectModel:
         full = w_neck + (w_end - w_neck) * _smoothstep((u - 0.1) / 0.8)
         hw = _rounded_end(u, full / 2, handle_len)
         ht, rise, squareness = thick / 2 * (1 + 0.3 * (1 - u)), rng.uniform(0.01, 0.022), 3.0
-    handle = _flat_handle(np.array([-0.004, 0.0, float(head_z(-0.004))]), handle_len, rise, hw, ht, squareness=squareness)
+    handle = _flat_handle(
+        np.array([-0.004, 0.0, float(head_z(-0.004))]), handle_len, rise, hw, ht, squareness=squareness
+    )
 
     mid = n_tines // 2  # the middle tine, or the one just to +y of the middle
     p4, p5 = handle.point(0.3), handle.point(0.97)
@@ -425,11 +493,27 @@ def build_tablefork(rng: np.random.Generator) -> ObjectModel:
     slot_y = (gap + 0.5 - (n_tines - 1) / 2) * pitch
     slot = np.array([base_len - 0.001, slot_y, float(head_z(base_len)) + thick / 2])
     nail = np.stack([tines[gap + 1].point(0.985, (1, 0, 0)), slot, head_back, p4, p5])
-    kps = {"mix": chain, "lift_something": chain.copy(), "flip": chain.copy(), "scrape": scrape, "pull_out_nail": nail,
-           "mix@funkpoint": np.stack([chain[0], head_back, handle.point(0.08), handle.point(0.5), p5]),
-           "pull_out_nail@funkpoint": np.stack([nail[0], slot, handle.point(0.3), handle.point(0.65), p5])}
-    params = dict(style=style, n_tines=n_tines, head_width=head_w, tine_length=tine_len, base_length=base_len,
-                  head_curve=curve, thickness=thick, handle_length=handle_len, handle_style=handle_style, handle_rise=rise)
+    kps = {
+        "mix": chain,
+        "lift_something": chain.copy(),
+        "flip": chain.copy(),
+        "scrape": scrape,
+        "pull_out_nail": nail,
+        "mix@funkpoint": np.stack([chain[0], head_back, handle.point(0.08), handle.point(0.5), p5]),
+        "pull_out_nail@funkpoint": np.stack([nail[0], slot, handle.point(0.3), handle.point(0.65), p5]),
+    }
+    params = dict(
+        style=style,
+        n_tines=n_tines,
+        head_width=head_w,
+        tine_length=tine_len,
+        base_length=base_len,
+        head_curve=curve,
+        thickness=thick,
+        handle_length=handle_len,
+        handle_style=handle_style,
+        handle_rise=rise,
+    )
     head_geoms = [base.geom] + [t.geom for t in tines]
     return _finish("tablefork", head_geoms + [handle.geom], kps, {}, params, front=head_geoms, back=[handle.geom])
 
@@ -507,8 +591,15 @@ def build_spatula(rng: np.random.Generator) -> ObjectModel:
     bulge = 1.0 + rng.uniform(0.0, 0.3) * np.sin(np.pi * np.clip((u - 0.2) / 0.8, 0, 1))
     hw = _rounded_end(u, r_h * bulge * (1.15 if handle_style == 1 else 1.0), handle_len)
     ht = hw * (0.65 if handle_style == 1 else 0.9)
-    handle = _flat_handle(neck_path[-1] + np.array([0.006, 0.0, 0.0]), handle_len, 0.0, hw, ht,
-                          squareness=3.5 if handle_style == 2 else 2.0, segments=12)
+    handle = _flat_handle(
+        neck_path[-1] + np.array([0.006, 0.0, 0.0]),
+        handle_len,
+        0.0,
+        hw,
+        ht,
+        squareness=3.5 if handle_style == 2 else 2.0,
+        segments=12,
+    )
 
     front_x = _outline_front_x(outline)
     tip = np.array([front_x - 0.001, 0.0, thick / 2])
@@ -519,11 +610,26 @@ def build_spatula(rng: np.random.Generator) -> ObjectModel:
     c_left = outline[np.argmax(outline[:, 0] + outline[:, 1])]
     c_right = outline[np.argmax(outline[:, 0] - outline[:, 1])]
     scrape = np.stack([[c_left[0], c_left[1], thick / 2], tip, [c_right[0], c_right[1], thick / 2], p4, p5])
-    kps = {"mix": chain, "flip": chain.copy(), "scrape": scrape,
-           "mix@funkpoint": np.stack([tip, base_pt, handle.point(0.08), handle.point(0.45), p5])}
-    params = dict(style=style, blade_length=length, blade_width_front=w_front, blade_width_back=w_back, thickness=thick,
-                  slots=slots, bevel=bevel, neck_length=neck_len, neck_angle=neck_angle, handle_length=handle_len,
-                  handle_style=handle_style, handle_radius=r_h)
+    kps = {
+        "mix": chain,
+        "flip": chain.copy(),
+        "scrape": scrape,
+        "mix@funkpoint": np.stack([tip, base_pt, handle.point(0.08), handle.point(0.45), p5]),
+    }
+    params = dict(
+        style=style,
+        blade_length=length,
+        blade_width_front=w_front,
+        blade_width_back=w_back,
+        thickness=thick,
+        slots=slots,
+        bevel=bevel,
+        neck_length=neck_len,
+        neck_angle=neck_angle,
+        handle_length=handle_len,
+        handle_style=handle_style,
+        handle_radius=r_h,
+    )
     geoms = blades + [neck.geom, handle.geom]
     return _finish("spatula", geoms, kps, {}, params, front=blades, back=[handle.geom])
 
@@ -566,12 +672,19 @@ def build_tongs(rng: np.random.Generator) -> ObjectModel:
         back_pt = np.array([x_back - y_hinge - arm_ht, 0.0, zc])
     else:
         pivot_r = y_hinge + arm_ht + rng.uniform(0.002, 0.005)
-        pivot = lathe([(0, -arm_hw), (pivot_r, -arm_hw), (pivot_r, arm_hw), (0, arm_hw)], "hinge", 16, center=(x_back, 0, zc))
+        pivot = lathe(
+            [(0, -arm_hw), (pivot_r, -arm_hw), (pivot_r, arm_hw), (0, arm_hw)], "hinge", 16, center=(x_back, 0, zc)
+        )
         ring_r = rng.uniform(0.009, 0.015)
         th = np.linspace(0, 2 * np.pi, 20, endpoint=False)
         ring_c = np.array([x_back - pivot_r - ring_r + 0.003, 0.0, zc])
-        ring = tube(ring_c + np.stack([ring_r * np.cos(th), ring_r * np.sin(th), np.zeros_like(th)], axis=1),
-                    rng.uniform(0.0015, 0.0025), "hinge", segments=6, closed=True)
+        ring = tube(
+            ring_c + np.stack([ring_r * np.cos(th), ring_r * np.sin(th), np.zeros_like(th)], axis=1),
+            rng.uniform(0.0015, 0.0025),
+            "hinge",
+            segments=6,
+            closed=True,
+        )
         geoms += [sweep_a.geom, sweep_b.geom, pivot, ring]
         back_pt = ring_c - np.array([ring_r, 0.0, 0.0])
     sleeve_style = float(rng.random() < 0.6)
@@ -579,7 +692,9 @@ def build_tongs(rng: np.random.Generator) -> ObjectModel:
         grip_u = rng.uniform(0.4, 0.55)
         for arm in (arm_a, arm_b):
             k = max(int(grip_u * (n - 1)), 3)
-            geoms.append(_Sweep(arm[1:k], arm_hw + 0.0015, arm_ht + 0.002, "handle", side_hint=(0, 0, 1), squareness=3.0).geom)
+            geoms.append(
+                _Sweep(arm[1:k], arm_hw + 0.0015, arm_ht + 0.002, "handle", side_hint=(0, 0, 1), squareness=3.0).geom
+            )
     else:
         grip_u = 0.45
 
@@ -593,14 +708,19 @@ def build_tongs(rng: np.random.Generator) -> ObjectModel:
             pad_half_len = pad_r
         else:
             pad_half_len = rng.uniform(0.02, 0.03)
-            outline = _fillet_polygon([(-pad_half_len, -pad_r), (pad_half_len, -pad_r), (pad_half_len, pad_r), (-pad_half_len, pad_r)],
-                                      [0.004, pad_r * 0.8, pad_r * 0.8, 0.004], arc_points=4)
+            outline = _fillet_polygon(
+                [(-pad_half_len, -pad_r), (pad_half_len, -pad_r), (pad_half_len, pad_r), (-pad_half_len, pad_r)],
+                [0.004, pad_r * 0.8, pad_r * 0.8, 0.004],
+                arc_points=4,
+            )
         pad_t = rng.uniform(0.0015, 0.0025)
         cxp = x_tip - pad_half_len * 0.8
         frame = frame_from_z((0, 1, 0), (1, 0, 0))
         for arm, sign in ((arm_a, 1.0), (arm_b, -1.0)):
             y_arm = float(np.interp(cxp, arm[:, 0], arm[:, 1]))
-            pads.append(extrude(outline, pad_t, "head", axis_frame=frame, center=(cxp, y_arm - sign * (arm_ht + pad_t / 2), zc)))
+            pads.append(
+                extrude(outline, pad_t, "head", axis_frame=frame, center=(cxp, y_arm - sign * (arm_ht + pad_t / 2), zc))
+            )
         y_pad_a = float(np.interp(cxp, arm_a[:, 0], arm_a[:, 1])) - (arm_ht + pad_t / 2)
         tip_a = np.array([cxp + float(outline[:, 0].max()), y_pad_a, zc])
         tip_b = tip_a * [1, -1, 1]
@@ -614,8 +734,16 @@ def build_tongs(rng: np.random.Generator) -> ObjectModel:
                 base_pt = arm[int(round(xf * (n - 1)))] - np.array([0, sign * arm_ht, 0])
                 tp = np.stack([base_pt, base_pt - np.array([0.0, sign * tooth_len, 0.0])])
                 tp = np.vstack([tp[0] + np.array([0, sign * 0.001, 0]), tp])
-                pads_teeth.append(_Sweep(tp, [arm_hw * 0.5, arm_hw * 0.45, 0.0006], [0.0025, 0.0022, 0.0006], "head",
-                                         side_hint=(0, 0, 1), segments=8).geom)
+                pads_teeth.append(
+                    _Sweep(
+                        tp,
+                        [arm_hw * 0.5, arm_hw * 0.45, 0.0006],
+                        [0.0025, 0.0022, 0.0006],
+                        "head",
+                        side_hint=(0, 0, 1),
+                        segments=8,
+                    ).geom
+                )
         pads = pads_teeth
         tip_a = arm_a[-1] + np.array([arm_ht * 0.5, 0.0, 0.0])
         tip_b = tip_a * [1, -1, 1]
@@ -627,10 +755,26 @@ def build_tongs(rng: np.random.Generator) -> ObjectModel:
     chain = np.stack([tip_a, mid_a, pad_base, p4, back_pt])
     lift = np.stack([tip_a, tip_b, pad_base, p4, back_pt])
     grip_side = dict(toward=(0, 1, 0), depth=-(0.002 if sleeve_style else 0.0))
-    kps = {"mix": chain, "flip": chain.copy(), "lift_something": lift,
-           "mix@funkpoint": np.stack([tip_a, pad_base, sweep_a.point(grip_u, **grip_side), sweep_a.point(grip_u / 2, **grip_side), back_pt])}
-    params = dict(hinge_style=hinge_style, tip_style=tip_style, length=length, hinge_gap=2 * y_hinge, tip_gap=2 * y_tip,
-                  bow=bow, arm_width=2 * arm_hw, arm_thickness=2 * arm_ht, pad_size=pad_r, sleeves=sleeve_style)
+    kps = {
+        "mix": chain,
+        "flip": chain.copy(),
+        "lift_something": lift,
+        "mix@funkpoint": np.stack(
+            [tip_a, pad_base, sweep_a.point(grip_u, **grip_side), sweep_a.point(grip_u / 2, **grip_side), back_pt]
+        ),
+    }
+    params = dict(
+        hinge_style=hinge_style,
+        tip_style=tip_style,
+        length=length,
+        hinge_gap=2 * y_hinge,
+        tip_gap=2 * y_tip,
+        bow=bow,
+        arm_width=2 * arm_hw,
+        arm_thickness=2 * arm_ht,
+        pad_size=pad_r,
+        sleeves=sleeve_style,
+    )
     return _finish("tongs", geoms, kps, {}, params)
 
 
@@ -691,7 +835,11 @@ def build_whisk(rng: np.random.Generator) -> ObjectModel:
     else:
         rad = r_h * (1.0 - 0.35 * t)
     end_round = rad[-1] * 0.8
-    rad = np.where(z > handle_len - end_round, rad * np.sqrt(np.clip(1 - ((z - (handle_len - end_round)) / end_round) ** 2, 0.09, 1)), rad)
+    rad = np.where(
+        z > handle_len - end_round,
+        rad * np.sqrt(np.clip(1 - ((z - (handle_len - end_round)) / end_round) ** 2, 0.09, 1)),
+        rad,
+    )
     profile = [(0.0, 0.0), (r_f, 0.0), (r_f, ferrule), *zip(rad, z), (0.0, handle_len)]
     frame = frame_from_z((-1, 0, 0), (0, 0, 1))
     handle = lathe(profile, "handle", 16, closed=False, axis_frame=frame, center=centre_line)
@@ -701,8 +849,15 @@ def build_whisk(rng: np.random.Generator) -> ObjectModel:
         ring_r = rng.uniform(0.008, 0.012)
         th = np.linspace(0, 2 * np.pi, 18, endpoint=False)
         ring_c = np.array([-handle_len - ring_r + 0.002, 0.0, zc])
-        geoms.append(tube(ring_c + np.stack([ring_r * np.cos(th), ring_r * np.sin(th), 0 * th], axis=1), 0.0015, "handle",
-                          segments=6, closed=True))
+        geoms.append(
+            tube(
+                ring_c + np.stack([ring_r * np.cos(th), ring_r * np.sin(th), 0 * th], axis=1),
+                0.0015,
+                "handle",
+                segments=6,
+                closed=True,
+            )
+        )
         back_pt = ring_c - np.array([ring_r + 0.0015, 0.0, 0.0])
 
     def wire_point(loop: int, sf: float, outward: float = 1.0) -> np.ndarray:
@@ -715,17 +870,31 @@ def build_whisk(rng: np.random.Generator) -> ObjectModel:
     horizontal = int(np.argmax([abs(d[1]) for _, _, d in loops]))
     apex_x = max(x[-1] for x, _, _ in loops)
     apex = centre_line + np.array([apex_x + wire_r, 0.0, 0.0])
-    p4 = centre_line + np.array([-ferrule - 0.2 * (handle_len - ferrule), 0.0, float(np.interp(ferrule + 0.2 * (handle_len - ferrule), z, rad))])
+    p4 = centre_line + np.array(
+        [-ferrule - 0.2 * (handle_len - ferrule), 0.0, float(np.interp(ferrule + 0.2 * (handle_len - ferrule), z, rad))]
+    )
     mix = np.stack([apex, wire_point(vertical, i_max), wire_point(vertical, 0.2), p4, back_pt])
     brush = np.stack([apex, wire_point(horizontal, i_max), wire_point(horizontal, 0.35), p4, back_pt])
     z_grip = ferrule + 0.5 * (handle_len - ferrule)
     ferrule_top = centre_line + np.array([-0.5 * ferrule, 0.0, r_f])
     grip_mid = centre_line + np.array([-z_grip, 0.0, float(np.interp(z_grip, z, rad))])
-    kps = {"mix": mix, "brush_dust": brush,
-           "mix@funkpoint": np.stack([apex, wire_point(vertical, 0.2), ferrule_top, grip_mid, back_pt])}
-    params = dict(style=style, n_loops=n_loops, balloon_radius=radius, wire_length=wire_len, wire_radius=wire_r,
-                  widest_at=s_max, handle_length=handle_len, handle_radius=r_h, handle_style=handle_style)
-    return _finish("whisk", geoms, kps, {}, params, front=wires, back=geoms[len(wires):])
+    kps = {
+        "mix": mix,
+        "brush_dust": brush,
+        "mix@funkpoint": np.stack([apex, wire_point(vertical, 0.2), ferrule_top, grip_mid, back_pt]),
+    }
+    params = dict(
+        style=style,
+        n_loops=n_loops,
+        balloon_radius=radius,
+        wire_length=wire_len,
+        wire_radius=wire_r,
+        widest_at=s_max,
+        handle_length=handle_len,
+        handle_radius=r_h,
+        handle_style=handle_style,
+    )
+    return _finish("whisk", geoms, kps, {}, params, front=wires, back=geoms[len(wires) :])
 
 
 # ----------------------------------------------------------------------------- ladle
@@ -748,8 +917,18 @@ def build_ladle(rng: np.random.Generator) -> ObjectModel:
     rolled = float(rng.random() < 0.5)
     if rolled:
         th = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-        geoms.append(tube(np.stack([(bowl_r - wall / 2) * np.cos(th), (bowl_r - wall / 2) * np.sin(th), np.full_like(th, depth)], axis=1),
-                          rng.uniform(0.0018, 0.0028), "bowl", segments=6, closed=True))
+        geoms.append(
+            tube(
+                np.stack(
+                    [(bowl_r - wall / 2) * np.cos(th), (bowl_r - wall / 2) * np.sin(th), np.full_like(th, depth)],
+                    axis=1,
+                ),
+                rng.uniform(0.0018, 0.0028),
+                "bowl",
+                segments=6,
+                closed=True,
+            )
+        )
 
     handle_len = rng.uniform(0.2, 0.3)
     end_style = int(rng.integers(3))  # 0 plain rounded, 1 hook, 2 ring
@@ -788,7 +967,10 @@ def build_ladle(rng: np.random.Generator) -> ObjectModel:
 
     # the far end of the grip: the handle point farthest from the bowl axis
     far = int(np.argmax(np.hypot(path[:, 0], path[:, 1])))
-    u_far = float(np.linalg.norm(np.diff(path[: far + 1], axis=0), axis=1).sum() / np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+    u_far = float(
+        np.linalg.norm(np.diff(path[: far + 1], axis=0), axis=1).sum()
+        / np.linalg.norm(np.diff(path, axis=0), axis=1).sum()
+    )
     p4, p5 = handle.point(0.15, (1, 0, 1)), handle.point(min(u_far, 0.985), (-1, 0, 1))
 
     def outer(al: float, th: float) -> np.ndarray:
@@ -797,17 +979,44 @@ def build_ladle(rng: np.random.Generator) -> ObjectModel:
 
     rim_front = np.array([bowl_r - wall / 2, 0.0, depth])
     pound = np.stack([outer(np.deg2rad(55), 0.0), outer(0.0, 0.0), outer(np.deg2rad(55), np.pi), p4, p5])
-    lift = np.stack([rim_front, np.array([0.0, 0.0, wall]), outer(np.pi / 2, np.deg2rad(150)) * [0.97, 0.97, 1], p4, p5])
-    nail = np.stack([rim_front, outer(np.pi / 2, np.pi / 2) * [1, 0.97, 1], outer(np.pi / 2, np.deg2rad(150)) * [0.97, 0.97, 1], p4, p5])
+    lift = np.stack(
+        [rim_front, np.array([0.0, 0.0, wall]), outer(np.pi / 2, np.deg2rad(150)) * [0.97, 0.97, 1], p4, p5]
+    )
+    nail = np.stack(
+        [
+            rim_front,
+            outer(np.pi / 2, np.pi / 2) * [1, 0.97, 1],
+            outer(np.pi / 2, np.deg2rad(150)) * [0.97, 0.97, 1],
+            p4,
+            p5,
+        ]
+    )
     flip = np.stack([rim_front, outer(np.deg2rad(60), 0.0), outer(0.0, 0.0), p4, p5])
-    kps = {"mash_pound": pound, "lift_something": lift, "pull_out_nail": nail, "flip": flip,
-           # FunKPoint's pull_out_nail: p3, p4 along the lever arm (objects.base.PLACEMENTS)
-           "pull_out_nail@funkpoint": np.stack([nail[0], nail[1], handle.point(0.35 * u_far, (1, 0, 1)),
-                                                handle.point(0.7 * u_far, (1, 0, 1)), p5])}
-    params = dict(bowl_radius=bowl_r, bowl_depth=depth, wall=wall, flat_bottom=flat, rolled_rim=rolled, handle_length=handle_len,
-                  end_style=end_style, round_handle=round_handle, handle_width=2 * hw0, climb_angle=beta, handle_angle=gamma)
+    kps = {
+        "mash_pound": pound,
+        "lift_something": lift,
+        "pull_out_nail": nail,
+        "flip": flip,
+        # FunKPoint's pull_out_nail: p3, p4 along the lever arm (objects.base.PLACEMENTS)
+        "pull_out_nail@funkpoint": np.stack(
+            [nail[0], nail[1], handle.point(0.35 * u_far, (1, 0, 1)), handle.point(0.7 * u_far, (1, 0, 1)), p5]
+        ),
+    }
+    params = dict(
+        bowl_radius=bowl_r,
+        bowl_depth=depth,
+        wall=wall,
+        flat_bottom=flat,
+        rolled_rim=rolled,
+        handle_length=handle_len,
+        end_style=end_style,
+        round_handle=round_handle,
+        handle_width=2 * hw0,
+        climb_angle=beta,
+        handle_angle=gamma,
+    )
     bowl_geoms = geoms[: 2 if rolled else 1]
-    return _finish("ladle", geoms, kps, {}, params, front=bowl_geoms, back=geoms[len(bowl_geoms):])
+    return _finish("ladle", geoms, kps, {}, params, front=bowl_geoms, back=geoms[len(bowl_geoms) :])
 
 
 # ----------------------------------------------------------------------------- shovel (held out)
@@ -874,8 +1083,12 @@ def build_shovel(rng: np.random.Generator) -> ObjectModel:
         bar_r = rng.uniform(0.014, 0.018)
         tt = np.linspace(0.0, 1.0, 12)
         for sgn in (1, -1):
-            pts = np.array([end + shaft_dir * (d_len * t_) + y_axis * (sgn * d_w / 2 * _smoothstep(t_ / 0.6) ** 0.6) for t_ in tt])
-            grip_geoms.append(tube(np.vstack([end - shaft_dir * 0.02, pts]), rng.uniform(0.008, 0.011), "grip", segments=8))
+            pts = np.array(
+                [end + shaft_dir * (d_len * t_) + y_axis * (sgn * d_w / 2 * _smoothstep(t_ / 0.6) ** 0.6) for t_ in tt]
+            )
+            grip_geoms.append(
+                tube(np.vstack([end - shaft_dir * 0.02, pts]), rng.uniform(0.008, 0.011), "grip", segments=8)
+            )
         bar_c = end + shaft_dir * d_len
         grip_geoms.append(capsule(bar_c + y_axis * d_w / 2, bar_c - y_axis * d_w / 2, bar_r, "grip"))
         p5 = bar_c + shaft_dir * bar_r
@@ -902,8 +1115,18 @@ def build_shovel(rng: np.random.Generator) -> ObjectModel:
     corner_pt = lambda c: np.array([c[0], c[1], float(top_z(c[0], c[1])) - thick / 2])  # noqa: E731
     scrape = np.stack([corner_pt(c1), tip, corner_pt(c2), p4, p5])
     kps = {"scoop": chain, "lift_something": chain.copy(), "scrape": scrape}
-    params = dict(blade_style=blade_style, grip_style=grip_style, blade_length=blade_len, blade_width=width, thickness=thick,
-                  dish=dish, lift_angle=lift, socket_length=socket_len, shaft_radius=shaft_r, total_length=total)
+    params = dict(
+        blade_style=blade_style,
+        grip_style=grip_style,
+        blade_length=blade_len,
+        blade_width=width,
+        thickness=thick,
+        dish=dish,
+        lift_angle=lift,
+        socket_length=socket_len,
+        shaft_radius=shaft_r,
+        total_length=total,
+    )
     geoms = [blade, socket.geom, shaft.geom] + grip_geoms
     return _finish("shovel", geoms, kps, {}, params, front=[blade], back=grip_geoms)
 
