@@ -1,11 +1,12 @@
 """keypoint_node end to end: latency (publish -> keypoints received) and the highest rate it keeps up with.
 
     python benchmarks/bench_ros.py [--sizes 640x480 1280x720] [--frames 20] [--rates 2 5 10 15 30]
-        [--duration 6] [--threads 0]
+        [--duration 6] [--threads 0] [--backends torch onnxruntime:int8] [--task-counts 1 10] [--name ros]
 
 Runs the installed ``keypoint_node`` with its default parameters (best-effort
 ``sensor_data`` input, markers and the annotated image published too; only
-``tasks``, ``device`` and ``threads`` set) on an isolated localhost ROS graph
+``tasks``, ``device``, ``threads`` and, for each of ``--backends``, ``backend``
+and ``precision`` set) on an isolated localhost ROS graph
 and feeds it rgb8 frames of each of ``--sizes`` (a shipped sample, resized)
 from a client node, for 1 task and for all 10. The client is the camera here,
 so it runs with config/fastdds.xml as docs/ROS.md tells a camera driver to
@@ -17,9 +18,16 @@ fraction answered and the latency percentiles of those answered; a rate is
 sustained when at least 90 % of the frames are answered and the p95 latency of
 the second half is within 1.5x that of the first half (no backlog building up;
 the node drops what it cannot take, counted as ``dropped`` in its
-diagnostics). GPU rows come when CUDA is available (``--device auto``).
-Writes benchmarks/results/ros.json and ros.md (machine, load average, date,
-command).
+diagnostics). GPU rows come when CUDA is available (``--device auto``; the
+torch backend only: ONNX Runtime runs on the CPU).
+Profile: the node's mean milliseconds per stage over the one-at-a-time frames,
+from the stage sums it publishes in its diagnostics (funk_perception/stages.py:
+queue, decode, letterbox, trunk and modular network or the one ONNX encoder
+graph, locate, postprocess, messages, publish; "other" is the rest of the
+node's receive -> published time), beside the client's latency, which adds the
+transport both ways.
+Writes benchmarks/results/NAME.json and NAME.md (``--name``, default ``ros``;
+machine, load average, date, command).
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ import rclpy
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from funk_perception.onnx_backend import check_backend  # noqa: E402
 from funk_perception.ros import client, transport  # noqa: E402
+from funk_perception.stages import STAGES, stage_means  # noqa: E402
 from funk_perception.tasks import TASKS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +123,10 @@ def bench_size(args: argparse.Namespace, probe: client.NodeClient, size: tuple[i
     probe.exchange(lambda: probe.pub_image.publish(msg), base, timeout=120.0)  # warm, and discovery done
     before = probe.wait_diagnostics(lambda v: True, 60.0)
     lat, sent = latency(probe, msg, args.frames, base + 1_000_000_000)
+    # the node's stage sums once every answered frame is in them (funk_perception/stages.py)
+    done = int(before.get("stage_frames", 0)) + len(lat)
+    profiled = probe.wait_diagnostics(lambda v: int(v.get("stage_frames", 0)) >= done, 60.0)
+    profile_frames, profile = stage_means(before, profiled)
     floods = [
         flood(probe, msg, rate, args.duration, base + (10 + i) * 1_000_000_000) for i, rate in enumerate(args.rates)
     ]
@@ -123,9 +137,12 @@ def bench_size(args: argparse.Namespace, probe: client.NodeClient, size: tuple[i
         "p50_ms": _percentile(lat, 50),
         "p95_ms": _percentile(lat, 95),
         "p99_ms": _percentile(lat, 99),
+        "mean_ms": float(np.mean(lat)) if lat else float("nan"),
         "frames": sent,
         "answered": len(lat),
         "max_sustained_hz": max(sustained) if sustained else 0.0,
+        "profile_frames": profile_frames,
+        "profile_ms": profile,
         "floods": floods,
         **{
             f"node_{k}": int(after.get(k, 0)) - int(before.get(k, 0)) for k in ("received", "dropped", "transport.lost")
@@ -133,8 +150,13 @@ def bench_size(args: argparse.Namespace, probe: client.NodeClient, size: tuple[i
     }
 
 
-def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domain: int, log: Path) -> list[dict]:
+def bench_setting(
+    args: argparse.Namespace, device: str, backend: str, tasks: list[str], domain: int, log: Path
+) -> list[dict]:
+    name, _, precision = backend.partition(":")
     parameters = {"tasks": tasks, "device": device, "threads": args.threads}  # the rest: the node's defaults
+    if name != "torch":
+        parameters.update(backend=name, precision=precision or "fp32")
     proc = client.start_node(domain, None, parameters, log=log)
     probe = client.NodeClient()
     rows = []
@@ -145,14 +167,16 @@ def bench_setting(args: argparse.Namespace, device: str, tasks: list[str], domai
             row.update(
                 device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
                 device_kind=device,
+                backend=name,
+                precision=precision or "fp32",
                 threads=args.threads,
                 tasks=len(tasks),
                 load_1min=round(os.getloadavg()[0], 2),
             )
             rows.append(row)
             print(
-                f"{row['device']} {row['tasks']} task(s) {row['image']}: p50 {row['p50_ms']:.0f} ms, "
-                f"p95 {row['p95_ms']:.0f} ms, sustained {row['max_sustained_hz']:g} Hz",
+                f"{row['device']} {backend} {row['tasks']} task(s) {row['image']}: p50 {row['p50_ms']:.0f} ms, "
+                f"p95 {row['p95_ms']:.0f} ms, sustained {row['max_sustained_hz']:g} Hz, load {row['load_1min']}",
                 flush=True,
             )
     finally:
@@ -178,8 +202,11 @@ def run(args: argparse.Namespace) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
         for device in devices:
-            for tasks in ([TASKS[0]], list(TASKS)):
-                rows += bench_setting(args, device, tasks, domain, log_dir / f"node_{device}_{len(tasks)}.log")
+            for backend in args.backends if device == "cpu" else ["torch"]:
+                for count in args.task_counts:
+                    tasks = list(TASKS[:count])
+                    log = log_dir / f"node_{device}_{backend.replace(':', '_')}_{count}.log"
+                    rows += bench_setting(args, device, backend, tasks, domain, log)
     finally:
         rclpy.try_shutdown()
     return {
@@ -196,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
         "rates_hz": args.rates,
         "duration_s": args.duration,
         "rows": rows,
-        "node_parameters": "defaults except tasks, device, threads",
+        "node_parameters": "defaults except tasks, device, threads (and backend, precision)",
         "camera_profile": camera_profile,
     }
 
@@ -217,9 +244,9 @@ def markdown(results: dict) -> str:
         "Sustained: >= 90 % answered and no growing p95. Targets: CPU 1 task >= 10 Hz with p95 < 150 ms; "
         "GPU 10 tasks 30 Hz with p95 < 15 ms.",
         "",
-        "| device | tasks | image | one at a time: answered, p50 / p95 / p99 ms | max sustained Hz | "
+        "| device | backend | tasks | image | one at a time: answered, p50 / p95 / p99 ms | max sustained Hz | "
         "at each rate: answered, p50 / p95 ms | node received, dropped, lost in transport | load (1 min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         floods = "; ".join(
@@ -228,12 +255,53 @@ def markdown(results: dict) -> str:
             for f in r["floods"]
         )
         lines.append(
-            f"| {r['device']} | {r['tasks']} | {r['image']} | {r['answered']}/{r['frames']}, "
+            f"| {r['device']} | {_backend(r)} | {r['tasks']} | {r['image']} | {r['answered']}/{r['frames']}, "
             f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {r['max_sustained_hz']:g} | "
             f"{floods} | {r['node_received']}, {r['node_dropped']}, {r['node_transport.lost']} | "
             f"{r['load_1min']} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + profile_table(results["rows"])) + "\n"
+
+
+def _backend(row: dict) -> str:
+    return row.get("backend", "torch") + ("" if row.get("precision", "fp32") == "fp32" else f" {row['precision']}")
+
+
+def profile_table(rows: list[dict]) -> list[str]:
+    """The node's mean ms per stage over the one-at-a-time frames of each row, one column per row."""
+    rows = [r for r in rows if r.get("profile_frames")]
+    if not rows:
+        return []
+    seen = {s for r in rows for s in r["profile_ms"] if s != "total"}
+    stages = [s for s in STAGES if s in seen] + sorted(seen - set(STAGES))
+    header = [f"{r['device']} {_backend(r)}, {r['tasks']} task(s), {r['image'].split()[0]}" for r in rows]
+    lines = [
+        "",
+        "## The node, stage by stage",
+        "",
+        "Mean ms per frame over the one-at-a-time frames, from the stage sums the node publishes in its "
+        "diagnostics (funk_perception/stages.py); node total = receive -> published inside the node, other = "
+        "the node total less its stages; client latency adds the transport both ways.",
+        "",
+        "| stage | " + " | ".join(header) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+
+    def cell(ms: float | None, total: float) -> str:
+        if ms is None:  # not a stage of this row (trunk and modular of torch, encoder of ONNX Runtime)
+            return "-"
+        return f"{ms:.1f} ({100 * ms / total:.0f} %)" if total > 0 else f"{ms:.1f}"
+
+    for stage in stages:
+        cells = [cell(r["profile_ms"].get(stage), r["profile_ms"]["total"]) for r in rows]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    other = [r["profile_ms"]["total"] - sum(v for k, v in r["profile_ms"].items() if k != "total") for r in rows]
+    lines.append("| other | " + " | ".join(cell(o, r["profile_ms"]["total"]) for o, r in zip(other, rows)) + " |")
+    lines.append("| node total | " + " | ".join(f"{r['profile_ms']['total']:.1f}" for r in rows) + " |")
+    lines.append("| client latency, mean | " + " | ".join(f"{r.get('mean_ms', float('nan')):.1f}" for r in rows) + " |")
+    lines.append("| frames | " + " | ".join(str(r["profile_frames"]) for r in rows) + " |")
+    lines.append("| load (1 min) | " + " | ".join(str(r["load_1min"]) for r in rows) + " |")
+    return lines
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -244,6 +312,15 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _backend_arg(text: str) -> str:
+    name, _, precision = text.partition(":")
+    try:
+        check_backend(name, precision or "fp32")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", type=_size, default=[(640, 480), (1280, 720)], help="WIDTHxHEIGHT ...")
@@ -251,12 +328,21 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[2.0, 5.0, 10.0, 15.0, 30.0])
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads of the node (0: torch default)")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        type=_backend_arg,
+        default=["torch"],
+        help="CPU backends of the node, each torch or onnxruntime[:fp32|:int8] (docs/DEPLOY.md)",
+    )
+    parser.add_argument("--task-counts", nargs="+", type=int, default=[1, len(TASKS)], choices=range(1, len(TASKS) + 1))
     parser.add_argument("--cpu-only", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--name", default="ros", help="results file names: NAME.json and NAME.md")
     args = parser.parse_args()
     results = run(args)
-    write_json_atomic(args.out / "ros.json", results, indent=1)
-    write_text_atomic(args.out / "ros.md", markdown(results))
+    write_json_atomic(args.out / f"{args.name}.json", results, indent=1)
+    write_text_atomic(args.out / f"{args.name}.md", markdown(results))
     print(markdown(results))
     return 0
 

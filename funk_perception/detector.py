@@ -114,6 +114,7 @@ from funk_perception.reference_bank import (
     encoder_fingerprint,
     load_bank,
 )
+from funk_perception.stages import StageTimes, timed
 from funk_perception.tasks import KEYPOINTS, NUM_KEYPOINTS, TASKS, normalize_task
 
 
@@ -410,12 +411,24 @@ class FunctionalKeypointDetector:
             "funk.output": "embeddings: float32 (B, T, D, S/16, S/16), unit norm along D, tasks as funk.tasks",
         }
 
-    def encode(self, images: torch.Tensor, tasks: Sequence[str]) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, tasks: Sequence[str], stages: StageTimes | None = None) -> torch.Tensor:
         """The encoder's forward pass through this detector's backend: normalised ``(B, 3, S, S)`` images ->
-        ``(B, T, D, h, w)`` unit embeddings, float32 on :attr:`device`. Callers hold ``torch.inference_mode``."""
+        ``(B, T, D, h, w)`` unit embeddings, float32 on :attr:`device`. Callers hold ``torch.inference_mode``.
+        ``stages``: timed as ``trunk`` and ``modular`` (torch), or ``encoder`` (one ONNX Runtime graph)."""
         if self.runtime is None:
-            return self.encoder(images, list(tasks)).float()
-        return self.runtime(images, list(tasks)).to(self.device)
+            # FunctionalEncoder.forward in its two parts (funk_perception/model/encoder.py), timed apart
+            with timed(stages, "trunk"):
+                features = self.encoder.trunk(images.to(self.device))
+            with timed(stages, "modular"):
+                return self.encoder.embed(features, list(tasks)).float()
+        with timed(stages, "encoder"):
+            return self.runtime(images, list(tasks)).to(self.device)
+
+    def stage_times(self) -> StageTimes:
+        """A :class:`funk_perception.stages.StageTimes` for ``detect(..., stages=)``: on CUDA each stage ends
+        with a synchronisation, so a stage's time is its kernels' and not the next one's."""
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else None
+        return StageTimes(on_exit=sync)
 
     def prepare_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """The network input ``(B, 3, S, S)`` of uint8 RGB ``images``, exactly as ``detect`` makes it."""
@@ -547,17 +560,23 @@ class FunctionalKeypointDetector:
         return resolved
 
     def embed(
-        self, images: Sequence[np.ndarray], tasks: Sequence[str], mirrored: bool = False
+        self,
+        images: Sequence[np.ndarray],
+        tasks: Sequence[str],
+        mirrored: bool = False,
+        stages: StageTimes | None = None,
     ) -> tuple[torch.Tensor, list[Letterbox | None]]:
         """Embeddings (B, T, D, h, w) and, per image, its letterbox geometry (None when squashed);
-        ``mirrored``: then those of the flipped inputs too, (2B, T, D, h, w), plain ones first."""
-        batch, frames = self._prepare(images)
-        if mirrored:  # the padded input itself is flipped, so the mirrored grid is exactly the plain one reversed
-            batch = torch.cat([batch, batch.flip(-1)])
+        ``mirrored``: then those of the flipped inputs too, (2B, T, D, h, w), plain ones first.
+        ``stages``: the time of ``letterbox`` and of the encoder's parts (:meth:`encode`) added to it."""
+        with timed(stages, "letterbox"):
+            batch, frames = self._prepare(images)
+            if mirrored:  # the padded input itself is flipped, so the mirrored grid is exactly the plain one reversed
+                batch = torch.cat([batch, batch.flip(-1)])
         with torch.inference_mode():
             if self.flip:
-                return flip_averaged(lambda x: self.encode(x, tasks), batch), frames
-            return self.encode(batch, tasks), frames
+                return flip_averaged(lambda x: self.encode(x, tasks, stages), batch), frames
+            return self.encode(batch, tasks, stages), frames
 
     def _prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox | None]]:
         """The one preprocessing of every path: letterbox (or squash) on the host with OpenCV, ImageNet-normalise,
@@ -574,14 +593,20 @@ class FunctionalKeypointDetector:
         check_image(image, "features(image)")
         return self.embed([image], self._resolve_tasks(tasks, TASKS))[0][0]
 
-    def detect(self, image: np.ndarray, tasks: Sequence[str] | None = None) -> dict[str, TaskKeypoints]:
-        """Five keypoints per requested task (default: every task with a prototype), in pixels of ``image``."""
+    def detect(
+        self, image: np.ndarray, tasks: Sequence[str] | None = None, stages: StageTimes | None = None
+    ) -> dict[str, TaskKeypoints]:
+        """Five keypoints per requested task (default: every task with a prototype), in pixels of ``image``.
+        ``stages`` (:meth:`stage_times`): the time of each stage (letterbox, trunk, modular or encoder, locate,
+        postprocess) added to it, as the keypoint node profiles itself (funk_perception/stages.py)."""
         check_image(image, "detect(image)")
         names = self._resolve_tasks(tasks, self.tasks)
-        embedded, (frame,) = self.embed([image], names, mirrored=self.mirror_maps)
-        points, confidence = self._method.locate(embedded[0], names, embedded[1] if self.mirror_maps else None)
-        pixels = _to_pixels(points, image, frame)
-        conf = confidence.cpu().numpy().astype(np.float64)
+        embedded, (frame,) = self.embed([image], names, mirrored=self.mirror_maps, stages=stages)
+        with timed(stages, "locate"):
+            points, confidence = self.locate(embedded[0], names, embedded[1] if self.mirror_maps else None)
+        with timed(stages, "postprocess"):
+            pixels = _to_pixels(points, image, frame)
+            conf = confidence.cpu().numpy().astype(np.float64)
         return {t: TaskKeypoints(t, pixels[i], conf[i]) for i, t in enumerate(names)}
 
     def locate(
@@ -732,7 +757,7 @@ class FunctionalKeypointDetector:
         if self.mirror_maps:  # as embed(): the padded input itself is flipped
             x = torch.cat([x, x.flip(-1)])
         feats = self._forward(x, names, dtype, flip)
-        located = [self._method.locate(feats[i], names, feats[n + i] if self.mirror_maps else None) for i in range(n)]
+        located = [self.locate(feats[i], names, feats[n + i] if self.mirror_maps else None) for i in range(n)]
         points = torch.stack([p for p, _ in located])
         if any(frame is not None for frame in frames):  # back from the letterboxed input to each frame
             points = torch.stack(
@@ -744,7 +769,11 @@ class FunctionalKeypointDetector:
         return points, torch.stack([c for _, c in located])
 
     def detect_region(
-        self, image: np.ndarray, roi: Sequence[int], tasks: Sequence[str] | None = None
+        self,
+        image: np.ndarray,
+        roi: Sequence[int],
+        tasks: Sequence[str] | None = None,
+        stages: StageTimes | None = None,
     ) -> dict[str, TaskKeypoints]:
         """``detect`` on the region ``roi = (x, y, width, height)`` of ``image`` (clipped to it), with the
         points in full-image pixels: lets an object detector point funk at one object in a cluttered scene."""
@@ -759,6 +788,9 @@ class FunctionalKeypointDetector:
                 f"detect_region(roi): expected a region overlapping the {image.shape[1]}x{image.shape[0]} image, "
                 f"found (x={x}, y={y}, width={w}, height={h})"
             )
-        found = self.detect(np.ascontiguousarray(image[y0:y1, x0:x1]), tasks)
-        offset = np.array([x0, y0], dtype=np.float64)
-        return {t: TaskKeypoints(t, kp.points + offset, kp.confidence, kp.names) for t, kp in found.items()}
+        with timed(stages, "letterbox"):  # cutting the region out is part of making the network's input
+            crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        found = self.detect(crop, tasks, stages)
+        with timed(stages, "postprocess"):
+            offset = np.array([x0, y0], dtype=np.float64)
+            return {t: TaskKeypoints(t, kp.points + offset, kp.confidence, kp.names) for t, kp in found.items()}

@@ -62,6 +62,7 @@ from funk_perception.ros.roi import PARAMETER as ROI_PARAMETER
 from funk_perception.ros.roi import RoiState, outside_image
 from funk_perception.ros.sync import LatestSlot, StampBuffer
 from funk_perception.shipped import default_checkpoint
+from funk_perception.stages import StageTotals
 
 RCLError = rclpy_implementation.RCLError
 #: the Fast DDS profile main() chose before rclpy.init (funk_perception/ros/transport.py); None when not started by main
@@ -125,6 +126,8 @@ class KeypointNode(Node):
 
         self.counts: Counter[str] = Counter()
         self.latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        #: milliseconds per stage of every published frame, summed (funk_perception/stages.py)
+        self.stage_totals = StageTotals()
         self._last_logged: dict[str, float] = {}
         self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
         self._depths: StampBuffer[Any] = StampBuffer(30)
@@ -286,17 +289,21 @@ class KeypointNode(Node):
 
     def _process(self, msg: Any, received: float) -> None:
         depth = info = None
+        times = self.detector.stage_times()  # this frame's stages (funk_perception/stages.py)
+        times.add("queue", 1000.0 * (times.clock() - received))
         try:
             if self.use_depth:
                 stamp, tolerance = stamp_ns(msg.header), float(self._value("depth_tolerance"))
-                depth = self._depths.nearest(stamp, int(tolerance * 1e9), wait=tolerance)
-                info = self._infos.nearest(stamp, int(tolerance * 1e9)) or self._latest_info
-            frame = decode_frame(msg, self.compressed, depth, info, int(self._value("max_pixels")))
+                with times("sync"):
+                    depth = self._depths.nearest(stamp, int(tolerance * 1e9), wait=tolerance)
+                    info = self._infos.nearest(stamp, int(tolerance * 1e9)) or self._latest_info
+            with times("decode"):
+                frame = decode_frame(msg, self.compressed, depth, info, int(self._value("max_pixels")))
             height, width = frame.rgb.shape[:2]
             self._image_size = (width, height)
             roi = self._region(width, height)
             tasks, min_confidence = list(self.tasks), self.min_confidence
-            found = frame_keypoints(self.detector, frame, tasks, roi, int(self._value("depth_window")))
+            found = frame_keypoints(self.detector, frame, tasks, roi, int(self._value("depth_window")), times)
         except FrameError as exc:
             self.counts[f"rejected.{exc.reason}"] += 1
             self._log_once(exc.reason, f"frame skipped: {exc}")
@@ -310,20 +317,24 @@ class KeypointNode(Node):
             if problem:
                 self.counts[f"no_3d.{problem}"] += 1
                 self._log_once(problem, f"keypoints without 3D: {frame.depth_message or 'no depth frame matched'}")
-        outputs = frame_outputs(
-            make_message,
-            msg.header,
-            frame,
-            found,
-            min_confidence,
-            bool(self._value("publish_markers")),
-            bool(self._value("publish_image")),
-        )
-        for topic, out in outputs.items():
-            self.publishers_by_topic[topic].publish(out)
+        with times("messages"):
+            outputs = frame_outputs(
+                make_message,
+                msg.header,
+                frame,
+                found,
+                min_confidence,
+                bool(self._value("publish_markers")),
+                bool(self._value("publish_image")),
+            )
+        with times("publish"):
+            for topic, out in outputs.items():
+                self.publishers_by_topic[topic].publish(out)
         self.counts["processed"] += 1
         self._frequency.tick()
-        self.latencies_ms.append((time.monotonic() - received) * 1000.0)
+        latency_ms = (times.clock() - received) * 1000.0
+        self.latencies_ms.append(latency_ms)
+        self.stage_totals.add(times, latency_ms)
 
     def _region(self, width: int, height: int) -> tuple[int, int, int, int] | None:
         """This frame's region of interest (None: the whole image), from funk_perception/ros/roi.py.
@@ -342,7 +353,8 @@ class KeypointNode(Node):
     # -- diagnostics ---------------------------------------------------------------------------------
 
     def statistics(self) -> dict[str, float | int]:
-        """Counters and latency percentiles (receive -> published, ms, last frames) for ``diagnostics``."""
+        """Counters, latency percentiles (receive -> published, ms, last frames) and the summed time of each
+        stage of the frames published (:class:`funk_perception.stages.StageTotals`) for ``diagnostics``."""
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
         stats: dict[str, float | int] = {k: self.counts[k] for k in ("received", "processed", "dropped")}
         stats["rejected"] = sum(v for k, v in self.counts.items() if k.startswith("rejected."))
@@ -352,6 +364,7 @@ class KeypointNode(Node):
             latency_ms_p95=float(np.percentile(lat, 95)),
             latency_ms_max=float(np.max(lat)),
         )
+        stats.update(self.stage_totals.values())
         return stats
 
     def publish_diagnostics(self) -> None:

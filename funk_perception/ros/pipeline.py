@@ -34,6 +34,7 @@ from funk_perception.ros.convert import (
     depth_to_metres,
     image_to_rgb,
 )
+from funk_perception.stages import StageTimes, timed
 
 #: The detector's corner-origin pixel coordinates minus this are pixel-centre coordinates.
 CORNER_TO_CENTRE = 0.5
@@ -154,15 +155,21 @@ def frame_keypoints(
     tasks: Sequence[str],
     roi: tuple[int, int, int, int] | None = None,
     depth_window: int = 5,
+    stages: StageTimes | None = None,
 ) -> dict[str, FrameKeypoints]:
     """The detector's keypoints on ``frame`` in full-image pixel-centre coordinates, with 3D positions when
-    depth is usable. A region's offset is whole pixels, the same in either pixel convention."""
-    found = detector.detect(frame.rgb, tasks) if roi is None else detector.detect_region(frame.rgb, roi, tasks)
+    depth is usable. A region's offset is whole pixels, the same in either pixel convention. ``stages``: the
+    detector's stages and this function's ``postprocess`` added to it (funk_perception/stages.py)."""
+    if roi is None:
+        found = detector.detect(frame.rgb, tasks, stages=stages)
+    else:
+        found = detector.detect_region(frame.rgb, roi, tasks, stages=stages)
     out: dict[str, FrameKeypoints] = {}
-    for task, kp in found.items():
-        points = to_pixel_centres(kp.points)
-        xyz = np.full((len(points), 3), np.nan)
-        if frame.depth is not None and frame.k is not None:
-            xyz = backproject(points, robust_depth(frame.depth, points, depth_window), frame.k)
-        out[task] = FrameKeypoints(task, points, kp.confidence, kp.names, xyz)
+    with timed(stages, "postprocess"):
+        for task, kp in found.items():
+            points = to_pixel_centres(kp.points)
+            xyz = np.full((len(points), 3), np.nan)
+            if frame.depth is not None and frame.k is not None:
+                xyz = backproject(points, robust_depth(frame.depth, points, depth_window), frame.k)
+            out[task] = FrameKeypoints(task, points, kp.confidence, kp.names, xyz)
     return out
