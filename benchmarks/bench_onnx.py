@@ -11,7 +11,7 @@ over all calls and the speed-ups are ratios of those medians (torch / backend), 
 per-round ratios beside them. The load average before and after is recorded: on a shared machine the
 milliseconds move, the ratios much less. Writes benchmarks/results/onnx.json and onnx.md.
 
-Targets (issue 25): ONNX Runtime fp32 >= 1.15x torch at 1 and 10 tasks; int8 >= 2x (its accuracy:
+Targets (docs/DEPLOY.md): ONNX Runtime fp32 >= 1.15x torch at 1 and 10 tasks; int8 >= 2x (its accuracy:
 benchmarks/bench_onnx_accuracy.py).
 """
 

@@ -48,7 +48,7 @@ BACKENDS: tuple[tuple[str, str, str], ...] = (
     ("ort-fp32", "onnxruntime", "fp32"),
     ("ort-int8", "onnxruntime", "int8"),
 )
-#: issue 25: int8 detect and transfer PCK@0.1 within this many points of fp32
+#: the deployment target (docs/DEPLOY.md): int8 detect and transfer PCK@0.1 within this many points of fp32
 TOLERANCE_POINTS = 1.0
 
 

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 SAMPLES = ROOT / "samples" / "synth" / "images"
 RL_TASKS = ["mash_pound", "pull_out_nail"]
-#: issue 25's GPU targets (the shipped default at 224 x 224)
+#: the GPU targets of docs/DEPLOY.md (the shipped default at 224 x 224)
 TARGETS = {"detect_10_tasks_batch1_ms": 3.0, "features_10_tasks_images_per_s": 10_000.0}
 
 
@@ -299,7 +299,7 @@ def markdown(results: dict) -> str:
             f"| {r['device']} | {r['what']} | {r['path']} | {r['precision']} | {r['tasks']} | {r['batch']} | "
             f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['images_per_s']:.0f} | {note} |"
         )
-    lines += ["", "Targets (issue 25, GPU): " + ", ".join(f"{k} {v:g}" for k, v in results["targets"].items()) + "."]
+    lines += ["", "Targets (GPU, docs/DEPLOY.md): " + ", ".join(f"{k} {v:g}" for k, v in results["targets"].items()) + "."]
     if not results["machine"].get("gpu"):
         lines.append("No GPU on this machine: CPU rows only.")
     lines.append("")
