@@ -299,7 +299,10 @@ def markdown(results: dict) -> str:
             f"| {r['device']} | {r['what']} | {r['path']} | {r['precision']} | {r['tasks']} | {r['batch']} | "
             f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['images_per_s']:.0f} | {note} |"
         )
-    lines += ["", "Targets (GPU, docs/DEPLOY.md): " + ", ".join(f"{k} {v:g}" for k, v in results["targets"].items()) + "."]
+    lines += [
+        "",
+        "Targets (GPU, docs/DEPLOY.md): " + ", ".join(f"{k} {v:g}" for k, v in results["targets"].items()) + ".",
+    ]
     if not results["machine"].get("gpu"):
         lines.append("No GPU on this machine: CPU rows only.")
     lines.append("")
