@@ -92,11 +92,11 @@ def test_mcap_with_compressed_images_and_no_depth(detector, tmp_path):
 def test_a_crash_midway_leaves_no_output(sample, detector, tmp_path, monkeypatch):
     calls = []
 
-    def detect_then_crash(image, tasks=None):
+    def detect_then_crash(image, tasks=None, **options):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return FunctionalKeypointDetector.detect(detector, image, tasks)
+        return FunctionalKeypointDetector.detect(detector, image, tasks, **options)
 
     monkeypatch.setattr(detector, "detect", detect_then_crash)
     with pytest.raises(KeyboardInterrupt):
