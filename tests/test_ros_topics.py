@@ -14,7 +14,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_graph import stop  # noqa: E402
+from ros_graph import restore_environment, stop  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from funk_perception.ros import client, transport  # noqa: E402
@@ -121,11 +121,7 @@ def compressed_node(tmp_path_factory):
         probe.close()
         stop(proc)
         rclpy.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environment(saved)
 
 
 def test_live_node_listens_on_the_derived_topics_and_logs_them(compressed_node):

@@ -119,7 +119,7 @@ def test_incompatible_qos_message_names_the_fix_for_a_reliable_subscription():
 
 rclpy = pytest.importorskip("rclpy")
 
-from ros_graph import stop  # noqa: E402
+from ros_graph import restore_environment, stop  # noqa: E402
 
 from funk_perception.ros import client  # noqa: E402
 
@@ -208,11 +208,7 @@ def default_node(tmp_path_factory):
         probe.close()
         stop(proc)
         rclpy.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_environment(saved)
 
 
 def test_default_node_answers_camera_frames_from_a_publisher_with_the_shipped_profile(default_node):
