@@ -14,8 +14,9 @@ confidence, how surely the bank and the head both put their weight there
 it is the location whose embedding best matches the keypoint's mean training
 embedding. Each method is one object of :mod:`funk_perception.detect_methods`, which the
 detector picks once (:attr:`FunctionalKeypointDetector.method_object`). ``method="auto"`` takes the method the checkpoint names
-(``extra["detect_method"]``, set by ``model.export --detect-method``; the shipped
-default names ``bank_heatmap``, the best on real photos, models/README.md variant
+(its :class:`funk_perception.detector_config.DetectorConfig`, ``extra["detector_config"]``, set by
+``model.export --detect-method``; the shipped
+default names ``bank_heatmap``, the best on real photos, docs/EXPERIMENTS.md variant
 39), else the heatmap head, the bank or the prototypes, whichever it holds first.
 ``transfer`` is the paper's protocol: keypoints given on a reference image are
 matched in a target image. ``flip=True`` averages every feature map
@@ -27,7 +28,7 @@ semantic (a mirrored photo's p1 is still p1), so this makes ``detect`` exactly
 mirror-equivariant: the same points, mirrored, whichever way the object faces. It
 doubles the cost of ``detect`` and is off by default; on the real dev photos it
 moved the heatmap head from 35.6 to 38.0 PCK (37.2 to 38.0 on mirrored copies),
-within that set's noise (models/README.md, variant 25).
+within that set's noise (docs/EXPERIMENTS.md, variant 25).
 
 Images are numpy ``(H, W, 3)`` uint8 RGB of any size; they are resized to the
 model's square input size and the results mapped back to the input's pixels
@@ -35,7 +36,7 @@ model's square input size and the results mapped back to the input's pixels
 By default (``letterbox=True``) the aspect ratio is kept: the longer side is
 scaled to the input size and the shorter side padded with the ImageNet mean grey
 (:mod:`funk_perception.model.letterbox`); on real photos this gained 4 PCK points
-of transfer and 2 of ``detect`` over squashing (models/README.md, variants 10 and 11),
+of transfer and 2 of ``detect`` over squashing (docs/EXPERIMENTS.md, variants 10 and 11),
 and it changes nothing on square images such as the training renders.
 ``letterbox=False`` squashes as before. Points go in and come out in the input's
 pixels either way. The batched calls (``features_batch``, ``keypoints_batch``) see
@@ -73,7 +74,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,7 @@ from funk_perception.detect_methods import (
 # defined with the methods, public here too (the names evaluate and the tests have always imported from here)
 from funk_perception.detect_methods import DETECT_NEEDS as DETECT_NEEDS
 from funk_perception.detect_methods import available_methods as available_methods
+from funk_perception.detector_config import DetectorConfig
 from funk_perception.matching import (
     REFINE_METHODS,
     flip_averaged,
@@ -277,6 +279,33 @@ class FunctionalKeypointDetector:
         self._refine = refine
         self._method = self._build(self.method)
 
+    @property
+    def config(self) -> DetectorConfig:
+        """The settings this detector runs with now, as a checkpoint stores them (``extra["detector_config"]``)."""
+        return DetectorConfig(
+            self.method, self.refine, self.flip, self.letterbox, self.letterbox_pad, self.mirror_maps, self.image_size
+        )
+
+    @classmethod
+    def from_encoder(
+        cls, encoder: FunctionalEncoder, config: DetectorConfig | None = None, where: str = "checkpoint"
+    ) -> FunctionalKeypointDetector:
+        """The detector of a loaded encoder and what its checkpoint holds (``encoder.loaded_extra``: prototypes,
+        bank, heatmap head), run with ``config`` (None: the checkpoint's own). :meth:`load`, ``evaluate`` and the
+        benchmarks build detectors here, so they run the same settings; ``where`` names the file in errors."""
+        extra = getattr(encoder, "loaded_extra", None) or {}
+        config = DetectorConfig.from_extra(extra, where) if config is None else config
+        head = extra.get("heatmap_head")
+        return cls(
+            encoder,
+            extra.get("prototypes"),
+            bank=extra.get("bank"),
+            heatmap_head=None
+            if head is None
+            else KeypointHeatmapHead.from_extra(head, f"{where}: extra['heatmap_head']"),
+            **asdict(config),
+        )
+
     @classmethod
     def load(
         cls,
@@ -284,12 +313,12 @@ class FunctionalKeypointDetector:
         device: str = "auto",
         trunk_weights: str | Path | None = None,
         trunk: Trunk | None = None,
-        refine: str = "parabolic",
+        refine: str | None = None,
         method: str = "auto",
-        flip: bool = False,
-        letterbox: bool = True,
-        letterbox_pad: str = "mean",
-        mirror_maps: bool = False,
+        flip: bool | None = None,
+        letterbox: bool | None = None,
+        letterbox_pad: str | None = None,
+        mirror_maps: bool | None = None,
         image_size: int | None = None,
         references: str | Path | None = None,
         references_mode: str = "add",
@@ -298,8 +327,11 @@ class FunctionalKeypointDetector:
     ) -> FunctionalKeypointDetector:
         """Load a checkpoint written by training (``extra["prototypes"]``, and ``extra["bank"]`` when present).
 
-        ``image_size``: the network's input side when not the checkpoint's own (the encoder is fully
-        convolutional); the bank, heatmap head and detect method come along either way.
+        The detector runs with the checkpoint's :class:`funk_perception.detector_config.DetectorConfig`
+        (``extra["detector_config"]``); ``method`` (``auto``: the checkpoint's), ``refine``, ``flip``,
+        ``letterbox``, ``letterbox_pad``, ``mirror_maps`` and ``image_size`` override its fields (None: the
+        checkpoint's). ``image_size``: the network's input side when not the checkpoint's own (the encoder is
+        fully convolutional); the bank, heatmap head and detect method come along either way.
         ``references``: a bank file of the user's labelled photos (funk_perception/reference_bank.py) that
         ``detect`` uses beside (``references_mode="add"``) or instead of (``"replace"``) the shipped bank;
         :meth:`use_references` says how.
@@ -323,28 +355,16 @@ class FunctionalKeypointDetector:
                 f"{path}: expected per-task keypoint prototypes in the checkpoint's extra['prototypes'] "
                 f"({{task: ({NUM_KEYPOINTS}, D) tensor}}), found {found}; the training command writes them"
             )
-        head = encoder.loaded_extra.get("heatmap_head")
-        if method == "auto" and "detect_method" in encoder.loaded_extra:  # the method the checkpoint was shipped with
-            method = str(encoder.loaded_extra["detect_method"])
-            if method not in DETECT_METHODS:
-                raise ValueError(
-                    f"{path}: extra['detect_method']: expected one of {', '.join(DETECT_METHODS)}, found {method!r}"
-                )
-        detector = cls(
-            encoder,
-            prototypes,
+        config = DetectorConfig.from_extra(encoder.loaded_extra, str(path)).override(
+            method=None if method == "auto" else method,
             refine=refine,
-            bank=encoder.loaded_extra.get("bank"),
-            method=method,
             flip=flip,
-            heatmap_head=None
-            if head is None
-            else KeypointHeatmapHead.from_extra(head, f"{path}: extra['heatmap_head']"),
             letterbox=letterbox,
             letterbox_pad=letterbox_pad,
             mirror_maps=mirror_maps,
             image_size=image_size,
         )
+        detector = cls.from_encoder(encoder, config, str(path))
         if user_bank is not None:
             detector.use_references(user_bank, references_mode, bank_path=str(references), model=path)
         detector.use_backend(backend, precision)
@@ -573,10 +593,15 @@ class FunctionalKeypointDetector:
             batch, frames = self._prepare(images)
             if mirrored:  # the padded input itself is flipped, so the mirrored grid is exactly the plain one reversed
                 batch = torch.cat([batch, batch.flip(-1)])
+        return self.embed_batch(batch, tasks, stages), frames
+
+    def embed_batch(self, batch: torch.Tensor, tasks: Sequence[str], stages: StageTimes | None = None) -> torch.Tensor:
+        """Embeddings (B, T, D, h, w) of a network input made by :meth:`prepare_batch`, as ``detect`` embeds it:
+        through :meth:`encode`, averaged with the mirrored input's when ``flip``."""
         with torch.inference_mode():
             if self.flip:
-                return flip_averaged(lambda x: self.encode(x, tasks, stages), batch), frames
-            return self.encode(batch, tasks, stages), frames
+                return flip_averaged(lambda x: self.encode(x, tasks, stages), batch)
+            return self.encode(batch, tasks, stages)
 
     def _prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox | None]]:
         """The one preprocessing of every path: letterbox (or squash) on the host with OpenCV, ImageNet-normalise,

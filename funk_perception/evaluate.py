@@ -77,12 +77,12 @@ from funk_perception.cli import build_parser as build_config_parser
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
 from funk_perception.detector import ADD_SHARE, BANK_METHODS, FunctionalKeypointDetector, available_methods
+from funk_perception.detector_config import DetectorConfig
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
 from funk_perception.intervals import pck_difference, pck_interval
 from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
 from funk_perception.metrics import confidence_auc, pck, pck_correct
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
-from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox
 from funk_perception.onnx_backend import BACKENDS, PRECISIONS, OnnxRuntimeEncoder, check_backend
 from funk_perception.reference_bank import (
@@ -300,6 +300,8 @@ class Method:
     task_conditioned: bool = False
     info: dict = field(default_factory=dict)
     encoder: FunctionalEncoder | None = None  # for model rows: what detection needs
+    #: for model rows: the detector whose preprocessing and forward pass make the features (the product path)
+    detector: FunctionalKeypointDetector | None = None
 
 
 def _trunk_extractor(trunk: torch.nn.Module, device: torch.device) -> Extractor:
@@ -310,39 +312,39 @@ def _trunk_extractor(trunk: torch.nn.Module, device: torch.device) -> Extractor:
     return extract
 
 
-def _encoder_extractor(encoder: torch.nn.Module, device: torch.device) -> Extractor:
-    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        return encoder(images.to(device), tasks).float()
-
-    return extract
-
-
-def backend_extractor(encoder: FunctionalEncoder, image_size: int, config: EvalConfig) -> Extractor:
-    """The checkpoint's features as its detector computes them with ``config.backend``: the detector that
-    ``FunctionalKeypointDetector.load`` makes of this encoder (its detect method, this evaluation's input
-    options), through :meth:`FunctionalKeypointDetector.encode`. Every call runs the all-task graph, the one
-    ``detect`` and the node run by default, and keeps the tasks asked for (an int8 graph of fewer tasks is
-    calibrated on its own activations: docs/DEPLOY.md)."""
-    extra = encoder.loaded_extra
-    head = extra.get("heatmap_head")
-    detector = FunctionalKeypointDetector(
+def model_detector(
+    encoder: FunctionalEncoder, image_size: int, config: EvalConfig, where: str = "checkpoint"
+) -> FunctionalKeypointDetector:
+    """The detector ``FunctionalKeypointDetector.load`` makes of checkpoint ``where`` (its stored
+    :class:`funk_perception.detector_config.DetectorConfig`), with this evaluation's input options and backend."""
+    stored = DetectorConfig.from_extra(encoder.loaded_extra, where)
+    detector = FunctionalKeypointDetector.from_encoder(
         encoder,
-        extra.get("prototypes"),
-        refine=config.refine,
-        image_size=image_size,
-        bank=extra.get("bank"),
-        method=str(extra.get("detect_method", "auto")),
-        flip=config.flip,
-        letterbox=config.letterbox,
-        letterbox_pad=config.letterbox_pad,
-        mirror_maps=config.mirror_maps,
-        heatmap_head=None if head is None else KeypointHeatmapHead.from_extra(head),
+        stored.override(
+            refine=config.refine,
+            image_size=image_size,
+            flip=config.flip,
+            letterbox=config.letterbox,
+            letterbox_pad=config.letterbox_pad,
+            mirror_maps=config.mirror_maps,
+        ),
+        where,
     )
     detector.use_backend(config.backend, config.precision)
+    return detector
+
+
+def _detector_extractor(detector: FunctionalKeypointDetector) -> Extractor:
+    """Features as ``detect`` makes them: :meth:`FunctionalKeypointDetector.embed_batch` (its flip, its backend).
+    The onnxruntime backend runs the all-task graph, the one ``detect`` and the node run by default, and keeps
+    the tasks asked for (an int8 graph of fewer tasks is calibrated on its own activations: docs/DEPLOY.md)."""
 
     def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        features = detector.encode(images, TASKS)
-        return features if tasks is None or list(tasks) == list(TASKS) else features[:, [TASKS.index(t) for t in tasks]]
+        asked = list(TASKS) if tasks is None else list(tasks)
+        if detector.backend == "torch":
+            return detector.embed_batch(images.to(detector.device), asked)
+        features = detector.embed_batch(images, TASKS)
+        return features if asked == list(TASKS) else features[:, [TASKS.index(t) for t in asked]]
 
     return extract
 
@@ -388,16 +390,19 @@ def compute_features(
     extractor = method.extractor
 
     def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        if flip:
+        if flip and method.detector is None:  # a detector averages with its own flip
             return flip_averaged(lambda x: extractor(x, tasks), images)
         return extractor(images, tasks)
 
     for start in tqdm(starts, desc=f"features {method.name}", disable=not progress, leave=False):
         chunk = paths[start : start + batch_size]
         views = [load_view(dataset, p, mirror) for p in chunk]
-        if letterbox_pad is not None:
-            views = [letterbox(v, method.image_size, letterbox_pad)[0] for v in views]
-        images = preprocess(views, size=method.image_size)
+        if method.detector is not None:  # the product path: detect's own letterbox and normalisation
+            images = method.detector.prepare_batch(views)
+        else:
+            if letterbox_pad is not None:
+                views = [letterbox(v, method.image_size, letterbox_pad)[0] for v in views]
+            images = preprocess(views, size=method.image_size)
         if flip_input:
             images = images.flip(-1)
         if method.task_conditioned:
@@ -617,24 +622,16 @@ def detection_rows(
         if method.kind != "model" or method.encoder is None:
             continue
         extra = method.encoder.loaded_extra
-        head = extra.get("heatmap_head")
-        head = None if head is None else KeypointHeatmapHead.from_extra(head)
         for detect_method, with_references in [
             (m, r)
             for m in available_methods(extra)
             for r in (False, True)
             if not r or (references and m in BANK_METHODS)
         ]:
-            detector = FunctionalKeypointDetector(
-                method.encoder,
-                extra.get("prototypes"),
-                refine=refine,
-                image_size=method.image_size,
-                bank=extra.get("bank"),
-                method=detect_method,
-                heatmap_head=head,
-                **(detector_options or {}),
-            )
+            base = DetectorConfig(refine=refine, image_size=method.image_size, **(detector_options or {}))
+            if method.detector is not None:  # the row's own detector: its stored config and this run's options
+                base = method.detector.config.override(refine=refine)
+            detector = FunctionalKeypointDetector.from_encoder(method.encoder, replace(base, method=detect_method))
             if with_references:  # the product path: what load(..., references=) does (funk_perception/detector.py)
                 detector.use_references(
                     references.bank,
@@ -717,12 +714,20 @@ def load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
             "backend": config.backend,
             "precision": config.precision,
         }
-        extractor = (
-            _encoder_extractor(encoder, device)
-            if config.backend == "torch"
-            else backend_extractor(encoder, size, config)
+        detector = model_detector(encoder, size, config, str(path))
+        info["detector_config"] = detector.config.to_extra()
+        model_rows.append(
+            Method(
+                f"{gating} gating ({label})",
+                "model",
+                _detector_extractor(detector),
+                size,
+                True,
+                info,
+                encoder,
+                detector,
+            )
         )
-        model_rows.append(Method(f"{gating} gating ({label})", "model", extractor, size, True, info, encoder))
         key = f"{trunk_name}@{size}"
         if key not in trunk_rows:
             trunk_rows[key] = Method(

@@ -8,7 +8,7 @@ detect rows), prints PCK@0.1 and the confidence ROC AUC (hit vs miss) of:
 their two probability maps (a product of experts); ``mean``, their average; and
 ``agree``, the heatmap's points with its confidence multiplied by
 ``exp(-(d / 0.1)^2)``, d the distance between the heatmap's and the bank's
-points. Measured results and the decision are in models/README.md (variants
+points. Measured results and the decision are in docs/EXPERIMENTS.md (variants
 tried); neither combination was adopted.
 """
 

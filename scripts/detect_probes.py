@@ -50,7 +50,7 @@ its variants beside the plain heatmap head and bank:
   swapped in the heatmap head's and the bank's maps (FunKPoint's numbering, against
   generator 1.2.0's; for a model fitted to 1.2.0 labels).
 
-The results and the decisions are in models/README.md (variants tried, 25-42).
+The results and the decisions are in docs/EXPERIMENTS.md (variants tried, 25-42).
 """
 
 from __future__ import annotations

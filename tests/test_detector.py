@@ -194,7 +194,7 @@ def test_letterboxed_transfer_onto_itself_returns_the_reference_keypoints(encode
 def test_letterbox_is_the_default_changes_nothing_on_square_images_and_keeps_points_inside(
     detector: FunctionalKeypointDetector, checkpoint: Path
 ) -> None:
-    assert detector.letterbox and detector.letterbox_pad == "mean"  # the default (models/README.md, variant 10)
+    assert detector.letterbox and detector.letterbox_pad == "mean"  # the default (docs/EXPERIMENTS.md, variant 10)
     boxed = FunctionalKeypointDetector.load(checkpoint, device="cpu", letterbox_pad="edge")
     squashed = FunctionalKeypointDetector.load(checkpoint, device="cpu", letterbox=False)
     assert boxed.letterbox and boxed.letterbox_pad == "edge" and not squashed.letterbox

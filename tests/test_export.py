@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from funk_perception.detector_config import DetectorConfig
 from funk_perception.model import CheckpointError, FunctionalEncoder, build_trunk, named_config
 from funk_perception.model.export import export_checkpoint, main
 
@@ -59,10 +60,12 @@ def test_export_records_the_default_detect_method_and_refuses_an_unknown_one(tmp
     encoder.save(source, extra={"prototypes": prototypes})
     export_checkpoint(source, tmp_path / "plain.pt")
     export_checkpoint(source, tmp_path / "named.pt", detect_method="prototypes")
-    assert "detect_method" not in FunctionalEncoder.load(tmp_path / "plain.pt", trunk=encoder.trunk).loaded_extra
+    plain = FunctionalEncoder.load(tmp_path / "plain.pt", trunk=encoder.trunk).loaded_extra
+    assert plain["detector_config"] == DetectorConfig().to_extra()  # "auto": whichever part the file holds
     named = FunctionalKeypointDetector.load(tmp_path / "named.pt", device="cpu", trunk=encoder.trunk)
-    assert named.encoder.loaded_extra["detect_method"] == "prototypes" and named.method == "prototypes"
-    with pytest.raises(ValueError, match="detect_method.*nearest"):
+    assert named.encoder.loaded_extra["detector_config"]["method"] == "prototypes" and named.method == "prototypes"
+    assert "detect_method" not in named.encoder.loaded_extra  # one name per idea: the config's field
+    with pytest.raises(ValueError, match="method.*nearest"):
         export_checkpoint(source, tmp_path / "bad.pt", detect_method="nearest")
     assert not (tmp_path / "bad.pt").exists()
     # a checkpoint naming a method it cannot run is refused when loaded, naming the file and the field

@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from funk_perception.detector_config import DetectorConfig
 from funk_perception.model.encoder import FunctionalEncoder
 from funk_perception.shipped import default_checkpoint
 
@@ -28,7 +29,5 @@ def test_shipped_default_records_the_recipe_in_the_repository() -> None:
     # built from committed code, which anyone can check out
     assert re.fullmatch(r"[0-9a-f]{40}", record["code_commit"]), record["code_commit"]
     assert record["command"].startswith("python scripts/build_model.py")
-    assert (
-        FunctionalEncoder.read_checkpoint(default_checkpoint())["extra"]["detect_method"]
-        == recipe["export"]["detect_method"]
-    )
+    extra = FunctionalEncoder.read_checkpoint(default_checkpoint())["extra"]
+    assert DetectorConfig.from_extra(extra).method == recipe["export"]["detect_method"]

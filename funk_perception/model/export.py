@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 
 from funk_perception.cli import command
+from funk_perception.detector_config import EXTRA_KEY as CONFIG_KEY
+from funk_perception.detector_config import DetectorConfig
 from funk_perception.model.encoder import FunctionalEncoder
 from funk_perception.model.trunk import build_trunk
 
@@ -34,24 +36,23 @@ def export_checkpoint(
     detect_method: str | None = None,
     recipe: dict | None = None,
 ) -> Path:
-    """Load ``source`` and write it to ``destination`` with the head stored as ``dtype``; ``detect_method``
-    is stored as ``extra["detect_method"]``, the method ``FunctionalKeypointDetector.load`` then uses by default;
-    ``recipe`` (what ``scripts/build_model.py`` records: recipe, command, data fingerprint, code commit) as
-    ``extra["recipe"]``."""
+    """Load ``source`` and write it to ``destination`` with the head stored as ``dtype`` and the detector's
+    settings as ``extra["detector_config"]`` (:class:`funk_perception.detector_config.DetectorConfig`: the
+    source's own, with ``detect_method`` as its method when given), which ``FunctionalKeypointDetector.load``
+    then runs by default; ``recipe`` (what ``scripts/build_model.py`` records: recipe, command, data
+    fingerprint, code commit) as ``extra["recipe"]``."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, found {dtype!r}")
-    from funk_perception.detector import DETECT_METHODS  # the detector imports this package
-
-    if detect_method is not None and detect_method not in DETECT_METHODS:
-        raise ValueError(f"detect_method: expected one of {', '.join(DETECT_METHODS)}, found {detect_method!r}")
+    checkpoint = FunctionalEncoder.read_checkpoint(source)
+    # checked before the weights load: a typo costs no seconds and writes nothing
+    config = DetectorConfig.from_extra(checkpoint.get("extra") or {}, str(source)).override(method=detect_method)
     # exporting touches only the head: an untrained trunk of the right kind avoids loading trunk weights
-    trunk = build_trunk(FunctionalEncoder.read_checkpoint(source)["config"]["trunk"], pretrained=False)
+    trunk = build_trunk(checkpoint["config"]["trunk"], pretrained=False)
     encoder = FunctionalEncoder.load(source, device="cpu", trunk=trunk)
-    extra = dict(encoder.loaded_extra)
+    extra = {k: v for k, v in encoder.loaded_extra.items() if k != "detect_method"}  # now a field of the config
     extra["exported_from"] = str(source)
     extra["stored_dtype"] = dtype
-    if detect_method is not None:
-        extra["detect_method"] = detect_method
+    extra[CONFIG_KEY] = config.to_extra()
     if recipe is not None:
         extra["recipe"] = recipe
     encoder.save(destination, extra=extra, dtype=DTYPES[dtype])

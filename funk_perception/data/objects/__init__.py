@@ -31,7 +31,7 @@ edge's middle, the other corner). In the real FunKPoint annotations of these fiv
 tasks p2 is the far end of the working part and p3 lies between p1 and p2 (its
 middle): on the real dev photos p3 is nearer p1 than p2 is in 92-100 % of the rows
 of each of these tasks, against 0-34 % in generator 1.2.0's labels
-(models/README.md, variant 37). Tasks not listed keep the builders' order, which
+(docs/EXPERIMENTS.md, variant 37). Tasks not listed keep the builders' order, which
 already agrees. Only the numbering changes, not where any point is.
 """
 

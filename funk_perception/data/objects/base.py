@@ -33,7 +33,7 @@ SURFACE_RADIUS = 0.004
 PLACEMENTS: tuple[str, ...] = ("builder", "funkpoint")
 """Where the middle points of a chain go. ``builder``: each builder's own reading of the keypoint meanings
 (docs/DESIGN.md, "Keypoint meanings"; generator 1.3.0). ``funkpoint``: on mix, poke and pull_out_nail, p2-p4 further toward the grip, as the
-real FunKPoint annotations place them (models/README.md, variant 60). A builder gives the second
+real FunKPoint annotations place them (docs/EXPERIMENTS.md, variant 60). A builder gives the second
 reading of a task under :data:`PLACEMENT_SEP` (``"mix@funkpoint"``); both come from the same random
 draws, so the geometry and the renders do not depend on the choice."""
 
