@@ -17,11 +17,7 @@ image: latency does not depend on the weight values, and the JSON says so.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import os
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -34,7 +30,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from funk_perception.atomic import write_text_atomic  # noqa: E402
+from common import machine, report_header, write_report  # noqa: E402
+
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.matching import sample_features  # noqa: E402
 from funk_perception.model import FunctionalEncoder, named_config  # noqa: E402
@@ -125,17 +122,8 @@ def run(args: argparse.Namespace) -> dict:
         row["ratio_to_first_model"] = row["median_ms"] / first["median_ms"]
     labels = list(dict.fromkeys(r["model"] for r in rows))
     return {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "host": platform.node(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "load_average": list(os.getloadavg()),
-        },
+        **report_header(),
+        "machine": machine(host=platform.node(), python=platform.python_version(), torch=torch.__version__),
         "model": labels[0] if len(labels) == 1 else labels,
         "refine": "parabolic",
         "warmup": args.warmup,
@@ -196,11 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--method needs --model: an untrained config detects by prototypes only")
     args.model = args.model or [None]
     results = run(args)
-    write_text_atomic(args.out / "detect.json", json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    write_text_atomic(args.out / "detect.md", text)
-    print(text)
-    return 0
+    return write_report(args.out, "detect", results, markdown)
 
 
 if __name__ == "__main__":

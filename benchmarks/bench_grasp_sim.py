@@ -10,22 +10,16 @@ settling, the three top-down renders, the grasp attempts, file writes).
 
 from __future__ import annotations
 
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (first: MUJOCO_GL before MuJoCo loads)
+
 import argparse
 import os
-import platform
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import mujoco  # noqa: E402
+from common import renderer_machine, report_header, stage_table, timed_generations, write_report
 
-import funk_grasp  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
-from funk_grasp.generate import GenerateConfig, generate_dataset  # noqa: E402
-from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_synth import _cpu_model  # noqa: E402  (one CPU-name reader for every benchmark)
+from funk_grasp.generate import GenerateConfig, generate_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = {
@@ -39,23 +33,17 @@ STAGES = {
 def run(categories: list[str], instances: int, attempts: int, workers: list[int], seed: int) -> dict:
     results = []
     load = [round(x, 2) for x in os.getloadavg()]
-    for w in workers:
-        with tempfile.TemporaryDirectory(prefix="bench_grasp_") as tmp:
-            config = GenerateConfig(
-                out=Path(tmp),
-                categories=tuple(categories),
-                heldout_categories=(),
-                instances_per_category=instances,
-                placements=1,
-                attempts_per_placement=attempts,
-                heldout_instances_per_category=0,
-                seed=seed,
-                workers=w,
-            )
-            start = time.perf_counter()
-            manifest = generate_dataset(config, progress=False)
-            wall = time.perf_counter() - start
-        info = manifest["run"]
+    config = GenerateConfig(
+        categories=tuple(categories),
+        heldout_categories=(),
+        instances_per_category=instances,
+        placements=1,
+        attempts_per_placement=attempts,
+        heldout_instances_per_category=0,
+        seed=seed,
+    )
+
+    for w, info, wall in timed_generations(generate_dataset, config, workers, "bench_grasp_"):
         done = info["attempts_run"]
         results.append(
             {
@@ -71,16 +59,8 @@ def run(categories: list[str], instances: int, attempts: int, workers: list[int]
         print(f"workers={w}: {done} attempts in {wall:.1f} s -> {done / wall:.1f} attempts/s", flush=True)
     return {
         "benchmark": "simulated grasp dataset throughput",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([Path(sys.executable).name] + sys.argv),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "load_average_before": load,
-            "python": platform.python_version(),
-            "mujoco": mujoco.__version__,
-            "gl": os.environ.get("MUJOCO_GL"),
-        },
+        **report_header(),
+        "machine": renderer_machine(load),
         "settings": {
             "categories": categories,
             "instances_per_category": instances,
@@ -121,16 +101,12 @@ def to_markdown(report: dict) -> str:
             f"Speed-up {last['workers']} vs {base['workers']} worker(s), generation loop: "
             f"{last['attempts_per_second_generation'] / base['attempts_per_second_generation']:.2f}x.",
         ]
-    total = sum(base["stage_ms_per_attempt"].values())
     lines += [
         "",
         f"Where the wall time goes, {base['workers']} worker (ms per attempt):",
         "",
-        "| stage | ms / attempt | share | what |",
-        "| --- | --- | --- | --- |",
+        *stage_table(base["stage_ms_per_attempt"], STAGES, "attempt"),
     ]
-    for stage, ms in sorted(base["stage_ms_per_attempt"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {stage} | {ms} | {100 * ms / total:.0f} % | {STAGES.get(stage, '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     report = run(args.categories, args.instances_per_category, args.attempts, args.workers, args.seed)
-    write_json_atomic(args.out / "grasp_sim.json", report, indent=1)
-    write_text_atomic(args.out / "grasp_sim.md", to_markdown(report))
-    print(to_markdown(report))
-    return 0
+    return write_report(args.out, "grasp_sim", report, to_markdown, indent=1)
 
 
 if __name__ == "__main__":

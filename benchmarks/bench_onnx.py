@@ -18,12 +18,9 @@ benchmarks/bench_onnx_accuracy.py).
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import hashlib
-import json
 import os
 import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -37,7 +34,8 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from funk_perception.atomic import write_text_atomic  # noqa: E402
+from common import cpu_model, report_header, write_report  # noqa: E402
+
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.shipped import DEFAULT_CHECKPOINT  # noqa: E402
 from funk_perception.tasks import TASKS  # noqa: E402
@@ -55,19 +53,10 @@ TARGETS = {"ort-fp32": 1.15, "ort-int8": 2.0}
 
 def machine() -> dict:
     """What the numbers were measured on, and how loaded it was."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
     import onnxruntime
 
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -150,8 +139,7 @@ def run(args: argparse.Namespace) -> dict:
                 )
     model = Path(args.model)
     return {
-        "command": "python benchmarks/bench_onnx.py " + " ".join(shlex.quote(a) for a in args.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **report_header(["benchmarks/bench_onnx.py", *args.argv]),
         "machine": machine(),
         "uptime_before": before,
         "uptime_after": after,
@@ -215,10 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     results = run(args)
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
-    write_text_atomic(args.out.with_suffix(".md"), markdown(results))
-    print(markdown(results))
-    return 0
+    return write_report(args.out.parent, args.out.name, results, markdown)
 
 
 if __name__ == "__main__":

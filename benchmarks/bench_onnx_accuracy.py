@@ -18,11 +18,8 @@ gives the full tables of the same backends (docs/DEPLOY.md).
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import hashlib
-import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +30,8 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from funk_perception.atomic import write_text_atomic  # noqa: E402
+from common import report_header, write_report  # noqa: E402
+
 from funk_perception.data.pairs import evaluation_pairs  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.evaluate import EvalConfig, triplet_annotations  # noqa: E402
@@ -122,8 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     int8 = {e["what"]: e["difference"]["difference"] for e in table if e["backend"] == "ort-int8"}
     model = Path(args.model)
     return {
-        "command": "python benchmarks/bench_onnx_accuracy.py " + " ".join(shlex.quote(a) for a in args.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **report_header(["benchmarks/bench_onnx_accuracy.py", *args.argv]),
         "load_average": list(os.getloadavg()),
         "data": str(args.data),
         "model": str(model),
@@ -180,10 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     results = run(args)
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
-    write_text_atomic(args.out.with_suffix(".md"), markdown(results))
-    print(markdown(results))
-    return 0
+    return write_report(args.out.parent, args.out.name, results, markdown)
 
 
 if __name__ == "__main__":

@@ -16,32 +16,27 @@ benchmarks/results/rl.json and rl.md (machine, date, command).
 
 from __future__ import annotations
 
-import os
+import torch  # noqa: F401  isort: skip  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: F401  isort: skip
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (MUJOCO_GL before MuJoCo loads)
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-import argparse  # noqa: E402
-import datetime as _dt  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_rl_report import write_report  # noqa: E402
+from common import machine, report_header, write_report  # noqa: E402
 
-from funk_rl.encoders import VISUAL_ENCODERS, ObservationEncoderConfig, build_encoder  # noqa: E402
-from funk_rl.envs import ACTION_DIM, HammerConfig  # noqa: E402
-from funk_rl.train_hammer import TrainConfig  # noqa: E402
-from funk_rl.vec_env import FeatureVecEnv, make_worker_vec_env  # noqa: E402
+from funk_rl.encoders import VISUAL_ENCODERS, ObservationEncoderConfig, build_encoder
+from funk_rl.envs import ACTION_DIM, HammerConfig
+from funk_rl.train_hammer import TrainConfig
+from funk_rl.vec_env import FeatureVecEnv, make_worker_vec_env
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VARIANTS = ("state", "render", "batched", "per-env")
@@ -244,17 +239,12 @@ def run(args: argparse.Namespace) -> dict:
 
 def _header(args: argparse.Namespace, encoder) -> dict:
     return {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "device": torch.cuda.get_device_name(0) if _device(args).type == "cuda" else "cpu",
-            "torch": torch.__version__,
-            "torch_threads": args.threads,
-            "load_average": list(os.getloadavg()),
-        },
+        **report_header(),
+        "machine": machine(
+            device=torch.cuda.get_device_name(0) if _device(args).type == "cuda" else "cpu",
+            torch=torch.__version__,
+            torch_threads=args.threads,
+        ),
         "encoder": args.encoder,
         "precision": "bf16" if encoder.dtype is not None else "fp32",
         "image_size": args.image_size,

@@ -17,31 +17,28 @@ benchmarks/results/rl_probe.json and rl_probe.md.
 
 from __future__ import annotations
 
+import torch  # noqa: F401  isort: skip  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: F401  isort: skip
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (MUJOCO_GL before MuJoCo loads)
+
+import argparse
 import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import argparse  # noqa: E402
-import datetime as _dt  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_rl_report import write_report  # noqa: E402
+from common import report_header, write_report  # noqa: E402
 
-from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
-from funk_perception.tasks import TASKS  # noqa: E402
-from funk_rl.encoders import DEFAULT_MODEL, HAMMER_TASKS  # noqa: E402
-from funk_rl.envs import HammerConfig, env_state, make_hammer_env  # noqa: E402
+from funk_perception.detector import FunctionalKeypointDetector
+from funk_perception.tasks import TASKS
+from funk_rl.encoders import DEFAULT_MODEL, HAMMER_TASKS
+from funk_rl.envs import HammerConfig, env_state, make_hammer_env
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGETS = {
@@ -159,8 +156,7 @@ def run(args: argparse.Namespace) -> dict:
         rows.append({"candidate": name, "dim": int(features.shape[1]), **result})
         print(f"{name:>40}: R^2 {result['r2']:.3f} (dim {features.shape[1]}, alpha {result['alpha']:g})", flush=True)
     return {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **report_header(),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__},
         "model": str(args.model),
         "frames": int(len(images)),

@@ -35,10 +35,7 @@ from __future__ import annotations
 import torch  # noqa: F401  isort: skip  (first, before anything that could create a GL context)
 
 import argparse
-import datetime as _dt
 import os
-import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -50,7 +47,8 @@ import rclpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from common import machine, report_header, write_report  # noqa: E402
+
 from funk_perception.onnx_backend import check_backend  # noqa: E402
 from funk_perception.ros import client, transport  # noqa: E402
 from funk_perception.stages import STAGES, stage_means  # noqa: E402
@@ -210,15 +208,8 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         rclpy.try_shutdown()
     return {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "load_average": list(os.getloadavg()),
-        },
+        **report_header(),
+        "machine": machine(torch=torch.__version__),
         "targets": TARGETS,
         "rates_hz": args.rates,
         "duration_s": args.duration,
@@ -341,10 +332,7 @@ def main() -> int:
     parser.add_argument("--name", default="ros", help="results file names: NAME.json and NAME.md")
     args = parser.parse_args()
     results = run(args)
-    write_json_atomic(args.out / f"{args.name}.json", results, indent=1)
-    write_text_atomic(args.out / f"{args.name}.md", markdown(results))
-    print(markdown(results))
-    return 0
+    return write_report(args.out, args.name, results, markdown, indent=1)
 
 
 if __name__ == "__main__":

@@ -10,24 +10,19 @@ run that shows what limits the rate.
 
 from __future__ import annotations
 
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (first: MUJOCO_GL before MuJoCo loads)
+
 import argparse
-import json
 import os
-import platform
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import cv2
+import numpy as np
+from common import renderer_machine, report_header, stage_table, timed_generations, write_report
 
-import cv2  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from funk_perception.atomic import write_text_atomic  # noqa: E402
-from funk_perception.data.synth import SynthConfig, generate_dataset  # noqa: E402
-from funk_perception.tasks import CATEGORIES  # noqa: E402
+from funk_perception.data.synth import SynthConfig, generate_dataset
+from funk_perception.tasks import CATEGORIES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,33 +40,18 @@ STAGE_NOTES = {
 }
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def run(instances: int, views: int, size: int, workers: list[int], seed: int) -> dict:
     results = []
-    for w in workers:
-        with tempfile.TemporaryDirectory(prefix="bench_synth_") as tmp:
-            config = SynthConfig(
-                out=Path(tmp),
-                instances_per_category=instances,
-                views_per_instance=views,
-                size=size,
-                seed=seed,
-                heldout_instances_per_category=0,
-                workers=w,
-            )
-            start = time.perf_counter()
-            manifest = generate_dataset(config, progress=False)
-            wall = time.perf_counter() - start
-        run_info = manifest["run"]
+    load = [round(x, 2) for x in os.getloadavg()]
+    config = SynthConfig(
+        instances_per_category=instances,
+        views_per_instance=views,
+        size=size,
+        seed=seed,
+        heldout_instances_per_category=0,
+    )
+
+    for w, run_info, wall in timed_generations(generate_dataset, config, workers, "bench_synth_"):
         images = run_info["images_generated"]
         results.append(
             {
@@ -86,18 +66,8 @@ def run(instances: int, views: int, size: int, workers: list[int], seed: int) ->
         print(f"workers={w}: {images} images in {wall:.1f} s -> {images / wall:.1f} images/s", flush=True)
     return {
         "benchmark": "synthetic dataset generation throughput",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([Path(sys.executable).name] + sys.argv),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(),
-            "mujoco": mujoco.__version__,
-            "numpy": np.__version__,
-            "opencv": cv2.__version__,
-            "gl": os.environ.get("MUJOCO_GL"),
-        },
+        **report_header(),
+        "machine": renderer_machine(load, numpy=np.__version__, opencv=cv2.__version__),
         "settings": {
             "categories": len(CATEGORIES),
             "instances_per_category": instances,
@@ -129,17 +99,13 @@ def to_markdown(report: dict) -> str:
             f"{r['images_per_second_generation']} |"
         )
     first = report["results"][0]
-    total = sum(first["stage_ms_per_image"].values())
     lines += [
         "",
         f"Per-stage cost, {first['workers']} worker (ms per image, summed over the worker's stages):",
         "",
-        "| stage | ms / image | share | what |",
-        "| --- | --- | --- | --- |",
+        *stage_table(first["stage_ms_per_image"], STAGE_NOTES, "image"),
+        f"| total | {sum(first['stage_ms_per_image'].values()):.1f} | | |",
     ]
-    for stage, ms in sorted(first["stage_ms_per_image"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {stage} | {ms} | {100 * ms / total:.0f} % | {STAGE_NOTES.get(stage, '')} |")
-    lines.append(f"| total | {total:.1f} | | |")
     lines.append("")
     return "\n".join(lines)
 
@@ -153,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     report = run(args.instances_per_category, args.views, args.size, args.workers, args.seed)
-    write_text_atomic(RESULTS / "synth.json", json.dumps(report, indent=1) + "\n")
-    write_text_atomic(RESULTS / "synth.md", to_markdown(report))
-    print(to_markdown(report))
-    return 0
+    return write_report(RESULTS, "synth", report, to_markdown, indent=1)
 
 
 if __name__ == "__main__":

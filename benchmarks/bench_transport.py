@@ -32,11 +32,9 @@ Writes benchmarks/results/<name>.json and <name>.md (date, load average, command
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import platform
-import shlex
 import signal
 import subprocess
 import sys
@@ -51,7 +49,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from funk_perception.atomic import write_json_atomic, write_text_atomic  # noqa: E402
+from common import report_header, write_report  # noqa: E402
 
 SHIPPED_PROFILE = ROOT / "config" / "fastdds.xml"
 PUBLISHER = ROOT / "benchmarks" / "camera_publisher.py"
@@ -344,8 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 observer.close()
                 rclpy.try_shutdown()
     return {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **report_header(),
         "machine": {
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
@@ -431,10 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = run(args)
     name = args.name or f"transport-{args.subscriber}"
-    write_json_atomic(args.out / f"{name}.json", results, indent=1)
-    write_text_atomic(args.out / f"{name}.md", markdown(results))
-    print(markdown(results))
-    return 0
+    return write_report(args.out, name, results, markdown, indent=1)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,9 @@ benchmarks/gpu_suite.sh runs it with the settings the lent GPU machine needs.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import hashlib
-import json
 import os
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -45,7 +42,8 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from funk_perception.atomic import write_text_atomic  # noqa: E402
+from common import cpu_model, report_header, write_report  # noqa: E402
+
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.model import FunctionalEncoder, build_trunk  # noqa: E402
 from funk_perception.model.onnx_graph import EncoderGraph  # noqa: E402
@@ -262,14 +260,7 @@ def machine() -> dict:
         "platform": platform.platform(),
         "load_average": list(os.getloadavg()),
     }
-    try:
-        info["cpu"] = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        info["cpu"] = platform.processor() or platform.machine()
+    info["cpu"] = cpu_model()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
@@ -352,8 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write(args: argparse.Namespace, argv: Sequence[str], start: float, trunk_weights: str, rows: list[dict]) -> None:
     results = {
-        "command": "python benchmarks/gpu_suite.py " + " ".join(shlex.quote(a) for a in argv),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **report_header(["benchmarks/gpu_suite.py", *argv]),
         "seconds": time.perf_counter() - start,
         "machine": machine(),
         "model": str(args.model),
@@ -363,9 +353,7 @@ def write(args: argparse.Namespace, argv: Sequence[str], start: float, trunk_wei
         "targets": TARGETS,
         "rows": rows,
     }
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
-    write_text_atomic(args.out.with_suffix(".md"), markdown(results))
-    print(markdown(results))
+    write_report(args.out.parent, args.out.name, results, markdown)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,4 @@ three-row benchmark (``benchmark``). It uses only funk_perception's public
 encoder API.
 """
 
-import os
-
-# Headless default: MuJoCo picks its GL backend when it is first imported.
-os.environ.setdefault("MUJOCO_GL", "egl")
+import funk_perception.offscreen_gl  # noqa: F401  (MUJOCO_GL before MuJoCo loads, for every submodule)

@@ -23,7 +23,6 @@ test scenes, simulated data only). Checkpoints go to ``--runs``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import os
@@ -44,7 +43,7 @@ from funk_grasp.model import DEFAULT_ENCODER, FEATURE_KINDS, POOLINGS, FeatureCo
 from funk_grasp.predict import score_grasps
 from funk_grasp.train import MODES, Split, TrainConfig, fit, load_split, metrics, predict_split
 from funk_perception.atomic import save_figure_atomic, write_json_atomic, write_text_atomic
-from funk_perception.cli import command
+from funk_perception.cli import arg, command, parse_config
 from funk_perception.model import resolve_device
 from funk_perception.tasks import TASKS
 
@@ -62,22 +61,31 @@ TEST_SPLITS: tuple[str, ...] = ("Test", "TestHeldout")
 
 @dataclass
 class BenchmarkConfig:
-    data: Path = Path("datasets/grasp")
-    heldout_data: Path | None = None  # a dataset whose TestHeldout replaces data's (generate --categories with none)
+    data: Path = field(
+        default=Path("datasets/grasp"),
+        metadata=arg("simulated dataset or a Pinto-Gupta folder (Train/ Validation/ Test/)"),
+    )
+    heldout_data: Path | None = field(  # generate --categories with none makes such a dataset
+        default=None,
+        metadata=arg(
+            "a dataset whose TestHeldout/ replaces the one in --data (more held-out-category attempts)", type=Path
+        ),
+    )
     out: Path = Path("benchmarks/results")
     runs: Path = Path("runs/grasp-benchmark")
     encoder: Path = DEFAULT_ENCODER
     categories_checkpoint: Path = Path("runs/grasp/trunk_categories.pt")
-    rows: tuple[str, ...] = FEATURE_KINDS
-    modes: tuple[str, ...] = ("head",)
+    rows: tuple[str, ...] = field(default=FEATURE_KINDS, metadata=arg(choices=FEATURE_KINDS))
+    modes: tuple[str, ...] = field(default=("head",), metadata=arg(choices=MODES))
     seeds: tuple[int, ...] = (0, 1, 2)
     head_epochs: int = 40
     joint_epochs: int = 3
-    measure_pooling: bool = True
-    pooling: str = "mean_centre"  # used when measure_pooling is off
-    task_set: str = "all"
+    measure_pooling: bool = field(default=True, metadata=arg(false_flags=("--no-pooling-measurement",)))
+    pooling: str = field(default="mean_centre", metadata=arg(choices=POOLINGS))  # used when measure_pooling is off
+    task_set: str = field(default="all", metadata=arg(choices=sorted(TASK_SETS)))
     figures: bool = True
-    name: str = "grasp"  # output file stem under out: <name>.json, <name>.md, <name>_roc.png, <name>_angles.png
+    #: output file stem under out: <name>.json, <name>.md, <name>_roc.png, <name>_angles.png
+    name: str = field(default="grasp", metadata=arg("output file stem"))
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -441,65 +449,16 @@ def run_benchmark(config: BenchmarkConfig) -> dict:
     return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    d = BenchmarkConfig()
-    p = argparse.ArgumentParser(prog="python -m funk_grasp.benchmark", description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data", type=Path, default=d.data, help="simulated dataset or a Pinto-Gupta folder (Train/ Validation/ Test/)"
-    )
-    p.add_argument(
-        "--heldout-data",
-        type=Path,
-        default=None,
-        help="a dataset whose TestHeldout/ replaces the one in --data (more held-out-category attempts)",
-    )
-    p.add_argument("--out", type=Path, default=d.out)
-    p.add_argument("--runs", type=Path, default=d.runs)
-    p.add_argument("--encoder", type=Path, default=d.encoder)
-    p.add_argument("--categories-checkpoint", type=Path, default=d.categories_checkpoint)
-    p.add_argument("--rows", nargs="+", choices=FEATURE_KINDS, default=list(d.rows))
-    p.add_argument("--modes", nargs="+", choices=MODES, default=list(d.modes))
-    p.add_argument("--seeds", nargs="+", type=int, default=list(d.seeds))
-    p.add_argument("--head-epochs", type=int, default=d.head_epochs)
-    p.add_argument("--joint-epochs", type=int, default=d.joint_epochs)
-    p.add_argument("--no-pooling-measurement", action="store_true")
-    p.add_argument("--pooling", choices=POOLINGS, default=d.pooling)
-    p.add_argument("--task-set", choices=sorted(TASK_SETS), default=d.task_set)
-    p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--name", default=d.name, help="output file stem")
-    p.add_argument("--device", default=d.device)
-    return p
-
-
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    config = parse_config(BenchmarkConfig, argv, "python -m funk_grasp.benchmark", __doc__.split("\n\n")[0])
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if "trunk_categories" in args.rows and not args.categories_checkpoint.is_file():
+    if "trunk_categories" in config.rows and not config.categories_checkpoint.is_file():
         raise FileNotFoundError(
-            f"{args.categories_checkpoint}: the trunk_categories row needs it; run python -m funk_grasp.categories first "
-            "or leave the row out with --rows trunk funk"
+            f"{config.categories_checkpoint}: the trunk_categories row needs it; run python -m funk_grasp.categories "
+            "first or leave the row out with --rows trunk funk"
         )
-    config = BenchmarkConfig(
-        data=args.data,
-        heldout_data=args.heldout_data,
-        out=args.out,
-        runs=args.runs,
-        encoder=args.encoder,
-        categories_checkpoint=args.categories_checkpoint,
-        rows=tuple(args.rows),
-        modes=tuple(args.modes),
-        seeds=tuple(args.seeds),
-        head_epochs=args.head_epochs,
-        joint_epochs=args.joint_epochs,
-        measure_pooling=not args.no_pooling_measurement,
-        pooling=args.pooling,
-        task_set=args.task_set,
-        figures=not args.no_figures,
-        name=args.name,
-        device=args.device,
-    )
     result = run_benchmark(config)
     print(_markdown(result))
     return 0

@@ -19,7 +19,6 @@ atomically; ``--resume`` continues a killed run with the same batches.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import sys
@@ -37,7 +36,7 @@ from tqdm import tqdm
 from funk_grasp.features import base_maps
 from funk_grasp.model import DEFAULT_ENCODER, FeatureConfig, GraspFeatures, load_encoder, pool
 from funk_perception.atomic import torch_save_atomic, write_text_atomic
-from funk_perception.cli import command
+from funk_perception.cli import command, parse_config
 from funk_perception.model import resolve_device
 from funk_perception.tasks import CATEGORIES, normalize_category
 
@@ -173,41 +172,13 @@ def train_categories(config: CategoriesConfig, progress: bool = True) -> dict:
     return final
 
 
-def build_parser() -> argparse.ArgumentParser:
-    d = CategoriesConfig()
-    p = argparse.ArgumentParser(prog="python -m funk_grasp.categories", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=d.data)
-    p.add_argument("--out", type=Path, default=d.out)
-    p.add_argument("--encoder", type=Path, default=d.encoder)
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--resume", action="store_true")
-    return p
-
-
 @command
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    config = parse_config(CategoriesConfig, argv, "python -m funk_grasp.categories", __doc__.split("\n\n")[0])
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config = CategoriesConfig(
-        data=args.data,
-        out=args.out,
-        encoder=args.encoder,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        resume=args.resume,
-    )
     metrics = train_categories(config)
-    print(f"test accuracy {metrics['test_accuracy']:.3f} over {metrics['test_images']} images; wrote {args.out}")
+    print(f"test accuracy {metrics['test_accuracy']:.3f} over {metrics['test_images']} images; wrote {config.out}")
     return 0
 
 

@@ -30,16 +30,16 @@ Determinism and resuming: each placement draws from its own seed
 ``(seed, crc32(category), instance, placement)``, independent of workers and
 order. A placement's record is written (atomically) after its images; a rerun
 skips placements with a record made by the same settings and rebuilds the
-split folders, so a killed run resumes where it stopped.
-
-This module does not import torch.
+split folders, so a killed run resumes where it stopped (the same job runner as
+:mod:`funk_perception.data.synth`: :func:`funk_perception.jobs.run_jobs`).
 """
 
 from __future__ import annotations
 
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (first: MUJOCO_GL before MuJoCo loads)
+
 import argparse
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -57,12 +57,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-import funk_grasp  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
 from funk_grasp.data import ANGLE_BINS, SPLITS, angle_to_bin, crop_patch, write_split
 from funk_grasp.sim import GraspScene, GraspSimConfig
 from funk_perception.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from funk_perception.cli import command
 from funk_perception.data.objects import build_object
+from funk_perception.jobs import log_to_file, read_record, run_jobs, settings_fingerprint
 from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_category
 
 GENERATOR_VERSION = "1.0.0"
@@ -138,14 +138,7 @@ class GenerateConfig:
 
     def fingerprint(self) -> dict:
         """The settings that decide the output bytes (not where it goes or how many workers)."""
-        d = dataclasses.asdict(self)
-        d.pop("out")
-        d.pop("workers")
-        d["categories"] = list(self.categories)
-        d["heldout_categories"] = list(self.heldout_categories)
-        d["sim"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["sim"].items()}
-        d["generator_version"] = GENERATOR_VERSION
-        return d
+        return settings_fingerprint(self, GENERATOR_VERSION)
 
 
 @dataclass(frozen=True)
@@ -339,11 +332,8 @@ def run_job(job: Job, config: GenerateConfig) -> dict:
 def load_record(out: Path, job: Job, config: GenerateConfig) -> dict | None:
     """The placement's record if it is complete and was made with these settings, else None."""
     path = record_path(out, job)
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    record = read_record(path)
+    if record is None:
         return None
     if record.get("settings") != json.loads(json.dumps(config.fingerprint())):
         raise ValueError(
@@ -446,11 +436,7 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
     """Generate (or finish) the dataset described by ``config``; returns the manifest."""
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "generate.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    LOG.addHandler(handler)
-    LOG.setLevel(logging.INFO)
-    try:
+    with log_to_file(LOG, out / "generate.log"):
         start = time.perf_counter()
         LOG.info("funk_grasp.generate %s: %s", GENERATOR_VERSION, json.dumps(config.fingerprint(), sort_keys=True))
         jobs = plan_jobs(config)
@@ -462,28 +448,12 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
         attempts_done = 0
         stages: Counter = Counter()
         cpu_total = 0.0
-        if config.workers == 1 or len(pending) <= 1:
-            results = (_worker(job, config) for job in pending)
-            for name, n, seconds, cpu in results:
-                attempts_done += n
-                stages.update(seconds)
-                cpu_total += cpu
-                bar.update(n)
-                LOG.info("wrote %s (%d attempts, %.2f s)", name, n, sum(seconds.values()))
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            # spawn: a forked child would inherit the parent's GL/EGL state
-            with ProcessPoolExecutor(max_workers=config.workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_worker, job, config) for job in pending]
-                for future in as_completed(futures):
-                    name, n, seconds, cpu = future.result()
-                    attempts_done += n
-                    stages.update(seconds)
-                    cpu_total += cpu
-                    bar.update(n)
-                    LOG.info("wrote %s (%d attempts, %.2f s)", name, n, sum(seconds.values()))
+        for name, n, seconds, cpu in run_jobs(_worker, pending, config, workers=config.workers):
+            attempts_done += n
+            stages.update(seconds)
+            cpu_total += cpu
+            bar.update(n)
+            LOG.info("wrote %s (%d attempts, %.2f s)", name, n, sum(seconds.values()))
         bar.close()
         generated_s = time.perf_counter() - start
         records = [load_record(out, j, config) for j in jobs]
@@ -516,9 +486,6 @@ def generate_dataset(config: GenerateConfig, progress: bool = True) -> dict:
         write_json_atomic(out / "manifest.json", manifest, indent=1, sort_keys=True)
         LOG.info("done: %d attempts (%d new) in %.1f s", len(rows), attempts_done, time.perf_counter() - start)
         return manifest
-    finally:
-        LOG.removeHandler(handler)
-        handler.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

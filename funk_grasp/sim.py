@@ -31,17 +31,15 @@ the rest differ from a real robot.
 
 from __future__ import annotations
 
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (first: MUJOCO_GL before MuJoCo loads)
+
 import math
-import os
 from dataclasses import dataclass
 
-# Headless default: MuJoCo picks its GL backend when it is first imported.
-os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from funk_perception.data.objects import ObjectModel  # noqa: E402
+from funk_perception.data.objects import ObjectModel
 
 GRIPPER_GROUP = 3
 OBJECT_BODY = "object"

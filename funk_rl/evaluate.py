@@ -13,39 +13,38 @@ rebuilds its environment and encoder; ``policy.zip`` is the policy.
 
 from __future__ import annotations
 
-import os
+import torch  # noqa: F401  isort: skip  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: F401  isort: skip
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (MUJOCO_GL before MuJoCo loads)
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
-import io  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+import io
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import cv2  # noqa: E402
-import imageio.v3 as iio  # noqa: E402
-import imageio_ffmpeg  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-from stable_baselines3 import PPO  # noqa: E402
-from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
+import cv2
+import imageio.v3 as iio
+import imageio_ffmpeg
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecEnv
 
-from funk_perception.atomic import write_bytes_atomic, write_json_atomic  # noqa: E402
+from funk_perception.atomic import write_bytes_atomic, write_json_atomic
 from funk_perception.cli import (
-    command,  # noqa: E402
-    parse_config,  # noqa: E402
+    command,
+    parse_config,
 )
-from funk_perception.model import resolve_device  # noqa: E402
-from funk_rl.envs import EPISODE_STEPS  # noqa: E402
-from funk_rl.expert import DapgExpert  # noqa: E402
-from funk_rl.policy import observation_code  # noqa: E402
-from funk_rl.rollouts import Evaluation, evaluate_policy  # noqa: E402
-from funk_rl.train_hammer import EVAL_SEED, TrainConfig, load_run_config  # noqa: E402
+from funk_perception.model import resolve_device
+from funk_rl.envs import EPISODE_STEPS
+from funk_rl.expert import DapgExpert
+from funk_rl.policy import observation_code
+from funk_rl.rollouts import Evaluation, evaluate_policy
+from funk_rl.train_hammer import EVAL_SEED, TrainConfig, load_run_config
 
 #: The video's frame side: the policy's frames (84 px by default) scaled up, nearest neighbour, to be seen.
 VIDEO_SIZE = 336

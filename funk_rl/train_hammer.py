@@ -28,42 +28,41 @@ Every file is written atomically.
 
 from __future__ import annotations
 
+import torch  # noqa: F401  isort: skip  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: F401  isort: skip
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (MUJOCO_GL before MuJoCo loads)
+
+import csv
+import dataclasses
+import importlib.util
+import json
+import logging
 import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import csv  # noqa: E402
-import dataclasses  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
-from stable_baselines3 import PPO  # noqa: E402
-from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat  # noqa: E402
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from tqdm import tqdm
 
-from funk_perception.atomic import save_npz_atomic, write_json_atomic  # noqa: E402
-from funk_perception.cli import (  # noqa: E402
+from funk_perception.atomic import save_npz_atomic, write_json_atomic
+from funk_perception.cli import (
     arg,
-    command,  # noqa: E402
+    command,
     parse_config,
 )
-from funk_perception.model import resolve_device  # noqa: E402
-from funk_rl.callbacks import RunCallback, save_model_atomic, write_csv_rows  # noqa: E402
-from funk_rl.dagger import FitConfig, aggregate, beta_at, fit_policy  # noqa: E402
-from funk_rl.dapg import PPOWithDemos  # noqa: E402
-from funk_rl.demos import demo_dataset, load_demos  # noqa: E402
-from funk_rl.encoders import (  # noqa: E402
+from funk_perception.model import resolve_device
+from funk_rl.callbacks import RunCallback, save_model_atomic, write_csv_rows
+from funk_rl.dagger import FitConfig, aggregate, beta_at, fit_policy
+from funk_rl.dapg import PPOWithDemos
+from funk_rl.demos import demo_dataset, load_demos
+from funk_rl.encoders import (
     DEFAULT_MODEL,
     ENCODERS,
     PRECISIONS,
@@ -72,10 +71,10 @@ from funk_rl.encoders import (  # noqa: E402
     build_encoder,
     observation_kind,
 )
-from funk_rl.envs import CAMERAS, PROPRIO_DIM, REWARDS, HammerConfig  # noqa: E402
-from funk_rl.expert import DEFAULT_EXPERT, DapgExpert  # noqa: E402
-from funk_rl.rollouts import Evaluation, evaluate_policy, run_episodes  # noqa: E402
-from funk_rl.vec_env import make_vec_env, worker_pids  # noqa: E402
+from funk_rl.envs import CAMERAS, PROPRIO_DIM, REWARDS, HammerConfig
+from funk_rl.expert import DEFAULT_EXPERT, DapgExpert
+from funk_rl.rollouts import Evaluation, evaluate_policy, run_episodes
+from funk_rl.vec_env import make_vec_env, worker_pids
 
 #: Reset seeds, kept apart: demonstrations DEMO_SEED + 10,000 s + k; DAgger iteration i of run seed s
 #: ROLLOUT_SEED + 100,000 s + 1,000 i + k; PPO's environments RL_SEED + 1,000 s; evaluation EVAL_SEED + k.

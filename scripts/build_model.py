@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shlex
 import subprocess
 import sys
@@ -94,7 +93,6 @@ def build(recipe_path: Path, models: Path, runs: Path, datasets: Path) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     data = datasets / f"synth-{name}"
     csv = data / "annotations.csv"
-    os.environ.setdefault("MUJOCO_GL", "egl")
     run_step(
         "data",
         [

@@ -10,7 +10,7 @@ in pixels, either way round (0 to 90 degrees; how the objects are framed, varian
 With ``--model``, also where that model's reference-free ``detect`` puts each point on the
 real test rows: per task and keypoint its PCK@0.1 and the median of (detected - true)
 position along the true chain, so a detector that has learned the renders' placement
-shows it as a shift (variant 60). Aggregate statistics only (models/README.md, variant 37).
+shows it as a shift (variant 60). Aggregate statistics only (docs/EXPERIMENTS.md, variant 37).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     python scripts/rl_figure6.py demos --out runs/fig6          # success after BC and BC + DAgger vs demonstrations
     python scripts/rl_figure6.py rl --out runs/fig6 --demos 1   # success vs environment steps, PPO + BC term
-    python scripts/rl_figure6.py plot --out runs/fig6           # figures + a markdown table in runs/fig6
+    python scripts/rl_figure6.py plot --out runs/fig6           # figures, a markdown table and figure6.json
 
 **Demonstration efficiency** (``demos``). For each encoder, ``--pool`` expert demonstrations are recorded and
 encoded once (reset seeds POOL_SEED + k). For each number of demonstrations N and seed s, a policy is
@@ -23,23 +23,21 @@ Nothing here is part of the installed package: it runs the public pieces of ``fu
 
 from __future__ import annotations
 
-import os
+import torch  # noqa: F401  isort: skip  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: F401  isort: skip
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (MUJOCO_GL before MuJoCo loads)
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import matplotlib  # noqa: E402
-import torch  # noqa: E402  (before any GL context: docs/DESIGN.md, "Import torch first")
-import torchvision  # noqa: E402,F401
+import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -252,12 +250,12 @@ def plot(args: argparse.Namespace) -> None:
         "| encoder | demos | BC success (mean of seeds, %) | BC + 1 DAgger iteration (%) | per seed (BC / DAgger) |",
         "| --- | --- | --- | --- | --- |",
     ]
+    demos = {n: out / "demos" / f"{n}.json" for n in ENCODERS if (out / "demos" / f"{n}.json").is_file()}
+    summary: dict[str, Any] = {"demos": {}, "rl": []}  # what the figures show, kept beside them
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for name in ENCODERS:
-        path = out / "demos" / f"{name}.json"
-        if not path.is_file():
-            continue
+    for name, path in demos.items():
         result = json.loads(path.read_text())
+        summary["demos"][name] = result
         episodes = result["eval_episodes"]
         counts = sorted({c["demos"] for c in result["cells"]})
         for ax, key in zip(axes, ("bc_successes", "dagger_successes")):
@@ -280,7 +278,8 @@ def plot(args: argparse.Namespace) -> None:
     axes[0].set_ylabel("success (%), DAPG rule")
     axes[0].legend()
     fig.tight_layout()
-    save_figure_atomic(fig, out / "demos.png", dpi=120)
+    if demos:  # a folder with the PPO runs alone keeps whatever demos figure it has
+        save_figure_atomic(fig, out / "demos.png", dpi=120)
     plt.close(fig)
 
     rl_lines = [
@@ -301,6 +300,15 @@ def plot(args: argparse.Namespace) -> None:
         curves.setdefault(config["encoder"], []).append((steps, success))
         ax.plot(np.maximum(steps, 1), success, color=COLOURS[config["encoder"]], lw=0.8, alpha=0.5)
         final = json.loads((folder / "eval.json").read_text()) if (folder / "eval.json").is_file() else None
+        summary["rl"].append(
+            {
+                "encoder": config["encoder"],
+                "seed": config["seed"],
+                "steps": steps.tolist(),
+                "success_percent": success.tolist(),
+                "final": None if final is None else {k: final[k] for k in ("successes", "episodes")},
+            }
+        )
         rl_lines.append(
             f"| {config['encoder']} | {config['seed']} | {steps[-1]} | {success[0]:.0f} | "
             f"{success[-1]:.0f} | " + (f"{final['successes']}/{final['episodes']}" if final else "running") + " |"
@@ -321,6 +329,7 @@ def plot(args: argparse.Namespace) -> None:
     save_figure_atomic(fig, out / "rl.png", dpi=120)
     plt.close(fig)
     write_text_atomic(out / "figure6.md", "\n".join(lines) + "\n\n" + "\n".join(rl_lines) + "\n")
+    write_json_atomic(out / "figure6.json", summary, indent=1)
     print((out / "figure6.md").read_text())
 
 

@@ -1,23 +1,21 @@
 """Test-session setup shared by every test file.
 
 torch must be imported before any MuJoCo/GL context exists (triton's LLVM vs
-Mesa's LLVM segfault, docs/DESIGN.md, "Import torch first"), and MuJoCo renders offscreen through EGL.
+Mesa's LLVM segfault, docs/DESIGN.md, "Import torch first"), and MuJoCo renders offscreen through EGL
+(funk_perception.offscreen_gl).
 """
 
-import os
+import torch  # noqa: F401  isort: skip  (before any GL context: docs/DESIGN.md, "Import torch first")
+import torchvision  # noqa: F401  isort: skip
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (MUJOCO_GL before MuJoCo loads)
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402,F401  (import order matters, see above)
-import torchvision  # noqa: E402,F401
+import sys
+from pathlib import Path
 
 # research code (report, ablation, few-shot, classify) lives in scripts/, outside the installed package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-import pytest  # noqa: E402
+import pytest
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "funk-lite0-synth.pt"
 
@@ -44,7 +42,8 @@ def _derived(path: Path, drop: tuple[str, ...] = (), perturb: bool = False) -> P
 def prototypes_only_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint with prototypes and no bank, heatmap head or named detect method."""
     return _derived(
-        tmp_path_factory.mktemp("ckpt") / "prototypes-only.pt", drop=("bank", "heatmap_head", "detect_method", "recipe")
+        tmp_path_factory.mktemp("ckpt") / "prototypes-only.pt",
+        drop=("bank", "heatmap_head", "detect_method", "detector_config", "recipe"),
     )
 
 

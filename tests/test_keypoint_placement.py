@@ -58,7 +58,7 @@ def test_placement_moves_labels_not_geometry(category: str) -> None:
 
 @pytest.mark.parametrize("task", MOVED_TASKS)
 def test_funkpoint_placement_moves_the_middle_toward_the_grip(task: str) -> None:
-    """On the real dev labels p4 sits at about 0.7-0.75 of the chain on these tasks (models/README.md, variant 60)."""
+    """On the real dev labels p4 sits at about 0.7-0.75 of the chain on these tasks (docs/EXPERIMENTS.md, variant 60)."""
     shift, ordered = [], []
     for category in TASK_CATEGORIES[task]:
         if category not in ALTERNATIVES:

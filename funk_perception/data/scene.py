@@ -23,22 +23,20 @@ creation otherwise), one GL context per process reused by every scene.
 
 from __future__ import annotations
 
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (first: MUJOCO_GL before MuJoCo loads)
+
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Headless default: MuJoCo picks its GL backend when it is first imported.
-os.environ.setdefault("MUJOCO_GL", "egl")
+import cv2
+import mujoco
+import numpy as np
+from PIL import Image
 
-import cv2  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from funk_perception.data.objects.base import Geom, ObjectModel  # noqa: E402
+from funk_perception.data.objects.base import Geom, ObjectModel
 
 # ----------------------------------------------------------------------------- configuration
 

@@ -27,40 +27,39 @@ written to a temp file then ``os.replace``d, and an instance's record is
 written last; a rerun skips instances whose record and files exist and
 rebuilds the CSVs, so a killed run resumes where it stopped.
 
-This module does not import torch (workers start fast, and no GL context ever
-meets triton's LLVM).
+The module imports :mod:`funk_perception.offscreen_gl` first (MuJoCo over EGL,
+no torch in the workers); workers run through :func:`funk_perception.jobs.run_jobs`.
 """
 
 from __future__ import annotations
+
+import funk_perception.offscreen_gl  # noqa: F401  isort: skip  (first: MUJOCO_GL before MuJoCo loads)
 
 import argparse
 import dataclasses
 import json
 import logging
 import os
+import platform
+import sys
+import time
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-# Headless default: MuJoCo picks its GL backend when it is first imported.
-os.environ.setdefault("MUJOCO_GL", "egl")
+import cv2
+import numpy as np
+from tqdm import tqdm
 
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import zlib  # noqa: E402
-from collections import Counter  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from funk_perception.atomic import write_bytes_atomic  # noqa: E402
-from funk_perception.cli import command  # noqa: E402
-from funk_perception.data.annotations import Annotation, write_annotations  # noqa: E402
-from funk_perception.data.objects import CATEGORY_BUILDERS, PLACEMENTS, build_object  # noqa: E402
-from funk_perception.data.scene import SceneConfig, render_instance  # noqa: E402
-from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_category, tasks_for_category  # noqa: E402
+from funk_perception.atomic import write_bytes_atomic
+from funk_perception.cli import command
+from funk_perception.data.annotations import Annotation, write_annotations
+from funk_perception.data.objects import CATEGORY_BUILDERS, PLACEMENTS, build_object
+from funk_perception.data.scene import SceneConfig, render_instance
+from funk_perception.jobs import log_to_file, read_record, run_jobs, settings_fingerprint
+from funk_perception.tasks import CATEGORIES, HELDOUT_CATEGORIES, normalize_category, tasks_for_category
 
 GENERATOR_VERSION = "1.3.0"  # 1.3.0: FunKPoint numbering of p2/p3 on 5 tasks (objects.FUNKPOINT_ORDER); 1.2.0: object-box framing, side views, plain backdrops, shinier materials (1.1.0: CC0 photos only)
 LOG = logging.getLogger("funk_perception.data.synth")
@@ -131,11 +130,7 @@ class SynthConfig:
 
     def fingerprint(self) -> dict:
         """The settings that decide the output bytes (not where it goes or how many workers)."""
-        d = dataclasses.asdict(self)
-        d.pop("out")
-        d.pop("workers")
-        d["categories"] = list(self.categories)
-        d["generator_version"] = GENERATOR_VERSION
+        d = settings_fingerprint(self, GENERATOR_VERSION)
         d.pop("scene")
         if self.scene:  # absent when empty, so datasets made before the option keep their fingerprint
             d["scene"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.scene}
@@ -304,12 +299,9 @@ def load_record(out: Path, job: Job, config: SynthConfig) -> dict | None:
     datasets in one folder would silently break determinism.
     """
     path = record_path(out, job)
-    if not path.is_file():
+    record = read_record(path)
+    if record is None:
         return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # a torn write cannot happen (atomic), but an edited file can
     if record.get("fingerprint") != config.fingerprint():
         theirs, ours = record.get("fingerprint", {}), config.fingerprint()
         diff = {k: (theirs.get(k), ours.get(k)) for k in ours if theirs.get(k) != ours.get(k)}
@@ -422,21 +414,12 @@ def _check_builders(config: SynthConfig) -> None:
         )
 
 
-def _setup_log(out: Path) -> logging.Handler:
-    handler = logging.FileHandler(out / "synth.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    LOG.addHandler(handler)
-    LOG.setLevel(logging.INFO)
-    return handler
-
-
 def generate_dataset(config: SynthConfig, progress: bool = True) -> dict:
     """Generate (or finish) the dataset described by ``config``; returns the manifest."""
     _check_builders(config)
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
-    handler = _setup_log(out)
-    try:
+    with log_to_file(LOG, out / "synth.log"):
         start = time.perf_counter()
         LOG.info("synth %s: %s", GENERATOR_VERSION, json.dumps(config.fingerprint(), sort_keys=True))
         stale = _remove_stale_temps(out)
@@ -450,26 +433,11 @@ def generate_dataset(config: SynthConfig, progress: bool = True) -> dict:
         stage: Counter = Counter()
         images_done = 0
         bar = tqdm(total=len(pending) * config.views_per_instance, unit="img", desc="synth", disable=not progress)
-        if config.workers == 1 or len(pending) <= 1:
-            for job in pending:
-                _, timings, n = _worker(job, config)
-                stage.update(timings)
-                images_done += n
-                bar.update(n)
-                LOG.info("wrote %s", job.instance_id)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            # spawn: a forked child would inherit the parent's GL/EGL state (and hang or crash)
-            with ProcessPoolExecutor(max_workers=config.workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_worker, job, config) for job in pending]
-                for future in as_completed(futures):
-                    instance_id, timings, n = future.result()
-                    stage.update(timings)
-                    images_done += n
-                    bar.update(n)
-                    LOG.info("wrote %s", instance_id)
+        for instance_id, timings, n in run_jobs(_worker, pending, config, workers=config.workers):
+            stage.update(timings)
+            images_done += n
+            bar.update(n)
+            LOG.info("wrote %s", instance_id)
         bar.close()
         generated_s = time.perf_counter() - start
 
@@ -516,9 +484,6 @@ def generate_dataset(config: SynthConfig, progress: bool = True) -> dict:
             elapsed,
         )
         return manifest
-    finally:
-        LOG.removeHandler(handler)
-        handler.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
