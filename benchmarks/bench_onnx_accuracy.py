@@ -34,7 +34,8 @@ from common import report_header, write_report  # noqa: E402
 
 from funk_perception.data.pairs import evaluation_pairs  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
-from funk_perception.evaluate import EvalConfig, triplet_annotations  # noqa: E402
+from funk_perception.eval_config import EvalConfig  # noqa: E402
+from funk_perception.evaluate import triplet_annotations  # noqa: E402
 from funk_perception.intervals import pck_difference, pck_interval  # noqa: E402
 from funk_perception.metrics import pck_correct  # noqa: E402
 from funk_perception.shipped import DEFAULT_CHECKPOINT  # noqa: E402

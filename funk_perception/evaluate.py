@@ -72,26 +72,23 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from funk_perception.atomic import write_text_atomic
-from funk_perception.cli import arg, command, config_from_args
 from funk_perception.cli import build_parser as build_config_parser
+from funk_perception.cli import command, config_from_args
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
-from funk_perception.detector import ADD_SHARE, BANK_METHODS, FunctionalKeypointDetector, available_methods
+from funk_perception.detector import BANK_METHODS, FunctionalKeypointDetector, available_methods
 from funk_perception.detector_config import DetectorConfig
+from funk_perception.eval_config import EvalConfig as EvalConfig
+from funk_perception.eval_config import ReferenceOptions
+from funk_perception.eval_report import markdown_report as markdown_report
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
 from funk_perception.intervals import pck_difference, pck_interval
-from funk_perception.matching import REFINE_METHODS, flip_averaged, match, sample_features
+from funk_perception.matching import flip_averaged, match, sample_features
 from funk_perception.metrics import confidence_auc, pck, pck_correct
 from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
-from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox, letterbox
-from funk_perception.onnx_backend import BACKENDS, PRECISIONS, OnnxRuntimeEncoder, check_backend
-from funk_perception.reference_bank import (
-    REFERENCE_MODES,
-    ReferenceBank,
-    check_fingerprint,
-    encoder_fingerprint,
-    load_bank,
-)
+from funk_perception.model.letterbox import Letterbox, letterbox
+from funk_perception.onnx_backend import OnnxRuntimeEncoder
+from funk_perception.reference_bank import check_fingerprint, encoder_fingerprint, load_bank
 from funk_perception.tasks import TASKS
 
 #: PCK thresholds reported (fractions of the normalised image size).
@@ -108,185 +105,11 @@ PREDICTION_MODES: tuple[str, ...] = ("argmax", "refined")
 SPLITS: tuple[str, ...] = ("same_category", "cross_category")
 
 
-# --------------------------------------------------------------------------- configuration
-
-
-def share_value(text: str) -> float | None:
-    """``--references-share``: a number, or ``pooled`` (None: every reference one vote)."""
-    return None if text.strip().lower() == "pooled" else float(text)
-
-
-@dataclass
-class EvalConfig:
-    """What to evaluate and where to write it; the defaults run on any FunKPoint-style CSV."""
-
-    data: Path = field(
-        default=Path("datasets/synth/annotations.csv"), metadata=arg("FunKPoint-style CSV", type=Path, required=True)
-    )
-    #: Take the references from this CSV instead (a seeded sample of ``references_per_task``
-    #: rows per task) and use ``data``'s test-role rows as targets: e.g. references from the
-    #: training categories, targets from categories never trained on (``heldout.csv``).
-    references: Path | None = field(
-        default=None,
-        metadata=arg(
-            "take references from this CSV and use --data's test rows as targets (e.g. training categories -> "
-            "heldout.csv)",
-            type=Path,
-        ),
-    )
-    models: list[Path] = field(
-        default_factory=list, metadata=arg("checkpoint (repeatable)", flags=("--model",), append=True, type=Path)
-    )
-    #: Extra trunk-only baselines by trunk name (one per distinct checkpoint trunk is always added).
-    trunks: list[str] = field(
-        default_factory=list,
-        metadata=arg("extra trunk-only baseline (lite0, lite2, resnet50; repeatable)", flags=("--trunk",), append=True),
-    )
-    out: Path | None = field(
-        default=None, metadata=arg("output folder (default results/eval-<csv folder>-<csv stem>)", type=Path)
-    )
-    seed: int = field(default=0, metadata=arg("seed of the evaluation triplets"))
-    references_per_task: int = field(default=20, metadata=arg("references per task when the CSV names none"))
-    max_targets_per_task: int | None = field(
-        default=None, metadata=arg("a seeded subsample of each task's targets", type=int)
-    )
-    size: int | None = field(default=None, metadata=arg("input size (default: each checkpoint's own)", type=int))
-    refine: str = field(default="parabolic", metadata=arg("sub-cell refinement of a peak", choices=REFINE_METHODS))
-    device: str = field(default="auto", metadata=arg("auto (GPU when present), cpu, cuda"))
-    trunk_weights: Path | None = field(default=None, metadata=arg("weights file for a resnet50 trunk", type=Path))
-    batch_size: int = field(default=16, metadata=arg("images per forward pass"))
-    figure_tasks: int = field(default=4, metadata=arg("tasks shown in the qualitative figure"))
-    dense_examples: int = field(default=3, metadata=arg("examples in the dense-correspondence figure"))
-    dense_points: int = field(default=150, metadata=arg("points per dense-correspondence example"))
-    figures: bool = field(default=True, metadata=arg("write the figures"))
-    progress: bool = field(default=True, metadata=arg("show progress bars"))
-    flip: bool = field(
-        default=False, metadata=arg("average every feature map with the mirrored image's (detector option flip=True)")
-    )
-    mirror: bool = field(default=False, metadata=arg("evaluate on mirrored copies of every image"))
-    letterbox: bool = field(
-        default=True,
-        metadata=arg(
-            "keep each image's aspect ratio in the square input, padding the short side (the detector's default); "
-            "--squash resizes to the square ignoring it (letterbox=False, the behaviour before letterboxing)",
-            false_flags=("--squash",),
-        ),
-    )
-    letterbox_pad: str = field(
-        default="mean",
-        metadata=arg(
-            "when letterboxing: mean (the ImageNet mean grey) or edge (border pixels replicated)",
-            choices=LETTERBOX_PADS,
-        ),
-    )
-    detect: bool = field(default=True, metadata=arg("score reference-free detection on the target rows"))
-    mirror_maps: bool = field(
-        default=False,
-        metadata=arg(
-            "detect also on the mirrored input, averaging the keypoint maps (detector option mirror_maps=True; twice "
-            "the cost)"
-        ),
-    )
-    #: A bank of the user's own labelled photos (python -m funk_perception.references): detect is scored
-    #: with it too, beside the shipped bank alone (docs/REFERENCES.md).
-    references_bank: Path | None = field(
-        default=None,
-        metadata=arg(
-            "also score detect with this reference bank (python -m funk_perception.references; the detector's "
-            "references= option), beside the shipped bank alone",
-            type=Path,
-        ),
-    )
-    references_mode: str = field(
-        default="add",
-        metadata=arg(
-            "with --references-bank: add (beside the shipped bank) or replace (instead of it)", choices=REFERENCE_MODES
-        ),
-    )
-    references_share: float | None = field(
-        default=ADD_SHARE,
-        metadata=arg(
-            "with --references-bank and add: the share of the votes the references cast together, or 'pooled' "
-            "(every reference one vote among the shipped bank's)",
-            type=share_value,
-        ),
-    )
-    #: Where each checkpoint's encoder runs (FunctionalKeypointDetector.use_backend, docs/DEPLOY.md).
-    backend: str = field(
-        default="torch",
-        metadata=arg(
-            "run each checkpoint's encoder in torch or in onnxruntime (CPU; the detector's backend; needs the deploy "
-            "extra)",
-            choices=BACKENDS,
-        ),
-    )
-    precision: str = field(
-        default="fp32",
-        metadata=arg(
-            "with --backend onnxruntime: fp32, or int8 (static quantization calibrated on the shipped synthetic "
-            "renders)",
-            choices=PRECISIONS,
-        ),
-    )
-
-    def __post_init__(self) -> None:
-        self.data = Path(self.data)
-        self.references = None if self.references is None else Path(self.references)
-        self.models = [Path(m) for m in self.models]
-        self.out = None if self.out is None else Path(self.out)
-        if self.refine not in REFINE_METHODS:
-            raise ValueError(f"EvalConfig.refine: expected one of {', '.join(REFINE_METHODS)}, found {self.refine!r}")
-        if self.size is not None and self.size < 16:
-            raise ValueError(f"EvalConfig.size: expected >= 16 (one stride-16 cell), found {self.size}")
-        if self.batch_size < 1:
-            raise ValueError(f"EvalConfig.batch_size: expected >= 1, found {self.batch_size}")
-        if self.letterbox_pad not in LETTERBOX_PADS:
-            raise ValueError(
-                f"EvalConfig.letterbox_pad: expected one of {', '.join(LETTERBOX_PADS)}, found {self.letterbox_pad!r}"
-            )
-        self.references_bank = None if self.references_bank is None else Path(self.references_bank)
-        if self.references_mode not in REFERENCE_MODES:
-            raise ValueError(
-                f"EvalConfig.references_mode: expected one of {', '.join(REFERENCE_MODES)}, "
-                f"found {self.references_mode!r}"
-            )
-        if self.references_share is not None and not 0.0 < self.references_share <= 1.0:
-            raise ValueError(
-                f"EvalConfig.references_share: expected a number in (0, 1] or pooled, found {self.references_share!r}"
-            )
-        try:
-            check_backend(self.backend, self.precision)
-        except ValueError as exc:
-            raise ValueError(f"EvalConfig.{exc}") from None
-
-    def output_dir(self) -> Path:
-        if self.out is not None:
-            return self.out
-        return Path("results") / f"eval-{self.data.resolve().parent.name}-{self.data.stem}"
-
-
 # --------------------------------------------------------------------------- feature extraction
 
 #: A feature extractor: (B, 3, S, S) normalised images, tasks -> (B, T, D, h, w); tasks=None for
 #: task-independent features (T = 1).
 Extractor = Callable[[torch.Tensor, list[str] | None], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ReferenceOptions:
-    """A user reference bank to score detect with, and how it joins the shipped bank (funk_perception/detector.py)."""
-
-    path: Path
-    bank: ReferenceBank
-    mode: str = "add"
-    share: float | None = ADD_SHARE
-
-    def describe(self) -> str:
-        if self.mode == "replace":
-            how = "replace"
-        else:
-            how = "add, pooled" if self.share is None else f"add, share {self.share:g}"
-        return f"({how}) from {self.path}"
 
 
 @dataclass
@@ -785,125 +608,6 @@ def _machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-# --------------------------------------------------------------------------- reports
-
-
-def _fmt(value: float) -> str:
-    return "n/a" if value is None or value != value else f"{value:.1f}"  # NaN: no keypoints in a split
-
-
-def markdown_report(results: dict) -> str:
-    """Markdown tables: methods x (PCK@thresholds argmax/refined, same-/cross-category) and per task."""
-    t_cols = [str(t) for t in results["thresholds"]]
-    lines = [
-        f"# PCK evaluation: {results['data']}"
-        + (f" (references from {results['references']})" if results.get("references") else ""),
-        "",
-        f"{results['pairs']['total']} triplets ({results['pairs']['same_category']} same-category, "
-        f"{results['pairs']['cross_category']} cross-category), seed {results['seed']}, "
-        f"refinement: {results['refine']}. PCK in %, keypoints visible in both images; "
-        "distance in normalised coordinates (x/W, y/H): 0.1 = 22.4 px at 224 x 224. Input: "
-        + (
-            f"letterboxed ({results.get('letterbox_pad')} pad)"
-            if results.get("letterbox")
-            else "squashed to the square"
-        )
-        + (", mirrored copies" if results.get("mirror") else "")
-        + "."
-        + (
-            f" Checkpoint encoders run in {results['backend']} ({results.get('precision')})."
-            if results.get("backend", "torch") != "torch"
-            else ""
-        ),
-        "",
-        "| method | "
-        + " | ".join(f"PCK@{t} argmax | PCK@{t} refined" for t in t_cols)
-        + " | same-cat @0.1 (refined) | cross-cat @0.1 (refined) |",
-        "|---" * (1 + 2 * len(t_cols) + 2) + "|",
-    ]
-    for row in results["methods"]:
-        r = row["results"]
-        cells = [f"{_fmt(r['argmax']['overall'][t])} | {_fmt(r['refined']['overall'][t])}" for t in t_cols]
-        lines.append(
-            f"| {row['name']} | "
-            + " | ".join(cells)
-            + f" | {_fmt(r['refined']['same_category']['0.1'])} | {_fmt(r['refined']['cross_category']['0.1'])} |"
-        )
-    for name, value in results["paper_table2"].items():
-        # The paper reports PCK@0.1 by argmax only, on real images with a ResNet-50 trunk.
-        cells = [f"{value:.1f} | -" if t == "0.1" else "- | -" for t in t_cols]
-        lines.append(f"| paper Table 2: {name} | " + " | ".join(cells) + " | - | - |")
-    tasks = [t for t in TASKS if any(t in row["results"]["refined"]["per_task"] for row in results["methods"])]
-    lines += [
-        "",
-        "## Per task, PCK@0.1 (refined)",
-        "",
-        "| method | " + " | ".join(tasks) + " |",
-        "|---" * (1 + len(tasks)) + "|",
-    ]
-    for row in results["methods"]:
-        per = row["results"]["refined"]["per_task"]
-        lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[t]["0.1"]) if t in per else "-" for t in tasks) + " |")
-    lines += _uncertainty_markdown("Transfer", results["methods"])
-    if results.get("detect"):
-        lines += _detect_markdown(results["detect"], t_cols, tasks)
-        lines += _uncertainty_markdown("Detect", results["detect"]["rows"])
-    lines.append("")
-    return "\n".join(lines)
-
-
-def _interval(values: Sequence[float] | None) -> str:
-    return "-" if not values else f"{values[0]:.1f} to {values[1]:.1f}"
-
-
-def _uncertainty_markdown(what: str, rows: Sequence[dict]) -> list[str]:
-    """PCK@0.1 with its bootstrap interval and the paired difference from the baseline row."""
-    rows = [row for row in rows if row.get("uncertainty")]
-    if not rows:
-        return []
-    images = rows[0]["uncertainty"]["images"]
-    lines = [
-        "",
-        f"## {what}: how sure, PCK@0.1 (refined) with 95 % bootstrap intervals over the {images} target images",
-        "",
-        "The difference is paired (the same images resampled for both rows); an interval that holds 0 means "
-        "this set cannot tell the two apart.",
-        "",
-        "| method | PCK@0.1 | 95 % interval | difference | from | its 95 % interval |",
-        "|---" * 6 + "|",
-    ]
-    for row in rows:
-        u = row["uncertainty"]
-        d = u.get("difference")
-        diff = f"{d['difference']:+.1f} | {d['from']} | {_interval(d['interval'])}" if d else "- | - | -"
-        lines.append(f"| {row['name']} | {_fmt(u['pck@0.1'])} | {_interval(u['interval'])} | {diff} |")
-    return lines
-
-
-def _detect_markdown(detect: dict, t_cols: Sequence[str], tasks: Sequence[str]) -> list[str]:
-    lines = [
-        "",
-        f"## Reference-free detect ({detect['targets']} target rows, no reference image)",
-        "",
-        "| method | " + " | ".join(f"PCK@{t}" for t in t_cols) + " | confidence AUC (hit vs miss @0.1) "
-        "| mean confidence hit / miss |",
-        "|---" * (1 + len(t_cols) + 2) + "|",
-    ]
-    for row in detect["rows"]:
-        r = row["results"]
-        conf = r.get("confidence")
-        auc = f"{conf['auc']:.2f}" if conf and conf["auc"] is not None and conf["auc"] == conf["auc"] else "-"
-        means = f"{conf['mean_hit']:.2f} / {conf['mean_miss']:.2f}" if conf and conf["hits"] and conf["misses"] else "-"
-        lines.append(
-            f"| {row['name']} | " + " | ".join(_fmt(r["overall"][t]) for t in t_cols) + f" | {auc} | {means} |"
-        )
-    lines += ["", "| detect, PCK@0.1 | " + " | ".join(tasks) + " |", "|---" * (1 + len(tasks)) + "|"]
-    for row in detect["rows"]:
-        per = row["results"]["per_task"]
-        lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[t]["0.1"]) if t in per else "-" for t in tasks) + " |")
-    return lines
 
 
 # --------------------------------------------------------------------------- figures

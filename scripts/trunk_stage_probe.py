@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from funk_perception.atomic import write_text_atomic
 from funk_perception.data.pairs import evaluation_pairs
+from funk_perception.eval_config import EvalConfig
 from funk_perception.evaluate import (
-    EvalConfig,
     Method,
     compute_features,
     letterbox_frames,

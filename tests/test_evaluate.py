@@ -13,10 +13,10 @@ import torch.nn.functional as F
 
 from funk_perception.data.annotations import Annotation, FunKPointDataset, write_annotations
 from funk_perception.data.pairs import Pair, evaluation_pairs
+from funk_perception.eval_config import EvalConfig
 from funk_perception.evaluate import (
     PAPER_TABLE2,
     THRESHOLDS,
-    EvalConfig,
     Method,
     evaluate,
     main,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from funk_perception.evaluate import EvalConfig, evaluate
+from funk_perception.eval_config import EvalConfig
+from funk_perception.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "funkpoint-real-dev" / "annotations.csv"

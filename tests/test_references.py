@@ -16,7 +16,8 @@ import torch
 
 from funk_perception.data.annotations import read_annotations, write_annotations
 from funk_perception.detector import FunctionalKeypointDetector
-from funk_perception.evaluate import EvalConfig, evaluate
+from funk_perception.eval_config import EvalConfig
+from funk_perception.evaluate import evaluate
 from funk_perception.reference_bank import (
     REFERENCE_MODES,
     VIEWS,
