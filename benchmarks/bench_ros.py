@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch  # noqa: F401  isort: skip  (first, before anything that could create a GL context)
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from common import machine, report_header, write_report  # noqa: E402
 
 from funk_perception.onnx_backend import check_backend  # noqa: E402
 from funk_perception.ros import client, transport  # noqa: E402
+from funk_perception.shipped import default_checkpoint  # noqa: E402
 from funk_perception.stages import STAGES, stage_means  # noqa: E402
 from funk_perception.tasks import TASKS  # noqa: E402
 
@@ -216,6 +218,9 @@ def run(args: argparse.Namespace) -> dict:
         "rows": rows,
         "node_parameters": "defaults except tasks, device, threads (and backend, precision)",
         "camera_profile": camera_profile,
+        # the node loads the shipped default: name the file, so figures can be matched to the model they measured
+        "model": str(default_checkpoint()),
+        "model_sha256": hashlib.sha256(default_checkpoint().read_bytes()).hexdigest(),
     }
 
 
@@ -228,7 +233,9 @@ def markdown(results: dict) -> str:
         f"Machine: {m['processor']}, {m['cpu_count']} CPUs, torch {m['torch']}, load average at the end "
         f"{[round(x, 1) for x in m['load_average']]} (other jobs shared the cores).",
         "Node: default parameters (best-effort `sensor_data` input; cloud, markers and annotated image published) "
-        f"except tasks, device, threads. Camera side (this client): Fast DDS profile `{results['camera_profile']}`.",
+        f"except tasks, device, threads; model `{results.get('model', '?')}` (sha256 "
+        f"{results.get('model_sha256', 'not recorded')[:12]}). "
+        f"Camera side (this client): Fast DDS profile `{results['camera_profile']}`.",
         "Latency: publish -> `keypoints` received by the client, one frame at a time. Floods: frames at each rate "
         f"for {results['duration_s']:g} s; answered = clouds received for frames sent; latency percentiles of "
         "those answered; node received / dropped (latest-frame policy) / lost in transport over the whole row. "
