@@ -54,45 +54,51 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
 import shlex
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from funk_perception.atomic import write_text_atomic
 from funk_perception.cli import build_parser as build_config_parser
 from funk_perception.cli import command, config_from_args
 from funk_perception.data.annotations import Annotation, FunKPointDataset
 from funk_perception.data.pairs import Pair, evaluation_pairs, pair_kind
-from funk_perception.detector import BANK_METHODS, FunctionalKeypointDetector, available_methods
-from funk_perception.detector_config import DetectorConfig
 from funk_perception.eval_config import EvalConfig as EvalConfig
 from funk_perception.eval_config import ReferenceOptions
+from funk_perception.eval_methods import (
+    PREDICTION_MODES,
+    Method,
+    cached_feature,
+    compute_features,
+    from_input,
+    letterbox_frames,
+    load_methods,
+    load_view,
+    mirror_annotation,
+    predict_pairs,
+    to_input,
+)
 from funk_perception.eval_report import markdown_report as markdown_report
+from funk_perception.eval_scoring import SPLITS, THRESHOLDS, add_uncertainty, detection_rows, score_predictions
 from funk_perception.figures import DenseExample, QualitativeExample, object_region_points, plot_dense, plot_qualitative
-from funk_perception.intervals import pck_difference, pck_interval
-from funk_perception.matching import flip_averaged, match, sample_features
-from funk_perception.metrics import confidence_auc, pck, pck_correct
-from funk_perception.model import FunctionalEncoder, build_trunk, preprocess, resolve_device
-from funk_perception.model.letterbox import Letterbox, letterbox
+from funk_perception.matching import match, sample_features
+from funk_perception.metrics import pck_correct
+from funk_perception.model import resolve_device
+from funk_perception.model.letterbox import Letterbox
 from funk_perception.onnx_backend import OnnxRuntimeEncoder
 from funk_perception.reference_bank import check_fingerprint, encoder_fingerprint, load_bank
 from funk_perception.tasks import TASKS
 
-#: PCK thresholds reported (fractions of the normalised image size).
-THRESHOLDS: tuple[float, ...] = (0.05, 0.1, 0.15)
 #: Paper Table 2 (docs/DESIGN.md, "Evaluation"): PCK@0.1 (%) on the real FunKPoint test set, ResNet-50 trunk.
 PAPER_TABLE2: Mapping[str, float] = {
     "ImageNet ResNet-50 features": 22.0,
@@ -101,480 +107,6 @@ PAPER_TABLE2: Mapping[str, float] = {
     "ours, task embedding": 58.4,
     "second human annotator": 82.5,
 }
-PREDICTION_MODES: tuple[str, ...] = ("argmax", "refined")
-SPLITS: tuple[str, ...] = ("same_category", "cross_category")
-
-
-# --------------------------------------------------------------------------- feature extraction
-
-#: A feature extractor: (B, 3, S, S) normalised images, tasks -> (B, T, D, h, w); tasks=None for
-#: task-independent features (T = 1).
-Extractor = Callable[[torch.Tensor, list[str] | None], torch.Tensor]
-
-
-@dataclass
-class Method:
-    """One row of the results table."""
-
-    name: str
-    kind: str  # "prior" | "trunk" | "model"
-    extractor: Extractor | None = None
-    image_size: int = 224
-    task_conditioned: bool = False
-    info: dict = field(default_factory=dict)
-    encoder: FunctionalEncoder | None = None  # for model rows: what detection needs
-    #: for model rows: the detector whose preprocessing and forward pass make the features (the product path)
-    detector: FunctionalKeypointDetector | None = None
-
-
-def _trunk_extractor(trunk: torch.nn.Module, device: torch.device) -> Extractor:
-    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        features = trunk(images.to(device)).float()
-        return F.normalize(features, dim=1).unsqueeze(1)
-
-    return extract
-
-
-def model_detector(
-    encoder: FunctionalEncoder, image_size: int, config: EvalConfig, where: str = "checkpoint"
-) -> FunctionalKeypointDetector:
-    """The detector ``FunctionalKeypointDetector.load`` makes of checkpoint ``where`` (its stored
-    :class:`funk_perception.detector_config.DetectorConfig`), with this evaluation's input options and backend."""
-    stored = DetectorConfig.from_extra(encoder.loaded_extra, where)
-    detector = FunctionalKeypointDetector.from_encoder(
-        encoder,
-        stored.override(
-            refine=config.refine,
-            image_size=image_size,
-            flip=config.flip,
-            letterbox=config.letterbox,
-            letterbox_pad=config.letterbox_pad,
-            mirror_maps=config.mirror_maps,
-        ),
-        where,
-    )
-    detector.use_backend(config.backend, config.precision)
-    return detector
-
-
-def _detector_extractor(detector: FunctionalKeypointDetector) -> Extractor:
-    """Features as ``detect`` makes them: :meth:`FunctionalKeypointDetector.embed_batch` (its flip, its backend).
-    The onnxruntime backend runs the all-task graph, the one ``detect`` and the node run by default, and keeps
-    the tasks asked for (an int8 graph of fewer tasks is calibrated on its own activations: docs/DEPLOY.md)."""
-
-    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        asked = list(TASKS) if tasks is None else list(tasks)
-        if detector.backend == "torch":
-            return detector.embed_batch(images.to(detector.device), asked)
-        features = detector.embed_batch(images, TASKS)
-        return features if asked == list(TASKS) else features[:, [TASKS.index(t) for t in asked]]
-
-    return extract
-
-
-def load_view(dataset: FunKPointDataset, path: Path, mirror: bool = False) -> np.ndarray:
-    """An image of ``dataset``, mirrored left-right when ``mirror``."""
-    image = dataset.load_image(path)
-    return np.ascontiguousarray(image[:, ::-1]) if mirror else image
-
-
-def mirror_annotation(annotation: Annotation) -> Annotation:
-    """The annotation of the mirrored image: x -> 1 - x, each keypoint keeping its identity."""
-    points = np.array(annotation.keypoints, dtype=np.float64)
-    points[:, 0] = 1.0 - points[:, 0]
-    return replace(annotation, keypoints=points)
-
-
-def compute_features(
-    method: Method,
-    dataset: FunKPointDataset,
-    needs: Mapping[Path, set[str]],
-    batch_size: int = 16,
-    progress: bool = False,
-    flip: bool = False,
-    mirror: bool = False,
-    letterbox_pad: str | None = None,
-    flip_input: bool = False,
-) -> dict[tuple[Path, str | None], torch.Tensor]:
-    """Features of every needed image, once each: key (image path, task) -> (D, h, w) float16
-    on the CPU; task is None for task-independent (trunk-only) features.
-
-    Images are resized to the method's square input size, so every map has the same
-    grid and the cells map back onto the original image's normalised coordinates;
-    with ``letterbox_pad`` they are letterboxed instead, and the cells map back
-    through :func:`letterbox_frames`. ``flip_input``: the features of the mirrored network
-    input (after letterboxing, as the detector's ``mirror_maps`` reads it), not mirrored back.
-    """
-    if method.extractor is None:
-        raise ValueError(f"compute_features: method {method.name!r} has no feature extractor")
-    paths = list(needs)
-    cache: dict[tuple[Path, str | None], torch.Tensor] = {}
-    starts = range(0, len(paths), batch_size)
-    extractor = method.extractor
-
-    def extract(images: torch.Tensor, tasks: list[str] | None) -> torch.Tensor:
-        if flip and method.detector is None:  # a detector averages with its own flip
-            return flip_averaged(lambda x: extractor(x, tasks), images)
-        return extractor(images, tasks)
-
-    for start in tqdm(starts, desc=f"features {method.name}", disable=not progress, leave=False):
-        chunk = paths[start : start + batch_size]
-        views = [load_view(dataset, p, mirror) for p in chunk]
-        if method.detector is not None:  # the product path: detect's own letterbox and normalisation
-            images = method.detector.prepare_batch(views)
-        else:
-            if letterbox_pad is not None:
-                views = [letterbox(v, method.image_size, letterbox_pad)[0] for v in views]
-            images = preprocess(views, size=method.image_size)
-        if flip_input:
-            images = images.flip(-1)
-        if method.task_conditioned:
-            tasks = [t for t in TASKS if any(t in needs[p] for p in chunk)]
-            with torch.inference_mode():
-                feats = extract(images, tasks).to("cpu", torch.float16)
-            for b, path in enumerate(chunk):
-                for t_index, task in enumerate(tasks):
-                    if task in needs[path]:
-                        cache[(path, task)] = feats[b, t_index].clone()
-        else:
-            with torch.inference_mode():
-                feats = extract(images, None).to("cpu", torch.float16)
-            for b, path in enumerate(chunk):
-                cache[(path, None)] = feats[b, 0].clone()
-    return cache
-
-
-def letterbox_frames(dataset: FunKPointDataset, paths: Sequence[Path], size: int) -> dict[Path, Letterbox]:
-    """Each image's letterbox geometry in a ``size x size`` input (mirroring keeps the size, so one serves both)."""
-    frames = {}
-    for path in paths:
-        height, width = dataset.load_image(path).shape[:2]  # the loader's own decode, EXIF rotation included
-        frames[path] = Letterbox.fit(height, width, size)
-    return frames
-
-
-def _to_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], points: np.ndarray) -> np.ndarray:
-    """Image-normalised (N, K, 2) points of ``paths`` -> the letterboxed input's (unchanged when squashed)."""
-    if frames is None:
-        return points
-    return np.stack([frames[p].to_input(row) for p, row in zip(paths, points)])
-
-
-def _from_input(frames: Mapping[Path, Letterbox] | None, paths: Sequence[Path], points: np.ndarray) -> np.ndarray:
-    """The inverse, clipped as :meth:`Letterbox.from_input` (a match in the pad lands on the image's edge)."""
-    if frames is None:
-        return points
-    return np.stack([frames[p].from_input(row) for p, row in zip(paths, points)])
-
-
-def _feature(
-    cache: Mapping[tuple[Path, str | None], torch.Tensor], method: Method, path: Path, task: str
-) -> torch.Tensor:
-    return cache[(path, task if method.task_conditioned else None)]
-
-
-def predict_pairs(
-    method: Method,
-    annotations: Sequence[Annotation],
-    pairs: Sequence[Pair],
-    cache: Mapping[tuple[Path, str | None], torch.Tensor] | None,
-    refine: str = "parabolic",
-    chunk: int = 256,
-    frames: Mapping[Path, Letterbox] | None = None,
-) -> dict[str, np.ndarray]:
-    """Predicted target keypoints (P, K, 2) normalised, for ``argmax`` and ``refined``.
-
-    ``frames``: the letterbox geometry of every image when the features were letterboxed
-    (:func:`letterbox_frames`); points then go into the padded input and back.
-    """
-    sources = np.stack([annotations[p.source].keypoints for p in pairs])
-    if method.kind == "prior":
-        # Image-blind: the reference position is the prediction, for both modes.
-        return {"argmax": sources.copy(), "refined": sources.copy()}
-    if cache is None:
-        raise ValueError(f"predict_pairs: method {method.name!r} needs a feature cache")
-    out = {mode: np.zeros_like(sources) for mode in PREDICTION_MODES}
-    for start in range(0, len(pairs), chunk):
-        block = pairs[start : start + chunk]
-        ref = torch.stack([_feature(cache, method, annotations[p.source].image_path, p.task) for p in block]).float()
-        tgt = torch.stack([_feature(cache, method, annotations[p.target].image_path, p.task) for p in block]).float()
-        ref_paths = [annotations[p.source].image_path for p in block]
-        tgt_paths = [annotations[p.target].image_path for p in block]
-        points = torch.from_numpy(_to_input(frames, ref_paths, sources[start : start + len(block)])).float()
-        result = match(sample_features(ref, points), tgt, refine=refine)
-        out["argmax"][start : start + len(block)] = _from_input(frames, tgt_paths, result.argmax.double().numpy())
-        out["refined"][start : start + len(block)] = _from_input(frames, tgt_paths, result.refined.double().numpy())
-    return out
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-def score_predictions(
-    annotations: Sequence[Annotation],
-    pairs: Sequence[Pair],
-    predicted: np.ndarray,
-    thresholds: Sequence[float] = THRESHOLDS,
-) -> dict:
-    """PCK (%) overall, per split and per task for one (P, K, 2) prediction array."""
-    truth = np.stack([annotations[p.target].keypoints for p in pairs])
-    valid = np.stack([annotations[p.source].visible & annotations[p.target].visible for p in pairs])
-    kinds = np.array([pair_kind(annotations, p) for p in pairs])
-    tasks = np.array([p.task for p in pairs])
-
-    def block(mask: np.ndarray) -> dict:
-        entry = {str(t): pck(predicted[mask], truth[mask], valid[mask], t) for t in thresholds}
-        entry["pairs"] = int(mask.sum())
-        entry["keypoints"] = int(valid[mask].sum())
-        return entry
-
-    everything = np.ones(len(pairs), dtype=bool)
-    return {
-        "overall": block(everything),
-        **{split: block(kinds == split) for split in SPLITS},
-        "per_task": {task: block(tasks == task) for task in TASKS if (tasks == task).any()},
-    }
-
-
-# --------------------------------------------------------------------------- reference-free detection
-
-
-def add_uncertainty(
-    rows: Sequence[dict],
-    hits: Sequence[np.ndarray],
-    valid: Sequence[np.ndarray],
-    images: Sequence[Sequence[object]],
-    baselines: Sequence[int | None],
-    seed: int = 0,
-) -> None:
-    """Give each result row ``uncertainty``: its PCK@0.1 with a 95 % bootstrap interval over the target images
-    (:mod:`funk_perception.intervals`) and, where ``baselines[i]`` names another row measured on the same
-    images, the paired difference from it. ``hits``/``valid``: (N, K) per row; ``images``: N keys per row."""
-    for i, row in enumerate(rows):
-        interval = pck_interval(hits[i], valid[i], images[i], seed)
-        entry: dict = {
-            "pck@0.1": 100.0 * float((hits[i] & valid[i]).sum()) / max(int(valid[i].sum()), 1),
-            "interval": None if interval is None else list(interval),
-            "images": len({str(k) for k in images[i]}),
-            "level": 0.95,
-        }
-        b = baselines[i]
-        if (
-            b is not None
-            and b != i
-            and list(map(str, images[b])) == list(map(str, images[i]))
-            and np.array_equal(valid[b], valid[i])
-        ):
-            diff = pck_difference(hits[i], hits[b], valid[i], images[i], seed)
-            if diff is not None:
-                entry["difference"] = {
-                    "from": rows[b]["name"],
-                    "difference": diff["difference"],
-                    "interval": [diff["low"], diff["high"]],
-                }
-        row["uncertainty"] = entry
-
-
-def score_detections(
-    targets: Sequence[Annotation],
-    predicted: np.ndarray,
-    confidence: np.ndarray | None,
-    thresholds: Sequence[float] = THRESHOLDS,
-) -> dict:
-    """PCK (%) of reference-free keypoints (N, K, 2) on ``targets``, per task, and the confidence AUC."""
-    truth = np.stack([a.keypoints for a in targets])
-    valid = np.stack([a.visible for a in targets])
-    tasks = np.array([a.task for a in targets])
-
-    def block(mask: np.ndarray) -> dict:
-        entry = {str(t): pck(predicted[mask], truth[mask], valid[mask], t) for t in thresholds}
-        entry["rows"] = int(mask.sum())
-        entry["keypoints"] = int(valid[mask].sum())
-        return entry
-
-    result = {
-        "overall": block(np.ones(len(targets), dtype=bool)),
-        "per_task": {task: block(tasks == task) for task in TASKS if (tasks == task).any()},
-    }
-    if confidence is not None:
-        hit = pck_correct(predicted, truth, 0.1)
-        result["confidence"] = confidence_auc(confidence[valid], hit[valid])
-    return result
-
-
-def detection_rows(
-    methods: Sequence[Method],
-    annotations: Sequence[Annotation],
-    pairs: Sequence[Pair],
-    caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]],
-    refine: str,
-    frames: Mapping[str, Mapping[Path, Letterbox]] | None = None,
-    mirrored_caches: Mapping[str, Mapping[tuple[Path, str | None], torch.Tensor]] | None = None,
-    seed: int = 0,
-    references: ReferenceOptions | None = None,
-    detector_options: Mapping[str, object] | None = None,
-) -> dict:
-    """Reference-free detection on every pair target row: the image-blind mean row and, for each
-    checkpoint, one row per detect method it holds. ``frames``: per method name, the letterbox
-    geometry of every image when its features were letterboxed. ``mirrored_caches``: per method
-    name, the features of the mirrored inputs, for the detector's ``mirror_maps``. Every row gets
-    ``uncertainty`` (:func:`add_uncertainty`), each checkpoint's compared with the first checkpoint's
-    row of the same method; ``seed`` seeds its resampling. ``references``: a user bank file
-    (funk_perception/references.py); each bank method then gets a second row, the same detector with
-    :meth:`FunctionalKeypointDetector.use_references`, compared with the row without. ``detector_options``:
-    ``flip``, ``letterbox``, ``letterbox_pad`` as the features were made (the references are embedded so)."""
-    target_ids = sorted({p.target for p in pairs})
-    source_ids = sorted({p.source for p in pairs})
-    targets = [annotations[i] for i in target_ids]
-    mean = {}
-    for task in {a.task for a in targets}:
-        rows = [annotations[i] for i in source_ids if annotations[i].task == task]
-        points = np.stack([a.keypoints for a in rows])
-        seen = np.stack([a.visible for a in rows])[..., None]
-        mean[task] = (points * seen).sum(0) / np.maximum(seen.sum(0), 1)
-    prior = np.stack([mean[a.task] for a in targets])
-    out_rows = [
-        {
-            "name": "image-blind mean of the references",
-            "kind": "prior",
-            "results": score_detections(targets, prior, None),
-        }
-    ]
-    scored: list[tuple[Sequence[Annotation], np.ndarray]] = [(targets, prior)]  # per row: its targets and points
-    for method in methods:
-        if method.kind != "model" or method.encoder is None:
-            continue
-        extra = method.encoder.loaded_extra
-        for detect_method, with_references in [
-            (m, r)
-            for m in available_methods(extra)
-            for r in (False, True)
-            if not r or (references and m in BANK_METHODS)
-        ]:
-            base = DetectorConfig(refine=refine, image_size=method.image_size, **(detector_options or {}))
-            if method.detector is not None:  # the row's own detector: its stored config and this run's options
-                base = method.detector.config.override(refine=refine)
-            detector = FunctionalKeypointDetector.from_encoder(method.encoder, replace(base, method=detect_method))
-            if with_references:  # the product path: what load(..., references=) does (funk_perception/detector.py)
-                detector.use_references(
-                    references.bank,
-                    references.mode,
-                    references.path,
-                    method.info.get("checkpoint", method.name),
-                    references.share,
-                )
-            # a model scores only the tasks it knows (a checkpoint trained on some tasks has no others)
-            known = [a for a in targets if a.task in detector.tasks]
-            if not known:
-                continue
-            points = np.zeros((len(known), len(known[0].keypoints), 2))
-            conf = np.zeros((len(known), len(known[0].keypoints)))
-            for i, a in enumerate(known):
-                feats = caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
-                mirrored = (
-                    None
-                    if mirrored_caches is None
-                    else mirrored_caches[method.name][(a.image_path, a.task)].float().unsqueeze(0)
-                )
-                located, confidence = detector.locate(feats, [a.task], mirrored)
-                method_frames = None if frames is None else frames[method.name]
-                points[i] = _from_input(method_frames, [a.image_path], located.cpu().double().numpy())[0]
-                conf[i] = confidence[0].cpu().numpy()
-            out_rows.append(
-                {
-                    "name": f"{method.name}, detect by {detect_method}"
-                    + (", mirror maps" if mirrored_caches else "")
-                    + (f" + references {references.describe()}" if with_references else ""),
-                    "kind": detect_method,
-                    "model": method.info.get("checkpoint"),
-                    "results": score_detections(known, points, conf),
-                }
-            )
-            scored.append((known, points))
-    # each detect method against the first checkpoint's row of the same method
-    first = {}
-    for i, row in enumerate(out_rows):
-        first.setdefault(row["kind"], i)
-    add_uncertainty(
-        out_rows,
-        [pck_correct(points, np.stack([a.keypoints for a in rows]), 0.1) for rows, points in scored],
-        [np.stack([a.visible for a in rows]) for rows, _ in scored],
-        [[a.image_path for a in rows] for rows, _ in scored],
-        [None if row["kind"] == "prior" else first[row["kind"]] for row in out_rows],
-        seed,
-    )
-    return {"targets": len(targets), "rows": out_rows}
-
-
-# --------------------------------------------------------------------------- methods
-
-
-def load_methods(config: EvalConfig, device: torch.device) -> list[Method]:
-    methods = [Method(name="image-blind prior", kind="prior")]
-    trunk_rows: dict[str, Method] = {}
-    model_rows: list[Method] = []
-    # rows (and their feature caches) are keyed by name: two checkpoints of one file name, such as two
-    # runs' checkpoint.pt, are told apart by their folders
-    names = [p.name for p in config.models]
-    labels = [str(Path(p.parent.name) / p.name) if names.count(p.name) > 1 else p.name for p in config.models]
-    if len(set(labels)) < len(labels):
-        raise ValueError(f"EvalConfig.models: expected distinct checkpoints, found {[str(p) for p in config.models]}")
-    for path, label in zip(config.models, labels):
-        encoder = FunctionalEncoder.load(path, device, trunk_weights=config.trunk_weights)
-        encoder.eval()
-        size = config.size or int(encoder.config.image_size)
-        gating = str(encoder.config.modular.gating)
-        trunk_name = str(encoder.config.trunk)
-        extra = dict(getattr(encoder, "loaded_extra", {}) or {})
-        info = {
-            "checkpoint": str(path),
-            "checkpoint_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "logit_scale": float(encoder.logit_scale.detach()),
-            "gating": gating,
-            "trunk": trunk_name,
-            "image_size": size,
-            "metadata": {k: v for k, v in extra.items() if k != "prototypes" and _jsonable(v)},
-            "backend": config.backend,
-            "precision": config.precision,
-        }
-        detector = model_detector(encoder, size, config, str(path))
-        info["detector_config"] = detector.config.to_extra()
-        model_rows.append(
-            Method(
-                f"{gating} gating ({label})",
-                "model",
-                _detector_extractor(detector),
-                size,
-                True,
-                info,
-                encoder,
-                detector,
-            )
-        )
-        key = f"{trunk_name}@{size}"
-        if key not in trunk_rows:
-            trunk_rows[key] = Method(
-                f"trunk-only {key}",
-                "trunk",
-                _trunk_extractor(encoder.trunk, device),
-                size,
-                False,
-                {"trunk": trunk_name, "image_size": size},
-            )
-    for name in config.trunks:
-        size = config.size or 224
-        key = f"{name}@{size}"
-        if key not in trunk_rows:
-            trunk = build_trunk(name, weights=config.trunk_weights if name == "resnet50" else None).to(device)
-            trunk_rows[key] = Method(
-                f"trunk-only {key}",
-                "trunk",
-                _trunk_extractor(trunk, device),
-                size,
-                False,
-                {"trunk": name, "image_size": size},
-            )
-    return methods + list(trunk_rows.values()) + model_rows
 
 
 def _finite_or_none(value: object) -> object:
@@ -586,14 +118,6 @@ def _finite_or_none(value: object) -> object:
     if isinstance(value, list):
         return [_finite_or_none(v) for v in value]
     return value
-
-
-def _jsonable(value: object) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _machine() -> dict:
@@ -720,11 +244,11 @@ def _write_figures(
         matches = {}
         for m in dense_methods:
             method_frames = None if frames is None else frames[m.name]
-            query_points = torch.from_numpy(_to_input(method_frames, [src.image_path], points[None])).float()
-            ref = _feature(caches[m.name], m, src.image_path, p.task).float().unsqueeze(0)
-            tgt_f = _feature(caches[m.name], m, tgt.image_path, p.task).float().unsqueeze(0)
+            query_points = torch.from_numpy(to_input(method_frames, [src.image_path], points[None])).float()
+            ref = cached_feature(caches[m.name], m, src.image_path, p.task).float().unsqueeze(0)
+            tgt_f = cached_feature(caches[m.name], m, tgt.image_path, p.task).float().unsqueeze(0)
             found = match(sample_features(ref, query_points), tgt_f, refine=config.refine).refined.double().numpy()
-            matches[m.name] = _from_input(method_frames, [tgt.image_path], found)[0]
+            matches[m.name] = from_input(method_frames, [tgt.image_path], found)[0]
         dense.append(
             DenseExample(
                 p.task,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trunk_stage_probe import probe_config, probe_parser, transfer_pck, write_probe
 
-from funk_perception.evaluate import Method
+from funk_perception.eval_methods import Method
 from funk_perception.model import FunctionalEncoder
 from funk_perception.train.ensemble import join_encoders
 

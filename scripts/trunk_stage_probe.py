@@ -29,14 +29,9 @@ import torch.nn.functional as F
 from funk_perception.atomic import write_text_atomic
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.eval_config import EvalConfig
-from funk_perception.evaluate import (
-    Method,
-    compute_features,
-    letterbox_frames,
-    predict_pairs,
-    score_predictions,
-    triplet_annotations,
-)
+from funk_perception.eval_methods import Method, compute_features, letterbox_frames, predict_pairs
+from funk_perception.eval_scoring import score_predictions
+from funk_perception.evaluate import triplet_annotations
 from funk_perception.model.trunk import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, load_efficientnet_lite
 
 #: variant name -> (trunk, timm feature indices: 2 = stride 8, 3 = stride 16, 4 = stride 32, "head" = conv_head)

@@ -15,7 +15,7 @@ from funk_perception.data.annotations import FunKPointDataset, write_annotations
 from funk_perception.data.pairs import evaluation_pairs
 from funk_perception.detector import FunctionalKeypointDetector, available_methods
 from funk_perception.eval_config import EvalConfig
-from funk_perception.evaluate import compute_features, letterbox_frames, load_methods, predict_pairs
+from funk_perception.eval_methods import compute_features, letterbox_frames, load_methods, predict_pairs
 from funk_perception.shipped import default_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

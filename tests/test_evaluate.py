@@ -14,16 +14,9 @@ import torch.nn.functional as F
 from funk_perception.data.annotations import Annotation, FunKPointDataset, write_annotations
 from funk_perception.data.pairs import Pair, evaluation_pairs
 from funk_perception.eval_config import EvalConfig
-from funk_perception.evaluate import (
-    PAPER_TABLE2,
-    THRESHOLDS,
-    Method,
-    evaluate,
-    main,
-    predict_pairs,
-    score_predictions,
-    triplet_annotations,
-)
+from funk_perception.eval_methods import Method, predict_pairs
+from funk_perception.eval_scoring import THRESHOLDS, score_predictions
+from funk_perception.evaluate import PAPER_TABLE2, evaluate, main, triplet_annotations
 from funk_perception.figures import object_region_points, position_colors
 from funk_perception.matching import sample_features
 from funk_perception.metrics import keypoint_distances, pck, pck_correct, pixels_to_normalized
@@ -331,7 +324,7 @@ def test_checkpoints_of_one_file_name_keep_their_own_rows(tiny: tuple[Path, Path
 
 def _self_pairs(tiny: tuple[Path, Path, Path]) -> tuple[FunKPointDataset, Method, list[Pair], dict[Path, set[str]]]:
     """The tiny set, its trunk-only method, every row paired with itself, and the images each task needs."""
-    from funk_perception.evaluate import load_methods
+    from funk_perception.eval_methods import load_methods
 
     csv_path, model, _ = tiny
     dataset = FunKPointDataset(csv_path)
@@ -343,7 +336,7 @@ def _self_pairs(tiny: tuple[Path, Path, Path]) -> tuple[FunKPointDataset, Method
 
 def test_feature_matching_on_identical_pair_is_near_perfect(tiny: tuple[Path, Path, Path]) -> None:
     """A reference matched onto itself with real trunk features lands within one cell (PCK@0.1 = 100)."""
-    from funk_perception.evaluate import compute_features
+    from funk_perception.eval_methods import compute_features
 
     dataset, trunk, pairs, needs = _self_pairs(tiny)
     annotations = dataset.annotations
@@ -457,7 +450,7 @@ def test_letterboxed_features_match_an_identical_pair_and_the_metric_stays_in_im
     """With --letterbox, references go into the padded input and predictions come back: a reference matched
     onto itself lands within one input cell of the truth in the image's own normalised coordinates, and one
     matched onto its own letterboxed copy lands where the copy's truth is."""
-    from funk_perception.evaluate import compute_features, letterbox_frames
+    from funk_perception.eval_methods import compute_features, letterbox_frames
 
     csv_path, model, _ = tiny
     dataset, trunk, pairs, needs = _self_pairs(tiny)
