@@ -97,10 +97,9 @@ from funk_perception.detector_config import DetectorConfig
 from funk_perception.matching import (
     REFINE_METHODS,
     flip_averaged,
+    match,
     peak_confidence,
-    refine_points,
     sample_features,
-    similarity_maps,
 )
 from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder, Trunk, preprocess, resolve_device
 from funk_perception.model.heatmap import KeypointHeatmapHead
@@ -683,9 +682,9 @@ class FunctionalKeypointDetector:
         queries = sample_features(
             feats[:1], torch.from_numpy(normalized).float().to(self.device).unsqueeze(0)
         )  # (1, K, D)
-        sim = similarity_maps(queries, feats[1:])  # (1, K, h, w)
-        points = refine_points(sim, self.refine)[0]
-        confidence = peak_confidence(sim, self.logit_scale)[0].cpu().numpy().astype(np.float64)
+        result = match(queries, feats[1:], refine=self.refine)  # evaluate's transfer rows call the same function
+        points = result.refined[0]
+        confidence = peak_confidence(result.similarity, self.logit_scale)[0].cpu().numpy().astype(np.float64)
         names = KEYPOINTS if len(keypoints) == NUM_KEYPOINTS else tuple(f"p{i + 1}" for i in range(len(keypoints)))
         return TaskKeypoints(name, _to_pixels(points, target_image, target_frame), confidence, names)
 

@@ -185,20 +185,26 @@ def mass_near(prob: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Matches of K queries in B maps: normalised (B, K, 2) positions, (B, K) peak scores."""
+    """Matches of K queries in B maps: normalised (B, K, 2) positions, (B, K) peak scores, and the (B, K, h, w)
+    float32 similarity maps they were read from (for a confidence)."""
 
     argmax: torch.Tensor
     refined: torch.Tensor
     score: torch.Tensor
+    similarity: torch.Tensor
 
 
 def match(queries: torch.Tensor, features: torch.Tensor, refine: str = "parabolic") -> MatchResult:
-    """Match (B, K, D) queries against (B, D, h, w) feature maps: argmax and refined positions."""
+    """Match (B, K, D) queries against (B, D, h, w) feature maps: argmax and refined positions.
+
+    The one keypoint transfer: ``FunctionalKeypointDetector.transfer`` and ``evaluate``'s transfer rows both
+    call it, so what ``evaluate`` measures is what ``transfer`` does."""
     sim = similarity_maps(queries, features).to(torch.float32)
     return MatchResult(
         argmax=argmax_points(sim),
         refined=refine_points(sim, refine),
         score=sim.flatten(2).amax(dim=-1),
+        similarity=sim,
     )
 
 
