@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> dict:
     client.init(domain)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.cpu_only else [])
     rows = []
+    model = default_checkpoint()
     log_dir = ROOT / "results" / "bench_ros"
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -219,8 +220,8 @@ def run(args: argparse.Namespace) -> dict:
         "node_parameters": "defaults except tasks, device, threads (and backend, precision)",
         "camera_profile": camera_profile,
         # the node loads the shipped default: name the file, so figures can be matched to the model they measured
-        "model": str(default_checkpoint()),
-        "model_sha256": hashlib.sha256(default_checkpoint().read_bytes()).hexdigest(),
+        "model": str(model),
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
     }
 
 
