@@ -34,7 +34,7 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import cpu_model, report_header, write_report  # noqa: E402
+from common import cpu_model, report_header, report_main  # noqa: E402
 
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.shipped import DEFAULT_CHECKPOINT  # noqa: E402
@@ -191,7 +191,6 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / DEFAULT_CHECKPOINT))
     parser.add_argument("--size", type=int, default=224)
@@ -200,10 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "onnx")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    results = run(args)
-    return write_report(args.out.parent, args.out.name, results, markdown)
+    return report_main(parser, argv, run, markdown)
 
 
 if __name__ == "__main__":

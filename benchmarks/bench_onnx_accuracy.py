@@ -30,7 +30,7 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import report_header, write_report  # noqa: E402
+from common import report_header, report_main  # noqa: E402
 
 from funk_perception.data.pairs import evaluation_pairs  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
@@ -74,9 +74,10 @@ def predictions(detector: FunctionalKeypointDetector, dataset, rows, pairs) -> d
     return {"detect": np.stack(detect), "transfer": np.stack(transfer)}
 
 
-def run(args: argparse.Namespace) -> dict:
-    torch.set_num_threads(args.threads)
-    config = EvalConfig(data=args.data, models=[args.model], seed=args.seed)
+def ground_truth(data: Path, model: str, seed: int) -> tuple[object, list, list, dict]:
+    """evaluate's triplets of ``data`` (seed ``seed``): the dataset, its rows, the pairs, and per ``detect`` /
+    ``transfer`` the true normalised points, their visibility and each row's image."""
+    config = EvalConfig(data=data, models=[model], seed=seed)
     dataset, rows, _ = triplet_annotations(config)
     pairs = evaluation_pairs(rows, config.seed, config.references_per_task, config.max_targets_per_task)
     targets = sorted({p.target for p in pairs})
@@ -92,6 +93,13 @@ def run(args: argparse.Namespace) -> dict:
             [rows[p.target].image_path for p in pairs],
         ),
     }
+    return dataset, rows, pairs, truth
+
+
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(args.threads)
+    dataset, rows, pairs, truth = ground_truth(args.data, args.model, args.seed)
+    targets = sorted({p.target for p in pairs})
     hits: dict[str, dict[str, np.ndarray]] = {}
     seconds = {}
     for name, backend, precision in BACKENDS:
@@ -168,17 +176,13 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="FunKPoint-style CSV (e.g. the real dev set)")
     parser.add_argument("--model", default=str(ROOT / DEFAULT_CHECKPOINT))
     parser.add_argument("--seed", type=int, default=0, help="evaluate's triplet seed")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "onnx-accuracy")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    results = run(args)
-    return write_report(args.out.parent, args.out.name, results, markdown)
+    return report_main(parser, argv, run, markdown)
 
 
 if __name__ == "__main__":

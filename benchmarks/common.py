@@ -6,6 +6,7 @@ first on ``sys.path``. Nothing here imports torch, nor MuJoCo at import time.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as _dt
 import json
@@ -99,3 +100,18 @@ def write_report(out: Path, stem: str, results: dict, markdown: Callable[[dict],
     write_text_atomic(out / f"{stem}.md", text)
     print(text)
     return 0
+
+
+def report_main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    run: Callable[[argparse.Namespace], dict],
+    markdown: Callable[[dict], str],
+) -> int:
+    """A report benchmark's ``main``: parse ``argv`` (default ``sys.argv[1:]``; kept as ``args.argv`` for the
+    header's command), run, and write ``args.out`` (a path without suffix) as JSON and markdown."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    results = run(args)
+    return write_report(args.out.parent, args.out.name, results, markdown)

@@ -105,6 +105,7 @@ from funk_perception.model import IMAGENET_MEAN, IMAGENET_STD, FunctionalEncoder
 from funk_perception.model.heatmap import KeypointHeatmapHead
 from funk_perception.model.letterbox import LETTERBOX_PADS, Letterbox
 from funk_perception.model.letterbox import letterbox as letterbox_image
+from funk_perception.model.onnx_int8 import Int8Recipe
 from funk_perception.onnx_backend import OnnxRuntimeEncoder, check_backend
 from funk_perception.reference_bank import (
     REFERENCE_MODES,
@@ -378,12 +379,14 @@ class FunctionalKeypointDetector:
         cache: str | Path | None = None,
         calibration: str | Path | None = None,
         threads: int | None = None,
+        int8: Int8Recipe | None = None,
     ) -> None:
         """Run the encoder's forward pass in ``backend``: ``torch`` (the encoder itself) or ``onnxruntime``
         (CPU; ``precision`` fp32 or int8, statically quantized with activation ranges from the synthetic
         renders of ``calibration``, default the shipped ``samples/synth``). Graphs are exported on first use
         per task set and kept in ``cache`` (default :func:`funk_perception.onnx_backend.default_cache_folder`);
-        ``threads``: ONNX Runtime's threads (default torch's). Preprocessing and the detect methods are
+        ``threads``: ONNX Runtime's threads (default torch's); ``int8``: how int8 graphs are made (default
+        :class:`funk_perception.model.onnx_int8.Int8Recipe`'s defaults). Preprocessing and the detect methods are
         unchanged: only :meth:`encode` runs elsewhere."""
         check_backend(backend, precision)
         if backend == "torch":
@@ -404,6 +407,7 @@ class FunctionalKeypointDetector:
             cache,
             calibration,
             threads=threads,
+            int8=int8,
         )
         self.backend, self.precision = backend, precision
 

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ import torch
 
 from funk_perception.model.encoder import FunctionalEncoder
 from funk_perception.model.onnx_graph import GRAPH_VERSION, INPUT_NAME, OPSET, export_encoder, require_deploy
-from funk_perception.model.onnx_int8 import DEFAULT_CALIBRATION_IMAGES, calibration_inputs, quantize_int8
+from funk_perception.model.onnx_int8 import DEFAULT_CALIBRATION_IMAGES, Int8Recipe, calibration_inputs, quantize_int8
 from funk_perception.shipped import shipped_file
 from funk_perception.tasks import TASKS, normalize_task
 
@@ -96,7 +97,8 @@ class OnnxRuntimeEncoder:
 
     ``prepare``: the detector's preprocessing (calibration images go through it); ``metadata``: what the
     detector records in each graph (detect method, preprocessing); ``threads``: ONNX Runtime's intra-op
-    threads (default: torch's, so the ``threads`` the node sets applies to both backends)."""
+    threads (default: torch's, so the ``threads`` the node sets applies to both backends); ``int8``: how int8
+    graphs are made (default :class:`funk_perception.model.onnx_int8.Int8Recipe`'s defaults)."""
 
     def __init__(
         self,
@@ -110,6 +112,7 @@ class OnnxRuntimeEncoder:
         calibration: str | Path | None = None,
         calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
         threads: int | None = None,
+        int8: Int8Recipe | None = None,
     ) -> None:
         require_deploy()
         check_backend("onnxruntime", precision)
@@ -123,6 +126,7 @@ class OnnxRuntimeEncoder:
         self.calibration = Path(calibration) if calibration is not None else default_calibration()
         self.calibration_images = int(calibration_images)
         self.threads = threads
+        self.int8 = int8 or Int8Recipe()
         self.sessions: dict[tuple[str, ...], object] = {}
 
     @staticmethod
@@ -153,6 +157,7 @@ class OnnxRuntimeEncoder:
         }
         if self.precision == "int8":
             key["calibration"] = calibration_fingerprint(self.calibration, self.calibration_images)
+            key["int8"] = asdict(self.int8)
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         label = "all" if names == TASKS else "+".join(names) if len(names) <= 3 else f"{len(names)}tasks"
         path = self.cache / f"{self.fingerprint[:12]}-{label}-{self.image_size}-b1-{self.precision}-{digest[:12]}.onnx"
@@ -171,7 +176,7 @@ class OnnxRuntimeEncoder:
         try:
             inputs = calibration_inputs(self.calibration, self.prepare, self.calibration_images)
             calibration = {"funk.calibration": str(self.calibration), "funk.calibration_images": str(len(inputs))}
-            return quantize_int8(fp32, path, inputs, calibration)
+            return quantize_int8(fp32, path, inputs, calibration, recipe=self.int8)
         finally:
             fp32.unlink(missing_ok=True)
 

@@ -27,7 +27,7 @@ from funk_perception import evaluate  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.model import export_onnx  # noqa: E402
 from funk_perception.model.onnx_graph import BackendUnavailable  # noqa: E402
-from funk_perception.model.onnx_int8 import check_synthetic  # noqa: E402
+from funk_perception.model.onnx_int8 import Int8Recipe, check_synthetic, quantize_int8  # noqa: E402
 from funk_perception.onnx_backend import BACKENDS, CACHE_VARIABLE, PRECISIONS  # noqa: E402
 from funk_perception.ros import params  # noqa: E402
 
@@ -159,6 +159,40 @@ def test_graphs_are_cached_by_task_set_and_precision(detectors, cache):
         forward = detectors["fp32"].encode(batch, TASKS)
         backward = detectors["fp32"].encode(batch, list(reversed(TASKS)))
     assert torch.equal(forward, backward.flip(1))
+
+
+def test_int8_recipes_are_checked_recorded_and_cached_apart(detectors, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"Int8Recipe\(method\): expected one of minmax, percentile, entropy, found 'kl'"
+    ):
+        Int8Recipe(method="kl")
+    with pytest.raises(ValueError, match=r"Int8Recipe\(percentile\): expected a value in \(0, 100\], found 0"):
+        Int8Recipe(method="percentile", percentile=0)
+    fp32 = detectors["fp32"].runtime.graph_file(["pour"])
+    inputs = detectors["fp32"].prepare_batch([rgb(p) for p in SAMPLES[:2]]).numpy()
+    with pytest.raises(
+        ValueError,
+        match=r"float_nodes\): expected patterns of node names in .*found none of \['/no-such/\*'\] matching there",
+    ):
+        quantize_int8(fp32, tmp_path / "never.onnx", inputs, recipe=Int8Recipe(float_nodes=("/no-such/*",)))
+    assert not (tmp_path / "never.onnx").exists()
+    out = quantize_int8(fp32, tmp_path / "last-float.onnx", inputs, recipe=Int8Recipe(float_nodes=("/blocks.3/*",)))
+    model = onnx.load(str(out))
+    dequantized = {o for node in model.graph.node if node.op_type == "DequantizeLinear" for o in node.output}
+    convs = {node.name: node.input[1] in dequantized for node in model.graph.node if node.op_type == "Conv"}
+    assert sorted(name for name, q in convs.items() if not q) == [
+        "/blocks.3/blocks.3.0/Conv",
+        "/blocks.3/blocks.3.0_1/Conv",
+    ]
+    assert sum(convs.values()) == len(convs) - 2  # every other convolution reads int8 weights
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["funk.int8_recipe"] == '{"float_nodes": ["/blocks.3/*"], "method": "minmax", "percentile": 99.999}'
+    # a recipe is part of a cached graph's name: another recipe never reads the default's file
+    default = detectors["int8"].runtime
+    other = FunctionalKeypointDetector.load(MODEL, device="cpu")
+    other.use_backend("onnxruntime", "int8", int8=Int8Recipe(method="percentile"))
+    assert other.runtime.graph_file(["pour"]) != default.graph_file(["pour"])
+    assert other.runtime.graph_file(["pour"]).parent == default.graph_file(["pour"]).parent
 
 
 def test_a_missing_backend_names_the_extra(monkeypatch, capsys):

@@ -12,7 +12,8 @@ Choices, measured on the shipped joined lite0 encoder (one CPU thread, docs/DEPL
 - QDQ format, uint8 activations and per-channel int8 weights: ONNX Runtime fuses it into integer
   convolutions (VNNI where the CPU has it). int8 activations ran the same graph 4x slower than fp32,
   uint8 ones 2.5x to 3.5x faster.
-- MinMax ranges over the calibration set.
+- MinMax ranges over the calibration set (:class:`Int8Recipe`, whose other settings are the variants
+  benchmarks/bench_int8_variants.py compares).
 - Only :data:`QUANTIZED_OPS`: convolutions, the task mixes and the element-wise ops between them.
   The unit normalisation and the concatenation of the members stay float (quantizing a unit vector's
   division and the concatenated embedding costs precision and no time).
@@ -20,9 +21,11 @@ Choices, measured on the shipped joined lite0 encoder (one CPU thread, docs/DEPL
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,32 @@ SYNTH_GENERATOR = "funk_perception.data.synth"
 QUANTIZED_OPS: tuple[str, ...] = ("Conv", "MatMul", "Add", "Relu", "Clip", "Reshape", "Transpose")
 #: Calibration images used at most (the first of the CSV, in its order): the ranges settle well before.
 DEFAULT_CALIBRATION_IMAGES = 64
+#: How activation ranges are read from the calibration runs: ONNX Runtime's CalibrationMethod of each name.
+CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How an int8 graph is made from the fp32 one; part of a cached graph's name (funk_perception/onnx_backend.py).
+
+    ``method``: one of :data:`CALIBRATION_METHODS`; ``percentile``: the range's percentile for "percentile";
+    ``float_nodes``: :mod:`fnmatch` patterns of the names of graph nodes kept in float (e.g. ``/trunk/*``,
+    the trunk; ``/blocks.3/*``, each head's last convolution; the names are those
+    funk_perception/model/onnx_graph.py's export gives). A graph may lack some of them (a one-task graph has
+    no ``/Transpose*``); one that matches none of them is refused."""
+
+    method: str = "minmax"
+    percentile: float = 99.999
+    float_nodes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in CALIBRATION_METHODS:
+            raise ValueError(
+                f"Int8Recipe(method): expected one of {', '.join(CALIBRATION_METHODS)}, found {self.method!r}"
+            )
+        if not 0.0 < float(self.percentile) <= 100.0:
+            raise ValueError(f"Int8Recipe(percentile): expected a value in (0, 100], found {self.percentile}")
+        object.__setattr__(self, "float_nodes", tuple(str(n) for n in self.float_nodes))
 
 
 def check_synthetic(csv: str | Path) -> Path:
@@ -72,11 +101,17 @@ def calibration_inputs(
 
 
 def quantize_int8(
-    fp32: str | Path, out: str | Path, inputs: np.ndarray, metadata: dict[str, str] | None = None, batch: int = 1
+    fp32: str | Path,
+    out: str | Path,
+    inputs: np.ndarray,
+    metadata: dict[str, str] | None = None,
+    batch: int = 1,
+    recipe: Int8Recipe | None = None,
 ) -> Path:
     """Statically quantize the fp32 graph ``fp32`` with activation ranges from ``inputs`` (N, 3, S, S) into
     ``out`` (atomically); ``metadata`` is added to the fp32 graph's ``metadata_props``. ``batch``: images per
-    calibration run, the graph's static batch (1 also serves a dynamic one)."""
+    calibration run, the graph's static batch (1 also serves a dynamic one). ``recipe``: how (default
+    :class:`Int8Recipe`'s defaults)."""
     require_deploy("int8 quantization")
     import onnx
     from onnxruntime.quantization import (
@@ -103,11 +138,24 @@ def quantize_int8(
             i = next(self.starts, None)
             return None if i is None else {INPUT_NAME: inputs[i : i + batch]}
 
+    recipe = recipe or Int8Recipe()
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".onnx-int8-", dir=out.parent) as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(fp32), str(prepared))  # shape inference, as ONNX Runtime's docs ask before quantizing
+        names = [node.name for node in onnx.load(str(prepared), load_external_data=False).graph.node]
+        excluded = [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in recipe.float_nodes)]
+        if recipe.float_nodes and not excluded:  # some parts exist only at some task counts: refuse only a miss
+            raise ValueError(
+                f"Int8Recipe(float_nodes): expected patterns of node names in {fp32}, found none of "
+                f"{list(recipe.float_nodes)} matching there"
+            )
         quantize_static(
             str(prepared),
             str(quantized),
@@ -116,13 +164,16 @@ def quantize_int8(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=methods[recipe.method],
             op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=excluded,
+            extra_options={"CalibPercentile": float(recipe.percentile)},
         )
         model = onnx.load(str(quantized))
     source = {p.key: p.value for p in onnx.load(str(fp32), load_external_data=False).metadata_props}
     del model.metadata_props[:]
-    for key, value in {**source, **(metadata or {})}.items():
+    recipe_entry = {"funk.int8_recipe": json.dumps(asdict(recipe), sort_keys=True)}
+    for key, value in {**source, **(metadata or {}), **recipe_entry}.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     write_bytes_atomic(out, model.SerializeToString())
