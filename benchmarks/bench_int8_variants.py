@@ -44,7 +44,7 @@ from funk_perception.data.annotations import FunKPointDataset  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.intervals import pck_difference, pck_interval  # noqa: E402
 from funk_perception.metrics import pck_correct  # noqa: E402
-from funk_perception.model.onnx_int8 import Int8Recipe, check_synthetic  # noqa: E402
+from funk_perception.model.onnx_int8 import FLOAT_TRUNK, Int8Recipe, check_synthetic  # noqa: E402
 from funk_perception.onnx_backend import default_calibration  # noqa: E402
 from funk_perception.shipped import DEFAULT_CHECKPOINT  # noqa: E402
 from funk_perception.tasks import TASKS  # noqa: E402
@@ -56,10 +56,10 @@ LAST_CONV, MIXES = "/blocks.3/*", "/MatMul*"
 #: the trunk's linear outputs: each block's projection (no activation) and the residual sums, signed values
 TRUNK_LINEAR = ("/trunk/*conv_pwl*", "/trunk/*/Add")
 VARIANTS: dict[str, Int8Recipe] = {
-    "minmax": Int8Recipe(),
-    "percentile-99.999": Int8Recipe(method="percentile", percentile=99.999),
-    "percentile-99.99": Int8Recipe(method="percentile", percentile=99.99),
-    "entropy": Int8Recipe(method="entropy"),
+    "minmax": Int8Recipe(float_nodes=()),
+    "percentile-99.999": Int8Recipe(method="percentile", percentile=99.999, float_nodes=()),
+    "percentile-99.99": Int8Recipe(method="percentile", percentile=99.99, float_nodes=()),
+    "entropy": Int8Recipe(method="entropy", float_nodes=()),
     "minmax-float-last": Int8Recipe(float_nodes=(LAST_CONV,)),
     "minmax-float-mixes": Int8Recipe(float_nodes=(MIXES,)),
     "minmax-float-last-mixes": Int8Recipe(float_nodes=(LAST_CONV, MIXES)),
@@ -67,7 +67,7 @@ VARIANTS: dict[str, Int8Recipe] = {
     "minmax-float-stem": Int8Recipe(float_nodes=("/trunk/body/body.0/*", "/trunk/body/body.1/*")),
     "minmax-float-layer0": Int8Recipe(float_nodes=("/blocks.0/*",)),
     "minmax-float-heads": Int8Recipe(float_nodes=("/blocks.*", "/Conv*", MIXES, "/Reshape*", "/Transpose*")),
-    "minmax-float-trunk": Int8Recipe(float_nodes=("/trunk/*",)),
+    "minmax-float-trunk": Int8Recipe(float_nodes=FLOAT_TRUNK),  # the default since 2026-12-07
     "minmax-float-trunk-dw": Int8Recipe(float_nodes=("/trunk/*conv_dw*",)),
     "minmax-float-trunk-linear": Int8Recipe(float_nodes=TRUNK_LINEAR),
     "minmax-float-trunk-last-stage": Int8Recipe(float_nodes=("/trunk/body/body.6/*",)),

@@ -169,7 +169,7 @@ def markdown(results: dict) -> str:
     lines += [
         "",
         "conv GMAC/s: the fp32 graph's convolution multiply-adds over the convolutions' time (for int8, the "
-        "same count over its integer convolutions' time).",
+        "same count over all its convolutions' time, integer and float).",
         "",
     ]
     return "\n".join(lines)

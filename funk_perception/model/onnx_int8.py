@@ -12,8 +12,13 @@ Choices, measured on the shipped joined lite0 encoder (one CPU thread, docs/DEPL
 - QDQ format, uint8 activations and per-channel int8 weights: ONNX Runtime fuses it into integer
   convolutions (VNNI where the CPU has it). int8 activations ran the same graph 4x slower than fp32,
   uint8 ones 2.5x to 3.5x faster.
-- MinMax ranges over the calibration set (:class:`Int8Recipe`, whose other settings are the variants
-  benchmarks/bench_int8_variants.py compares).
+- The trunk stays fp32 (:data:`FLOAT_TRUNK`); the modular networks, where most of the time is, are int8.
+  Of the 15 recipes benchmarks/bench_int8_variants.py compares (benchmarks/results/int8-variants.md),
+  chosen on held-out synthetic renders: with the whole graph int8, 5.3 % of ``detect``'s keypoints moved
+  by more than 5 % of the image from fp32's; with the trunk fp32, 1.5 %, at 2.7x to 2.8x fp32's speed
+  instead of 2.8x to 3.3x. Calibration methods and other float parts changed little.
+- MinMax ranges over the calibration set (percentile and entropy: no better there; ONNX Runtime 1.32's
+  entropy calibration chose the MinMax ranges).
 - Only :data:`QUANTIZED_OPS`: convolutions, the task mixes and the element-wise ops between them.
   The unit normalisation and the concatenation of the members stay float (quantizing a unit vector's
   division and the concatenated embedding costs precision and no time).
@@ -42,6 +47,8 @@ QUANTIZED_OPS: tuple[str, ...] = ("Conv", "MatMul", "Add", "Relu", "Clip", "Resh
 DEFAULT_CALIBRATION_IMAGES = 64
 #: How activation ranges are read from the calibration runs: ONNX Runtime's CalibrationMethod of each name.
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+#: The trunk's nodes (funk_perception/model/onnx_graph.py names them ``/trunk/...``): kept fp32 by default.
+FLOAT_TRUNK: tuple[str, ...] = ("/trunk/*",)
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class Int8Recipe:
 
     method: str = "minmax"
     percentile: float = 99.999
-    float_nodes: tuple[str, ...] = ()
+    float_nodes: tuple[str, ...] = FLOAT_TRUNK
 
     def __post_init__(self) -> None:
         if self.method not in CALIBRATION_METHODS:
