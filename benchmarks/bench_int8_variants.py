@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> dict:
         detector = load(args.model, args.threads, recipe)
         row = {
             "variant": name,
-            "recipe": recipe.__dict__,
+            "recipe": asdict(recipe),
             "fidelity": fidelity(heldout_outputs(detector, images), reference),
         }
         if dev:
