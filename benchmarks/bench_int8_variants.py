@@ -23,7 +23,6 @@ Writes benchmarks/results/int8-variants.json and .md (docs/DEPLOY.md reports eve
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_onnx import timed, uptime  # noqa: E402
 from bench_onnx_accuracy import TOLERANCE_POINTS, ground_truth, predictions  # noqa: E402
-from common import report_header, report_main  # noqa: E402
+from common import model_record, report_header, report_main  # noqa: E402
 
 from funk_perception.data.annotations import FunKPointDataset  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
@@ -176,11 +175,9 @@ def run(args: argparse.Namespace) -> dict:
             speed.setdefault(name, {})[label] = {"median_ms": ms, "speedup_vs_fp32": fp32_ms / ms}
     for row in rows:
         row["speed"] = speed[row["variant"]]
-    model = Path(args.model)
     return {
         **report_header(["benchmarks/bench_int8_variants.py", *args.argv]),
-        "model": str(model),
-        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        **model_record(args.model),
         "heldout": str(args.heldout),
         "heldout_images": len(images),
         "data": str(args.data) if args.data else None,

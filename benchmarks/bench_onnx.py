@@ -18,7 +18,6 @@ benchmarks/bench_onnx_accuracy.py).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import statistics
@@ -34,7 +33,7 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import cpu_model, report_header, report_main  # noqa: E402
+from common import cpu_model, model_record, report_header, report_main  # noqa: E402
 
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.shipped import DEFAULT_CHECKPOINT  # noqa: E402
@@ -137,7 +136,6 @@ def run(args: argparse.Namespace) -> dict:
                         "meets_target": None if name not in TARGETS else bool(speedup >= TARGETS[name]),
                     }
                 )
-    model = Path(args.model)
     return {
         **report_header(["benchmarks/bench_onnx.py", *args.argv]),
         "machine": machine(),
@@ -145,8 +143,7 @@ def run(args: argparse.Namespace) -> dict:
         "uptime_after": after,
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
-        "model": str(model),
-        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        **model_record(args.model),
         "size": args.size,
         "batch": 1,
         "threads": args.threads,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import torch  # noqa: F401  isort: skip  (first, before anything that could create a GL context)
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import rclpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import machine, report_header, write_report  # noqa: E402
+from common import machine, model_record, report_header, write_report  # noqa: E402
 
 from funk_perception.onnx_backend import check_backend  # noqa: E402
 from funk_perception.ros import client, transport  # noqa: E402
@@ -220,8 +219,7 @@ def run(args: argparse.Namespace) -> dict:
         "node_parameters": "defaults except tasks, device, threads (and backend, precision)",
         "camera_profile": camera_profile,
         # the node loads the shipped default: name the file, so figures can be matched to the model they measured
-        "model": str(model),
-        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        **model_record(model),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -100,6 +101,11 @@ def write_report(out: Path, stem: str, results: dict, markdown: Callable[[dict],
     write_text_atomic(out / f"{stem}.md", text)
     print(text)
     return 0
+
+
+def model_record(path: str | Path) -> dict[str, str]:
+    """What a report says of the checkpoint it measured: its path and its sha256 (to match figures to files)."""
+    return {"model": str(path), "model_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
 def report_main(

@@ -27,7 +27,6 @@ benchmarks/gpu_suite.sh runs it with the settings the lent GPU machine needs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import statistics
@@ -42,7 +41,7 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import cpu_model, report_header, write_report  # noqa: E402
+from common import cpu_model, model_record, report_header, write_report  # noqa: E402
 
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.model import FunctionalEncoder, build_trunk  # noqa: E402
@@ -346,8 +345,7 @@ def write(args: argparse.Namespace, argv: Sequence[str], start: float, trunk_wei
         **report_header(["benchmarks/gpu_suite.py", *argv]),
         "seconds": time.perf_counter() - start,
         "machine": machine(),
-        "model": str(args.model),
-        "model_sha256": hashlib.sha256(Path(args.model).read_bytes()).hexdigest(),
+        **model_record(args.model),
         "trunk_weights": trunk_weights,
         "cpu_threads": torch.get_num_threads(),
         "targets": TARGETS,

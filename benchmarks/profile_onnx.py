@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ import torch  # before anything that could create a GL context (docs/DESIGN.md, 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_onnx import SAMPLE, machine  # noqa: E402
-from common import report_header, report_main  # noqa: E402
+from common import model_record, report_header, report_main  # noqa: E402
 
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
 from funk_perception.shipped import DEFAULT_CHECKPOINT  # noqa: E402
@@ -132,13 +131,11 @@ def run(args: argparse.Namespace) -> dict:
             row[f"ort-{precision}"] = summary(per_op, ("Conv", "QLinearConv", "NchwcConv", "FusedConv"), macs)
         rows.append(row)
         print(label, json.dumps(row, indent=1), flush=True)
-    model = Path(args.model)
     return {
         **report_header(["benchmarks/profile_onnx.py", *args.argv]),
         "machine": machine(),
         "load_average": list(os.getloadavg()),
-        "model": str(model),
-        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        **model_record(args.model),
         "calls": args.calls,
         "rows": rows,
     }

@@ -45,8 +45,8 @@ SYNTH_GENERATOR = "funk_perception.data.synth"
 QUANTIZED_OPS: tuple[str, ...] = ("Conv", "MatMul", "Add", "Relu", "Clip", "Reshape", "Transpose")
 #: Calibration images used at most (the first of the CSV, in its order): the ranges settle well before.
 DEFAULT_CALIBRATION_IMAGES = 64
-#: How activation ranges are read from the calibration runs: ONNX Runtime's CalibrationMethod of each name.
-CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+#: How activation ranges are read from the calibration runs: each name's member of ONNX Runtime's CalibrationMethod.
+CALIBRATION_METHODS: dict[str, str] = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 #: The trunk's nodes (funk_perception/model/onnx_graph.py names them ``/trunk/...``): kept fp32 by default.
 FLOAT_TRUNK: tuple[str, ...] = ("/trunk/*",)
 
@@ -146,11 +146,6 @@ def quantize_int8(
             return None if i is None else {INPUT_NAME: inputs[i : i + batch]}
 
     recipe = recipe or Int8Recipe()
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "percentile": CalibrationMethod.Percentile,
-        "entropy": CalibrationMethod.Entropy,
-    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".onnx-int8-", dir=out.parent) as tmp:
@@ -171,7 +166,7 @@ def quantize_int8(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=methods[recipe.method],
+            calibrate_method=CalibrationMethod[CALIBRATION_METHODS[recipe.method]],
             op_types_to_quantize=list(QUANTIZED_OPS),
             nodes_to_exclude=excluded,
             extra_options={"CalibPercentile": float(recipe.percentile)},
