@@ -10,7 +10,9 @@ on every (reference, target, task) triplet, once per backend. PCK@0.1 (refined) 
 interval over images (funk_perception/intervals.py) per backend, and each backend's difference to the
 one before it (fp32 - torch, int8 - fp32) with its paired interval: the figure that says whether int8
 costs accuracy, which two unpaired intervals of +-5 points cannot. The int8 graphs are calibrated on the
-shipped synthetic renders (funk_perception/model/onnx_int8.py), never on ``--data``. Writes
+shipped synthetic renders (funk_perception/model/onnx_int8.py), never on ``--data``. Also, on the shipped
+samples, how far each backend's ``detect`` keypoints lie from torch's (the figures tests/test_onnx_export.py
+bounds). Writes
 benchmarks/results/onnx-accuracy.json and .md. ``evaluate --backend onnxruntime [--precision int8]``
 gives the full tables of the same backends (docs/DEPLOY.md).
 """
@@ -18,19 +20,19 @@ gives the full tables of the same backends (docs/DEPLOY.md).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch  # before anything that could create a GL context (docs/DESIGN.md, "Import torch first")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import report_header, report_main  # noqa: E402
+from common import model_record, report_header, report_main  # noqa: E402
 
 from funk_perception.data.pairs import evaluation_pairs  # noqa: E402
 from funk_perception.detector import FunctionalKeypointDetector  # noqa: E402
@@ -49,6 +51,11 @@ BACKENDS: tuple[tuple[str, str, str], ...] = (
 )
 #: the deployment target (docs/DEPLOY.md): int8 detect and transfer PCK@0.1 within this many points of fp32
 TOLERANCE_POINTS = 1.0
+#: the shipped synthetic samples and tasks on which each backend's keypoints are compared with torch's, in pixels
+#: (tests/test_onnx_export.py holds int8 to these figures' limits)
+SAMPLES = sorted((ROOT / "samples" / "synth" / "images").glob("*/*.jpg"))
+SAMPLE_TASKS = ("pour", "scoop")
+NEAR_FRACTION = 0.05  # of the image side
 
 
 def predictions(detector: FunctionalKeypointDetector, dataset, rows, pairs) -> dict[str, np.ndarray]:
@@ -96,18 +103,36 @@ def ground_truth(data: Path, model: str, seed: int) -> tuple[object, list, list,
     return dataset, rows, pairs, truth
 
 
+def sample_points(detector: FunctionalKeypointDetector) -> np.ndarray:
+    """``detect``'s points (pixels) of :data:`SAMPLE_TASKS` on every shipped sample: (N * T, K, 2)."""
+    found = [detector.detect(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), SAMPLE_TASKS) for p in SAMPLES]
+    return np.stack([f[t].points for f in found for t in SAMPLE_TASKS])
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     dataset, rows, pairs, truth = ground_truth(args.data, args.model, args.seed)
     targets = sorted({p.target for p in pairs})
     hits: dict[str, dict[str, np.ndarray]] = {}
     seconds = {}
+    points = {}
     for name, backend, precision in BACKENDS:
         start = time.perf_counter()
         detector = FunctionalKeypointDetector.load(args.model, device="cpu", backend=backend, precision=precision)
         found = predictions(detector, dataset, rows, pairs)
         seconds[name] = round(time.perf_counter() - start, 1)
         hits[name] = {what: pck_correct(found[what], truth[what][0], 0.1) for what in found}
+        points[name] = sample_points(detector)
+    side = float(cv2.imread(str(SAMPLES[0])).shape[0])
+    samples = {}
+    for name, _, _ in BACKENDS[1:]:
+        distance = np.linalg.norm(points[name] - points["torch"], axis=-1).ravel()
+        samples[name] = {
+            "keypoints": int(distance.size),
+            "median_px": float(np.median(distance)),
+            "p90_px": float(np.percentile(distance, 90)),
+            "near_share": float((distance <= NEAR_FRACTION * side).mean()),
+        }
     table = []
     for what, (_, valid, images) in truth.items():
         previous = None
@@ -127,19 +152,18 @@ def run(args: argparse.Namespace) -> dict:
             table.append(entry)
             previous = name
     int8 = {e["what"]: e["difference"]["difference"] for e in table if e["backend"] == "ort-int8"}
-    model = Path(args.model)
     return {
         **report_header(["benchmarks/bench_onnx_accuracy.py", *args.argv]),
         "load_average": list(os.getloadavg()),
         "data": str(args.data),
-        "model": str(model),
-        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        **model_record(args.model),
         "seed": args.seed,
         "targets": len(targets),
         "pairs": len(pairs),
         "seconds": seconds,
         "rows": table,
         "int8_within_tolerance": {what: abs(d) <= TOLERANCE_POINTS for what, d in int8.items()},
+        "samples": {"images": len(SAMPLES), "tasks": list(SAMPLE_TASKS), "side_px": side, "vs_torch": samples},
         "tolerance_points": TOLERANCE_POINTS,
     }
 
@@ -172,6 +196,19 @@ def markdown(results: dict) -> str:
         f"{what}: {'within' if ok else 'NOT within'}" for what, ok in results["int8_within_tolerance"].items()
     )
     lines += ["", f"int8 against fp32, {results['tolerance_points']:g} point tolerance: {verdict}.", ""]
+    shipped = results["samples"]
+    lines += [
+        f"On the {shipped['images']} shipped synthetic samples ({', '.join(shipped['tasks'])}; "
+        f"{shipped['side_px']:.0f} px images), each backend's `detect` keypoints against torch's:",
+        "",
+        f"| backend | keypoints | median px | 90th percentile px | within {NEAR_FRACTION:g} of the side |",
+        "|---|---|---|---|---|",
+    ]
+    for name, d in shipped["vs_torch"].items():
+        lines.append(
+            f"| {name} | {d['keypoints']} | {d['median_px']:.2f} | {d['p90_px']:.2f} | {100 * d['near_share']:.1f} % |"
+        )
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -37,8 +37,8 @@ SAMPLES = sorted((ROOT / "samples" / "synth" / "images").glob("*/*.jpg"))
 TASKS = ["pour", "scoop"]
 #: The int8 graph's keypoints against torch's on the 45 shipped samples, 2 tasks (450 keypoints, 224 x 224),
 #: default recipe (trunk fp32, funk_perception/model/onnx_int8.py): median 0.07 px, 90th percentile 0.19 px,
-#: 99.1 % within 0.05 of the image side (measured 2026-12-07; the whole graph in int8 gave 0.45 px, 1.7 px and
-#: 95.6 %). A few keypoints whose bank votes have two near-equal peaks jump to the other one, hence a share.
+#: 99.1 % within 0.05 of the image side (benchmarks/bench_onnx_accuracy.py, 2026-12-07). A few keypoints whose
+#: bank votes have two near-equal peaks jump to the other one, hence a share.
 INT8_MEDIAN_PX = 0.3
 INT8_P90_PX = 1.0
 INT8_NEAR_SHARE = 0.98  # of keypoints within 0.05 * 224 = 11.2 px
